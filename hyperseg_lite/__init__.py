@@ -1,0 +1,13 @@
+"""hyperseg-lite: HyperSeg (universal segmentation with an LLM) as a small, tested, runnable package."""
+
+from .configuration_hyperseg import HyperSegConfig, HyperSegDecoderConfig, HyperSegPerceiverConfig
+from .loading import LoadedModel, build_random_model, load_model
+from .modeling.modeling_hyperseg import HyperSegForSegmentation, HyperSegOutput, ImageFeatures
+from .modeling.temporal_adapter import TemporalState
+from .processing_hyperseg import HyperSegProcessor
+
+__all__ = [
+    "HyperSegConfig", "HyperSegDecoderConfig", "HyperSegPerceiverConfig", "HyperSegForSegmentation", "HyperSegOutput",
+    "HyperSegProcessor", "ImageFeatures", "LoadedModel", "TemporalState", "build_random_model", "load_model",
+]
+__version__ = "0.1.0"

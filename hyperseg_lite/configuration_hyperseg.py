@@ -1,0 +1,188 @@
+"""``HyperSegConfig``: one transformers config holding every part of the model, plus named presets.
+
+Sub-configs:
+
+* ``text_config`` - any ``AutoModelForCausalLM`` config (Phi-2 for ``3b``, a small Llama for ``tiny``/``lite``);
+* ``vision_config`` - the global vision tower (SigLIP; any transformers vision config with hidden states);
+* ``pyramid_config`` - the mask backbone giving 4 scales at strides 4/8/16/32 (Swin via ``SwinBackbone``);
+* ``perceiver_config`` - the Fine-grained Visual Perceiver (FVP);
+* ``decoder_config`` - the Mask2Former-style pixel decoder and masked-attention transformer decoder.
+
+Presets (``HyperSegConfig.from_preset(name)``) are the same code with other numbers:
+``tiny`` (unit tests), ``lite`` (the embedded model trained here), ``3b`` (the paper / released checkpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+class HyperSegPerceiverConfig(PreTrainedConfig):
+    """Fine-grained Visual Perceiver: latents cross-attend to one pyramid scale per layer (paper Eq. 1-2).
+
+    ``conditional_gate`` switches on the paper's ``P_j = P_{j-1} + tanh(MLP(P^_j)) * P^_j``; the released
+    code has no gate (upstream issue #5), so the default follows the code.
+    """
+
+    model_type = "hyperseg_perceiver"
+
+    num_latents: int = 128
+    hidden_size: int = 512
+    num_layers: int = 3
+    num_heads: int = 8
+    head_dim: int = 64
+    ff_mult: int = 4
+    conditional_gate: bool = False
+    # indices into the 4 pyramid levels (res2..res5) that feed the perceiver, one per layer
+    pyramid_levels: list[int] | tuple[int, ...] = (1, 2, 3)
+
+
+class HyperSegDecoderConfig(PreTrainedConfig):
+    """Mask2Former pixel decoder (multi-scale deformable attention) + masked-attention query decoder."""
+
+    model_type = "hyperseg_decoder"
+
+    hidden_dim: int = 256
+    num_queries: int = 100
+    num_heads: int = 8
+    dim_feedforward: int = 2048
+    num_layers: int = 9
+    mask_dim: int = 256
+    pixel_decoder_layers: int = 6
+    pixel_decoder_ffn: int = 1024
+    num_points: int = 4
+    num_groups: int = 32
+
+
+class HyperSegConfig(PreTrainedConfig):
+    model_type = "hyperseg_lite"
+
+    sub_configs_defaults = {
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="siglip_vision_model"),
+        "pyramid_config": SubConfigSpec(config_class=AutoConfig, model_type="swin"),
+        "perceiver_config": SubConfigSpec(config_class=HyperSegPerceiverConfig),
+        "decoder_config": SubConfigSpec(config_class=HyperSegDecoderConfig),
+    }
+
+    text_config: dict | PreTrainedConfig | None = None
+    vision_config: dict | PreTrainedConfig | None = None
+    pyramid_config: dict | PreTrainedConfig | None = None
+    perceiver_config: dict | PreTrainedConfig | None = None
+    decoder_config: dict | PreTrainedConfig | None = None
+
+    preset: str = "custom"
+    # --- inputs ---
+    image_size: int = 1024  # pyramid branch: longest side resized to this, then padded to a square
+    pixel_mean: list[float] | tuple[float, ...] = (123.675, 116.28, 103.53)  # Mask2Former / ImageNet, 0-255
+    pixel_std: list[float] | tuple[float, ...] = (58.395, 57.12, 57.375)
+    global_image_mean: list[float] | tuple[float, ...] = (127.5, 127.5, 127.5)  # SigLIP: (x/255 - 0.5) / 0.5
+    global_image_std: list[float] | tuple[float, ...] = (127.5, 127.5, 127.5)
+    # --- global tower / projector ---
+    vision_feature_layer: int = -2
+    projector_hidden_act: str = "gelu"
+    # --- tokens ---
+    seg_token_id: int | None = None  # vocabulary id of [SEG], filled in from the tokenizer
+    # --- visual prompts (radii in pixels at `region_reference_size`, scaled to the real image) ---
+    region_num_points: int = 512
+    point_radius: int = 10
+    scribble_radius: int = 5
+    region_reference_size: int = 1024
+    # --- temporal adapter ---
+    global_prompt_aggregation: bool = True
+    local_space_time_injection: bool = True
+    # --- losses (paper Eq. 5-6; defaults from Mask2Former where the paper gives none) ---
+    loss_text_weight: float = 1.0
+    loss_class_weight: float = 2.0
+    loss_mask_bce_weight: float = 5.0
+    loss_dice_weight: float = 5.0
+    loss_instance_weight: float = 1.0
+    loss_num_points: int = 12544
+    no_object_weight: float = 0.1
+    # --- prompts ---
+    prompt_wording: str = "official"
+    max_text_tokens: int = 256  # longest user text (expression / question / class names) accepted
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)
+        if self.decoder_config.num_queries < 1:
+            raise ValueError("decoder_config.num_queries must be positive")
+        if len(self.perceiver_config.pyramid_levels) != self.perceiver_config.num_layers:
+            raise ValueError("the perceiver needs one pyramid level per layer")
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "HyperSegConfig":
+        """Build a named preset: ``tiny``, ``lite`` or ``3b``; keyword overrides replace top-level fields."""
+        try:
+            builder = _PRESETS[name]
+        except KeyError:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(_PRESETS)}") from None
+        kwargs = builder()
+        kwargs.update(overrides)
+        return cls(preset=name, **kwargs)
+
+    @property
+    def llm_hidden_size(self) -> int:
+        return self.text_config.hidden_size
+
+
+def _tiny() -> dict[str, Any]:
+    return dict(
+        text_config=dict(model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=272, max_position_embeddings=2048,
+                         tie_word_embeddings=False),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, image_size=32, patch_size=8, vision_use_head=False),
+        pyramid_config=dict(model_type="swin", image_size=64, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
+                            window_size=2, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        perceiver_config=dict(num_latents=8, hidden_size=16, num_layers=3, num_heads=2, head_dim=8),
+        decoder_config=dict(hidden_dim=32, num_queries=10, num_heads=4, dim_feedforward=64, num_layers=3, mask_dim=32,
+                            pixel_decoder_layers=1, pixel_decoder_ffn=64, num_points=4, num_groups=8),
+        image_size=64,
+        loss_num_points=256,
+    )
+
+
+def _lite() -> dict[str, Any]:
+    return dict(
+        text_config=dict(model_type="llama", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=272, max_position_embeddings=2048,
+                         tie_word_embeddings=False),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=128, intermediate_size=384, num_hidden_layers=3,
+                           num_attention_heads=4, image_size=128, patch_size=16, vision_use_head=False),
+        pyramid_config=dict(model_type="swin", image_size=256, embed_dim=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
+                            window_size=8, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        perceiver_config=dict(num_latents=32, hidden_size=128, num_layers=3, num_heads=4, head_dim=32),
+        decoder_config=dict(hidden_dim=128, num_queries=20, num_heads=4, dim_feedforward=512, num_layers=6, mask_dim=128,
+                            pixel_decoder_layers=2, pixel_decoder_ffn=256, num_points=4, num_groups=16),
+        image_size=256,
+        loss_num_points=4096,
+    )
+
+
+def _3b() -> dict[str, Any]:
+    """HyperSeg-3B as released: Mipha-3B (Phi-2) + SigLIP so400m/14-384 + Swin-B @1024 (see shared params table)."""
+    return dict(
+        text_config=dict(model_type="phi", hidden_size=2560, intermediate_size=10240, num_hidden_layers=32,
+                         num_attention_heads=32, num_key_value_heads=32, vocab_size=51200, partial_rotary_factor=0.4,
+                         layer_norm_eps=1e-5, hidden_act="gelu_new", max_position_embeddings=2048,
+                         tie_word_embeddings=False, rope_theta=10000.0),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=1152, intermediate_size=4304,
+                           num_hidden_layers=27, num_attention_heads=16, image_size=384, patch_size=14,
+                           vision_use_head=False),
+        pyramid_config=dict(model_type="swin", image_size=1024, embed_dim=128, depths=[2, 2, 18, 2],
+                            num_heads=[4, 8, 16, 32], window_size=12, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        perceiver_config=dict(num_latents=128, hidden_size=512, num_layers=3, num_heads=8, head_dim=64),
+        decoder_config=dict(hidden_dim=256, num_queries=100, num_heads=8, dim_feedforward=2048, num_layers=9,
+                            mask_dim=256, pixel_decoder_layers=6, pixel_decoder_ffn=1024, num_points=4, num_groups=32),
+        image_size=1024,
+        seg_token_id=50295,
+    )
+
+
+_PRESETS = {"tiny": _tiny, "lite": _lite, "3b": _3b}
+PRESET_NAMES = tuple(_PRESETS)

@@ -1,0 +1,111 @@
+"""Hybrid Entity Recognition (HER), paper Sec. 3.4: prompt embeddings and semantically enhanced mask tokens.
+
+After the single LLM pass, the hidden states are read at fixed places:
+
+* mask tokens: the positions of the ``<seg>`` queries -> ``E_Q`` (projected to the decoder width);
+* referring / reasoning: the mean over the expression tokens and their ``[SEG]`` (``<refer>`` span);
+* class prompts: one mean per class name span (name tokens + ``[SEG]``) -> one embedding per class;
+* visual prompts: the hidden state at each ``<region>`` position.
+
+The segmentation predictor scores every mask token against these prompt embeddings by dot products,
+so recognition ("which prompt does this mask answer, if any") uses the LLM's semantics, while the masks
+come from the decoder: the hybrid of generation-based and decoder-based recognition.
+
+All poolings are batched (one-hot matmuls / masked sums), no Python loop over tokens or samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..constants import REGION_TOKEN_INDEX, SEG_TOKEN_INDEX
+
+
+@dataclass
+class PromptEmbeddings:
+    mask_queries: torch.Tensor  # (B, Q, D)
+    refer: torch.Tensor  # (B, 1, D)
+    refer_valid: torch.Tensor  # (B,)
+    classes: torch.Tensor  # (B, K, D)
+    class_valid: torch.Tensor  # (B, K)
+    regions: torch.Tensor  # (B, R, D)
+    region_valid: torch.Tensor  # (B, R)
+
+
+def gather_fixed(hidden: torch.Tensor, input_ids: torch.Tensor, token_id: int, count: int) -> torch.Tensor:
+    """Hidden states at the ``count`` positions per row holding ``token_id`` -> (B, count, H)."""
+    selected = hidden[input_ids == token_id]
+    if selected.shape[0] != hidden.shape[0] * count:
+        raise ValueError(f"every prompt must contain exactly {count} positions of placeholder {token_id}")
+    return selected.view(hidden.shape[0], count, hidden.shape[-1])
+
+
+def mean_over_mask(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of hidden states where ``mask`` (B, L) is true -> (B, 1, H) and validity (B,)."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    count = weights.sum(dim=1)
+    pooled = (hidden * weights).sum(dim=1) / count.clamp(min=1)
+    return pooled.unsqueeze(1), count.squeeze(-1) > 0
+
+
+def mean_over_spans(hidden: torch.Tensor, spans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``spans`` (B, L) holds k+1 on span k -> per-span means (B, K, H) and validity (B, K)."""
+    num_spans = int(spans.max().item()) if spans.numel() else 0
+    if num_spans == 0:
+        return hidden.new_zeros((hidden.shape[0], 0, hidden.shape[-1])), spans.new_zeros((hidden.shape[0], 0), dtype=torch.bool)
+    one_hot = F.one_hot(spans, num_spans + 1)[..., 1:].to(hidden.dtype)  # (B, L, K)
+    counts = one_hot.sum(dim=1)  # (B, K)
+    sums = one_hot.transpose(1, 2) @ hidden  # (B, K, H)
+    return sums / counts.clamp(min=1).unsqueeze(-1), counts > 0
+
+
+def gather_variable(hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states at a variable number of positions per row -> (B, R, H) zero padded, validity (B, R)."""
+    batch, _, width = hidden.shape
+    per_row = positions.sum(dim=1)
+    num = int(per_row.max().item()) if positions.numel() else 0
+    out = hidden.new_zeros((batch, num, width))
+    valid = torch.zeros((batch, num), dtype=torch.bool, device=hidden.device)
+    if num:
+        rows, _ = torch.nonzero(positions, as_tuple=True)
+        rank = (positions.long().cumsum(dim=1) - 1)[positions]
+        out[rows, rank] = hidden[positions]
+        valid[rows, rank] = True
+    return out, valid
+
+
+class HybridEntityRecognition(nn.Module):
+    """Projects the LLM's hidden states to the decoder width, one projector per role (as the release)."""
+
+    def __init__(self, llm_hidden: int, decoder_dim: int) -> None:
+        super().__init__()
+        self.mask_query_projector = nn.Linear(llm_hidden, decoder_dim)  # official: seg_query_projector
+        self.refer_projector = nn.Linear(llm_hidden, decoder_dim)  # official: SEG_token_projector
+        self.class_projector = nn.Linear(llm_hidden, decoder_dim)  # official: class_name_projector
+        self.region_projector = nn.Linear(llm_hidden, decoder_dim)  # official: region_projector
+
+    def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor, class_spans: torch.Tensor | None,
+                refer_mask: torch.Tensor | None, num_queries: int) -> PromptEmbeddings:
+        hidden = hidden.to(self.mask_query_projector.weight.dtype)
+        batch = hidden.shape[0]
+        mask_queries = self.mask_query_projector(gather_fixed(hidden, input_ids, SEG_TOKEN_INDEX, num_queries))
+        if refer_mask is None:
+            refer_mask = torch.zeros_like(input_ids, dtype=torch.bool)
+        refer, refer_valid = mean_over_mask(hidden, refer_mask)
+        if class_spans is None:
+            class_spans = torch.zeros_like(input_ids)
+        classes, class_valid = mean_over_spans(hidden, class_spans)
+        regions, region_valid = gather_variable(hidden, input_ids == REGION_TOKEN_INDEX)
+        return PromptEmbeddings(
+            mask_queries=mask_queries,
+            refer=self.refer_projector(refer),
+            refer_valid=refer_valid,
+            classes=self.class_projector(classes) if classes.shape[1] else classes.new_zeros((batch, 0, mask_queries.shape[-1])),
+            class_valid=class_valid,
+            regions=self.region_projector(regions) if regions.shape[1] else regions.new_zeros((batch, 0, mask_queries.shape[-1])),
+            region_valid=region_valid,
+        )

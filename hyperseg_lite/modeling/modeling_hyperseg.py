@@ -1,0 +1,339 @@
+"""``HyperSegForSegmentation``: composes the parts; each part lives in its own file.
+
+Data flow for one frame (paper Fig. 2):
+
+1. ``encode_images``: pyramid features (Swin) -> pixel decoder (mask features + 3 scales) and the FVP tokens;
+   global tokens (SigLIP -> projector). Computed once per image and reusable for many prompts
+   (:meth:`ImageFeatures.select`).
+2. ``segment``: prompt ids -> one LLM pass with every placeholder filled (:mod:`.prompt_assembly`) ->
+   HER reads mask tokens and prompt embeddings (:mod:`.entity_recognition`) -> temporal adapter
+   (video) -> masked-attention decoder -> masks, per-prompt scores, instance embeddings.
+3. ``forward`` = both, plus the losses when targets / labels are given.
+
+The model knows nothing of files, UIs or datasets: inputs are tensors made by :mod:`..processing_hyperseg`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ..configuration_hyperseg import HyperSegConfig
+from ..constants import IGNORE_INDEX, TEMPORAL_TOKEN_INDEX
+from .entity_recognition import HybridEntityRecognition, PromptEmbeddings, gather_fixed
+from .losses import HyperSegCriterion, SegmentationTarget, instance_contrastive_loss
+from .mask_decoder import MaskDecoder
+from .matcher import HungarianMatcher
+from .perceiver import FineGrainedVisualPerceiver
+from .pixel_decoder import PixelDecoder
+from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
+from .pyramid_backbone import PyramidBackbone
+from .region_pooling import pool_regions
+from .temporal_adapter import TemporalState, aggregate_prompts
+from .vision_tower import GlobalVisionTower
+
+PROMPT_KINDS = ("refer", "class", "region")
+
+
+@dataclass
+class ImageFeatures:
+    """Everything computed from the pixels alone (plus the FVP latents in video)."""
+
+    mask_features: torch.Tensor  # (B, mask_dim, S/4, S/4)
+    multi_scale_features: list[torch.Tensor]  # 3 scales for the masked-attention decoder
+    global_tokens: torch.Tensor  # (B, N, H) projected global vision tokens
+    fvp_tokens: torch.Tensor  # (B, P, H) Fine-grained Visual Perceiver tokens
+    perceiver_attention: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        return self.mask_features.shape[0]
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> "ImageFeatures":
+        """Rows ``index`` (e.g. ``[0, 0, 0]`` to ask three prompts about one image without re-encoding it)."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.mask_features.device)
+        pick = lambda t: t.index_select(0, index)  # noqa: E731
+        return ImageFeatures(pick(self.mask_features), [pick(t) for t in self.multi_scale_features],
+                             pick(self.global_tokens), pick(self.fvp_tokens),
+                             [pick(a) for a in self.perceiver_attention])
+
+
+@dataclass
+class HyperSegOutput(ModelOutput):
+    """All outputs of one frame. ``prompt_logits`` unifies the three prompt kinds per sample."""
+
+    loss: torch.Tensor | None = None
+    loss_dict: dict[str, torch.Tensor] | None = None
+    pred_masks: torch.Tensor | None = None  # (B, Q, S/4, S/4) logits on the padded square
+    prompt_logits: torch.Tensor | None = None  # (B, Q, K): query q vs prompt k (expression / class / region)
+    prompt_valid: torch.Tensor | None = None  # (B, K)
+    prompt_kind: list[str] | None = None  # per sample: "refer", "class" or "region"
+    instance_embeddings: torch.Tensor | None = None  # (B, Q, D) for association across frames
+    query_states: torch.Tensor | None = None
+    text_logits: torch.Tensor | None = None  # only at supervised positions, when labels are given
+    temporal_state: TemporalState | None = None
+    matched_indices: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    aux_outputs: list[dict] | None = None
+    intermediate_masks: list[torch.Tensor] | None = None
+    perceiver_attention: list[torch.Tensor] | None = None
+
+
+class HyperSegPreTrainedModel(PreTrainedModel):
+    config_class = HyperSegConfig
+    base_model_prefix = "hyperseg"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Every part initialises itself in its constructor (sub-models via their own ``post_init``)."""
+
+
+class HyperSegForSegmentation(HyperSegPreTrainedModel):
+    def __init__(self, config: HyperSegConfig) -> None:
+        super().__init__(config)
+        llm_hidden = config.text_config.hidden_size
+        dec = config.decoder_config
+        per = config.perceiver_config
+        self.llm = AutoModelForCausalLM.from_config(config.text_config)
+        self.global_vision = GlobalVisionTower(config.vision_config, llm_hidden, config.vision_feature_layer)
+        self.pyramid = PyramidBackbone(config.pyramid_config)
+        self.perceiver = FineGrainedVisualPerceiver(
+            in_channels=self.pyramid.channels, num_latents=per.num_latents, dim=per.hidden_size,
+            num_layers=per.num_layers, num_heads=per.num_heads, head_dim=per.head_dim, ff_mult=per.ff_mult,
+            llm_hidden=llm_hidden, pyramid_levels=list(per.pyramid_levels), conditional_gate=per.conditional_gate)
+        self.mask_queries = nn.Parameter(torch.zeros(dec.num_queries, llm_hidden))  # official: seg_query
+        nn.init.normal_(self.mask_queries, std=0.02)
+        self.entity_recognition = HybridEntityRecognition(llm_hidden, dec.hidden_dim)
+        self.pixel_decoder = PixelDecoder(
+            in_channels=self.pyramid.channels, conv_dim=dec.hidden_dim, mask_dim=dec.mask_dim, num_heads=dec.num_heads,
+            dim_feedforward=dec.pixel_decoder_ffn, num_encoder_layers=dec.pixel_decoder_layers,
+            num_points=dec.num_points, num_groups=dec.num_groups)
+        self.mask_decoder = MaskDecoder(
+            hidden_dim=dec.hidden_dim, num_queries=dec.num_queries, num_heads=dec.num_heads,
+            dim_feedforward=dec.dim_feedforward, num_layers=dec.num_layers, mask_dim=dec.mask_dim)
+        self.criterion = HyperSegCriterion(
+            matcher=HungarianMatcher(cost_class=config.loss_class_weight, cost_mask=config.loss_mask_bce_weight,
+                                     cost_dice=config.loss_dice_weight, num_points=config.loss_num_points),
+            class_weight=config.loss_class_weight, mask_weight=config.loss_mask_bce_weight,
+            dice_weight=config.loss_dice_weight, instance_weight=config.loss_instance_weight,
+            num_points=config.loss_num_points, eos_coef=config.no_object_weight)
+        self._no_split_modules = list(dict.fromkeys(
+            list(getattr(self.llm, "_no_split_modules", None) or []) + ["GlobalVisionTower", "PyramidBackbone",
+                                                                   "FineGrainedVisualPerceiver", "PixelDecoder",
+                                                                   "MaskDecoder"]))
+        self.post_init()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def num_queries(self) -> int:
+        return self.config.decoder_config.num_queries
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.llm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.llm.set_input_embeddings(value)
+
+    def _llm_body(self) -> nn.Module:
+        return self.llm.base_model if hasattr(self.llm, "base_model") else self.llm.model
+
+    def _vision_dtype(self) -> torch.dtype:
+        return self.pixel_decoder.mask_features.weight.dtype
+
+    # ------------------------------------------------------------------ stage 1: pixels
+    def encode_images(self, pixel_values: torch.Tensor, global_pixel_values: torch.Tensor,
+                      temporal_state: TemporalState | None = None, return_attention: bool = False) -> ImageFeatures:
+        """(B, 3, S, S) pyramid input and (B, 3, G, G) global input -> :class:`ImageFeatures`."""
+        pyramid = self.pyramid(pixel_values)
+        mask_features, multi_scale = self.pixel_decoder([f.to(self._vision_dtype()) for f in pyramid])
+        latents = None
+        if temporal_state is not None and temporal_state.latents is not None and self.config.local_space_time_injection:
+            latents = temporal_state.latents
+        fvp_tokens, attention = self.perceiver(pyramid, latents, return_attention=return_attention)
+        global_tokens = self.global_vision(global_pixel_values)
+        return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention)
+
+    def region_features(self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None,
+                        mode: str = "area") -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Per-sample (R_b, H, W) bool masks -> pooled global features (B, R, H) padded + validity (B, R)."""
+        if region_masks is None or all(m is None or m.shape[0] == 0 for m in region_masks):
+            return None, None
+        if len(region_masks) != image_features.batch_size:
+            raise ValueError("give one (possibly empty) stack of region masks per prompt")
+        pooled = [pool_regions(tokens, masks, mode=mode) if masks is not None and masks.shape[0]
+                  else tokens.new_zeros((0, tokens.shape[-1]))
+                  for tokens, masks in zip(image_features.global_tokens, region_masks)]
+        num = max(p.shape[0] for p in pooled)
+        width = image_features.global_tokens.shape[-1]
+        out = image_features.global_tokens.new_zeros((len(pooled), num, width))
+        valid = torch.zeros((len(pooled), num), dtype=torch.bool, device=out.device)
+        for row, p in enumerate(pooled):
+            out[row, : p.shape[0]] = p
+            valid[row, : p.shape[0]] = True
+        return out, valid
+
+    # ------------------------------------------------------------------ stage 2: prompts
+    def run_llm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_features: ImageFeatures,
+                region_masks: Sequence[torch.Tensor] | None = None, region_pooling: str = "area") -> torch.Tensor:
+        """One LLM pass with all placeholders filled -> last hidden states (B, L, H)."""
+        regions, region_valid = self.region_features(image_features, region_masks, region_pooling)
+        embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
+                                        image_features.fvp_tokens, self.mask_queries, regions, region_valid)
+        out = self._llm_body()(inputs_embeds=embeds, attention_mask=attention_mask,
+                               position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+        return out.last_hidden_state
+
+    def _aggregate(self, prompts: PromptEmbeddings, state: TemporalState | None) -> tuple[PromptEmbeddings, dict]:
+        enabled = self.config.global_prompt_aggregation
+        previous = state.prompt_sums if state is not None else {}
+        frames = state.num_frames if state is not None else 0
+        sums = {}
+        prompts.refer, sums["refer"] = aggregate_prompts(previous.get("refer"), frames, prompts.refer, enabled)
+        prompts.classes, sums["class"] = aggregate_prompts(previous.get("class"), frames, prompts.classes, enabled)
+        prompts.regions, sums["region"] = aggregate_prompts(previous.get("region"), frames, prompts.regions, enabled)
+        return prompts, sums
+
+    @staticmethod
+    def _prompt_kinds(prompts: PromptEmbeddings) -> list[str]:
+        has = torch.stack([prompts.refer_valid, prompts.class_valid.any(dim=1) if prompts.class_valid.numel() else
+                           torch.zeros_like(prompts.refer_valid),
+                           prompts.region_valid.any(dim=1) if prompts.region_valid.numel() else
+                           torch.zeros_like(prompts.refer_valid)], dim=1)
+        counts = has.sum(dim=1)
+        if (counts != 1).any():
+            raise ValueError("each prompt must hold exactly one kind of target: an expression, class names or regions")
+        return [PROMPT_KINDS[i] for i in has.float().argmax(dim=1).tolist()]
+
+    @staticmethod
+    def _unify(kinds: list[str], refer: torch.Tensor | None, classes: torch.Tensor | None,
+               regions: torch.Tensor | None, prompts: PromptEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample logits of its own prompt kind, padded to a common K."""
+        pieces = {"refer": (refer, prompts.refer_valid.unsqueeze(1)), "class": (classes, prompts.class_valid),
+                  "region": (regions, prompts.region_valid)}
+        width = max((v.shape[1] for logit, v in pieces.values() if logit is not None), default=1)
+        template = next(logit for logit, _ in pieces.values() if logit is not None)
+        batch, queries = template.shape[:2]
+        logits = template.new_zeros((batch, queries, width))
+        valid = torch.zeros((batch, width), dtype=torch.bool, device=template.device)
+        for kind, (logit, kind_valid) in pieces.items():
+            if logit is None:
+                continue
+            rows = torch.tensor([k == kind for k in kinds], device=template.device)
+            padded = F.pad(logit, (0, width - logit.shape[-1]))
+            padded_valid = F.pad(kind_valid, (0, width - kind_valid.shape[-1]))
+            logits = torch.where(rows[:, None, None], padded.to(logits.dtype), logits)
+            valid = torch.where(rows[:, None], padded_valid, valid)
+        return logits, valid
+
+    def segment(self, image_features: ImageFeatures, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                class_spans: torch.Tensor | None = None, refer_mask: torch.Tensor | None = None,
+                region_masks: Sequence[torch.Tensor] | None = None, temporal_state: TemporalState | None = None,
+                region_pooling: str = "area", return_intermediate_masks: bool = False,
+                return_hidden_states: bool = False) -> tuple[HyperSegOutput, torch.Tensor]:
+        """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``)."""
+        if input_ids.shape[0] != image_features.batch_size:
+            raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
+        hidden = self.run_llm(input_ids, attention_mask, image_features, region_masks, region_pooling)
+        prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries)
+        kinds = self._prompt_kinds(prompts)
+        prompts, sums = self._aggregate(prompts, temporal_state)
+        use = {kind: any(k == kind for k in kinds) for kind in PROMPT_KINDS}
+        decoded = self.mask_decoder(
+            image_features.multi_scale_features, image_features.mask_features, prompts.mask_queries,
+            refer_embeddings=prompts.refer if use["refer"] else None,
+            class_embeddings=prompts.classes if use["class"] else None,
+            region_embeddings=prompts.regions if use["region"] else None,
+            return_intermediate_masks=return_intermediate_masks)
+        logits, valid = self._unify(kinds, decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
+        aux = []
+        for layer in decoded.aux_outputs or []:
+            aux_logits, _ = self._unify(kinds, layer.get("refer_logits"), layer.get("class_logits"),
+                                        layer.get("region_logits"), prompts)
+            aux.append({"pred_masks": layer["pred_masks"], "prompt_logits": aux_logits})
+
+        next_latents = None
+        if self.config.local_space_time_injection:
+            fvp_hidden = gather_fixed(hidden, input_ids, TEMPORAL_TOKEN_INDEX, self.config.perceiver_config.num_latents)
+            next_latents = self.perceiver.from_llm(fvp_hidden.to(self.perceiver.from_llm.weight.dtype))
+        frames = (temporal_state.num_frames if temporal_state is not None else 0) + 1
+        state = TemporalState(latents=next_latents, prompt_sums=sums, num_frames=frames)
+        output = HyperSegOutput(
+            pred_masks=decoded.pred_masks, prompt_logits=logits, prompt_valid=valid, prompt_kind=kinds,
+            instance_embeddings=decoded.instance_embeddings, query_states=decoded.query_states,
+            temporal_state=state, aux_outputs=aux, intermediate_masks=decoded.intermediate_masks,
+            perceiver_attention=image_features.perceiver_attention or None)
+        return output, hidden
+
+    # ------------------------------------------------------------------ training forward
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
+                global_pixel_values: torch.Tensor, class_spans: torch.Tensor | None = None,
+                refer_mask: torch.Tensor | None = None, region_masks: Sequence[torch.Tensor] | None = None,
+                labels: torch.Tensor | None = None, targets: Sequence[SegmentationTarget] | None = None,
+                temporal_state: TemporalState | None = None, region_pooling: str = "area",
+                return_intermediate_masks: bool = False, return_attention: bool = False) -> HyperSegOutput:
+        features = self.encode_images(pixel_values, global_pixel_values, temporal_state, return_attention)
+        output, hidden = self.segment(features, input_ids, attention_mask, class_spans, refer_mask, region_masks,
+                                      temporal_state, region_pooling, return_intermediate_masks)
+        losses: dict[str, torch.Tensor] = {}
+        if labels is not None:
+            text_loss, text_logits = self.text_loss(hidden, labels)
+            output.text_logits = text_logits
+            if text_loss is not None:
+                losses["loss_text"] = text_loss * self.config.loss_text_weight
+        if targets is not None:
+            if len(targets) != input_ids.shape[0]:
+                raise ValueError("give one SegmentationTarget per prompt")
+            seg_losses, indices = self.criterion(output.pred_masks, output.prompt_logits, output.prompt_valid,
+                                                 list(targets), aux_outputs=[(a["pred_masks"], a["prompt_logits"])
+                                                                             for a in output.aux_outputs])
+            losses.update(seg_losses)
+            output.matched_indices = indices
+        if losses:
+            output.loss_dict = losses
+            output.loss = sum(losses.values())
+        return output
+
+    def text_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Next-token cross-entropy, computing logits only where there is a label (saves a B x L x V tensor)."""
+        shift_labels = labels[:, 1:]
+        supervised = shift_labels != IGNORE_INDEX
+        if not supervised.any():
+            return None, None
+        states = hidden[:, :-1][supervised]
+        logits = self.llm.lm_head(states.to(self.llm.lm_head.weight.dtype))
+        return F.cross_entropy(logits.float(), shift_labels[supervised]), logits
+
+    def instance_association_loss(self, previous: HyperSegOutput, current: HyperSegOutput,
+                                  previous_targets: Sequence[SegmentationTarget],
+                                  current_targets: Sequence[SegmentationTarget]) -> torch.Tensor:
+        """Contrastive instance loss (L_ins) between two frames, on the queries matched to each instance."""
+        total = current.instance_embeddings.sum() * 0
+        for row in range(current.instance_embeddings.shape[0]):
+            q_prev, t_prev = previous.matched_indices[row]
+            q_cur, t_cur = current.matched_indices[row]
+            ids_prev, ids_cur = previous_targets[row].instance_ids, current_targets[row].instance_ids
+            if ids_prev is None or ids_cur is None or q_prev.numel() == 0 or q_cur.numel() == 0:
+                continue
+            total = total + instance_contrastive_loss(
+                previous.instance_embeddings[row, q_prev], ids_prev[t_prev].to(q_prev.device),
+                current.instance_embeddings[row, q_cur], ids_cur[t_cur].to(q_cur.device))
+        return total * self.config.loss_instance_weight
+
+    # ------------------------------------------------------------------ text generation
+    @torch.no_grad()
+    def generate_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_features: ImageFeatures,
+                      max_new_tokens: int = 64, eos_token_id: int | None = None, pad_token_id: int | None = None,
+                      region_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Greedy answer text (names of what is seen, explanations); prompts must be left padded."""
+        regions, region_valid = self.region_features(image_features, region_masks)
+        embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
+                                        image_features.fvp_tokens, self.mask_queries, regions, region_valid)
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                                 do_sample=False, eos_token_id=eos_token_id, pad_token_id=pad_token_id)

@@ -1,0 +1,148 @@
+"""Every prompt template HyperSeg uses, in one place.
+
+Two wordings are available:
+
+* ``"official"`` (default): the strings the released evaluation code builds
+  (``hyperseg/eval/eval_dataset/eval_datasets.py`` for referring / reasoning / video reasoning; the class
+  and region templates come from PSALM, which HyperSeg extends). The released checkpoint was trained on
+  these, so they are what the converted 3B model expects.
+* ``"paper"``: the task instructions printed in the paper (Sec. 3.2, the P_L column of its prompt table).
+
+The conversation wrapper is the one the official evaluation scripts select (``--version llava_phi``):
+a LLaMA-2 style ``[INST] <<SYS>> ... <</SYS>> ... [/INST]`` turn ending with ``<|endoftext|>``.
+(HYPERSEG.md mentions Phi ``v0``; the eval scripts set ``conv_templates['llava_phi']``, which is this one.)
+
+A template is a plain string with placeholders (:mod:`hyperseg_lite.constants`); the processor turns
+placeholders into ids and the model turns those ids into embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from .constants import CLS_TOKEN, GT_TOKEN, REFER_TOKEN, REGION_TOKEN, SEG_TOKEN
+
+Wording = Literal["official", "paper"]
+TaskFamily = Literal[
+    "referring", "reasoning", "reasoning_explain", "video_reasoning", "panoptic", "semantic", "instance", "region",
+    "describe",
+]
+
+SYSTEM_PROMPT = (
+    "You are a helpful language and vision assistant. "
+    "You are able to understand the visual content that the user provides, "
+    "and assist the user with a variety of tasks using natural language."
+)
+END_OF_TURN = "<|endoftext|>"
+
+IMAGE_PREFIX = "This is an image <image>\n<temporal>\n, "
+FRAME_PREFIX = "This is a frame <image>\n<temporal>\n, "
+
+_OFFICIAL_INSTRUCTIONS = {
+    "referring": "Please doing Referring Segmentation according to the following instruction:",
+    "reasoning": "Please doing Reasoning Segmentation according to the following instruction:",
+    "reasoning_explain": "Please doing Reasoning Segmentation according to the following instruction and explain why:",
+    "video_reasoning": "Please doing Reasoning Segmentation according to the following instruction.",
+    "panoptic": "Please do Panoptic Segmentation.",
+    "semantic": "Please do Semantic Segmentation.",
+    "instance": "Please do Instance Segmentation.",
+    "region": "Please segment by given regions",
+    "describe": "Please list the categories of all objects and regions you can see in the image.",
+}
+
+_PAPER_INSTRUCTIONS = {
+    "referring": "Can you perform referring or reasoning segmentation according to the language expression?",
+    "reasoning": "Can you perform referring or reasoning segmentation according to the language expression?",
+    "reasoning_explain": "Can you perform referring or reasoning segmentation according to the language expression? "
+    "Please explain why.",
+    "video_reasoning": "Can you perform referring or reasoning segmentation according to the language expression?",
+    "panoptic": "Please segment all the positive objects according to the following potential categories.",
+    "semantic": "Please segment all the positive objects according to the following potential categories.",
+    "instance": "Please segment all the positive objects according to the following potential categories.",
+    "region": "Please segment according to the given visual region reference",
+    "describe": "Please list the categories of all objects and regions you can see in the image.",
+}
+
+SEGMENTATION_ANSWER = "\nSure, the segmentation result is "
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One user turn and the (teacher-forced or to-be-generated) assistant answer."""
+
+    user: str
+    answer: str
+
+    def render(self, system: str = SYSTEM_PROMPT) -> str:
+        """The full string fed to the tokenizer, as ``conv_llava_phi.get_prompt()`` builds it."""
+        prompt = f"[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{self.user} [/INST]"
+        if self.answer:
+            prompt += f" {self.answer} {END_OF_TURN}"
+        return prompt
+
+    def render_prefix(self, system: str = SYSTEM_PROMPT) -> str:
+        """The prompt up to where the assistant starts speaking (for generation)."""
+        return f"[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{self.user} [/INST] "
+
+
+def instruction(task: TaskFamily, wording: Wording = "official") -> str:
+    table = _OFFICIAL_INSTRUCTIONS if wording == "official" else _PAPER_INSTRUCTIONS
+    return table[task]
+
+
+def referring_prompt(task: Literal["referring", "reasoning", "reasoning_explain"] = "referring",
+                     wording: Wording = "official", explanation: str = "") -> Conversation:
+    """Referring / reasoning: the expression itself goes in at ``<refer>`` (tokens + [SEG])."""
+    user = IMAGE_PREFIX + instruction(task, wording) + "\n" + REFER_TOKEN
+    answer = SEGMENTATION_ANSWER + GT_TOKEN + SEG_TOKEN
+    if explanation:
+        answer = answer + " " + explanation
+    return Conversation(user, answer)
+
+
+def video_reasoning_prompt(wording: Wording = "official") -> Conversation:
+    user = FRAME_PREFIX + instruction("video_reasoning", wording) + f"\nThis is all the instruction: {REFER_TOKEN}\n"
+    return Conversation(user, SEGMENTATION_ANSWER + GT_TOKEN + SEG_TOKEN)
+
+
+def class_prompt(num_classes: int, task: Literal["panoptic", "semantic", "instance"] = "panoptic",
+                 wording: Wording = "official", video: bool = False) -> Conversation:
+    """Class-list prompt; each ``<cls>`` is replaced by one class name's tokens."""
+    if num_classes < 1:
+        raise ValueError("a class prompt needs at least one class name")
+    prefix = FRAME_PREFIX if video else IMAGE_PREFIX
+    classes = ", ".join([CLS_TOKEN] * num_classes)
+    user = prefix + instruction(task, wording) + f"\nThis is all the candidate categories: {classes}.\n"
+    return Conversation(user, SEGMENTATION_ANSWER + SEG_TOKEN)
+
+
+def region_prompt(num_regions: int, wording: Wording = "official", video: bool = False) -> Conversation:
+    """Visual-prompt template; each ``<region>`` holds one pooled region embedding."""
+    if num_regions < 1:
+        raise ValueError("a region prompt needs at least one region")
+    prefix = FRAME_PREFIX if video else IMAGE_PREFIX
+    regions = ", ".join([REGION_TOKEN] * num_regions)
+    user = prefix + instruction("region", wording) + f"\nThis is all regions: {regions}.\n"
+    return Conversation(user, SEGMENTATION_ANSWER + SEG_TOKEN)
+
+
+def describe_prompt(wording: Wording = "official", answer: str = "") -> Conversation:
+    """Open-ended naming (LLMFormer-style): the LLM lists what it sees, as comma-separated class names."""
+    return Conversation(IMAGE_PREFIX + instruction("describe", wording), answer)
+
+
+def format_class_list(names: Sequence[str]) -> str:
+    """How a list of names is written in a generated answer (parsed back by :func:`parse_class_list`)."""
+    return ", ".join(names) + "."
+
+
+def parse_class_list(text: str) -> list[str]:
+    """Parse the LLM's free-text answer to :func:`describe_prompt` into unique class names."""
+    text = text.replace(END_OF_TURN, " ").strip().rstrip(".")
+    names: list[str] = []
+    for part in text.replace("\n", ",").split(","):
+        name = part.strip().strip(".").strip()
+        if name and name not in names:
+            names.append(name)
+    return names

@@ -1,0 +1,53 @@
+"""Small builders shared by the tests: batches for every prompt family on the tiny model."""
+
+from __future__ import annotations
+
+import torch
+
+from hyperseg_lite.modeling.losses import SegmentationTarget
+from hyperseg_lite.prompts import class_prompt, referring_prompt, region_prompt
+
+
+def image_batch(processor, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images of odd sizes, prepared like the pipeline does."""
+    gen = torch.Generator().manual_seed(seed)
+    prepared = [processor.prepare_image(torch.randint(0, 256, (37 + 9 * i, 53 - 5 * i, 3), generator=gen,
+                                                      dtype=torch.uint8)) for i in range(batch)]
+    return torch.stack([p.pixel_values for p in prepared]), torch.stack([p.global_pixel_values for p in prepared])
+
+
+def encode_mixed(processor, kinds: list[str]) -> tuple[dict, list]:
+    """One prompt per entry of ``kinds`` ("refer", "class", "region"), with lengths that differ."""
+    encoded, region_masks = [], []
+    size = processor.config.image_size
+    for i, kind in enumerate(kinds):
+        if kind == "refer":
+            expression = "the red circle" + " on the left" * i
+            encoded.append(processor.encode(referring_prompt(), expression=expression))
+            region_masks.append(None)
+        elif kind == "class":
+            names = ["circle", "sky", "blue star"][: 2 + i % 2]
+            encoded.append(processor.encode(class_prompt(len(names)), class_names=names))
+            region_masks.append(None)
+        else:
+            count = 1 + i % 2
+            masks = torch.zeros(count, size, size, dtype=torch.bool)
+            for r in range(count):
+                masks[r, 4 + 8 * r: 20 + 8 * r, 6:30] = True
+            encoded.append(processor.encode(region_prompt(count), num_regions=count))
+            region_masks.append(masks)
+    return processor.collate(encoded), region_masks
+
+
+def targets_for(batch: dict, region_masks: list, kinds: list[str], size: int, seed: int = 0) -> list[SegmentationTarget]:
+    gen = torch.Generator().manual_seed(seed)
+    targets = []
+    for i, kind in enumerate(kinds):
+        if kind == "region":
+            masks = region_masks[i].clone()
+            labels = torch.arange(masks.shape[0])
+        else:
+            masks = torch.rand(1 + (kind == "class"), size, size, generator=gen) > 0.6
+            labels = torch.zeros(masks.shape[0], dtype=torch.long) if kind == "refer" else torch.arange(masks.shape[0])
+        targets.append(SegmentationTarget(masks=masks, labels=labels, instance_ids=torch.arange(masks.shape[0])))
+    return targets
