@@ -87,10 +87,17 @@ class HyperSegProcessor:
         return stripped
 
     def encode(self, conversation: Conversation, expression: str | None = None,
-               class_names: Sequence[str] | None = None, num_regions: int = 0, with_answer: bool = True) -> EncodedPrompt:
-        """Tokenize one conversation. ``with_answer=False`` stops after ``[/INST] `` (for generation)."""
+               class_names: Sequence[str] | None = None, num_regions: int = 0, with_answer: bool = True,
+               close_turn: bool = True) -> EncodedPrompt:
+        """Tokenize one conversation.
+
+        ``with_answer=False`` stops after ``[/INST] `` (generation from scratch); ``close_turn=False`` keeps the
+        answer but not its end-of-turn token (generation that continues the answer, e.g. an explanation).
+        """
         prefix = conversation.render_prefix()
-        answer = f"{conversation.answer} {END_OF_TURN}" if (with_answer and conversation.answer) else ""
+        answer = ""
+        if with_answer and conversation.answer:
+            answer = f"{conversation.answer} {END_OF_TURN}" if close_turn else conversation.answer
         ids: list[int] = []
         labels: list[int] = []
         spans: list[int] = []

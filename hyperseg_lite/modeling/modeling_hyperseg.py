@@ -160,7 +160,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         global_tokens = self.global_vision(global_pixel_values)
         return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention)
 
-    def region_features(self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None,
+    def pool_region_prompts(self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None,
                         mode: str = "area") -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Per-sample (R_b, H, W) bool masks -> pooled global features (B, R, H) padded + validity (B, R)."""
         if region_masks is None or all(m is None or m.shape[0] == 0 for m in region_masks):
@@ -181,9 +181,17 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
 
     # ------------------------------------------------------------------ stage 2: prompts
     def run_llm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_features: ImageFeatures,
-                region_masks: Sequence[torch.Tensor] | None = None, region_pooling: str = "area") -> torch.Tensor:
-        """One LLM pass with all placeholders filled -> last hidden states (B, L, H)."""
-        regions, region_valid = self.region_features(image_features, region_masks, region_pooling)
+                region_masks: Sequence[torch.Tensor] | None = None, region_pooling: str = "area",
+                region_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """One LLM pass with all placeholders filled -> last hidden states (B, L, H).
+
+        ``region_features`` (pooled features, validity) overrides pooling ``region_masks`` on these images:
+        video object segmentation pools the first frame's prompts once and reuses them on every frame.
+        """
+        if region_features is not None:
+            regions, region_valid = region_features
+        else:
+            regions, region_valid = self.pool_region_prompts(image_features, region_masks, region_pooling)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
                                         image_features.fvp_tokens, self.mask_queries, regions, region_valid)
         out = self._llm_body()(inputs_embeds=embeds, attention_mask=attention_mask,
@@ -236,11 +244,11 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 class_spans: torch.Tensor | None = None, refer_mask: torch.Tensor | None = None,
                 region_masks: Sequence[torch.Tensor] | None = None, temporal_state: TemporalState | None = None,
                 region_pooling: str = "area", return_intermediate_masks: bool = False,
-                return_hidden_states: bool = False) -> tuple[HyperSegOutput, torch.Tensor]:
+                region_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[HyperSegOutput, torch.Tensor]:
         """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``)."""
         if input_ids.shape[0] != image_features.batch_size:
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
-        hidden = self.run_llm(input_ids, attention_mask, image_features, region_masks, region_pooling)
+        hidden = self.run_llm(input_ids, attention_mask, image_features, region_masks, region_pooling, region_features)
         prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries)
         kinds = self._prompt_kinds(prompts)
         prompts, sums = self._aggregate(prompts, temporal_state)
@@ -332,7 +340,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                       max_new_tokens: int = 64, eos_token_id: int | None = None, pad_token_id: int | None = None,
                       region_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Greedy answer text (names of what is seen, explanations); prompts must be left padded."""
-        regions, region_valid = self.region_features(image_features, region_masks)
+        regions, region_valid = self.pool_region_prompts(image_features, region_masks)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
                                         image_features.fvp_tokens, self.mask_queries, regions, region_valid)
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,

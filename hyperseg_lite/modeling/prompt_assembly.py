@@ -29,11 +29,11 @@ def assemble_inputs_embeds(embed_tokens: nn.Embedding, input_ids: torch.Tensor, 
                            region_features: torch.Tensor | None = None,
                            region_valid: torch.Tensor | None = None) -> torch.Tensor:
     """``image_tokens`` (B, N, H), ``fvp_tokens`` (B, P, H), ``mask_queries`` (Q, H), regions (B, R, H) padded."""
-    batch = input_ids.shape[0]
     embeds = embed_tokens(input_ids.clamp(min=0))
     embeds = _fill(embeds, input_ids, IMAGE_TOKEN_INDEX, image_tokens.reshape(-1, image_tokens.shape[-1]), "image")
     embeds = _fill(embeds, input_ids, TEMPORAL_TOKEN_INDEX, fvp_tokens.reshape(-1, fvp_tokens.shape[-1]), "FVP")
-    queries = mask_queries.unsqueeze(0).expand(batch, -1, -1).reshape(-1, mask_queries.shape[-1])
+    rows_with_queries = int((input_ids == SEG_TOKEN_INDEX).any(dim=1).sum())  # generation prompts may have none
+    queries = mask_queries.unsqueeze(0).expand(rows_with_queries, -1, -1).reshape(-1, mask_queries.shape[-1])
     embeds = _fill(embeds, input_ids, SEG_TOKEN_INDEX, queries, "mask-query")
     if region_features is not None and region_valid is not None and region_valid.any():
         regions = region_features[region_valid]

@@ -1,0 +1,123 @@
+"""From mask logits and prompt scores to answers: the inference rules of HyperSeg and Mask2Former.
+
+All functions take one prompt's outputs at the working resolution: ``mask_logits`` (Q, h, w) and
+``probs`` (Q, K) = sigmoid of the prompt logits. They return indices and scores, never touch the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def mask_quality(mask_logits: torch.Tensor) -> torch.Tensor:
+    """Mean foreground probability inside each binary mask (the release's ``mask_scores_per_image``)."""
+    probs = mask_logits.sigmoid().flatten(1)
+    binary = (mask_logits > 0).flatten(1).float()
+    return (probs * binary).sum(1) / (binary.sum(1) + 1e-6)
+
+
+def referring_choice(mask_logits: torch.Tensor, probs: torch.Tensor) -> tuple[int, float]:
+    """HyperSeg's referring rule: score = sigmoid(score) x mask quality; the best query answers."""
+    scores = probs[:, 0] * mask_quality(mask_logits)
+    best = int(scores.argmax())
+    return best, float(scores[best])
+
+
+@dataclass
+class Segment:
+    query: int
+    label: int
+    score: float
+    mask: torch.Tensor  # (h, w) bool at the working resolution
+
+
+def instance_inference(mask_logits: torch.Tensor, probs: torch.Tensor, threshold: float,
+                       max_instances: int = 100) -> list[Segment]:
+    """Mask2Former instance inference with sigmoid scores: top (query, class) pairs above ``threshold``."""
+    num_queries, num_classes = probs.shape
+    quality = mask_quality(mask_logits)
+    flat = (probs * quality[:, None]).flatten()
+    order = flat.argsort(descending=True)[:max_instances]
+    segments = []
+    used = set()
+    for index in order.tolist():
+        score = float(flat[index])
+        if score < threshold:
+            break
+        query, label = divmod(index, num_classes)
+        if query in used:
+            continue  # one segment per query: its best class
+        mask = mask_logits[query] > 0
+        if mask.any():
+            used.add(query)
+            segments.append(Segment(query, label, score, mask))
+    return segments
+
+
+def semantic_inference(mask_logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Per-pixel class = argmax_k sum_q p(k | q) * p(pixel | q); -1 where the best evidence < ``threshold``."""
+    evidence = torch.einsum("qk,qhw->khw", probs, mask_logits.sigmoid())
+    best, label = evidence.max(dim=0)
+    label[best < threshold] = -1
+    return label
+
+
+def panoptic_inference(mask_logits: torch.Tensor, probs: torch.Tensor, is_stuff: list[bool], threshold: float,
+                       overlap_threshold: float = 0.8) -> list[Segment]:
+    """Mask2Former panoptic inference: each pixel goes to the most confident kept query; stuff merged per class."""
+    scores, labels = probs.max(dim=1)
+    keep = scores > threshold
+    if not keep.any():
+        return []
+    kept_queries = torch.nonzero(keep).flatten()
+    mask_probs = mask_logits[kept_queries].sigmoid()
+    owner = (scores[kept_queries, None, None] * mask_probs).argmax(dim=0)
+    segments: list[Segment] = []
+    stuff_index: dict[int, int] = {}
+    for k, query in enumerate(kept_queries.tolist()):
+        label = int(labels[query])
+        visible = (owner == k) & (mask_probs[k] >= 0.5)
+        original = (mask_probs[k] >= 0.5).sum()
+        area = visible.sum()
+        if area == 0 or original == 0 or area / original < overlap_threshold:
+            continue
+        if is_stuff[label] and label in stuff_index:
+            merged = segments[stuff_index[label]]
+            merged.mask = merged.mask | visible
+            merged.score = max(merged.score, float(scores[query]))
+            continue
+        if is_stuff[label]:
+            stuff_index[label] = len(segments)
+        segments.append(Segment(query, label, float(scores[query]), visible))
+    return segments
+
+
+def region_choice(mask_logits: torch.Tensor, probs: torch.Tensor, region: int, negatives: np.ndarray,
+                  positives: np.ndarray) -> tuple[int, float]:
+    """Best query for one visual prompt.
+
+    The release takes the highest region score. With clicks we also use what the user said: candidates whose
+    mask covers a negative click are dropped (unless all do), and covering the positive clicks breaks ties.
+    ``negatives`` / ``positives`` are (n, 2) (x, y) at the working resolution.
+    """
+    scores = probs[:, region] * mask_quality(mask_logits)
+    binary = mask_logits > 0
+    height, width = binary.shape[-2:]
+
+    def covered(points: np.ndarray) -> torch.Tensor:
+        if len(points) == 0:
+            return torch.zeros((binary.shape[0], 0), dtype=torch.bool)
+        xs = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
+        ys = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
+        return binary[:, ys, xs]
+
+    bad = covered(negatives).any(dim=1)
+    hits = covered(positives).float().mean(dim=1) if len(positives) else torch.zeros(binary.shape[0])
+    ranking = scores + hits  # hits in [0, 1]: covering every click outranks any score difference below 1
+    if (~bad).any():
+        ranking = torch.where(bad, torch.full_like(ranking, -1.0), ranking)
+    best = int(ranking.argmax())
+    return best, float(scores[best])

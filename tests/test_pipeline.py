@@ -1,0 +1,134 @@
+"""Every task through the pipeline on the tiny random model: types, shapes at the original size, merging rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hyperseg_lite import build_random_model
+from hyperseg_lite.pipeline import HyperSegPipeline, Region, SegmentationResult
+from hyperseg_lite.pipeline import postprocess as post
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return HyperSegPipeline(build_random_model("tiny", seed=0))
+
+
+def picture(height, width, seed=0):
+    return (np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)
+
+
+SIZES = [(47, 83), (90, 31), (64, 64)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_referring_and_reasoning_shapes(pipe, size):
+    image = picture(*size)
+    result = pipe.refer(image, "the small red star left of the ring", threshold=0.0)
+    assert isinstance(result, SegmentationResult) and result.task == "referring"
+    assert result.masks.shape == (1, *size) and result.masks.dtype == bool
+    assert result.labels == ["the small red star left of the ring"] and 0 <= result.scores[0] <= 1
+    reasoning = pipe.reason(image, "which object could roll?", explain=True, threshold=0.0)
+    assert reasoning.masks.shape[1:] == size and isinstance(reasoning.answer, str)
+
+
+def test_no_target_expression_is_an_explicit_no_match(pipe):
+    result = pipe.refer(picture(40, 50), "the purple elephant", threshold=1.0)
+    assert result.no_match and result.masks.shape == (0, 40, 50) and result.union().shape == (40, 50)
+    assert '"no_match": true' in result.to_json()
+
+
+@pytest.mark.parametrize("mode", ["semantic", "instance", "panoptic"])
+@pytest.mark.parametrize("size", SIZES[:2])
+def test_class_prompts_shapes(pipe, mode, size):
+    names = ["circle", "sky", "blue star"]
+    result = pipe.segment_classes(picture(*size), names, mode=mode, stuff=["sky"], threshold=0.0)
+    assert result.task == mode and result.masks.shape[1:] == size
+    assert set(result.labels) <= set(names)
+    assert set(result.absent) == set(names) - set(result.labels)
+    if mode == "semantic":  # one segment per class, disjoint
+        assert len(set(result.labels)) == len(result.labels)
+        assert result.masks.sum(0).max() <= 1
+
+
+def test_absent_classes_come_back_empty(pipe):
+    result = pipe.segment_classes(picture(40, 40), ["circle", "square"], threshold=1.0)
+    assert result.no_match and result.absent == ["circle", "square"]
+
+
+def test_absent_class_scores_give_no_segment():
+    """Post-processing: a class whose scores are low on every query never appears, in every mode."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.full((6, 16, 16), -6.0)
+    for q in range(6):  # six separate blobs
+        logits[q, (q // 3) * 8:(q // 3) * 8 + 6, (q % 3) * 5:(q % 3) * 5 + 4] = 6.0
+    probs = torch.rand(6, 3, generator=gen) * 0.3 + 0.6
+    probs[:, 1] = 0.05  # class 1 absent
+    for segments in (post.instance_inference(logits, probs, 0.3),
+                     post.panoptic_inference(logits, probs, [False, False, True], 0.3)):
+        assert segments and all(s.label != 1 for s in segments)
+    label_map = post.semantic_inference(logits, probs, 0.3)
+    assert not (label_map == 1).any()
+
+
+def test_long_class_lists_are_chunked_and_merged(pipe):
+    """Chunking is exact bookkeeping: with chunk_size >= len the single pass is used; with smaller chunks the
+    merged candidates equal each chunk run on its own (an LLM's hidden states depend on the other names in
+    the prompt, so chunked and unchunked scores are not expected to be equal)."""
+    names = [f"class {i}" for i in range(5)]
+    frame = pipe._frame(picture(40, 60))
+    features = pipe._encode([frame])
+    with torch.inference_mode():
+        logits, probs, _, _ = pipe._class_candidates(features, frame, names, "panoptic", chunk_size=2)
+        queries = pipe.model.num_queries
+        assert logits.shape[0] == probs.shape[0] == 3 * queries and probs.shape[1] == 5
+        for chunk_index, start in enumerate(range(0, 5, 2)):
+            chunk = names[start:start + 2]
+            alone_logits, alone_probs, _, _ = pipe._class_candidates(features, frame, chunk, "panoptic", chunk_size=2)
+            rows = slice(chunk_index * queries, (chunk_index + 1) * queries)
+            assert torch.allclose(logits[rows], alone_logits, atol=1e-4)
+            assert torch.allclose(probs[rows, start:start + len(chunk)], alone_probs, atol=1e-5)
+            assert probs[rows].sum() == pytest.approx(probs[rows, start:start + len(chunk)].sum().item(), rel=1e-5)
+        single = pipe.segment_classes(frame.pixels, names, chunk_size=10, threshold=0.0)
+        chunked_as_one = pipe.segment_classes(frame.pixels, names, chunk_size=5, threshold=0.0)
+    assert single.labels == chunked_as_one.labels and np.array_equal(single.masks, chunked_as_one.masks)
+
+
+def test_five_hundred_names_work(pipe):
+    names = [f"thing {i}" for i in range(500)]
+    result = pipe.segment_classes(picture(32, 32), names, mode="instance", threshold=0.0, chunk_size=100)
+    assert result.masks.shape[1:] == (32, 32) and set(result.labels) <= set(names)
+
+
+def test_describe_then_segment_without_a_list(pipe):
+    result = pipe.segment_classes(picture(30, 30), None, threshold=0.0)
+    assert isinstance(result.answer, str) and result.masks.shape[1:] == (30, 30)
+
+
+def test_interactive_points_boxes_scribbles_masks(pipe):
+    image = picture(50, 70)
+    mask = np.zeros((50, 70), dtype=bool)
+    mask[10:20, 30:50] = True
+    regions = [Region(points=[[10, 10], [40, 30]], point_labels=[1, 0]), Region(box=[5, 5, 30, 40]),
+               Region(scribble=[[50, 10], [60, 20], [65, 40]]), Region(mask=mask)]
+    result = pipe.interactive(image, regions)
+    assert result.masks.shape == (4, 50, 70) and result.labels == [f"region {i}" for i in range(1, 5)]
+
+
+def test_negative_clicks_exclude_candidates():
+    logits = torch.full((3, 10, 10), -5.0)
+    logits[0, :, :] = 5.0  # covers everything, including the negative click
+    logits[1, :5, :5] = 5.0
+    probs = torch.tensor([[0.9], [0.6], [0.1]])
+    best, _ = post.region_choice(logits, probs, 0, negatives=np.array([[8.0, 8.0]]), positives=np.array([[2.0, 2.0]]))
+    assert best == 1
+
+
+def test_result_exporters_and_overlay(pipe, tmp_path):
+    image = picture(45, 61)
+    result = pipe.segment_classes(image, ["circle", "sky"], mode="instance", threshold=0.0)
+    overlay = result.overlay(image)
+    assert overlay.dtype == np.uint8 and overlay.shape[1] == 61 and overlay.shape[0] >= 45
+    assert result.to_json(tmp_path / "r.json") and (tmp_path / "r.json").exists()

@@ -1,0 +1,76 @@
+"""Video tasks: one result per frame, stable track ids, and memory that does not grow with the clip."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from hyperseg_lite import build_random_model
+from hyperseg_lite.pipeline import HyperSegPipeline, Region
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return HyperSegPipeline(build_random_model("tiny", seed=0))
+
+
+def clip(frames=6, size=(36, 52)):
+    rng = np.random.default_rng(0)
+    base = (rng.random((*size, 3)) * 255).astype(np.uint8)
+    return [np.roll(base, 2 * i, axis=1) for i in range(frames)]
+
+
+def test_object_tracking_from_first_frame_prompts(pipe):
+    frames = clip()
+    results = pipe.track(frames, [Region(box=[2, 2, 20, 30]), Region(points=[[40, 10]])])
+    assert len(results) == len(frames)
+    assert [r.frame_index for r in results] == list(range(len(frames)))
+    assert all(r.masks.shape == (2, 36, 52) and list(r.ids) == [1, 2] for r in results)
+
+
+def test_referring_and_reasoning_video(pipe):
+    for reasoning in (False, True):
+        results = pipe.refer_video(clip(4), "the moving square", reasoning=reasoning, threshold=0.0)
+        assert len(results) == 4 and all(r.masks.shape[1:] == (36, 52) for r in results)
+
+
+def test_video_instances_keep_track_ids(pipe):
+    results = pipe.video_instances(clip(4), ["circle", "square"], threshold=0.0)
+    assert len(results) == 4
+    first_ids = set(results[0].ids.tolist())
+    assert first_ids and all(set(r.ids.tolist()) <= set(range(1, 200)) for r in results)
+    assert all(len(set(r.ids.tolist())) == len(r) for r in results)  # ids unique within a frame
+
+
+def test_track_bank_follows_embeddings():
+    import torch
+
+    from hyperseg_lite.pipeline.video import _TrackBank
+
+    bank = _TrackBank(min_similarity=0.5, max_missed=1)
+    a, b = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    assert bank.assign([a, b], [0, 0]) == [1, 2]
+    assert bank.assign([b, a], [0, 0]) == [2, 1]  # order of detections does not matter
+    assert bank.assign([torch.tensor([0.0, 0.0, 1.0])], [0]) == [3]  # dissimilar: a new track
+    assert bank.assign([a], [1]) == [4]  # same appearance, other class: a new track
+    bank.assign([], [])
+    bank.assign([], [])
+    assert bank.assign([a], [0]) == [5]  # track 1 was dropped after missing too many frames
+
+
+def test_streaming_300_frames_in_bounded_memory(pipe):
+    """Memory after 300 frames is no larger than after 100: nothing accumulates per frame."""
+    base = clip(1, size=(32, 32))[0]
+    frames = (np.roll(base, i % 7, axis=0) for i in range(300))
+    stream = pipe.track_stream(frames, Region(box=[4, 4, 20, 20]))
+    tracemalloc.start()
+    peaks = {}
+    for index, result in enumerate(stream):
+        assert result.masks.shape == (1, 32, 32)
+        if index in (99, 299):
+            peaks[index] = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert index == 299
+    assert peaks[299] <= peaks[99] * 1.2 + 256 * 1024
