@@ -58,7 +58,8 @@ def _to_rgb_uint8(array: np.ndarray, notices: list[str]) -> np.ndarray:
         alpha = array[..., 3:4].astype(np.float32) / 255.0
         array = (array[..., :3].astype(np.float32) * alpha + 255.0 * (1 - alpha)).round().astype(np.uint8)
         notices.append("transparency flattened onto white")
-    return np.ascontiguousarray(array)
+    array = np.ascontiguousarray(array)
+    return array if array.flags.writeable else array.copy()
 
 
 def _limit_size(array: np.ndarray, notices: list[str], max_pixels: int) -> np.ndarray:

@@ -1,0 +1,55 @@
+"""hyperseg-lite demo: five tabs over one shared model.
+
+    python app.py                                   # the embedded model (no network needed)
+    python app.py --model weic22/HyperSeg-3B --precision 4bit
+    HYPERSEG_MODEL=... HYPERSEG_PRECISION=bf16 python app.py   # as a Space would set them
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from demo import build_demo  # noqa: E402
+from hyperseg_lite import build_random_model, load_model  # noqa: E402
+from hyperseg_lite.loading import CheckpointNotFound  # noqa: E402
+from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
+
+
+def load_pipeline(model: str | None, precision: str | None, random_preset: str | None):
+    """The pipeline and a line saying what the model was trained on."""
+    if random_preset:
+        return HyperSegPipeline(build_random_model(random_preset)), "nothing: random weights (for testing the app)"
+    try:
+        loaded = load_model(model, precision=precision)
+    except CheckpointNotFound as error:
+        if model is not None:
+            raise SystemExit(f"error: {error}") from None
+        print(f"note: {error}\nnote: starting with an untrained 'lite' model so the app still runs.")
+        return HyperSegPipeline(build_random_model("lite")), "nothing yet: untrained 'lite' weights (no embedded checkpoint found)"
+    card = getattr(loaded.model.config, "trained_on", None)
+    return HyperSegPipeline(loaded), card or ("the procedural shapes world of hyperseg-lite" if model is None
+                                              else "see the checkpoint's model card")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=os.environ.get("HYPERSEG_MODEL") or None,
+                        help="checkpoint folder or hub id (default: the embedded model)")
+    parser.add_argument("--precision", default=os.environ.get("HYPERSEG_PRECISION") or None,
+                        choices=["fp32", "bf16", "fp16", "8bit", "4bit"])
+    parser.add_argument("--random-preset", default=os.environ.get("HYPERSEG_RANDOM_PRESET") or None,
+                        help="skip loading and use random weights of this preset (tests)")
+    parser.add_argument("--host", default=os.environ.get("HYPERSEG_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("HYPERSEG_PORT", "7860")))
+    args = parser.parse_args()
+    pipe, trained_on = load_pipeline(args.model, args.precision, args.random_preset)
+    demo = build_demo(pipe, trained_on)
+    demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, share=False,
+                                                   max_file_size="50mb", footer_links=["api"], ssr_mode=False)
+
+
+if __name__ == "__main__":
+    main()
