@@ -1,9 +1,39 @@
-"""Official HyperSeg-3B checkpoint -> hyperseg-lite (placeholder until the converter lands)."""
+"""Convert the official HyperSeg-3B checkpoint (``weic22/HyperSeg-3B``, ``model_type: mipha_phi``) to our format.
+
+    python -m hyperseg_lite.convert SRC DST     # SRC: a folder or a hub id; DST: a new folder
+
+``load_model`` calls the same code when it meets the official layout: the converted copy is written once
+into ``$HF_HOME/hyperseg_lite/converted/<name>`` (our safetensors + config + tokenizer) and loaded from there,
+so precision, quantization and ``device_map`` work exactly as for our own checkpoints.
+
+The name table and its transforms live in :mod:`hyperseg_lite.official_names`; sizes are read from the
+release's config (LLM) and from tensor shapes (towers, perceiver, decoder), with the release's fixed choices
+(decoder heads 8, perceiver head width 64, GroupNorm 32, pyramid input 1024 px) where shapes cannot tell.
+The converted model follows the released code: no perceiver gate.
+"""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
+import math
+import os
+import re
+import shutil
+from collections import Counter
 from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from .configuration_hyperseg import HyperSegConfig
+from .official_names import convert_state_dict
+
+OFFICIAL_MODEL_TYPE = "mipha_phi"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json",
+                   "special_tokens_map.json", "tokenizer.model")
+KNOWN_TOWER_HEADS = {"google/siglip-so400m-patch14-384": 16}
 
 
 def is_official_checkpoint(folder: Path) -> bool:
@@ -11,8 +41,167 @@ def is_official_checkpoint(folder: Path) -> bool:
     config = Path(folder) / "config.json"
     if not config.exists():
         return False
-    return json.loads(config.read_text()).get("model_type") == "mipha_phi"
+    return json.loads(config.read_text()).get("model_type") == OFFICIAL_MODEL_TYPE
+
+
+def official_tensor_files(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [folder / f for f in files]
+    single = folder / "model.safetensors"
+    if single.exists():
+        return [single]
+    raise FileNotFoundError(f"{folder} holds no safetensors weights (model.safetensors or an index)")
+
+
+def read_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for file in official_tensor_files(folder):
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():
+                shapes[name] = tuple(handle.get_slice(name).get_shape())
+    return shapes
+
+
+def read_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for file in official_tensor_files(folder):
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():
+                tensors[name] = handle.get_tensor(name)
+    return tensors
+
+
+def _count(shapes, pattern: str) -> int:
+    regex = re.compile(pattern)
+    return len({m.group(1) for name in shapes if (m := regex.match(name))})
+
+
+def config_from_official(official: dict, shapes: dict[str, tuple[int, ...]], image_size: int = 1024,
+                         seg_token_id: int | None = None) -> HyperSegConfig:
+    """Our config from the release's config.json (LLM fields) and its tensor shapes (everything else)."""
+    text = dict(
+        model_type="phi", hidden_size=official["hidden_size"], intermediate_size=official["intermediate_size"],
+        num_hidden_layers=official["num_hidden_layers"], num_attention_heads=official["num_attention_heads"],
+        num_key_value_heads=official.get("num_key_value_heads") or official["num_attention_heads"],
+        partial_rotary_factor=official.get("partial_rotary_factor", 0.4),
+        layer_norm_eps=official.get("layer_norm_eps", 1e-5), hidden_act=official.get("hidden_act", "gelu_new"),
+        max_position_embeddings=official.get("max_position_embeddings", 2048),
+        rope_theta=official.get("rope_theta", 10000.0), vocab_size=shapes["lm_head.weight"][0],
+        tie_word_embeddings=False)
+    vt = "model.vision_tower.vision_model."
+    v_hidden, _, _, patch = shapes[vt + "embeddings.patch_embedding.weight"]
+    grid = math.isqrt(shapes[vt + "embeddings.position_embedding.weight"][0])
+    tower = official.get("mm_vision_tower", "")
+    heads = KNOWN_TOWER_HEADS.get(tower) or (v_hidden // 72 if v_hidden % 72 == 0 else max(1, v_hidden // 64))
+    vision = dict(model_type="siglip_vision_model", hidden_size=v_hidden, num_attention_heads=heads,
+                  intermediate_size=shapes[vt + "encoder.layers.0.mlp.fc1.weight"][0],
+                  num_hidden_layers=_count(shapes, re.escape(vt) + r"encoder\.layers\.(\d+)\."),
+                  patch_size=patch, image_size=384 if (grid, patch) == (27, 14) else grid * patch,
+                  vision_use_head=False)
+    sw = "model.vision_tower_mask."
+    stages = _count(shapes, re.escape(sw) + r"layers\.(\d+)\.")
+    depths = [_count(shapes, re.escape(sw) + rf"layers\.{i}\.blocks\.(\d+)\.") for i in range(stages)]
+    tables = [shapes[f"{sw}layers.{i}.blocks.0.attn.relative_position_bias_table"] for i in range(stages)]
+    window = (math.isqrt(tables[0][0]) + 1) // 2
+    pyramid = dict(model_type="swin", image_size=image_size, embed_dim=shapes[sw + "patch_embed.proj.weight"][0],
+                   depths=depths, num_heads=[t[1] for t in tables], window_size=window,
+                   out_features=[f"stage{i + 1}" for i in range(stages)])
+    latents, p_dim = shapes["temporal_query"]
+    perceiver = dict(num_latents=latents, hidden_size=p_dim,
+                     num_layers=_count(shapes, r"mgvp_layers\.layers\.(\d+)\."),
+                     num_heads=shapes["mgvp_layers.layers.0.0.to_q.weight"][0] // 64, head_dim=64,
+                     ff_mult=shapes["mgvp_layers.layers.0.1.1.weight"][0] // p_dim, conditional_gate=False)
+    queries, d_hidden = shapes["predictor.query_feat.weight"]
+    decoder = dict(hidden_dim=d_hidden, num_queries=queries, num_heads=8,
+                   dim_feedforward=shapes["predictor.transformer_ffn_layers.0.linear1.weight"][0],
+                   num_layers=_count(shapes, r"predictor\.transformer_ffn_layers\.(\d+)\."),
+                   mask_dim=shapes["predictor.mask_embed.layers.2.weight"][0],
+                   pixel_decoder_layers=_count(shapes, r"pixel_decoder\.transformer\.encoder\.layers\.(\d+)\."),
+                   pixel_decoder_ffn=shapes["pixel_decoder.transformer.encoder.layers.0.linear1.weight"][0],
+                   num_points=shapes["pixel_decoder.transformer.encoder.layers.0.self_attn.attention_weights.weight"][0] // 24,
+                   num_groups=32)
+    return HyperSegConfig(preset="3b-converted", text_config=text, vision_config=vision, pyramid_config=pyramid,
+                          perceiver_config=perceiver, decoder_config=decoder, image_size=image_size,
+                          seg_token_id=seg_token_id)
+
+
+def _official_seg_id(folder: Path) -> int | None:
+    added = Path(folder) / "added_tokens.json"
+    if added.exists():
+        return json.loads(added.read_text()).get("[SEG]")
+    return None
+
+
+def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
+    """Write our format for an official folder into ``dst`` (created; must not hold a checkpoint already)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoTokenizer
+
+    from .modeling.modeling_hyperseg import HyperSegForSegmentation
+    from .tokenization import add_seg_token
+
+    src, dst = Path(src), Path(dst)
+    official = json.loads((src / "config.json").read_text())
+    shapes = read_shapes(src)
+    config = config_from_official(official, shapes, image_size=image_size, seg_token_id=_official_seg_id(src))
+    with init_empty_weights():
+        skeleton = HyperSegForSegmentation(config)
+    expected = {k: v.shape for k, v in skeleton.state_dict().items()}
+    state = convert_state_dict(read_tensors(src), expected)
+    dst.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    seg_id = add_seg_token(tokenizer)
+    if config.seg_token_id is None:
+        config.seg_token_id = seg_id
+    elif seg_id != config.seg_token_id:
+        raise ValueError(f"the tokenizer's [SEG] id {seg_id} differs from the checkpoint's {config.seg_token_id}")
+    config.text_config.pad_token_id = tokenizer.pad_token_id
+    config.save_pretrained(dst)
+    tokenizer.save_pretrained(dst)
+    from huggingface_hub import save_torch_state_dict
+
+    save_torch_state_dict(state, dst, max_shard_size="5GB")
+    (dst / "CONVERTED_FROM.txt").write_text(f"Converted from the official HyperSeg layout at {src.name} by "
+                                            "hyperseg_lite.convert (names: hyperseg_lite/official_names.py).\n")
+    return dst
+
+
+def converted_cache_dir(src: Path) -> Path:
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    key = hashlib.sha1(str(Path(src).resolve()).encode()).hexdigest()[:12]
+    return home / "hyperseg_lite" / "converted" / f"{Path(src).name}-{key}"
 
 
 def load_official_checkpoint(folder: Path, precision: str, device_map):
-    raise NotImplementedError("conversion of the official HyperSeg-3B layout is not implemented yet")
+    """Convert once into the cache, then load like any of our checkpoints (same precisions and placement)."""
+    from .loading import _load_ours
+
+    target = converted_cache_dir(folder)
+    if not (target / "config.json").exists():
+        tmp = target.with_name(target.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        convert_checkpoint(folder, tmp)
+        tmp.rename(target)
+    return _load_ours(target, precision, device_map)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Convert the official HyperSeg checkpoint to hyperseg-lite's format")
+    parser.add_argument("src", help="official checkpoint folder or hub id (e.g. weic22/HyperSeg-3B)")
+    parser.add_argument("dst", help="output folder")
+    args = parser.parse_args(argv)
+    from .loading import resolve_checkpoint
+
+    src = resolve_checkpoint(args.src)
+    if not is_official_checkpoint(src):
+        raise SystemExit(f"{args.src} is not in the official HyperSeg layout (config model_type != {OFFICIAL_MODEL_TYPE})")
+    out = convert_checkpoint(src, Path(args.dst))
+    counts = Counter(p.suffix for p in out.iterdir())
+    print(f"wrote {out} ({counts['.safetensors']} safetensors file(s))")
+
+
+if __name__ == "__main__":
+    main()

@@ -124,15 +124,22 @@ def load_model(name_or_path: str | os.PathLike | None = None, precision: str | N
     if is_official_checkpoint(folder):
         model, tokenizer = load_official_checkpoint(folder, precision=precision, device_map=device_map)
     else:
-        compute = torch.bfloat16 if (cuda and precision in ("4bit", "8bit")) else torch.float32
-        dtype = _DTYPES.get(precision, compute)
-        model = HyperSegForSegmentation.from_pretrained(
-            folder, dtype=dtype, device_map=device_map, quantization_config=quantization_config(precision, compute))
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        add_seg_token(tokenizer)
+        model, tokenizer = _load_ours(folder, precision, device_map)
     model.eval()
     name = str(name_or_path) if name_or_path is not None else "hyperseg-lite (embedded)"
     return LoadedModel(model, tokenizer, HyperSegProcessor(tokenizer, model.config), name, precision, str(folder))
+
+
+def _load_ours(folder: Path, precision: str, device_map) -> tuple[HyperSegForSegmentation, object]:
+    """Our safetensors layout -> model (through transformers/accelerate) and tokenizer."""
+    cuda = torch.cuda.is_available()
+    compute = torch.bfloat16 if (cuda and precision in ("4bit", "8bit")) else torch.float32
+    dtype = _DTYPES.get(precision, compute)
+    model = HyperSegForSegmentation.from_pretrained(
+        folder, dtype=dtype, device_map=device_map, quantization_config=quantization_config(precision, compute))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    add_seg_token(tokenizer)
+    return model, tokenizer
 
 
 def build_random_model(preset: str = "tiny", seed: int = 0, **overrides) -> LoadedModel:
