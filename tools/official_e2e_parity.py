@@ -50,7 +50,10 @@ IMAGE, SEG, REFER, TEMPORAL = -200, -201, -204, -205
 
 # ====================================================================== stage 1: the official code (transformers 4.38)
 def _stub_module(name: str, **attrs) -> types.ModuleType:
+    import importlib.machinery
+
     module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
     module.__dict__.update(attrs)
     sys.modules[name] = module
     return module
@@ -96,6 +99,10 @@ class _StopAfterPredictor(Exception):
 
 
 def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.dtype) -> None:
+    import transformers  # noqa: F401  (before the stand-ins: it probes which packages exist)
+    import transformers.models.phi.modeling_phi  # noqa: F401
+    import transformers.models.siglip.modeling_siglip  # noqa: F401
+
     install_stand_ins()
     sys.path.insert(0, str(repo))
     os.chdir(repo / "hyperseg")  # the release resolves some config paths relative to its package
