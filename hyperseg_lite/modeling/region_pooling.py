@@ -54,7 +54,8 @@ def pool_regions(tokens: torch.Tensor, region_masks: torch.Tensor, mode: str = "
             pick = torch.randperm(ys.numel(), generator=generator, device=ys.device)[:num_points]
             height, width = mask.shape
             coords = torch.stack([(xs[pick].float() + 0.5) / width, (ys[pick].float() + 0.5) / height], dim=-1)
-            sampled = F.grid_sample(grid[None].float(), (coords * 2 - 1)[None, None], align_corners=False)
+            sampled = F.grid_sample(grid[None].float(), (coords * 2 - 1)[None, None], align_corners=False,
+                                    padding_mode="border")  # edge regions are not pulled towards zero
             pooled.append(sampled[0, :, 0].mean(dim=-1))
         return torch.stack(pooled).to(tokens.dtype)
     raise ValueError(f"unknown region pooling mode {mode!r}; use 'area' or 'sampled'")
