@@ -95,12 +95,23 @@ def config_from_official(official: dict, shapes: dict[str, tuple[int, ...]], ima
     v_hidden, _, _, patch = shapes[vt + "embeddings.patch_embedding.weight"]
     grid = math.isqrt(shapes[vt + "embeddings.position_embedding.weight"][0])
     tower = official.get("mm_vision_tower", "")
-    heads = KNOWN_TOWER_HEADS.get(tower) or (v_hidden // 72 if v_hidden % 72 == 0 else max(1, v_hidden // 64))
+    # Mipha's config.json nests the tower's own config (MiphaVisionConfig) under vision_config.vision_tower:
+    # head count, activation, LayerNorm eps and selected layer are read there; shapes and the tower name are
+    # only a fallback for configs without it.
+    tower_config = (official.get("vision_config") or {}).get("vision_tower") or {}
+    heads = tower_config.get("num_attention_heads") or KNOWN_TOWER_HEADS.get(tower) or \
+        (v_hidden // 72 if v_hidden % 72 == 0 else max(1, v_hidden // 64))
+    projector = (official.get("vision_config") or {}).get("mm_projector") or {}
+    projector_type = projector.get("mm_projector_type", official.get("mm_projector_type", "mlp2x_gelu"))
+    if projector_type != "mlp2x_gelu":
+        raise ValueError(f"the release uses the mlp2x_gelu projector; this checkpoint has {projector_type!r}")
     vision = dict(model_type="siglip_vision_model", hidden_size=v_hidden, num_attention_heads=heads,
                   intermediate_size=shapes[vt + "encoder.layers.0.mlp.fc1.weight"][0],
                   num_hidden_layers=_count(shapes, re.escape(vt) + r"encoder\.layers\.(\d+)\."),
-                  patch_size=patch, image_size=384 if (grid, patch) == (27, 14) else grid * patch,
-                  vision_use_head=False)
+                  patch_size=patch,
+                  image_size=tower_config.get("image_size") or (384 if (grid, patch) == (27, 14) else grid * patch),
+                  hidden_act=tower_config.get("hidden_act", "gelu_pytorch_tanh"),
+                  layer_norm_eps=tower_config.get("layer_norm_eps", 1e-6), vision_use_head=False)
     sw = "model.vision_tower_mask."
     stages = _count(shapes, re.escape(sw) + r"layers\.(\d+)\.")
     depths = [_count(shapes, re.escape(sw) + rf"layers\.{i}\.blocks\.(\d+)\.") for i in range(stages)]
@@ -125,7 +136,8 @@ def config_from_official(official: dict, shapes: dict[str, tuple[int, ...]], ima
                    num_groups=32)
     return HyperSegConfig(preset="3b-converted", text_config=text, vision_config=vision, pyramid_config=pyramid,
                           perceiver_config=perceiver, decoder_config=decoder, image_size=image_size,
-                          seg_token_id=seg_token_id)
+                          seg_token_id=seg_token_id,
+                          vision_feature_layer=tower_config.get("mm_vision_select_layer", -2))
 
 
 def _official_seg_id(folder: Path) -> int | None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -297,6 +298,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                         help="official side precision (the release evaluates in fp32)")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="max relative difference accepted")
+    parser.add_argument("--reuse", action="store_true", help="skip stage 1 when its outputs are already in --work")
     parser.add_argument("--stage", default="both", choices=["both", "official"], help=argparse.SUPPRESS)
     parser.add_argument("--vocab", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seg-id", type=int, default=0, help=argparse.SUPPRESS)
@@ -310,8 +312,12 @@ def main() -> None:
     from hyperseg_lite.tokenization import build_byte_tokenizer
 
     work.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("HF_HOME", str(work / "hf_home"))  # the converted copy is cached here, not in ~/.cache
+    os.environ["HF_HOME"] = str(work / "hf_home")  # the converted copy is cached here, not in ~/.cache
+    shutil.rmtree(work / "hf_home", ignore_errors=True)  # always convert afresh (the converter may have changed)
     tokenizer = build_byte_tokenizer()
+    if args.reuse and (work / "official_outputs.pt").exists():
+        print(f"reusing the official stage's outputs in {work}")
+        sys.exit(compare(work, args.tolerance))
     build_inputs(work, tokenizer)
     subprocess.run([args.official_python, str(Path(__file__).resolve()), "--stage", "official", "--official-repo",
                     str(args.official_repo.resolve()), "--work", str(work), "--dtype", args.dtype,

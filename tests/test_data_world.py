@@ -1,0 +1,158 @@
+"""The procedural world: determinism, exact annotations, true expressions, the compositional split, video."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from hyperseg_lite.data import HELD_OUT_PAIRS, TASKS, World, generate_scene
+from hyperseg_lite.data.expressions import Query, describe_uniquely, evaluate, multi_target, no_target
+from hyperseg_lite.data.reasoning import GENERATORS
+from hyperseg_lite.data.shapes import rasterize
+from hyperseg_lite.data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES
+
+
+def test_vocabulary_is_rich_enough():
+    assert len(CATEGORIES) >= 12 and len(COLOUR_NAMES) >= 8
+    assert len({rasterize(c, (64, 64), (32, 32), 20, 0.3).sum() for c in CATEGORIES}) == len(CATEGORIES)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_samples_are_deterministic(task):
+    a, b = World("train", 3).sample(task, 5), World("train", 3).sample(task, 5)
+    c = World("train", 4).sample(task, 5)
+    first = a.image if a.image is not None else a.frames[0]
+    assert np.array_equal(first, b.image if b.image is not None else b.frames[0])
+    assert a.expression == b.expression and a.class_names == b.class_names
+    assert not np.array_equal(first, c.image if c.image is not None else c.frames[0])
+
+
+def test_scene_annotations_are_exact():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        scene = generate_scene(rng, (96, 128))
+        assert 1 <= len(scene.objects) <= 10 and scene.image.shape == (96, 128, 3)
+        # visible masks of different objects are disjoint and each object keeps at least half of itself
+        total = np.zeros((96, 128), dtype=int)
+        for obj in scene.objects:
+            full = rasterize(obj.category, (96, 128), obj.center, obj.radius, obj.angle)
+            assert (obj.mask <= full).all()  # visible pixels are pixels of the drawn object
+            assert obj.area >= 0.5 * obj.full_area
+            total += obj.mask
+        assert total.max() <= 1
+        # the last-drawn object is fully visible: its mask is exactly its rasterisation
+        last = scene.objects[-1]
+        assert np.array_equal(last.mask, rasterize(last.category, (96, 128), last.center, last.radius, last.angle))
+        # panoptic segments cover every pixel exactly once
+        cover = sum(mask.astype(int) for _, mask, _, _ in scene.panoptic_segments())
+        assert (cover == 1).all()
+
+
+def test_class_prompt_samples_mark_absent_classes_truly_absent():
+    world = World("train", 0)
+    for index in range(15):
+        for task in ("semantic", "instance", "panoptic"):
+            sample = world.sample(task, index)
+            assert set(sample.class_names) <= set(ALL_CLASS_NAMES)
+            answered = {sample.class_names[k] for k in sample.labels}
+            for mask, label in zip(sample.masks, sample.labels):
+                assert mask.any()
+            assert len(sample.class_names) == len(set(sample.class_names))
+            if task == "semantic":
+                assert len(answered) == len(sample.labels)  # one mask per present class
+
+
+def test_referring_expressions_are_true_and_unambiguous():
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(30):
+        scene = generate_scene(rng)
+        for obj in scene.objects:
+            query = describe_uniquely(obj, scene, rng)
+            if query is not None:
+                assert evaluate(query, scene) == [obj]  # true of the scene and single-target
+                checked += 1
+        query = multi_target(scene, rng)
+        if query is not None:
+            assert len(evaluate(query, scene)) >= 2 and query.text().startswith("all ")
+        assert evaluate(no_target(scene, rng), scene) == []
+    assert checked > 50
+
+
+def test_relations_and_positions_mean_what_they_say():
+    rng = np.random.default_rng(2)
+    seen = 0
+    for _ in range(60):
+        scene = generate_scene(rng)
+        for obj in scene.objects:
+            query = describe_uniquely(obj, scene, rng)
+            if query is None or not query.relation:
+                continue
+            anchor = evaluate(query.anchor, scene)[0]
+            axis = 0 if query.relation in ("left of", "right of") else 1
+            sign = -1 if query.relation in ("left of", "above") else 1
+            assert sign * (obj.centroid[axis] - anchor.centroid[axis]) > 0
+            seen += 1
+    assert seen > 5
+
+
+def test_reasoning_answers_are_true():
+    rng = np.random.default_rng(3)
+    produced = 0
+    for _ in range(40):
+        scene = generate_scene(rng)
+        for generator in GENERATORS:
+            result = generator(scene, rng)
+            if result is None:
+                continue
+            question, answer, found = result
+            produced += 1
+            assert found and question.strip() and "because" in answer
+            for obj in found:
+                assert obj.category in answer or obj.colour in answer
+    assert produced > 40
+
+
+def test_compositional_split_holds_out_pairs():
+    held = set(HELD_OUT_PAIRS)
+    assert 0.1 <= len(held) / (len(CATEGORIES) * len(COLOUR_NAMES)) <= 0.2
+    assert {c for c, _ in held} == set(CATEGORIES) or len({c for c, _ in held}) >= 10
+    world = World("train", 0)
+    for index in range(100):
+        scene = world.scene(world.rng("panoptic", index))
+        assert not {(o.category, o.colour) for o in scene.objects} & held
+    comp = World("compositional", 0)
+    for index in range(40):
+        scene = comp.scene(comp.rng("panoptic", index))
+        assert {(o.category, o.colour) for o in scene.objects} & held
+    for index in range(10):  # compositional referring targets are held-out objects
+        sample = comp.sample("referring", index)
+        assert sample.expression
+
+
+def test_video_clips_track_identities():
+    world = World("train", 0, image_size=128)
+    sample = world.sample("vos", 0)
+    assert 8 <= len(sample.frames) <= 16 and len(sample.frame_masks) == len(sample.frames)
+    assert all(m.shape == (len(sample.instance_ids), 128, 128) for m in sample.frame_masks)
+    moved = any(not np.array_equal(sample.frame_masks[0][0], m[0]) for m in sample.frame_masks[1:])
+    assert moved
+    vis = world.sample("vis", 1)
+    assert len(vis.labels) == len(vis.instance_ids) and set(vis.labels) <= set(range(len(vis.class_names)))
+    # entering / leaving: over many clips some object is invisible on some frame
+    empties = 0
+    for index in range(10):
+        clip = world.sample("vis", index)
+        empties += sum(int((~m.reshape(m.shape[0], -1).any(1)).sum()) for m in clip.frame_masks)
+    assert empties > 0
+
+
+def test_scene_generation_is_fast():
+    rng = np.random.default_rng(0)
+    generate_scene(rng)  # loads the photos once
+    start = time.perf_counter()
+    for _ in range(20):
+        generate_scene(rng)
+    assert (time.perf_counter() - start) / 20 < 0.05
