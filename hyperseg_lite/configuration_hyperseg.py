@@ -79,6 +79,7 @@ class HyperSegConfig(PreTrainedConfig):
     image_size: int = 1024  # pyramid branch: longest side resized to this, then padded to a square
     pixel_mean: list[float] | tuple[float, ...] = (123.675, 116.28, 103.53)  # Mask2Former / ImageNet, 0-255
     pixel_std: list[float] | tuple[float, ...] = (58.395, 57.12, 57.375)
+    pixel_pad_value: float = 128.0  # 0-255 value of the padding, before normalisation (release: FixedSizeCrop)
     global_image_mean: list[float] | tuple[float, ...] = (127.5, 127.5, 127.5)  # SigLIP: (x/255 - 0.5) / 0.5
     global_image_std: list[float] | tuple[float, ...] = (127.5, 127.5, 127.5)
     # --- global tower / projector ---

@@ -137,7 +137,10 @@ def config_from_official(official: dict, shapes: dict[str, tuple[int, ...]], ima
     return HyperSegConfig(preset="3b-converted", text_config=text, vision_config=vision, pyramid_config=pyramid,
                           perceiver_config=perceiver, decoder_config=decoder, image_size=image_size,
                           seg_token_id=seg_token_id,
-                          vision_feature_layer=tower_config.get("mm_vision_select_layer", -2))
+                          vision_feature_layer=tower_config.get("mm_vision_select_layer", -2),
+                          # the released video evaluation (eval_ReasonVOS.py) hands the FVP latents from frame
+                          # to frame but never averages prompt embeddings over frames: follow the code
+                          global_prompt_aggregation=False, local_space_time_injection=True)
 
 
 def _official_seg_id(folder: Path) -> int | None:
@@ -181,9 +184,19 @@ def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
     return dst
 
 
+CONVERTER_VERSION = 2  # part of the cache key: bump when the conversion of an unchanged source changes
+
+
 def converted_cache_dir(src: Path) -> Path:
+    """Cache folder for one source: keyed by its path, its config and weight files (size, mtime) and
+    :data:`CONVERTER_VERSION`, so a changed source or a newer converter never reuses a stale copy."""
     home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    key = hashlib.sha1(str(Path(src).resolve()).encode()).hexdigest()[:12]
+    src = Path(src).resolve()
+    fingerprint = [str(src), str(CONVERTER_VERSION)]
+    for file in [src / "config.json", *official_tensor_files(src)]:
+        stat = file.stat()
+        fingerprint.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    key = hashlib.sha1("|".join(fingerprint).encode()).hexdigest()[:12]
     return home / "hyperseg_lite" / "converted" / f"{Path(src).name}-{key}"
 
 

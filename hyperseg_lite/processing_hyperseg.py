@@ -9,8 +9,9 @@ expansion happens before batching, the model can replace all placeholders with o
 per kind instead of a Python loop over tokens.
 
 Images: the pyramid branch gets the longest side resized to ``config.image_size``, normalized, then
-zero-padded bottom/right to a square (Mask2Former pads after normalization); the global tower gets a
-square resize (SigLIP). Both as the paper / official code.
+padded bottom/right to a square; the global tower gets a
+square resize (SigLIP). Both as the paper / official code (padding value 128 before normalisation, as the
+release's ``FixedSizeCrop``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from .configuration_hyperseg import HyperSegConfig
 from .constants import (CLS_TOKEN, GT_TOKEN, IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX, PLACEHOLDER_IDS,
                         REFER_TOKEN, REGION_TOKEN, SEG_TOKEN, SEG_TOKEN_INDEX, TEMPORAL_TOKEN, TEMPORAL_TOKEN_INDEX)
-from .prompts import END_OF_TURN, Conversation
+from .prompts import Conversation
 
 _PLACEHOLDER_PATTERN = re.compile("(" + "|".join(re.escape(p) for p in [*PLACEHOLDER_IDS, GT_TOKEN]) + ")")
 
@@ -49,7 +50,7 @@ class EncodedPrompt:
 class PreparedImage:
     """Model-ready tensors for one image and what is needed to map masks back to it."""
 
-    pixel_values: torch.Tensor  # (3, S, S) normalized, zero padded
+    pixel_values: torch.Tensor  # (3, S, S) normalized, padded bottom/right
     global_pixel_values: torch.Tensor  # (3, G, G) normalized
     original_size: tuple[int, int]  # (H, W) of the input
     resized_size: tuple[int, int]  # (h, w) of the un-padded content inside pixel_values
@@ -97,7 +98,7 @@ class HyperSegProcessor:
         prefix = conversation.render_prefix()
         answer = ""
         if with_answer and conversation.answer:
-            answer = f"{conversation.answer} {END_OF_TURN}" if close_turn else conversation.answer
+            answer = conversation.answer_text(close_turn)
         ids: list[int] = []
         labels: list[int] = []
         spans: list[int] = []
@@ -189,8 +190,9 @@ class HyperSegProcessor:
         resized = F.interpolate(chw, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
         mean = torch.tensor(self.config.pixel_mean).view(1, 3, 1, 1)
         std = torch.tensor(self.config.pixel_std).view(1, 3, 1, 1)
-        resized = (resized - mean) / std
-        pixel_values = F.pad(resized, (0, size - new_w, 0, size - new_h), value=0.0)[0]
+        # the release pads with detectron2's FixedSizeCrop(pad_value=128) *before* normalisation
+        padded = F.pad(resized, (0, size - new_w, 0, size - new_h), value=float(self.config.pixel_pad_value))
+        pixel_values = ((padded - mean) / std)[0]
 
         global_size = self.config.vision_config.image_size
         global_img = F.interpolate(chw, size=(global_size, global_size), mode="bicubic", align_corners=False,

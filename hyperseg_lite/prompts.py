@@ -8,9 +8,12 @@ Two wordings are available:
   these, so they are what the converted 3B model expects.
 * ``"paper"``: the task instructions printed in the paper (Sec. 3.2, the P_L column of its prompt table).
 
-The conversation wrapper is the one the official evaluation scripts select (``--version llava_phi``):
-a LLaMA-2 style ``[INST] <<SYS>> ... <</SYS>> ... [/INST]`` turn ending with ``<|endoftext|>``.
-(HYPERSEG.md mentions Phi ``v0``; the eval scripts set ``conv_templates['llava_phi']``, which is this one.)
+The conversation wrapper is Phi ``v0`` (``conv_phi_v0``: ``<system> USER: <prompt> ASSISTANT: <answer><|endoftext|>``),
+which is what the released datasets actually render: ``eval_refcoco.py`` sets ``llava_phi`` on
+``hyperseg.utils.conversation``, but ``eval_datasets.py`` reads ``default_conversation`` from
+``hyperseg.model.mipha.conversation``, whose default is ``conv_phi_v0`` (checked by running the release's
+``preprocess_llama2``; see docs/converter.md). The LLaMA-2 style ``llava_phi`` wrapper is kept as
+``Conversation(style="llava_phi")``.
 
 A template is a plain string with placeholders (:mod:`hyperseg_lite.constants`); the processor turns
 placeholders into ids and the model turns those ids into embeddings.
@@ -29,7 +32,11 @@ TaskFamily = Literal[
     "describe",
 ]
 
-SYSTEM_PROMPT = (
+SYSTEM_PROMPT = (  # conv_phi_v0
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+LLAVA_PHI_SYSTEM_PROMPT = (  # conv_llava_phi
     "You are a helpful language and vision assistant. "
     "You are able to understand the visual content that the user provides, "
     "and assist the user with a variety of tasks using natural language."
@@ -69,21 +76,29 @@ SEGMENTATION_ANSWER = "\nSure, the segmentation result is "
 
 @dataclass(frozen=True)
 class Conversation:
-    """One user turn and the (teacher-forced or to-be-generated) assistant answer."""
+    """One user turn and the (teacher-forced or to-be-generated) assistant answer.
+
+    ``render_prefix() + answer_text()`` is exactly the string the release tokenizes.
+    """
 
     user: str
     answer: str
+    style: Literal["phi_v0", "llava_phi"] = "phi_v0"
 
-    def render(self, system: str = SYSTEM_PROMPT) -> str:
-        """The full string fed to the tokenizer, as ``conv_llava_phi.get_prompt()`` builds it."""
-        prompt = f"[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{self.user} [/INST]"
-        if self.answer:
-            prompt += f" {self.answer} {END_OF_TURN}"
-        return prompt
+    def render_prefix(self) -> str:
+        """The prompt up to where the assistant starts speaking."""
+        if self.style == "llava_phi":
+            return f"[INST] <<SYS>>\n{LLAVA_PHI_SYSTEM_PROMPT}\n<</SYS>>\n\n{self.user} [/INST] "
+        return f"{SYSTEM_PROMPT} USER: {self.user} ASSISTANT: "
 
-    def render_prefix(self, system: str = SYSTEM_PROMPT) -> str:
-        """The prompt up to where the assistant starts speaking (for generation)."""
-        return f"[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{self.user} [/INST] "
+    def answer_text(self, close_turn: bool = True) -> str:
+        """The assistant's answer, with its end-of-turn token when ``close_turn``."""
+        if not close_turn:
+            return self.answer
+        return f"{self.answer} {END_OF_TURN}" if self.style == "llava_phi" else f"{self.answer}{END_OF_TURN}"
+
+    def render(self) -> str:
+        return self.render_prefix() + (self.answer_text() if self.answer else "")
 
 
 def instruction(task: TaskFamily, wording: Wording = "official") -> str:

@@ -93,10 +93,12 @@ def test_visual_prompt_rendering():
 
 
 def test_templates_match_the_release():
-    rendered = referring_prompt().render()
-    assert rendered.startswith("[INST] <<SYS>>\nYou are a helpful language and vision assistant.")
-    assert ("This is an image <image>\n<temporal>\n, Please doing Referring Segmentation according to the following "
-            "instruction:\n<refer> [/INST] \nSure, the segmentation result is <gt><seg> <|endoftext|>") in rendered
+    # exactly what the release's RefCOCO_dataset_test.preprocess_llama2 renders (conv_phi_v0)
+    assert referring_prompt().render() == (
+        "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+        "detailed, and polite answers to the user's questions. USER: This is an image <image>\n<temporal>\n, Please "
+        "doing Referring Segmentation according to the following instruction:\n<refer> ASSISTANT: \nSure, the "
+        "segmentation result is <gt><seg><|endoftext|>")
     assert "Please segment all the positive objects" in class_prompt(2, wording="paper").user
     assert class_prompt(3).user.endswith("This is all the candidate categories: <cls>, <cls>, <cls>.\n")
     assert parse_class_list("cat, sky,  cat , dog.<|endoftext|>") == ["cat", "sky", "dog"]

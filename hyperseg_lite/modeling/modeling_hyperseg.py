@@ -338,10 +338,18 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
     @torch.no_grad()
     def generate_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_features: ImageFeatures,
                       max_new_tokens: int = 64, eos_token_id: int | None = None, pad_token_id: int | None = None,
-                      region_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Greedy answer text (names of what is seen, explanations); prompts must be left padded."""
+                      region_masks: Sequence[torch.Tensor] | None = None,
+                      vocabulary_size: int | None = None) -> torch.Tensor:
+        """Greedy answer text (names of what is seen, explanations); prompts must be left padded.
+
+        ``vocabulary_size`` (the tokenizer's length) keeps generation inside the real vocabulary: the embedding
+        rows beyond it exist only as padding (the release cuts ``lm_head`` to the tokenizer instead).
+        """
         regions, region_valid = self.pool_region_prompts(image_features, region_masks)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
                                         image_features.fvp_tokens, self.mask_queries, regions, region_valid)
+        rows = self.llm.lm_head.weight.shape[0]
+        suppress = list(range(vocabulary_size, rows)) if vocabulary_size and vocabulary_size < rows else None
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                                 do_sample=False, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+                                 do_sample=False, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                                 suppress_tokens=suppress)

@@ -122,7 +122,8 @@ class HyperSegPipeline(VideoMethods):
         generated = self.model.generate_text(batch["input_ids"], batch["attention_mask"], features,
                                              max_new_tokens=self.max_new_tokens,
                                              eos_token_id=self.tokenizer.eos_token_id,
-                                             pad_token_id=self.tokenizer.pad_token_id)
+                                             pad_token_id=self.tokenizer.pad_token_id,
+                                             vocabulary_size=len(self.tokenizer))
         return self.tokenizer.decode(generated[0], skip_special_tokens=True).strip()
 
     @torch.inference_mode()
