@@ -35,6 +35,17 @@ def user_errors(fn):
     return wrapper
 
 
+def parse_box(text: str) -> list[float]:
+    """"x0, y0, x1, y1" typed by a user -> four floats, or a message saying how to type it."""
+    try:
+        box = [float(v) for v in (text or "").replace(";", ",").split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4:
+        raise gr.Error("type the box as four numbers: x0, y0, x1, y1")
+    return box
+
+
 def request_dir() -> Path:
     """A fresh folder for one request's downloads; folders older than an hour are removed on the way."""
     REQUEST_ROOT.mkdir(parents=True, exist_ok=True)

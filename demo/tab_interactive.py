@@ -12,7 +12,7 @@ import gradio as gr
 
 from hyperseg_lite.pipeline import HyperSegPipeline, Region, load_image
 
-from .common import annotated, downloads, how_it_works, user_errors
+from .common import annotated, downloads, how_it_works, parse_box, user_errors
 
 
 def empty_state() -> dict:
@@ -53,12 +53,7 @@ def click(pipe: HyperSegPipeline, image, state: dict, positive: bool, x: float, 
 
 
 def add_box(pipe: HyperSegPipeline, image, state: dict, box_text: str):
-    try:
-        box = [float(v) for v in box_text.replace(";", ",").split(",")]
-    except ValueError:
-        raise gr.Error("type a box as four numbers: x0, y0, x1, y1") from None
-    if len(box) != 4:
-        raise gr.Error("type a box as four numbers: x0, y0, x1, y1")
+    box = parse_box(box_text)
     state = copy.deepcopy(state or empty_state())
     if not state["regions"][-1]["points"] and state["regions"][-1]["box"] is None:
         state["regions"][-1]["box"] = box

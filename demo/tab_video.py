@@ -12,7 +12,7 @@ import numpy as np
 
 from hyperseg_lite.pipeline import HyperSegPipeline, Region, load_video
 
-from .common import downloads, how_it_works, request_dir, user_errors
+from .common import downloads, how_it_works, parse_box, request_dir, user_errors
 
 UI_MAX_FRAMES = 300  # the Space's limit per clip (stated in the UI)
 
@@ -48,13 +48,7 @@ def propagate(pipe: HyperSegPipeline, video, prompt_kind: str, box_text: str, ex
         raise gr.Error("upload a video or pick an example")
     frames = load_video(video, max_frames=UI_MAX_FRAMES)
     if prompt_kind == "box on the first frame":
-        try:
-            box = [float(v) for v in box_text.replace(";", ",").split(",")]
-        except ValueError:
-            raise gr.Error("type the first-frame box as four numbers: x0, y0, x1, y1") from None
-        if len(box) != 4:
-            raise gr.Error("type the first-frame box as four numbers: x0, y0, x1, y1")
-        stream = pipe.track_stream(frames, Region(box=box))
+        stream = pipe.track_stream(frames, Region(box=parse_box(box_text)))
     else:
         stream = pipe.refer_video_stream(frames, expression, reasoning=prompt_kind == "question")
     results, overlays = [], []

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from hyperseg_lite import HyperSegConfig, HyperSegForSegmentation, load_model
-from hyperseg_lite.convert import convert_checkpoint, main as convert_main
+from hyperseg_lite.convert import main as convert_main
 from hyperseg_lite.loading import CheckpointNotFound
 from hyperseg_lite.official_names import UnmappedKeysError, convert_state_dict, drop_reason, map_name, to_official
 from hyperseg_lite.prompts import referring_prompt

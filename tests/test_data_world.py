@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hyperseg_lite.data import HELD_OUT_PAIRS, TASKS, World, generate_scene
-from hyperseg_lite.data.expressions import Query, describe_uniquely, evaluate, multi_target, no_target
+from hyperseg_lite.data.expressions import describe_uniquely, evaluate, multi_target, no_target
 from hyperseg_lite.data.reasoning import GENERATORS
 from hyperseg_lite.data.shapes import rasterize
 from hyperseg_lite.data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES

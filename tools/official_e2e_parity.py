@@ -6,7 +6,8 @@ against our converted model under transformers 5, on the same weights and the sa
     python tools/official_e2e_parity.py --official-repo /path/to/HyperSeg --official-python /path/venv438/bin/python
 
 Where ``tools/official_parity.py`` compares the mask-side modules one by one in one process, this script checks what
-that one cannot: the LLM and SigLIP as transformers 4.38 (the version the release was saved with) computes them, the
+that one cannot: the prompt ids (built by the release's own ``RefCOCO_dataset_test`` and compared with our
+processor's), the LLM and SigLIP as transformers 4.38 (the version the release was saved with) computes them, the
 release's prompt assembly (``prepare_inputs_labels_for_multimodal``), pooling of the ``<refer>`` span, query gathering,
 projectors, the FVP glue and the video hand-over of latents, plus the checkpoint as the release's own
 ``save_pretrained`` writes it (config format included), read back by ``hyperseg_lite.convert``.
@@ -43,9 +44,7 @@ PHI = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_atte
 SIGLIP = dict(hidden_size=96, intermediate_size=192, num_hidden_layers=3, num_attention_heads=4, image_size=384,
               patch_size=14, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, mm_vision_select_layer=-2,
               mm_vision_select_feature="patch", vision_model_name_or_path="google/siglip-so400m-patch14-384")
-TEXT = {"before": "A chat between a curious user and an artificial intelligence assistant. USER: This is an image ",
-        "middle": "\n", "after_fvp": "\n, Please doing Referring Segmentation according to the following instruction:\n",
-        "expression": "the small red car on the left.", "answer": " ASSISTANT: \nSure, the segmentation result is "}
+EXPRESSION = "the small red car on the left"  # the release appends "." (RefCOCO_dataset_test)
 IMAGE, SEG, REFER, TEMPORAL = -200, -201, -204, -205
 
 
@@ -99,6 +98,27 @@ class _StopAfterPredictor(Exception):
     pass
 
 
+def official_prompt(tokenizer_dir: Path, seg_id: int) -> dict[str, torch.Tensor]:
+    """The referring prompt exactly as the release's ``RefCOCO_dataset_test.__getitem__`` builds it."""
+    from hyperseg.eval.eval_dataset import eval_datasets
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"),
+                                        eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["[SEG]"]})
+    assert tokenizer.convert_tokens_to_ids("[SEG]") == seg_id
+    mapper = types.SimpleNamespace(preprocess=lambda data, mask_format=None: data)  # images are given separately
+    data_args = types.SimpleNamespace(refcoco_image_folder="", image_processor={"instance": mapper},
+                                      sum_ref_pred_answer=False)
+    dataset = eval_datasets.RefCOCO_dataset_test.__new__(eval_datasets.RefCOCO_dataset_test)
+    dataset.data = [{"image_info": {"file_name": "x.jpg", "height": 1024, "width": 1024}, "new_img_id": 0,
+                     "anns": [], "instruction": [{"sent": EXPRESSION}]}]
+    dataset.tokenizer, dataset.data_args, dataset.mask_format = tokenizer, data_args, "polygon"
+    item = dataset[0]
+    return {"prompt.input_ids": item["input_ids"], "prompt.token_refer_id": item["token_refer_id"],
+            "prompt.refer_embedding_indices": item["refer_embedding_indices"]}
+
+
 def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.dtype) -> None:
     import transformers  # noqa: F401  (before the stand-ins: it probes which packages exist)
     import transformers.models.phi.modeling_phi  # noqa: F401
@@ -142,7 +162,7 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
     model = model.to(dtype)
 
     inputs = torch.load(work / "inputs.pt")
-    captured: dict[str, torch.Tensor] = {}
+    captured: dict[str, torch.Tensor] = dict(official_prompt(work / "tokenizer", seg_id))
     frame = {"index": 0}
 
     def keep(name):
@@ -177,8 +197,8 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
         raise _StopAfterPredictor
 
     model.predictor.register_forward_hook(stop)
-    ids = inputs["official_ids"][None]
-    refer_indices = (ids == REFER).long()
+    ids = captured["prompt.input_ids"][None]
+    refer_indices = captured["prompt.refer_embedding_indices"][None]
     latents = None
     with torch.no_grad():
         for index in range(2):
@@ -187,29 +207,23 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
                 model.eval_seg(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool),
                                images=inputs["pixel_values"][index:index + 1].to(dtype),
                                images_clip=inputs["global_pixel_values"][index:index + 1].to(dtype),
-                               seg_info=[{}], token_refer_id=[inputs["refer_ids"]],
+                               seg_info=[{}], token_refer_id=[captured["prompt.token_refer_id"]],
                                refer_embedding_indices=refer_indices, use_temporal_query=True,
                                cur_temporal_query=latents)
             except _StopAfterPredictor:
                 pass
             # eval_seg returns the projected latents after post-processing; the hook caught the same tensor
             latents = captured[f"f{index}.next_latents"]
-    torch.save({k: v.float() for k, v in captured.items()}, work / "official_outputs.pt")
+    torch.save({k: v if k.startswith("prompt.") else v.float() for k, v in captured.items()},
+               work / "official_outputs.pt")
     print(f"official stage: {len(captured)} tensors captured, checkpoint in {work / 'official'}")
 
 
 # ====================================================================== stage 2: ours (transformers 5)
-def build_inputs(work: Path, tokenizer) -> dict:
-    """One referring prompt in both id layouts, and two random 'frames' (already normalized, as both models take)."""
-    enc = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
-    seg_id = tokenizer.convert_tokens_to_ids("[SEG]")
-    refer_ids = enc(TEXT["expression"]) + [seg_id]
-    head = enc(TEXT["before"])
-    official = head + [IMAGE] + enc(TEXT["middle"]) + [TEMPORAL] + enc(TEXT["after_fvp"]) + [REFER] + \
-        enc(TEXT["answer"]) + [seg_id, SEG] + [tokenizer.eos_token_id]
+def build_inputs(work: Path) -> dict:
+    """Two random 'frames', already normalized (both models take normalized tensors)."""
     gen = torch.Generator().manual_seed(2)
-    inputs = {"official_ids": torch.tensor(official), "refer_ids": torch.tensor(refer_ids),
-              "pixel_values": torch.randn(2, 3, 1024, 1024, generator=gen),
+    inputs = {"pixel_values": torch.randn(2, 3, 1024, 1024, generator=gen),
               "global_pixel_values": torch.rand(2, 3, 384, 384, generator=gen) * 2 - 1}
     torch.save(inputs, work / "inputs.pt")
     return inputs
@@ -239,7 +253,18 @@ def compare(work: Path, tolerance: float) -> int:
     model.config.global_prompt_aggregation = False  # the released eval code does not average prompts over frames
     theirs = torch.load(work / "official_outputs.pt")
     inputs = torch.load(work / "inputs.pt")
-    ids, refer_mask = expand(inputs["official_ids"], inputs["refer_ids"], model.config)
+    ids, refer_mask = expand(theirs["prompt.input_ids"], theirs["prompt.token_refer_id"], model.config)
+    # the prompt side: our processor must produce the release's ids, placeholder for placeholder
+    from hyperseg_lite.prompts import referring_prompt
+
+    encoded = loaded.processor.encode(referring_prompt(), expression=EXPRESSION + ".")
+    same_ids = torch.equal(encoded.input_ids, ids[0]) and torch.equal(encoded.refer_mask, refer_mask[0])
+    print(f"prompt ids (processor vs release's RefCOCO_dataset_test): {'identical' if same_ids else 'DIFFERENT'} "
+          f"({ids.shape[1]} positions after expansion)")
+    if not same_ids:
+        decode = loaded.tokenizer.decode
+        print("  ours   :", repr(decode(encoded.input_ids.clamp(min=0)[:200])))
+        print("  release:", repr(decode(ids[0].clamp(min=0)[:200])))
     mask = torch.ones_like(ids)
     ours: dict[str, torch.Tensor] = {}
     state = None
@@ -262,6 +287,8 @@ def compare(work: Path, tolerance: float) -> int:
     print("| frame.output | shape | max abs diff | max abs value | relative |\n|---|---|---|---|---|")
     worst = 0.0
     for name in sorted(theirs, key=lambda n: (n[:2], list(theirs).index(n))):
+        if name.startswith("prompt."):
+            continue
         if name not in ours:
             print(f"| {name} | {tuple(theirs[name].shape)} | (not compared) | | |")
             continue
@@ -286,7 +313,7 @@ def compare(work: Path, tolerance: float) -> int:
         print(f"frame {index}: best query ours {picks[0]}, official {picks[1]}")
         worst = worst if picks[0] == picks[1] else float("inf")
     print(f"\nworst relative difference: {worst:.2e} (tolerance {tolerance:.0e})")
-    return 0 if worst <= tolerance else 1
+    return 0 if worst <= tolerance and same_ids else 1
 
 
 def main() -> None:
@@ -318,7 +345,8 @@ def main() -> None:
     if args.reuse and (work / "official_outputs.pt").exists():
         print(f"reusing the official stage's outputs in {work}")
         sys.exit(compare(work, args.tolerance))
-    build_inputs(work, tokenizer)
+    build_inputs(work)
+    tokenizer.save_pretrained(work / "tokenizer")  # read by the release's dataset class in stage 1
     subprocess.run([args.official_python, str(Path(__file__).resolve()), "--stage", "official", "--official-repo",
                     str(args.official_repo.resolve()), "--work", str(work), "--dtype", args.dtype,
                     "--vocab", str(len(tokenizer)), "--seg-id", str(tokenizer.convert_tokens_to_ids("[SEG]"))],
