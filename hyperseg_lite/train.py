@@ -1,0 +1,132 @@
+"""Train HyperSeg-lite on the procedural world, all tasks at once.
+
+    python -m hyperseg_lite.train --preset lite --steps 20000 --batch-size 4 --output runs/lite
+    accelerate launch -m hyperseg_lite.train ...          # one or several GPUs, unchanged
+    python -m hyperseg_lite.train --resume runs/lite ...   # continue from the last checkpoint
+
+Each step draws one task (round robin over ``--tasks``) and a batch of its samples; video tasks train on two
+consecutive frames, carrying the temporal state, with the instance-association loss between them. Progress bar,
+a CSV log (``log.csv``), TensorBoard events (``tb/``) and a checkpoint every ``--save-every`` steps
+(``checkpoint/``: safetensors weights, config, tokenizer, optimizer state and step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from .data.world import TASKS, World
+from .loading import LoadedModel, build_random_model, load_model
+from .training.batching import collate, sample_items, to_device
+
+VIDEO_TASKS = ("vos", "referring_video", "vis")
+
+
+def training_step(loaded: LoadedModel, samples: list, device) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one batch of one task (two frames for video tasks)."""
+    model, processor = loaded.model, loaded.processor
+    frames = (0, 1) if samples[0].frames is not None else (0,)
+    total, parts, previous, previous_targets, state = 0.0, {}, None, None, None
+    for frame in frames:
+        batch = to_device(collate([sample_items(s, processor, frame) for s in samples], processor), device)
+        out = model(**batch, temporal_state=state)
+        total = total + out.loss
+        for key, value in out.loss_dict.items():
+            parts[key] = parts.get(key, 0.0) + float(value.detach())
+        if previous is not None:
+            association = model.instance_association_loss(previous, out, previous_targets, batch["targets"])
+            total = total + association
+            parts["loss_ins"] = float(association.detach())
+        previous, previous_targets, state = out, batch["targets"], out.temporal_state
+    return total, parts
+
+
+def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, step: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")  # our own file; loaded with weights_only=True
+    (folder / "trainer_state.json").write_text(json.dumps({"step": step}))
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="lite")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--resume", type=Path, default=None, help="a previous --output folder")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--save-every", type=int, default=500)
+    args = parser.parse_args(argv)
+
+    accelerator = Accelerator()
+    torch.manual_seed(args.seed)
+    start = 0
+    if args.resume is not None:
+        checkpoint = args.resume / "checkpoint"
+        loaded = load_model(checkpoint, precision="fp32", device_map="cpu")
+        start = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
+    else:
+        loaded = build_random_model(args.preset, seed=args.seed)
+    model = loaded.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    if args.resume is not None:
+        optimizer.load_state_dict(torch.load(args.resume / "checkpoint" / "optimizer.pt", weights_only=True))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    loaded.model = accelerator.unwrap_model(model)
+    world = World("train", args.seed, image_size=loaded.model.config.image_size,
+                  clip_length=(args.clip_frames, args.clip_frames))
+    args.output.mkdir(parents=True, exist_ok=True)
+    log_path = args.output / "log.csv"
+    new_log = not log_path.exists()
+    writer = None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(args.output / "tb")) if accelerator.is_main_process else None
+    except ImportError:  # pragma: no cover - tensorboard is in requirements.txt
+        pass
+    with open(log_path, "a", newline="") as handle:
+        log = csv.writer(handle)
+        if new_log:
+            log.writerow(["step", "task", "loss", "seconds", "parts"])
+        bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=not accelerator.is_main_process)
+        for step in bar:
+            task = args.tasks[step % len(args.tasks)]
+            first = (step // len(args.tasks)) * args.batch_size
+            samples = [world.sample(task, first + i) for i in range(args.batch_size)]
+            began = time.perf_counter()
+            loss, parts = training_step(loaded, samples, accelerator.device)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            seconds = time.perf_counter() - began
+            if accelerator.is_main_process:
+                bar.set_postfix(task=task, loss=f"{loss.item():.3f}")
+                log.writerow([step + 1, task, f"{loss.item():.5f}", f"{seconds:.3f}", json.dumps(parts)])
+                if writer is not None and (step + 1) % args.log_every == 0:
+                    writer.add_scalar(f"loss/{task}", loss.item(), step + 1)
+                if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
+                    handle.flush()
+                    save_checkpoint(args.output / "checkpoint", loaded, optimizer, step + 1)
+    if writer is not None:
+        writer.close()
+    return args.output / "checkpoint"
+
+
+if __name__ == "__main__":
+    main()
