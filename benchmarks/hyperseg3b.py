@@ -46,6 +46,8 @@ def sync(device: str) -> None:
 
 def measure(loaded, device: str, runs: int, warmup: int, video: bool) -> dict:
     model, processor = loaded.model, loaded.processor
+    # inference only; FlopCounterMode's module tracker also fails on parameters that require grad in inference mode
+    model.requires_grad_(False)
     size = model.config.image_size
     dtype = model.pixel_decoder.mask_features.weight.dtype
     image = torch.randint(0, 256, (size, size, 3), dtype=torch.uint8)
@@ -86,7 +88,7 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool) -> dict:
     memory = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {"ms": 1000 * statistics.median(times), "second_ms": 1000 * statistics.median(second),
-            "gflops": counter.get_total_flops() / 1e9, "memory_gb": memory}
+            "gflops": counter.get_total_flops() / 1e9, "memory_gb": memory, "size": size}
 
 
 def main() -> None:
@@ -112,8 +114,9 @@ def main() -> None:
             row = measure(loaded, device, args.runs, args.warmup, video)
             peak = args.peak_tflops or PEAK_TFLOPS[precision]
             floor = row["gflops"] / (peak * 1e3) * 1e3
-            print(f"| {precision} | {'video frame' if video else 'referring 1024 px'} | {row['ms']:.1f} | "
-                  f"{row['second_ms']:.1f} | {row['gflops']:.0f} | {floor:.2f} | {row['memory_gb']:.2f} |")
+            query = f"video frame ({row['size']} px)" if video else f"referring {row['size']} px"
+            print(f"| {precision} | {query} | {row['ms']:.1f} | {row['second_ms']:.1f} | {row['gflops']:.3g} | "
+                  f"{floor:.3g} | {row['memory_gb']:.2f} |")
         del loaded
         if device == "cuda":
             torch.cuda.empty_cache()

@@ -334,6 +334,7 @@ def main() -> None:
     if args.stage == "official":
         run_official(args.official_repo.resolve(), work, args.vocab, args.seg_id, getattr(torch, args.dtype))
         return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's hyperseg_lite, not an installed one
     if not args.official_python:
         parser.error("--official-python is required (an interpreter with transformers 4.38.2)")
     from hyperseg_lite.tokenization import build_byte_tokenizer
