@@ -246,7 +246,7 @@ def expand(official_ids: torch.Tensor, refer_ids: torch.Tensor, config) -> tuple
 
 
 def compare(work: Path, tolerance: float) -> int:
-    from hyperseg_lite import TemporalState, load_model
+    from hyperseg_lite import load_model
 
     loaded = load_model(str(work / "official"), precision="fp32")
     model = loaded.model
