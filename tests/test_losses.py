@@ -1,63 +1,121 @@
-"""Matching and losses: permutation recovery, empty targets, score semantics, contrastive association."""
+"""Point sampling, matching and losses: permutation recovery, empty targets, score semantics, association."""
 
 from __future__ import annotations
 
 import torch
 
-from hyperseg_lite.modeling.losses import HyperSegCriterion, SegmentationTarget, instance_contrastive_loss
+from hyperseg_lite.modeling.losses import (
+    HyperSegCriterion,
+    SegmentationTarget,
+    instance_contrastive_loss,
+    prompt_score_loss,
+    sigmoid_bce_dice_mask_loss,
+)
 from hyperseg_lite.modeling.matcher import HungarianMatcher
+from hyperseg_lite.modeling.point_sampling import point_sample, uncertain_point_coords
 
 
-def blobs(n, size=32, seed=0):
+def blobs(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """n square masks (side size/3) at random places."""
     gen = torch.Generator().manual_seed(seed)
+    side = size // 3
     masks = torch.zeros(n, size, size, dtype=torch.bool)
     for i in range(n):
-        y, x = torch.randint(0, size - 10, (2,), generator=gen)
-        masks[i, y:y + 10, x:x + 10] = True
+        y, x = torch.randint(0, size - side, (2,), generator=gen)
+        masks[i, y:y + side, x:x + side] = True
     return masks
 
 
-def test_matcher_recovers_a_permutation():
+def confident(masks: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """Mask logits of +-20 that reproduce ``masks`` (optionally downsampled to ``size``)."""
+    logits = torch.where(masks, 20.0, -20.0)
+    if size is not None:
+        logits = torch.nn.functional.interpolate(logits[None], size=(size, size), mode="area")[0]
+    return logits
+
+
+def empty_target(size: int = 32) -> SegmentationTarget:
+    return SegmentationTarget(masks=torch.zeros(0, size, size, dtype=torch.bool),
+                              labels=torch.zeros(0, dtype=torch.long))
+
+
+# ---------------------------------------------------------------- point sampling
+def test_point_sample_reads_pixel_centres_at_any_resolution():
+    values = torch.arange(16.0).reshape(1, 1, 4, 4)
+    ys, xs = torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij")
+    centres = torch.stack([(xs.flatten() + 0.5) / 4, (ys.flatten() + 0.5) / 4], dim=-1)[None]
+    assert torch.allclose(point_sample(values, centres), values.flatten()[None, None])
+    assert point_sample(values[:, 0], centres).shape == (1, 16)
+    # a 4x4 mask and its nearest 16x16 upsampling agree wherever a point is not on a block edge
+    mask = blobs(1, size=4, seed=3).float()
+    big = torch.nn.functional.interpolate(mask[None], scale_factor=4, mode="nearest")[0]
+    assert torch.allclose(point_sample(mask, centres), point_sample(big, centres))
+    assert point_sample(torch.zeros(0, 1, 4, 4), torch.zeros(0, 5, 2)).shape == (0, 1, 5)
+
+
+def test_uncertain_points_gather_at_the_boundary():
     torch.manual_seed(0)
-    masks = blobs(3)
+    xs = torch.linspace(0, 1, 64)
+    logits = ((xs - 0.5) * 40).expand(64, 64)[None, None].repeat(2, 1, 1, 1)  # boundary at x = 0.5
+    coords = uncertain_point_coords(logits, num_points=400, oversample_ratio=3.0, importance_sample_ratio=0.75)
+    assert coords.shape == (2, 400, 2) and coords.min() >= 0 and coords.max() <= 1
+    near = ((coords[..., 0] - 0.5).abs() < 0.15).float()
+    assert near[:, :300].mean() > 0.9  # the importance share sits on the boundary
+    assert near[:, 300:].mean() < 0.6  # the random share does not
+
+
+# ---------------------------------------------------------------- matcher
+def test_matcher_recovers_a_permutation_with_targets_at_higher_resolution():
+    torch.manual_seed(0)
+    masks = blobs(3, size=64)
     perm = torch.tensor([4, 0, 2])  # object i is predicted by query perm[i]
-    pred = torch.full((1, 6, 32, 32), -20.0)
-    pred[0, perm] = torch.where(masks, 20.0, -20.0)
+    pred = torch.full((1, 6, 16, 16), -20.0)
+    pred[0, perm] = confident(masks, size=16)
     logits = torch.full((1, 6, 3), -5.0)
     logits[0, perm, torch.arange(3)] = 5.0
     target = SegmentationTarget(masks=masks, labels=torch.arange(3))
     (queries, objects), = HungarianMatcher(num_points=512)(pred, logits, torch.ones(1, 3, dtype=torch.bool), [target])
+    assert queries.dtype == objects.dtype == torch.long
+    assert queries.tolist() == sorted(queries.tolist())
     assert dict(zip(objects.tolist(), queries.tolist())) == {0: 4, 1: 0, 2: 2}
 
 
-def test_empty_targets_match_nothing_and_push_scores_down():
-    criterion = HyperSegCriterion(num_points=256)
-    pred = torch.randn(2, 5, 8, 8, requires_grad=True)
-    logits = torch.zeros(2, 5, 1, requires_grad=True)
-    empty = SegmentationTarget(masks=torch.zeros(0, 32, 32, dtype=torch.bool), labels=torch.zeros(0, dtype=torch.long))
-    losses, indices = criterion(pred, logits, torch.ones(2, 1, dtype=torch.bool), [empty, empty])
-    assert all(q.numel() == 0 for q, _ in indices)
-    assert losses["loss_mask"] == 0 and losses["loss_dice"] == 0
-    losses["loss_cls"].backward()
-    assert (logits.grad > 0).all()  # gradient descent lowers every score
+def test_matcher_handles_empty_targets_more_objects_than_queries_and_nans():
+    torch.manual_seed(0)
+    matcher = HungarianMatcher(num_points=256)
+    pred = torch.randn(3, 2, 8, 8)
+    pred[2, 0] = float("nan")
+    logits = torch.randn(3, 2, 4)
+    logits[2, 1, 0] = float("nan")
+    valid = torch.tensor([[True] * 4, [True, True, False, False], [True] * 4])
+    many = SegmentationTarget(masks=blobs(4), labels=torch.tensor([0, 1, 2, 3]))
+    padded = SegmentationTarget(masks=blobs(1), labels=torch.tensor([3]))  # label on a padded column
+    (q0, t0), (q1, t1), (q2, t2) = matcher(pred, logits, valid, [empty_target(), padded, many])
+    assert q0.numel() == t0.numel() == 0 and q0.dtype == t0.dtype == torch.long
+    assert q1.numel() == t1.numel() == 1
+    assert sorted(q2.tolist()) == [0, 1] and len(set(t2.tolist())) == 2  # min(Q, n) pairs, one-to-one
 
 
-def test_perfect_predictions_cost_less_and_training_converges():
+# ---------------------------------------------------------------- criterion
+def test_perfect_predictions_cost_little_and_training_converges():
     torch.manual_seed(0)
     masks = blobs(2, seed=1)
     target = SegmentationTarget(masks=masks, labels=torch.tensor([0, 1]))
     valid = torch.ones(1, 2, dtype=torch.bool)
     criterion = HyperSegCriterion(num_points=512)
-    perfect = torch.full((1, 4, 32, 32), -20.0)
-    perfect[0, :2] = torch.where(masks, 20.0, -20.0)
+    perfect = torch.full((1, 4, 8, 8), -20.0)
+    perfect[0, :2] = confident(masks, size=8)  # predictions at 1/4 of the target resolution
     good_logits = torch.full((1, 4, 2), -8.0)
     good_logits[0, 0, 0] = good_logits[0, 1, 1] = 8.0
     good, _ = criterion(perfect, good_logits, valid, [target])
     bad, _ = criterion(-perfect, -good_logits, valid, [target])
-    # uncertain-point sampling puts most points on boundaries, so even a perfect mask keeps a small loss
-    assert sum(good.values()) < 0.1 * sum(bad.values())
+    assert set(good) == {"loss_cls", "loss_mask", "loss_dice"}
+    # uncertain points sit on mask edges, where bilinear reads of +-20 logits and of the 0/1 target differ:
+    # a perfect mask keeps a small loss there (~1% of the wrong prediction's)
+    assert sum(good.values()) < 0.05 * sum(bad.values())
+    assert good["loss_cls"] < 1e-2
 
-    pred = torch.zeros(1, 4, 32, 32, requires_grad=True)
+    pred = torch.zeros(1, 4, 8, 8, requires_grad=True)
     logits = torch.zeros(1, 4, 2, requires_grad=True)
     optimizer = torch.optim.Adam([pred, logits], lr=0.2)
     history = []
@@ -71,6 +129,32 @@ def test_perfect_predictions_cost_less_and_training_converges():
     assert history[-1] < 0.5 * history[0]
 
 
+def test_no_target_pushes_every_score_down_and_has_no_mask_loss():
+    criterion = HyperSegCriterion(num_points=256)
+    pred = torch.randn(2, 5, 8, 8, requires_grad=True)
+    logits = torch.zeros(2, 5, 1, requires_grad=True)
+    losses, indices = criterion(pred, logits, torch.ones(2, 1, dtype=torch.bool), [empty_target(), empty_target()])
+    assert all(q.numel() == 0 and t.numel() == 0 for q, t in indices)
+    assert losses["loss_mask"] == 0 and losses["loss_dice"] == 0 and losses["loss_cls"] > 0
+    sum(losses.values()).backward()
+    assert (logits.grad > 0).all()  # gradient descent lowers every score
+    assert pred.grad is not None and (pred.grad == 0).all()
+
+
+def test_unmatched_rows_are_down_weighted_by_eos_coef():
+    logits = torch.zeros(1, 4, 2)
+    target = SegmentationTarget(masks=blobs(1), labels=torch.tensor([1]))
+    indices = [(torch.tensor([2]), torch.tensor([0]))]
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    # at logit 0 every cell costs log 2, whatever the weights
+    assert torch.isclose(prompt_score_loss(logits, valid, [target], indices, eos_coef=0.1), torch.tensor(0.6931),
+                         atol=1e-4)
+    logits[0, 2, 1] = 10.0  # the positive cell becomes right: only the other cells remain
+    low = prompt_score_loss(logits, valid, [target], indices, eos_coef=0.1)
+    high = prompt_score_loss(logits, valid, [target], indices, eos_coef=1.0)
+    assert low < high
+
+
 def test_invalid_prompt_columns_do_not_count():
     torch.manual_seed(0)
     target = SegmentationTarget(masks=blobs(1), labels=torch.tensor([0]))
@@ -79,22 +163,66 @@ def test_invalid_prompt_columns_do_not_count():
     pred = torch.randn(1, 3, 8, 8)
     logits = torch.randn(1, 3, 2)
     torch.manual_seed(1)
-    a, _ = criterion(pred, logits, valid, [target])
+    a, ia = criterion(pred, logits, valid, [target])
     changed = logits.clone()
     changed[..., 1] = 100.0
     torch.manual_seed(1)
-    b, _ = criterion(pred, changed, valid, [target])
-    assert torch.isclose(a["loss_cls"], b["loss_cls"])
+    b, ib = criterion(pred, changed, valid, [target])
+    assert torch.equal(ia[0][0], ib[0][0])
+    for key in a:
+        assert torch.isclose(a[key], b[key]), key
 
 
-def test_aux_layers_add_their_own_losses():
-    target = SegmentationTarget(masks=blobs(1), labels=torch.tensor([0]))
-    pred, logits = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 1)
-    losses, _ = HyperSegCriterion(num_points=128)(pred, logits, torch.ones(1, 1, dtype=torch.bool), [target],
-                                                  aux_outputs=[(pred, logits), (pred, logits)])
-    assert {"loss_cls_0", "loss_mask_1", "loss_dice_1"} <= set(losses)
+def test_aux_layers_are_matched_separately_and_add_their_own_losses():
+    torch.manual_seed(0)
+    masks = blobs(2, seed=2)
+    target = SegmentationTarget(masks=masks, labels=torch.tensor([0, 1]))
+    valid = torch.ones(1, 2, dtype=torch.bool)
+
+    def perfect(perm):
+        pred = torch.full((1, 4, 32, 32), -20.0)
+        pred[0, perm] = confident(masks)
+        logits = torch.full((1, 4, 2), -8.0)
+        logits[0, perm, torch.arange(2)] = 8.0
+        return pred, logits
+
+    final, aux_a, aux_b = perfect(torch.tensor([0, 1])), perfect(torch.tensor([3, 2])), perfect(torch.tensor([1, 3]))
+    losses, indices = HyperSegCriterion(num_points=256)(*final, valid, [target], aux_outputs=[
+        aux_a, {"pred_masks": aux_b[0], "prompt_logits": aux_b[1]}])
+    expected = {f"loss_{kind}{suffix}" for kind in ("cls", "mask", "dice") for suffix in ("", "_0", "_1")}
+    assert set(losses) == expected
+    for suffix in ("", "_0", "_1"):  # each layer found its own permutation (a wrong one costs ~80)
+        assert sum(losses[f"loss_{kind}{suffix}"] for kind in ("cls", "mask", "dice")) < 5.0
+    assert dict(zip(indices[0][1].tolist(), indices[0][0].tolist())) == {0: 0, 1: 1}  # final layer's matching
 
 
+def test_losses_are_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    target = SegmentationTarget(masks=blobs(2), labels=torch.tensor([0, 1]))
+    pred = torch.randn(1, 4, 8, 8, requires_grad=True)
+    logits = torch.randn(1, 4, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses, _ = HyperSegCriterion(num_points=256)(pred.bfloat16(), logits.bfloat16(),
+                                                      torch.ones(1, 3, dtype=torch.bool), [target])
+        total = sum(losses.values())
+    assert all(value.dtype == torch.float32 and torch.isfinite(value) for value in losses.values())
+    total.backward()
+    assert pred.grad.abs().sum() > 0 and logits.grad.abs().sum() > 0
+
+
+def test_mask_loss_normalises_by_target_count():
+    torch.manual_seed(0)
+    target = SegmentationTarget(masks=blobs(2), labels=torch.tensor([0, 0]))
+    pred = torch.zeros(1, 2, 8, 8)
+    indices = [(torch.tensor([0, 1]), torch.tensor([0, 1]))]
+    bce, dice = sigmoid_bce_dice_mask_loss(pred, [target], indices, num_points=64)
+    torch.manual_seed(0)
+    bce_2, dice_2 = sigmoid_bce_dice_mask_loss(pred, [target], indices, num_masks=4, num_points=64)
+    assert torch.isclose(bce, torch.tensor(0.6931), atol=1e-4)  # logit 0 -> log 2 per point, mean per mask
+    assert torch.isclose(bce_2, bce / 2) and torch.isclose(dice_2, dice / 2)
+
+
+# ---------------------------------------------------------------- association
 def test_contrastive_loss_prefers_matching_identities():
     gen = torch.Generator().manual_seed(0)
     emb = torch.randn(4, 16, generator=gen)
@@ -102,6 +230,12 @@ def test_contrastive_loss_prefers_matching_identities():
     same = instance_contrastive_loss(emb, ids, emb + 0.01 * torch.randn(4, 16, generator=gen), ids)
     shuffled = instance_contrastive_loss(emb, ids, emb[torch.tensor([1, 2, 3, 0])], ids)
     assert same < shuffled
+    # a newcomer in frame b (no partner in a) is skipped
+    extra = torch.cat([emb, torch.randn(1, 16, generator=gen)])
+    assert torch.isclose(instance_contrastive_loss(emb, ids, extra, torch.tensor([0, 1, 2, 3, 9])),
+                         instance_contrastive_loss(emb, ids, emb, ids))
     lonely = torch.randn(2, 16, requires_grad=True)
     zero = instance_contrastive_loss(lonely, torch.tensor([7, 8]), lonely, torch.tensor([1, 2]))
     assert zero.item() == 0 and zero.requires_grad
+    zero.backward()
+    assert lonely.grad is not None and (lonely.grad == 0).all()

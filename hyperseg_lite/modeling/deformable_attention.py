@@ -1,39 +1,58 @@
 """Multi-scale deformable attention (Deformable DETR), in pure PyTorch.
 
-The official code imports a compiled CUDA op and fails without it, although the computation is a
-bilinear ``grid_sample`` per level followed by a weighted sum. We always use that PyTorch path; it is
-exact (same sampling as the op) and runs on CPU, CUDA and MPS.
+Why pure PyTorch: the release's ``ms_deform_attn_func`` imports a compiled CUDA extension
+(``MultiScaleDeformableAttention``) at module import time and raises ``ModuleNotFoundError`` when it was not
+built, so the official module cannot even be imported on a stock install. The computation itself is one
+bilinear ``F.grid_sample`` per level (``align_corners=False``, zero padding) followed by an attention-weighted
+sum over levels and points - exactly what the op computes - so we always take that path. It runs on CPU,
+CUDA and MPS and is differentiable by autograd.
+
+Precision: like the CUDA op (which is fed ``value.float()`` and float32 weights), sampling runs in float32
+and the result is cast back to the value's dtype. Sampling locations are float32 too: in bfloat16 a location
+in [0, 1] has only ~1/256 resolution, i.e. half a pixel on a 128-wide level.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def deformable_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], sampling_locations: torch.Tensor,
+def deformable_sample(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]], sampling_locations: torch.Tensor,
                       attention_weights: torch.Tensor) -> torch.Tensor:
-    """value (B, S, M, D); locations (B, Lq, M, L, P, 2) in [0, 1]; weights (B, Lq, M, L, P) -> (B, Lq, M*D)."""
+    """Core of the op (the release's ``ms_deform_attn_core_pytorch``), computed in float32.
+
+    value (B, S, M, D) with S = sum(H_l * W_l) in level order; sampling_locations (B, Lq, M, L, P, 2) as
+    (x, y) in [0, 1] (0 = left/top edge of the map, not the first pixel centre); attention_weights
+    (B, Lq, M, L, P). Returns (B, Lq, M * D) in value's dtype.
+    """
     batch, _, heads, dim = value.shape
     _, queries, _, levels, points, _ = sampling_locations.shape
-    per_level = value.split([h * w for h, w in spatial_shapes], dim=1)
-    grids = 2 * sampling_locations - 1
+    out_dtype = value.dtype
+    per_level = value.float().split([h * w for h, w in spatial_shapes], dim=1)
+    grids = 2 * sampling_locations.float() - 1  # grid_sample wants [-1, 1]
     sampled = []
     for level, (height, width) in enumerate(spatial_shapes):
+        # (B, H*W, M, D) -> (B*M, D, H, W)
         level_value = per_level[level].flatten(2).transpose(1, 2).reshape(batch * heads, dim, height, width)
         level_grid = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)  # (B*M, Lq, P, 2)
-        sampled.append(F.grid_sample(level_value, level_grid.to(level_value.dtype), mode="bilinear",
-                                     padding_mode="zeros", align_corners=False))  # (B*M, D, Lq, P)
-    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
-    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights.to(value.dtype)).sum(-1)
-    return out.view(batch, heads * dim, queries).transpose(1, 2).contiguous()
+        sampled.append(F.grid_sample(level_value, level_grid, mode="bilinear", padding_mode="zeros",
+                                     align_corners=False))  # (B*M, D, Lq, P)
+    weights = attention_weights.float().transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
+    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)  # (B*M, D, Lq)
+    return out.view(batch, heads * dim, queries).transpose(1, 2).contiguous().to(out_dtype)
 
 
 class MultiScaleDeformableAttention(nn.Module):
-    """Each query attends to ``num_points`` learned offsets around its reference point on every level."""
+    """Each query attends to ``num_points`` learned offsets around its reference point on every level.
+
+    Parameter names (``sampling_offsets``, ``attention_weights``, ``value_proj``, ``output_proj``) and the
+    initialisation are the release's ``MSDeformAttn``.
+    """
 
     def __init__(self, dim: int = 256, num_levels: int = 3, num_heads: int = 8, num_points: int = 4) -> None:
         super().__init__()
@@ -44,10 +63,11 @@ class MultiScaleDeformableAttention(nn.Module):
         self.attention_weights = nn.Linear(dim, num_heads * num_levels * num_points)
         self.value_proj = nn.Linear(dim, dim)
         self.output_proj = nn.Linear(dim, dim)
-        self.reset_parameters()
+        self._reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Deformable DETR's init: offsets start on a ring of directions, one per head, growing with the point index."""
+    def _reset_parameters(self) -> None:
+        """Deformable DETR's init: offsets start on a ring, one direction per head, point k at distance k;
+        uniform attention over levels and points (zero weights)."""
         nn.init.zeros_(self.sampling_offsets.weight)
         thetas = torch.arange(self.num_heads, dtype=torch.float32) * (2.0 * math.pi / self.num_heads)
         grid = torch.stack([thetas.cos(), thetas.sin()], -1)
@@ -63,15 +83,21 @@ class MultiScaleDeformableAttention(nn.Module):
         nn.init.xavier_uniform_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
 
+    reset_parameters = _reset_parameters
+
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor, values: torch.Tensor,
-                spatial_shapes: list[tuple[int, int]]) -> torch.Tensor:
-        """query (B, Lq, C); reference_points (B, Lq, L, 2) in [0, 1]; values (B, S, C) flattened levels."""
+                spatial_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """query (B, Lq, C); reference_points (B, Lq, L, 2) as (x, y) in [0, 1]; values (B, S, C), the levels
+        flattened and concatenated in ``spatial_shapes`` order ((H, W) per level). Returns (B, Lq, C)."""
         batch, queries, _ = query.shape
+        if sum(h * w for h, w in spatial_shapes) != values.shape[1]:
+            raise ValueError(f"spatial_shapes {list(spatial_shapes)} do not cover {values.shape[1]} values")
         value = self.value_proj(values).view(batch, values.shape[1], self.num_heads, self.dim // self.num_heads)
         offsets = self.sampling_offsets(query).view(batch, queries, self.num_heads, self.num_levels, self.num_points, 2)
         weights = self.attention_weights(query).view(batch, queries, self.num_heads, self.num_levels * self.num_points)
         weights = weights.softmax(-1).view(batch, queries, self.num_heads, self.num_levels, self.num_points)
-        shapes = torch.tensor(spatial_shapes, dtype=offsets.dtype, device=offsets.device)
-        normalizer = torch.stack([shapes[:, 1], shapes[:, 0]], -1)  # (L, 2) as (W, H)
-        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        # offsets are in pixels of each level: divide by (W, H) since locations are (x, y)
+        normalizer = torch.tensor([(w, h) for h, w in spatial_shapes], dtype=torch.float32, device=query.device)
+        locations = (reference_points.float()[:, :, None, :, None, :]
+                     + offsets.float() / normalizer[None, None, None, :, None, :])
         return self.output_proj(deformable_sample(value, spatial_shapes, locations, weights))

@@ -1,24 +1,31 @@
 """Segmentation predictor (paper Eq. 3): Mask2Former's masked-attention decoder, queried by the LLM's mask tokens.
 
-The mask tokens from HER replace Mask2Former's learned query features; each layer cross-attends to one of
-three scales (masked to the query's current foreground), self-attends, and runs an FFN. After the input
-and after every layer, the heads predict:
+This is the release's ``MultiScaleMaskedTransformerDecoderForOPTPreTrain`` in its ``forward_woconcat`` path
+(``seg_concat=False``, ``seg_norm=False``, ``seg_proj=True``, ``seg_fuse_score=False``, post-norm, dropout 0).
+The LLM-produced mask queries (already projected to ``hidden_dim``) are the decoder's content queries; a
+learned ``query_embed`` is their positional part. Each layer cross-attends to one of three scales (round
+robin, lowest resolution first), masked to the pixels the query currently predicts as foreground, then
+self-attends and runs an FFN. Before the first layer and after every layer the heads predict:
 
 * masks: ``mask_embed(q) . mask_features``;
-* prompt scores: dot products of projected decoder outputs with the prompt embeddings
-  (``SEG_proj`` for the referring/reasoning embedding, ``CLASS_proj`` for class names, ``REGION_proj`` for
-  visual prompts) - no fixed classifier, so any class name works;
-* instance embeddings (``reid_embed_head``) for associating objects across video frames. The release keeps
-  this head but never calls it; we apply it to the final normalised decoder output.
+* prompt scores, dot products of projected decoder outputs with the projected prompt embeddings - no fixed
+  classifier, so any class name works: ``SEG_proj`` vs the referring/[SEG] embedding, ``CLASS_proj`` vs
+  class-name embeddings, ``REGION_proj`` vs visual-prompt (region) embeddings;
+* boxes (``box_embed``, sigmoid cxcywh) on request.
 
-This is the release's ``forward_woconcat`` path (``seg_concat=False``, ``seg_proj=True``, no score fusion,
-post-norm). ``SEG_query_embed`` is only read by the release's unused concat path; it is kept so the
-checkpoint loads by name.
+Kept only so the checkpoint loads 1:1 by name (``predictor.*``), never read in this mode:
+``SEG_query_embed`` (the concat path's positions), ``query_feat`` (the release's woconcat path would use a
+non-existent ``new_query_feat`` without LLM queries; HyperSeg always passes them) and ``iou_head`` (box IoU,
+never enabled at inference). ``reid_embed_head`` is likewise never called by the release, which only returns
+the raw last-layer states (``hs``) for video; we apply it to the normalised last-layer states to get
+``instance_embeddings`` for associating objects across frames.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +35,21 @@ from .mlp import MLP
 from .position_encoding import sine_position_embedding
 
 
+def _xavier_matrices(module: nn.Module) -> None:
+    """The release's ``_reset_parameters`` of each decoder layer: xavier-uniform on every weight matrix."""
+    for p in module.parameters():
+        if p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+
+
 class SelfAttentionLayer(nn.Module):
+    """Post-norm self-attention among queries; positions added to queries and keys only."""
+
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.self_attn = nn.MultiheadAttention(dim, num_heads, dropout=0.0)
         self.norm = nn.LayerNorm(dim)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
+        _xavier_matrices(self)
 
     def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
         q = k = tgt + query_pos
@@ -43,13 +57,13 @@ class SelfAttentionLayer(nn.Module):
 
 
 class CrossAttentionLayer(nn.Module):
+    """Post-norm masked cross-attention from queries to one feature level."""
+
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.multihead_attn = nn.MultiheadAttention(dim, num_heads, dropout=0.0)
         self.norm = nn.LayerNorm(dim)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
+        _xavier_matrices(self)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor, pos: torch.Tensor,
                 query_pos: torch.Tensor) -> torch.Tensor:
@@ -64,9 +78,7 @@ class FFNLayer(nn.Module):
         self.linear1 = nn.Linear(dim, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, dim)
         self.norm = nn.LayerNorm(dim)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
+        _xavier_matrices(self)
 
     def forward(self, tgt: torch.Tensor) -> torch.Tensor:
         return self.norm(tgt + self.linear2(F.relu(self.linear1(tgt))))
@@ -74,89 +86,125 @@ class FFNLayer(nn.Module):
 
 @dataclass
 class MaskDecoderOutput:
-    pred_masks: torch.Tensor  # (B, Q, H/4, W/4) logits, last layer
-    refer_logits: torch.Tensor | None  # (B, Q, 1)
-    class_logits: torch.Tensor | None  # (B, Q, K)
-    region_logits: torch.Tensor | None  # (B, Q, R) (the release computes (R, Q) per sample)
-    instance_embeddings: torch.Tensor  # (B, Q, C)
-    query_states: torch.Tensor  # (B, Q, C) normalised decoder output
-    pred_boxes: torch.Tensor | None = None  # (B, Q, 4) cxcywh in [0, 1]
-    aux_outputs: list[dict] = field(default_factory=list)  # predictions before the last layer
-    intermediate_masks: list[torch.Tensor] | None = None  # all num_layers + 1 mask predictions
+    """Last-layer predictions, plus every earlier prediction for deep supervision.
+
+    Logit tensors are None when the matching prompt embeddings were not given. Padded prompt rows (K or R)
+    get logits too; the caller masks them.
+    """
+
+    pred_masks: torch.Tensor  # (B, Q, H/4, W/4) mask logits
+    refer_logits: torch.Tensor | None  # (B, Q, 1): SEG_proj(q) . referring embedding
+    class_logits: torch.Tensor | None  # (B, Q, K): CLASS_proj(q) . class-name embeddings
+    region_logits: torch.Tensor | None  # (B, Q, R): REGION_proj(q) . region embeddings (release: (R, Q) per sample)
+    instance_embeddings: torch.Tensor  # (B, Q, C): reid_embed_head(query_states)
+    query_states: torch.Tensor  # (B, Q, C): decoder_norm of the last layer's output
+    pred_boxes: torch.Tensor | None = None  # (B, Q, 4) sigmoid cxcywh, when predict_boxes
+    # predictions 0..num_layers-1 (all but the last): pred_masks/refer_logits/class_logits/region_logits
+    # (+ pred_boxes when predict_boxes)
+    aux_outputs: list[dict[str, torch.Tensor | None]] = field(default_factory=list)
+    intermediate_masks: list[torch.Tensor] | None = None  # all num_layers + 1 mask predictions, on request
+
+
+class _Prediction(NamedTuple):
+    states: torch.Tensor  # (B, Q, C) normalised
+    masks: torch.Tensor
+    refer_logits: torch.Tensor | None
+    class_logits: torch.Tensor | None
+    region_logits: torch.Tensor | None
+    attn_mask: torch.Tensor | None  # (B * heads, Q, H_l * W_l), True = may not attend
 
 
 class MaskDecoder(nn.Module):
     def __init__(self, hidden_dim: int = 256, num_queries: int = 100, num_heads: int = 8, dim_feedforward: int = 2048,
                  num_layers: int = 9, mask_dim: int = 256, num_feature_levels: int = 3) -> None:
         super().__init__()
+        self.hidden_dim = hidden_dim
+        self.num_queries = num_queries
         self.num_heads = num_heads
         self.num_layers = num_layers
         self.num_feature_levels = num_feature_levels
-        self.hidden_dim = hidden_dim
         self.transformer_self_attention_layers = nn.ModuleList(SelfAttentionLayer(hidden_dim, num_heads)
                                                                for _ in range(num_layers))
         self.transformer_cross_attention_layers = nn.ModuleList(CrossAttentionLayer(hidden_dim, num_heads)
                                                                 for _ in range(num_layers))
         self.transformer_ffn_layers = nn.ModuleList(FFNLayer(hidden_dim, dim_feedforward) for _ in range(num_layers))
         self.decoder_norm = nn.LayerNorm(hidden_dim)
-        self.query_feat = nn.Embedding(num_queries, hidden_dim)  # used when no LLM queries are given
-        self.query_embed = nn.Embedding(num_queries, hidden_dim)  # query positional embedding
-        self.SEG_query_embed = nn.Embedding(num_queries + 1, hidden_dim)  # unused (release's concat path)
+        self.query_feat = nn.Embedding(num_queries, hidden_dim)  # unused here (checkpoint compatibility)
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)  # positional part of the queries
+        self.SEG_query_embed = nn.Embedding(num_queries + 1, hidden_dim)  # unused here (release's concat path)
         self.level_embed = nn.Embedding(num_feature_levels, hidden_dim)
+        # input_proj is the identity (features already have hidden_dim channels): no parameters
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
         self.box_embed = MLP(hidden_dim, hidden_dim, 4, 3)
-        self.iou_head = nn.Linear(hidden_dim, 1)
+        self.iou_head = nn.Linear(hidden_dim, 1)  # unused here (checkpoint compatibility)
         self.reid_embed_head = MLP(hidden_dim, hidden_dim, hidden_dim, 3)
         self.SEG_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
         self.CLASS_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
         self.REGION_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
 
-    def _heads(self, output: torch.Tensor, mask_features: torch.Tensor, target_size: tuple[int, int],
-               refer: torch.Tensor | None, classes: torch.Tensor | None, regions: torch.Tensor | None):
-        decoded = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
-        refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(decoded), refer) if refer is not None else None
-        class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(decoded), classes) if classes is not None else None
-        region_logits = torch.einsum("bqc,bkc->bqk", self.REGION_proj(decoded), regions) if regions is not None else None
-        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(decoded), mask_features)
-        attn = F.interpolate(masks.float(), size=target_size, mode="bilinear", align_corners=False)
-        # True = may not attend: pixels the query currently thinks are background
-        attn = (attn.sigmoid().flatten(2).unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1) < 0.5).detach()
-        return decoded, masks, refer_logits, class_logits, region_logits, attn
+    def _predict(self, output: torch.Tensor, mask_features: torch.Tensor, attn_size: tuple[int, int] | None,
+                 refer: torch.Tensor | None, classes: torch.Tensor | None,
+                 regions: torch.Tensor | None) -> _Prediction:
+        """The release's ``forward_prediction_heads`` on (Q, B, C) states; attn_size None skips the mask."""
+        states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
+        refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(states), refer) if refer is not None else None
+        class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(states), classes) if classes is not None else None
+        region_logits = (torch.einsum("bqc,brc->bqr", self.REGION_proj(states), regions)
+                         if regions is not None else None)
+        mask_embed = self.mask_embed(states)
+        masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
+        attn_mask = None
+        if attn_size is not None:
+            # resized in float, thresholded in the head's dtype, as the release
+            attn = F.interpolate(masks.float(), size=attn_size, mode="bilinear", align_corners=False)
+            attn = attn.to(mask_embed.dtype).sigmoid().flatten(2) < 0.5  # True = background: may not attend
+            attn_mask = attn.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1).detach()
+        return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask)
 
-    def forward(self, multi_scale_features: list[torch.Tensor], mask_features: torch.Tensor,
-                queries: torch.Tensor | None = None, refer_embeddings: torch.Tensor | None = None,
+    def forward(self, multi_scale_features: Sequence[torch.Tensor], mask_features: torch.Tensor,
+                queries: torch.Tensor, refer_embeddings: torch.Tensor | None = None,
                 class_embeddings: torch.Tensor | None = None, region_embeddings: torch.Tensor | None = None,
                 predict_boxes: bool = False, return_intermediate_masks: bool = False) -> MaskDecoderOutput:
+        """multi_scale_features: the pixel decoder's 3 maps (B, C, H_l, W_l), lowest resolution first;
+        mask_features (B, mask_dim, H/4, W/4); queries (B, Q, C) projected LLM mask queries;
+        refer_embeddings (B, 1, C); class_embeddings (B, K, C); region_embeddings (B, R, C), padded."""
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(multi_scale_features)}")
+        batch, num_queries, _ = queries.shape
+        if num_queries != self.num_queries:
+            raise ValueError(f"expected {self.num_queries} queries (rows of query_embed), got {num_queries}")
         sizes, sources, positions = [], [], []
         for i, x in enumerate(multi_scale_features):
-            sizes.append(tuple(x.shape[-2:]))
+            sizes.append((x.shape[-2], x.shape[-1]))
             positions.append(sine_position_embedding(x, self.hidden_dim // 2).to(x.dtype).flatten(2).permute(2, 0, 1))
-            sources.append((x.flatten(2) + self.level_embed.weight[i][None, :, None]).permute(2, 0, 1))
-        batch = mask_features.shape[0]
-        query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)
-        if queries is None:
-            output = self.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)
-        else:
-            output = queries.transpose(0, 1)
-        predictions = [self._heads(output, mask_features, sizes[0], refer_embeddings, class_embeddings,
-                                   region_embeddings)]
+            sources.append((x.flatten(2) + self.level_embed.weight[i][None, :, None]).permute(2, 0, 1))  # (HW, B, C)
+        query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
+        output = queries.transpose(0, 1)
+        prompts = (refer_embeddings, class_embeddings, region_embeddings)
+
+        predictions = [self._predict(output, mask_features, sizes[0], *prompts)]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
-            attn_mask = predictions[-1][-1]
+            attn_mask = predictions[-1].attn_mask
             attn_mask = attn_mask & ~attn_mask.all(dim=-1, keepdim=True)  # an empty mask attends everywhere
             output = self.transformer_cross_attention_layers[i](output, sources[level], attn_mask, positions[level],
                                                                 query_pos)
             output = self.transformer_self_attention_layers[i](output, query_pos)
             output = self.transformer_ffn_layers[i](output)
-            predictions.append(self._heads(output, mask_features, sizes[(i + 1) % self.num_feature_levels],
-                                           refer_embeddings, class_embeddings, region_embeddings))
-        decoded, masks, refer_logits, class_logits, region_logits, _ = predictions[-1]
-        aux = [{"pred_masks": p[1], "refer_logits": p[2], "class_logits": p[3], "region_logits": p[4]}
-               for p in predictions[:-1]]
+            last = i == self.num_layers - 1
+            next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
+            predictions.append(self._predict(output, mask_features, next_size, *prompts))
+
+        aux = []
+        for p in predictions[:-1]:
+            entry = {"pred_masks": p.masks, "refer_logits": p.refer_logits, "class_logits": p.class_logits,
+                     "region_logits": p.region_logits}
+            if predict_boxes:
+                entry["pred_boxes"] = self.box_embed(p.states).sigmoid()
+            aux.append(entry)
+        final = predictions[-1]
         return MaskDecoderOutput(
-            pred_masks=masks, refer_logits=refer_logits, class_logits=class_logits, region_logits=region_logits,
-            instance_embeddings=self.reid_embed_head(decoded), query_states=decoded,
-            pred_boxes=self.box_embed(decoded).sigmoid() if predict_boxes else None, aux_outputs=aux,
-            intermediate_masks=[p[1] for p in predictions] if return_intermediate_masks else None)
+            pred_masks=final.masks, refer_logits=final.refer_logits, class_logits=final.class_logits,
+            region_logits=final.region_logits, instance_embeddings=self.reid_embed_head(final.states),
+            query_states=final.states, pred_boxes=self.box_embed(final.states).sigmoid() if predict_boxes else None,
+            aux_outputs=aux, intermediate_masks=[p.masks for p in predictions] if return_intermediate_masks else None)

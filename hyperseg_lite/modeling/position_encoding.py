@@ -1,4 +1,9 @@
-"""2-D sine position embedding (DETR / Mask2Former, ``normalize=True``), same numerics as the release."""
+"""2-D sine position embedding (DETR / Mask2Former ``PositionEmbeddingSine`` with ``normalize=True``).
+
+Same numerics as the release: float32 cumulative row/column indices (1..H, 1..W) divided by the last one
+(+1e-6) and scaled to 2*pi, then interleaved sin/cos over ``num_pos_feats`` frequencies; y features come
+first, then x. There is never a padding mask here (the release passes none either), so every pixel counts.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import torch
 
 def sine_position_embedding(x: torch.Tensor, num_pos_feats: int, temperature: float = 10000.0,
                             scale: float = 2 * math.pi) -> torch.Tensor:
-    """(B, C, H, W) feature map -> (B, 2 * num_pos_feats, H, W) positions (float32; no padding mask)."""
+    """(B, C, H, W) feature map -> (B, 2 * num_pos_feats, H, W) float32 positions (only x's shape/device are read)."""
     batch, _, height, width = x.shape
     ones = torch.ones((batch, height, width), device=x.device, dtype=torch.float32)
     y_embed = ones.cumsum(1)
