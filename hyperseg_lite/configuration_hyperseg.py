@@ -105,6 +105,9 @@ class HyperSegConfig(PreTrainedConfig):
     no_object_weight: float = 0.1
     # --- prompts ---
     prompt_wording: str = "official"
+    # "phi_v0" renders the release's conversation (system prompt + USER/ASSISTANT); "compact" drops the
+    # 155-byte system prompt, which for a byte-level tokenizer is a third of every prompt (lite only).
+    conversation_style: str = "phi_v0"
     max_text_tokens: int = 256  # longest user text (expression / question / class names) accepted
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -162,6 +165,7 @@ def _lite() -> dict[str, Any]:
                             pixel_decoder_layers=2, pixel_decoder_ffn=256, num_points=4, num_groups=16),
         image_size=256,
         loss_num_points=4096,
+        conversation_style="compact",
     )
 
 

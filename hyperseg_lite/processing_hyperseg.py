@@ -17,7 +17,7 @@ release's ``FixedSizeCrop``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
@@ -95,6 +95,9 @@ class HyperSegProcessor:
         ``with_answer=False`` stops after ``[/INST] `` (generation from scratch); ``close_turn=False`` keeps the
         answer but not its end-of-turn token (generation that continues the answer, e.g. an explanation).
         """
+        style = getattr(self.config, "conversation_style", "phi_v0")
+        if conversation.style != style and conversation.style != "llava_phi":
+            conversation = replace(conversation, style=style)  # a model speaks the template it learned
         prefix = conversation.render_prefix()
         answer = ""
         if with_answer and conversation.answer:

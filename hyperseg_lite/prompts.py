@@ -83,12 +83,14 @@ class Conversation:
 
     user: str
     answer: str
-    style: Literal["phi_v0", "llava_phi"] = "phi_v0"
+    style: Literal["phi_v0", "llava_phi", "compact"] = "phi_v0"
 
     def render_prefix(self) -> str:
         """The prompt up to where the assistant starts speaking."""
         if self.style == "llava_phi":
             return f"[INST] <<SYS>>\n{LLAVA_PHI_SYSTEM_PROMPT}\n<</SYS>>\n\n{self.user} [/INST] "
+        if self.style == "compact":  # our switch for byte-level models: the same turn without the system prompt
+            return f"USER: {self.user} ASSISTANT: "
         return f"{SYSTEM_PROMPT} USER: {self.user} ASSISTANT: "
 
     def answer_text(self, close_turn: bool = True) -> str:

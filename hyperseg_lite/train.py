@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
 
 from .data.world import TASKS, World
 from .loading import LoadedModel, build_random_model, load_model
@@ -48,11 +49,12 @@ def training_step(loaded: LoadedModel, samples: list, device) -> tuple[torch.Ten
     return total, parts
 
 
-def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, step: int) -> None:
+def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, scheduler, step: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(folder)
     loaded.tokenizer.save_pretrained(folder)
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")  # our own file; loaded with weights_only=True
+    torch.save(scheduler.state_dict(), folder / "scheduler.pt")
     (folder / "trainer_state.json").write_text(json.dumps({"step": step}))
 
 
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--seed", type=int, default=0)
@@ -83,9 +86,13 @@ def main(argv: list[str] | None = None) -> Path:
         loaded = build_random_model(args.preset, seed=args.seed)
     model = loaded.model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
     if args.resume is not None:
         optimizer.load_state_dict(torch.load(args.resume / "checkpoint" / "optimizer.pt", weights_only=True))
-    model, optimizer = accelerator.prepare(model, optimizer)
+        scheduler_file = args.resume / "checkpoint" / "scheduler.pt"
+        if scheduler_file.exists():
+            scheduler.load_state_dict(torch.load(scheduler_file, weights_only=True))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     loaded.model = accelerator.unwrap_model(model)
     world = World("train", args.seed, image_size=loaded.model.config.image_size,
                   clip_length=(args.clip_frames, args.clip_frames))
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> Path:
     with open(log_path, "a", newline="") as handle:
         log = csv.writer(handle)
         if new_log:
-            log.writerow(["step", "task", "loss", "seconds", "parts"])
+            log.writerow(["step", "task", "loss", "seconds", "lr", "parts"])
         bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=not accelerator.is_main_process)
         for step in bar:
             task = args.tasks[step % len(args.tasks)]
@@ -114,15 +121,17 @@ def main(argv: list[str] | None = None) -> Path:
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            scheduler.step()
             seconds = time.perf_counter() - began
             if accelerator.is_main_process:
                 bar.set_postfix(task=task, loss=f"{loss.item():.3f}")
-                log.writerow([step + 1, task, f"{loss.item():.5f}", f"{seconds:.3f}", json.dumps(parts)])
+                log.writerow([step + 1, task, f"{loss.item():.5f}", f"{seconds:.3f}",
+                             f"{scheduler.get_last_lr()[0]:.3g}", json.dumps(parts)])
                 if writer is not None and (step + 1) % args.log_every == 0:
                     writer.add_scalar(f"loss/{task}", loss.item(), step + 1)
                 if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
                     handle.flush()
-                    save_checkpoint(args.output / "checkpoint", loaded, optimizer, step + 1)
+                    save_checkpoint(args.output / "checkpoint", loaded, optimizer, scheduler, step + 1)
     if writer is not None:
         writer.close()
     return args.output / "checkpoint"
