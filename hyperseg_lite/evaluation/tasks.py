@@ -1,0 +1,213 @@
+"""One evaluation loop per task: draw samples from the world, ask the pipeline (what users run), score.
+
+Every loop returns a flat dict of metrics plus ``samples``. Prompts follow the benchmarks: one click at the
+object's interior-most pixel and its tight box (interactive), the first-frame mask (video object segmentation,
+as DAVIS's semi-supervised protocol), all frames scored (referring video, as Ref-YouTube-VOS).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from torchmetrics.detection import PanopticQuality
+
+from ..data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, STUFF_NAMES
+from ..data.world import World
+from ..pipeline import Region
+from .coco_ap import MaskAP, stack_clip
+from .mask_metrics import IoUAccumulator, boundary_f_measure, jaccard
+
+AP_THRESHOLD = 0.05  # keep low-scoring detections: AP ranks them, it does not threshold
+
+
+def _union(result, size) -> np.ndarray:
+    return result.union() if len(result) else np.zeros(size, dtype=bool)
+
+
+def _referring_like(pipe, world: World, task: str, n: int) -> dict[str, float]:
+    scores = IoUAccumulator()
+    found_target = []
+    for index in range(n):
+        sample = world.sample(task, index)
+        size = sample.image.shape[:2]
+        ask = pipe.refer if task == "referring" else pipe.reason
+        pred = _union(ask(sample.image, sample.expression), size)
+        gt = sample.masks.any(0) if len(sample.masks) else np.zeros(size, dtype=bool)
+        scores.add(pred, gt)
+        if gt.any():
+            found_target.append(bool(pred.any()))
+    metrics = {"cIoU": scores.ciou, "gIoU": scores.giou, "samples": n}
+    if task == "referring":
+        metrics["no_target_accuracy"] = scores.no_target_accuracy
+        metrics["target_accuracy"] = float(np.mean(found_target)) if found_target else float("nan")
+    return metrics
+
+
+def evaluate_referring(pipe, world: World, n: int) -> dict[str, float]:
+    return _referring_like(pipe, world, "referring", n)
+
+
+def evaluate_reasoning(pipe, world: World, n: int) -> dict[str, float]:
+    return _referring_like(pipe, world, "reasoning", n)
+
+
+def evaluate_semantic(pipe, world: World, n: int) -> dict[str, float]:
+    """mIoU over classes, intersections and unions summed over the split per class."""
+    inter = dict.fromkeys(ALL_CLASS_NAMES, 0)
+    union = dict.fromkeys(ALL_CLASS_NAMES, 0)
+    for index in range(n):
+        sample = world.sample("semantic", index)
+        size = sample.image.shape[:2]
+        result = pipe.segment_classes(sample.image, sample.class_names, mode="semantic")
+        for k, name in enumerate(sample.class_names):
+            gt = sample.masks[sample.labels == k].any(0) if (sample.labels == k).any() else np.zeros(size, bool)
+            picked = [m for m, label in zip(result.masks, result.labels) if label == name]
+            pred = np.any(picked, axis=0) if picked else np.zeros(size, bool)
+            inter[name] += int((gt & pred).sum())
+            union[name] += int((gt | pred).sum())
+    ious = [inter[c] / union[c] for c in ALL_CLASS_NAMES if union[c] > 0]
+    return {"mIoU": float(np.mean(ious)) if ious else float("nan"), "samples": n}
+
+
+def _category_id(name: str) -> int:
+    return ALL_CLASS_NAMES.index(name) + 1  # 0 = void
+
+
+UNLABELLED = 1000  # category of pixels the prediction leaves empty; a stuff class we score but leave out of the mean
+
+
+def evaluate_panoptic(pipe, world: World, n: int) -> dict[str, float]:
+    """PQ / SQ / RQ averaged over the world's classes.
+
+    Pixels the prediction leaves empty get an explicit "unlabelled" class instead of void: torchmetrics excuses
+    ground-truth segments that fall mostly in predicted void, which would reward predicting nothing.
+    """
+    things, stuffs = {_category_id(c) for c in CATEGORIES}, {_category_id(s) for s in STUFF_NAMES} | {UNLABELLED}
+    metric = PanopticQuality(things=things, stuffs=stuffs, return_sq_and_rq=True, return_per_class=True)
+    seen: set[int] = set()
+    for index in range(n):
+        sample = world.sample("panoptic", index)
+        size = sample.image.shape[:2]
+        result = pipe.segment_classes(sample.image, sample.class_names, mode="panoptic", stuff=sample.stuff_names)
+        target = np.zeros((*size, 2), dtype=np.int64)  # pixels of unlisted classes: unknown id 0, ignored
+        for mask, label, seg_id in zip(sample.masks, sample.labels, sample.instance_ids):
+            target[mask] = (_category_id(sample.class_names[label]), seg_id)
+        pred = np.zeros((*size, 2), dtype=np.int64)
+        pred[..., 0] = UNLABELLED
+        for mask, label, seg_id in zip(result.masks, result.labels, result.ids):
+            pred[mask] = (_category_id(label), seg_id)
+        metric.update(torch.from_numpy(pred)[None], torch.from_numpy(target)[None])
+        seen |= set(np.unique(target[..., 0]).tolist()) | set(np.unique(pred[..., 0]).tolist())
+    order = sorted(things) + sorted(stuffs)  # torchmetrics' row order: things, then stuffs, each sorted
+    per_class = metric.compute().numpy()  # (classes, 3): PQ, SQ, RQ
+    rows = [order.index(c) for c in sorted(seen - {0, UNLABELLED})]  # classes with a segment on either side
+    pq, sq, rq = (float(v) for v in per_class[rows].mean(0)) if rows else (float("nan"),) * 3
+    return {"PQ": pq, "SQ": sq, "RQ": rq, "samples": n}
+
+
+def evaluate_instance(pipe, world: World, n: int) -> dict[str, float]:
+    ap = MaskAP(list(ALL_CLASS_NAMES))
+    for index in range(n):
+        sample = world.sample("instance", index)
+        result = pipe.segment_classes(sample.image, sample.class_names, mode="instance", threshold=AP_THRESHOLD)
+        ap.add(sample.masks, [sample.class_names[k] for k in sample.labels], result.masks, result.labels,
+               result.scores)
+    return {**ap.compute(), "samples": n}
+
+
+def interior_click(mask: np.ndarray) -> list[float]:
+    """The pixel farthest from the boundary: the standard first click of interactive benchmarks."""
+    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return [float(x), float(y)]
+
+
+def tight_box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def evaluate_interactive(pipe, world: World, n: int) -> dict[str, float]:
+    clicks, boxes = [], []
+    for index in range(n):
+        sample = world.sample("interactive", index)
+        for gt in sample.masks:
+            clicked = pipe.interactive(sample.image, Region(points=[interior_click(gt)]))
+            clicks.append(jaccard(clicked.masks[0], gt))
+            boxed = pipe.interactive(sample.image, Region(box=tight_box(gt)))
+            boxes.append(jaccard(boxed.masks[0], gt))
+    return {"mIoU_click": float(np.mean(clicks)), "mIoU_box": float(np.mean(boxes)), "objects": len(clicks),
+            "samples": n}
+
+
+def _j_and_f(preds: list[np.ndarray], gts: list[np.ndarray]) -> tuple[float, float]:
+    j = [jaccard(p, g) for p, g in zip(preds, gts)]
+    f = [boundary_f_measure(p, g) for p, g in zip(preds, gts)]
+    return float(np.mean(j)), float(np.mean(f))
+
+
+def evaluate_vos(pipe, world: World, n: int) -> dict[str, float]:
+    js, fs = [], []
+    for index in range(n):
+        sample = world.sample("vos", index)
+        first = sample.frame_masks[0]
+        results = pipe.track(sample.frames, [Region(mask=m) for m in first])
+        for k in range(first.shape[0]):  # per object, frames after the prompted one
+            j, f = _j_and_f([r.masks[k] for r in results[1:]], [m[k] for m in sample.frame_masks[1:]])
+            js.append(j)
+            fs.append(f)
+    return {"J&F": (float(np.mean(js)) + float(np.mean(fs))) / 2, "J": float(np.mean(js)), "F": float(np.mean(fs)),
+            "samples": n}
+
+
+def evaluate_referring_video(pipe, world: World, n: int) -> dict[str, float]:
+    js, fs = [], []
+    for index in range(n):
+        sample = world.sample("referring_video", index)
+        results = pipe.refer_video(sample.frames, sample.expression)
+        size = sample.frames[0].shape[:2]
+        j, f = _j_and_f([_union(r, size) for r in results], [m[0] for m in sample.frame_masks])
+        js.append(j)
+        fs.append(f)
+    return {"J&F": (float(np.mean(js)) + float(np.mean(fs))) / 2, "J": float(np.mean(js)), "F": float(np.mean(fs)),
+            "samples": n}
+
+
+def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
+    """YouTube-VIS style AP: each predicted track is one spatio-temporal mask with its mean score."""
+    ap = MaskAP(list(CATEGORIES))
+    for index in range(n):
+        sample = world.sample("vis", index)
+        results = pipe.video_instances(sample.frames, sample.class_names, threshold=AP_THRESHOLD)
+        size = sample.frames[0].shape[:2]
+        tracks: dict[int, dict] = {}
+        for t, result in enumerate(results):
+            for mask, label, score, track in zip(result.masks, result.labels, result.scores, result.ids):
+                entry = tracks.setdefault(int(track), {"masks": [np.zeros(size, bool)] * len(results),
+                                                        "labels": [], "scores": []})
+                entry["masks"] = entry["masks"][:t] + [mask] + entry["masks"][t + 1:]
+                entry["labels"].append(label)
+                entry["scores"].append(float(score))
+        pred_masks = [stack_clip([m[None] for m in e["masks"]])[0] for e in tracks.values()]
+        pred_labels = [max(set(e["labels"]), key=e["labels"].count) for e in tracks.values()]
+        pred_scores = [float(np.mean(e["scores"])) for e in tracks.values()]
+        gt_masks = stack_clip(sample.frame_masks)
+        ap.add(gt_masks, [sample.class_names[k] for k in sample.labels], pred_masks, pred_labels, pred_scores)
+    return {**ap.compute(), "samples": n}
+
+
+EVALUATORS: dict[str, Callable] = {
+    "referring": evaluate_referring, "reasoning": evaluate_reasoning, "semantic": evaluate_semantic,
+    "panoptic": evaluate_panoptic, "instance": evaluate_instance, "interactive": evaluate_interactive,
+    "vos": evaluate_vos, "referring_video": evaluate_referring_video, "vis": evaluate_vis,
+}
+VIDEO_TASKS = ("vos", "referring_video", "vis")
+
+
+def evaluate_task(pipe, world: World, task: str, n: int) -> dict[str, float]:
+    if task not in EVALUATORS:
+        raise ValueError(f"task must be one of {tuple(EVALUATORS)}")
+    return EVALUATORS[task](pipe, world, n)
