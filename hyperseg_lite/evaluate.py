@@ -28,12 +28,13 @@ HEADLINE = {  # the metric each task is known by, as the paper's tables report i
 
 
 def run(checkpoint, split: str = "test", seed: int = 0, tasks=tuple(EVALUATORS), samples: int = 100,
-        video_samples: int = 20, clip_length: tuple[int, int] = (8, 16), precision: str = "fp32") -> dict:
+        video_samples: int = 20, clip_length: tuple[int, int] = (8, 16), precision: str = "fp32", device: str | None = None) -> dict:
     from .pipeline import HyperSegPipeline
 
-    pipe = HyperSegPipeline.from_pretrained(str(checkpoint), precision=precision)
+    pipe = HyperSegPipeline.from_pretrained(str(checkpoint), precision=precision, device_map=device)
     world = World(split, seed, image_size=pipe.model.config.image_size, clip_length=tuple(clip_length))
     report = {"checkpoint": str(checkpoint), "split": split, "seed": seed, "precision": precision,
+              "device": str(pipe.model.device),
               "torch_threads": torch.get_num_threads(), "tasks": {}}
     for task in tasks:
         began = time.perf_counter()
@@ -66,10 +67,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--video-samples", type=int, default=20, help="clips per video task")
     parser.add_argument("--clip-length", type=int, nargs=2, default=(8, 16), metavar=("MIN", "MAX"))
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the loader's choice)")
     parser.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = parser.parse_args(argv)
     report = run(args.checkpoint, args.split, args.seed, args.tasks, args.samples, args.video_samples,
-                 args.clip_length, args.precision)
+                 args.clip_length, args.precision, args.device)
     print()
     print(table(report))
     if args.json is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -49,6 +50,28 @@ def training_step(loaded: LoadedModel, samples: list, device) -> tuple[torch.Ten
     return total, parts
 
 
+class StepBatches(torch.utils.data.Dataset):
+    """Step number -> (task, samples), so DataLoader workers draw the world while the accelerator trains.
+
+    Sample indices depend on the step alone, so a resumed or multi-worker run sees exactly the same batches.
+    """
+
+    def __init__(self, world: World, tasks: list[str], batch_size: int):
+        self.world, self.tasks, self.batch_size = world, tasks, batch_size
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, step: int) -> tuple[str, list]:
+        task = self.tasks[step % len(self.tasks)]
+        first = (step // len(self.tasks)) * self.batch_size
+        return task, [self.world.sample(task, first + i) for i in range(self.batch_size)]
+
+
+def _as_is(item):
+    return item
+
+
 def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, scheduler, step: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(folder)
@@ -73,6 +96,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=max(0, min(8, (os.cpu_count() or 1) - 2)),
+                        help="DataLoader processes drawing the world (0: draw in the training process)")
     args = parser.parse_args(argv)
 
     accelerator = Accelerator()
@@ -110,11 +135,11 @@ def main(argv: list[str] | None = None) -> Path:
         log = csv.writer(handle)
         if new_log:
             log.writerow(["step", "task", "loss", "seconds", "lr", "parts"])
-        bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=not accelerator.is_main_process)
-        for step in bar:
-            task = args.tasks[step % len(args.tasks)]
-            first = (step // len(args.tasks)) * args.batch_size
-            samples = [world.sample(task, first + i) for i in range(args.batch_size)]
+        batches = torch.utils.data.DataLoader(
+            StepBatches(world, args.tasks, args.batch_size), batch_size=None, sampler=range(start, args.steps),
+            num_workers=args.workers, collate_fn=_as_is, prefetch_factor=4 if args.workers else None)
+        bar = tqdm(batches, initial=start, total=args.steps, disable=not accelerator.is_main_process)
+        for step, (task, samples) in enumerate(bar, start=start):
             began = time.perf_counter()
             loss, parts = training_step(loaded, samples, accelerator.device)
             optimizer.zero_grad(set_to_none=True)

@@ -156,3 +156,17 @@ def test_scene_generation_is_fast():
     for _ in range(20):
         generate_scene(rng)
     assert (time.perf_counter() - start) / 20 < 0.05
+
+
+def test_clicks_land_in_thin_masks():
+    """OpenCV's 3x3 distance estimate stays below 1 px in some thin masks; a click must still land inside.
+    (Regression: the train split's vos sample 361 at seed 0 crashed a GPU training run.)"""
+    from hyperseg_lite.data.prompts_sampling import click, scribble
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((32, 32), bool)
+    mask[10, 3:28] = True  # one pixel thick
+    for x, y in [click(mask, rng)] + scribble(mask, rng):
+        assert mask[int(y), int(x)]
+    sample = World("train", 0, image_size=256, clip_length=(2, 2)).sample("vos", 361)
+    assert sample.regions

@@ -12,8 +12,12 @@ def click(mask: np.ndarray, rng: np.random.Generator, inside: bool = True) -> li
     if inside:
         distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
         ys, xs = np.nonzero(distance >= max(1.0, distance.max() * 0.4))
+        if len(ys) == 0:  # OpenCV's 3x3 L2 estimate can stay below 1 in thin masks: any pixel of the mask
+            ys, xs = np.nonzero(mask)
     else:
         ys, xs = np.nonzero(~mask)
+    if len(ys) == 0:
+        raise ValueError("cannot click " + ("inside an empty mask" if inside else "outside a full mask"))
     k = int(rng.integers(len(ys)))
     return [float(xs[k]), float(ys[k])]
 

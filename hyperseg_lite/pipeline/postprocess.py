@@ -109,13 +109,13 @@ def region_choice(mask_logits: torch.Tensor, probs: torch.Tensor, region: int, n
 
     def covered(points: np.ndarray) -> torch.Tensor:
         if len(points) == 0:
-            return torch.zeros((binary.shape[0], 0), dtype=torch.bool)
+            return torch.zeros((binary.shape[0], 0), dtype=torch.bool, device=binary.device)
         xs = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
         ys = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
         return binary[:, ys, xs]
 
     bad = covered(negatives).any(dim=1)
-    hits = covered(positives).float().mean(dim=1) if len(positives) else torch.zeros(binary.shape[0])
+    hits = covered(positives).float().mean(dim=1) if len(positives) else torch.zeros(binary.shape[0], device=scores.device)
     ranking = scores + hits  # hits in [0, 1]: covering every click outranks any score difference below 1
     if (~bad).any():
         ranking = torch.where(bad, torch.full_like(ranking, -1.0), ranking)
