@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -20,14 +21,27 @@ def header(pipe: HyperSegPipeline, trained_on: str) -> str:
             f"Uploads up to {MAX_UPLOAD}; videos up to {tab_video.UI_MAX_FRAMES} frames.")
 
 
+def example_rows() -> dict[str, list[list]]:
+    """Each tab's gallery rows, from ``assets/examples/examples.json`` (written by ``tools/make_examples.py``)."""
+    spec = json.loads((ASSETS / "examples.json").read_text())
+    images, video = spec["images"], spec["video"]
+    return {
+        "classes": [[str(ASSETS / e["classes_image"]), e["classes"], "panoptic", 0.5] for e in images],
+        "referring": [[str(ASSETS / e["image"]), e["expression"], 0.5] for e in images],
+        "reasoning": [[str(ASSETS / e["question_image"]), e["question"], True, 0.5] for e in images],
+        "interactive": [[str(ASSETS / e["image"])] for e in images],
+        "video": [[str(ASSETS / video["video"]), "box on the first frame", video["box"], ""],
+                  [str(ASSETS / video["referring_video"]), "expression", "", video["expression"]]],
+    }
+
+
 def build_demo(pipe: HyperSegPipeline, trained_on: str) -> gr.Blocks:
-    images = [str(ASSETS / n) for n in ("astronaut.jpg", "coffee.jpg", "chelsea.jpg")]
-    videos = [str(ASSETS / "moving_shapes.mp4")]
+    rows = example_rows()
     with gr.Blocks(title="hyperseg-lite", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(header(pipe, trained_on))
-        tab_classes.build(pipe, images)
-        tab_referring.build(pipe, images)
-        tab_reasoning.build(pipe, images)
-        tab_interactive.build(pipe, images)
-        tab_video.build(pipe, videos)
+        tab_classes.build(pipe, rows["classes"])
+        tab_referring.build(pipe, rows["referring"])
+        tab_reasoning.build(pipe, rows["reasoning"])
+        tab_interactive.build(pipe, rows["interactive"])
+        tab_video.build(pipe, rows["video"])
     return demo

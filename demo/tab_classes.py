@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import gradio as gr
 
+from hyperseg_lite.data.vocabulary import STUFF_NAMES
 from hyperseg_lite.pipeline import HyperSegPipeline, load_image
 
 from .common import annotated, downloads, how_it_works, user_errors
+
+# amorphous classes merged into one segment each in panoptic mode: the world's, and common COCO-stuff names
+STUFF_CLASSES = set(STUFF_NAMES) | {"road", "floor", "ceiling", "snow", "sea", "river", "mountain", "dirt", "pavement"}
 
 
 def segment_classes(pipe: HyperSegPipeline, image, class_text: str, mode: str, threshold: float):
@@ -15,7 +19,9 @@ def segment_classes(pipe: HyperSegPipeline, image, class_text: str, mode: str, t
         raise gr.Error("upload an image first")
     pixels = load_image(image).pixels
     names = class_text if class_text and class_text.strip() else None
-    result = pipe.segment_classes(pixels, names, mode=mode, threshold=threshold)
+    listed = [n.strip().lower() for n in (names or "").split(",")]
+    result = pipe.segment_classes(pixels, names, mode=mode, threshold=threshold,
+                                  stuff=[n for n in listed if n in STUFF_CLASSES])
     lines = [f"**Found:** {', '.join(sorted(set(result.labels))) or 'nothing'}",
              f"**Absent:** {', '.join(result.absent) or '-'}"]
     if result.answer is not None:
@@ -24,13 +30,13 @@ def segment_classes(pipe: HyperSegPipeline, image, class_text: str, mode: str, t
     return annotated(pixels, result), "  \n".join(lines), downloads(result)
 
 
-def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
+def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
     with gr.Tab("Open-vocabulary"):
         with gr.Row():
             with gr.Column():
                 image = gr.Image(type="numpy", label="Image", image_mode="RGB", elem_id="classes-image")
                 classes = gr.Textbox(label="Class names (comma-separated; empty = let the model name what it sees)",
-                                     placeholder="person, sky, cup, cat", elem_id="classes-text")
+                                     placeholder="circle, star, ring, sky, grass", elem_id="classes-text")
                 mode = gr.Radio(["panoptic", "semantic", "instance"], value="panoptic", label="Mode")
                 threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Score threshold")
                 run = gr.Button("Segment", variant="primary", elem_id="classes-run")
@@ -40,8 +46,8 @@ def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
                 files = gr.File(label="Downloads (label-map PNG, COCO RLE JSON)", file_count="multiple")
         handler = user_errors(lambda *a: segment_classes(pipe, *a))
         run.click(handler, [image, classes, mode, threshold], [output, summary, files], api_name="segment_classes")
-        gr.Examples([[examples[0], "person, sky, rocket", "panoptic", 0.5], [examples[1], "cup, table", "instance", 0.5]],
-                    [image, classes, mode, threshold], [output, summary, files], fn=handler, cache_examples=False)
+        gr.Examples(examples, [image, classes, mode, threshold], [output, summary, files], fn=handler,
+                    cache_examples=True, cache_mode="lazy")
         gr.Markdown(how_it_works("Each class name becomes a span in the prompt; the LLM's hidden states over each span "
                                  "score every mask query (Hybrid Entity Recognition). Classes that score low everywhere "
                                  "are reported absent.", "03_llm_and_entity_recognition.ipynb"))

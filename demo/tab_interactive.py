@@ -97,7 +97,7 @@ def interactive_api(pipe: HyperSegPipeline, image, regions_json: str):
     return run_regions(pipe, image, state)
 
 
-def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
+def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
     with gr.Tab("Interactive"):
         state = gr.State(empty_state())
         with gr.Row():
@@ -132,7 +132,7 @@ def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
                      api_visibility="private")
         regions_json.submit(user_errors(lambda img, spec: interactive_api(pipe, img, spec)), [image, regions_json],
                             [output, status, files], api_name="interactive")
-        gr.Examples([[examples[2]]], [image])
+        gr.Examples(examples, [image])
         gr.Markdown(how_it_works("Clicks are drawn as discs (radius 10 px at 1024 px), boxes filled; each region is "
                                  "pooled from the global vision tokens into one `<region>` embedding. Negative clicks "
                                  "rule out masks that cover them.", "05_visual_prompts.ipynb"))

@@ -33,12 +33,12 @@ def reason(pipe: HyperSegPipeline, image, question: str, explain: bool, threshol
     return annotated(pixels, result), status, highlight(result.answer or "", question, result), downloads(result)
 
 
-def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
+def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
     with gr.Tab("Reasoning"):
         with gr.Row():
             with gr.Column():
                 image = gr.Image(type="numpy", label="Image", image_mode="RGB", elem_id="reason-image")
-                question = gr.Textbox(label="Question", placeholder="what could keep the drink warm?", elem_id="reason-text")
+                question = gr.Textbox(label="Question", placeholder="which object has no corners?", elem_id="reason-text")
                 explain = gr.Checkbox(value=True, label="Explain (generate the answer text)")
                 threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="No-match threshold")
                 run = gr.Button("Ask", variant="primary", elem_id="reason-run")
@@ -49,8 +49,7 @@ def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
                 files = gr.File(label="Downloads", file_count="multiple")
         handler = user_errors(lambda *a: reason(pipe, *a))
         run.click(handler, [image, question, explain, threshold], [output, status, answer, files], api_name="reason")
-        gr.Examples([[examples[2], "which animal could catch a mouse?", True, 0.5]],
-                    [image, question, explain, threshold], [output, status, answer, files], fn=handler,
-                    cache_examples=False)
+        gr.Examples(examples, [image, question, explain, threshold], [output, status, answer, files], fn=handler,
+                    cache_examples=True, cache_mode="lazy")
         gr.Markdown(how_it_works("Same path as referring, with the reasoning instruction; the answer text is generated "
                                  "by the LLM after the mask tokens.", "03_llm_and_entity_recognition.ipynb"))

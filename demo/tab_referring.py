@@ -19,12 +19,12 @@ def refer(pipe: HyperSegPipeline, image, expression: str, threshold: float):
     return annotated(pixels, result), "  \n".join([status] + [f"_{n}_" for n in result.notices]), downloads(result)
 
 
-def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
+def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
     with gr.Tab("Referring"):
         with gr.Row():
             with gr.Column():
                 image = gr.Image(type="numpy", label="Image", image_mode="RGB", elem_id="refer-image")
-                expression = gr.Textbox(label="Expression", placeholder="the cup on the left", elem_id="refer-text")
+                expression = gr.Textbox(label="Expression", placeholder="the small red star left of the blue ring", elem_id="refer-text")
                 threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="No-match threshold")
                 run = gr.Button("Segment", variant="primary", elem_id="refer-run")
             with gr.Column():
@@ -33,8 +33,8 @@ def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
                 files = gr.File(label="Downloads", file_count="multiple")
         handler = user_errors(lambda *a: refer(pipe, *a))
         run.click(handler, [image, expression, threshold], [output, status, files], api_name="refer")
-        gr.Examples([[examples[1], "the cup of coffee", 0.5], [examples[0], "the person in the white suit", 0.5]],
-                    [image, expression, threshold], [output, status, files], fn=handler, cache_examples=False)
+        gr.Examples(examples, [image, expression, threshold], [output, status, files], fn=handler,
+                    cache_examples=True, cache_mode="lazy")
         gr.Markdown(how_it_works("The expression and a [SEG] token are read by the LLM; their mean hidden state scores "
                                  "each mask query. The best query answers unless its score is under the threshold.",
                                  "01_prompt_design.ipynb"))

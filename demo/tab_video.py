@@ -58,24 +58,22 @@ def propagate(pipe: HyperSegPipeline, video, prompt_kind: str, box_text: str, ex
     return encode_h264(overlays, fps_of(video)), downloads(results)
 
 
-def build(pipe: HyperSegPipeline, examples: list[str]) -> None:
+def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
     with gr.Tab("Video"):
         with gr.Row():
             with gr.Column():
                 video = gr.Video(label=f"Video (mp4 / avi / gif, at most {UI_MAX_FRAMES} frames)", sources=["upload"], elem_id="video-input")
                 prompt_kind = gr.Radio(["box on the first frame", "expression", "question"],
                                        value="box on the first frame", label="Prompt")
-                box_text = gr.Textbox(label="First-frame box (x0, y0, x1, y1)", value="10, 60, 70, 120")
-                expression = gr.Textbox(label="Expression or question", placeholder="the red disc moving right")
+                box_text = gr.Textbox(label="First-frame box (x0, y0, x1, y1)", value="10, 60, 70, 120", elem_id="video-box")
+                expression = gr.Textbox(label="Expression or question", placeholder="the blue ring")
                 run = gr.Button("Propagate", variant="primary", elem_id="video-run")
             with gr.Column():
                 output = gr.Video(label="Result (H.264)", elem_id="video-output")
                 files = gr.File(label="Per-frame masks (label PNGs) and COCO RLE JSON", file_count="multiple")
         handler = user_errors(lambda v, k, b, e, progress=gr.Progress(): propagate(pipe, v, k, b, e, progress))
         run.click(handler, [video, prompt_kind, box_text, expression], [output, files], api_name="segment_video")
-        gr.Examples([[examples[0], "box on the first frame", "12, 62, 68, 118", ""],
-                     [examples[0], "expression", "", "the blue square"]],
-                    [video, prompt_kind, box_text, expression])
+        gr.Examples(examples, [video, prompt_kind, box_text, expression])
         gr.Markdown(how_it_works("Frames are segmented one by one. The prompt embeddings are averaged over the frames "
                                  "seen so far and the perceiver's tokens of frame t-1 seed frame t (temporal adapter).",
                                  "06_temporal_adapter.ipynb"))

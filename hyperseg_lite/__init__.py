@@ -6,6 +6,12 @@ from .modeling.modeling_hyperseg import HyperSegForSegmentation, HyperSegOutput,
 from .modeling.temporal_adapter import TemporalState
 from .processing_hyperseg import HyperSegProcessor
 
+# Known to the Auto classes, so transformers reads our config.json as ours (AutoTokenizer opens it too)
+from transformers import AutoConfig, AutoModel  # noqa: E402
+
+AutoConfig.register(HyperSegConfig.model_type, HyperSegConfig, exist_ok=True)
+AutoModel.register(HyperSegConfig, HyperSegForSegmentation, exist_ok=True)
+
 __all__ = [
     "HyperSegConfig", "HyperSegDecoderConfig", "HyperSegPerceiverConfig", "HyperSegForSegmentation", "HyperSegOutput",
     "HyperSegProcessor", "ImageFeatures", "LoadedModel", "TemporalState", "build_random_model", "load_model",

@@ -3,6 +3,7 @@ and (when Debian's chromium and playwright are present) a real browser run with 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -22,8 +23,9 @@ from hyperseg_lite import build_random_model  # noqa: E402
 from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "assets" / "examples" / "coffee.jpg"
-VIDEO = ROOT / "assets" / "examples" / "moving_shapes.mp4"
+EXAMPLES = json.loads((ROOT / "assets" / "examples" / "examples.json").read_text())
+EXAMPLE = ROOT / "assets" / "examples" / EXAMPLES["images"][0]["image"]
+VIDEO = ROOT / "assets" / "examples" / EXAMPLES["video"]["video"]
 
 
 def free_port() -> int:
@@ -34,6 +36,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def pipe():
+    """The tiny random model (fast); ``HYPERSEG_APP_MODEL=embedded`` serves the shipped checkpoint instead, which
+    is how the README's screenshots are taken (with ``HYPERSEG_SCREENSHOTS=assets/screenshots``)."""
+    if os.environ.get("HYPERSEG_APP_MODEL") == "embedded":
+        return HyperSegPipeline.from_pretrained()
     return HyperSegPipeline(build_random_model("tiny", seed=0))
 
 
@@ -91,7 +97,7 @@ def test_every_tab_endpoint_answers(client):
 
     size = image_size(EXAMPLE)
     picture = handle_file(str(EXAMPLE))
-    annotated, summary, files = client.predict(picture, "cup, table", "panoptic", 0.0, api_name="/segment_classes")
+    annotated, summary, files = client.predict(picture, "circle, star, sky", "semantic", 0.0, api_name="/segment_classes")
     check_annotated(annotated, size)
     assert "Found" in summary and len(files) == 2
     annotated, status, files = client.predict(picture, "the cup", 0.0, api_name="/refer")
@@ -169,26 +175,28 @@ def test_every_tab_in_a_real_browser(app_url, tmp_path):
         def upload(elem_id, path):
             page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
 
-        def run_tab(tab, prefix, text=None):
+        def run_tab(tab, prefix, text, image):
             page.get_by_role("tab", name=tab).click()
-            upload(f"{prefix}-image", EXAMPLE)
+            upload(f"{prefix}-image", ROOT / "assets" / "examples" / image)
             if text is not None:
                 page.locator(f"#{prefix}-text textarea").fill(text)
             page.locator(f"#{prefix}-run").click()
             page.wait_for_selector(f"#{prefix}-output img", timeout=60_000)
             page.screenshot(path=str(shots / f"{prefix}.png"), full_page=True)
 
-        run_tab("Open-vocabulary", "classes", "cup, table")
-        run_tab("Referring", "refer", "the cup")
-        run_tab("Reasoning", "reason", "what is hot?")
+        example = EXAMPLES["images"][0]
+        run_tab("Open-vocabulary", "classes", example["classes"], example["classes_image"])
+        run_tab("Referring", "refer", example["expression"], example["image"])
+        run_tab("Reasoning", "reason", example["question"], example["question_image"])
         page.get_by_role("tab", name="Interactive").click()
         upload("interactive-image", EXAMPLE)
-        page.locator("#interactive-box textarea").fill("20, 20, 120, 100")
+        page.locator("#interactive-box textarea").fill(example["box"])
         page.locator("#interactive-box-run").click()
         page.wait_for_selector("#interactive-output img", timeout=60_000)
         page.screenshot(path=str(shots / "interactive.png"), full_page=True)
         page.get_by_role("tab", name="Video").click()
         upload("video-input", VIDEO)
+        page.locator("#video-box textarea").fill(EXAMPLES["video"]["box"])
         page.locator("#video-run").click()
         page.wait_for_selector("#video-output video", timeout=120_000)
         page.screenshot(path=str(shots / "video.png"), full_page=True)

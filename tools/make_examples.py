@@ -1,0 +1,68 @@
+"""Write the app's example gallery from the world's test split: three scenes, one clip, and their prompts.
+
+    python tools/make_examples.py            # -> assets/examples/world_*.png, world_clip.mp4, examples.json
+
+The prompts are the world's own (true of each scene by construction), so the embedded model, trained on the
+training split, meets unseen scenes of the kind it knows. Deterministic: same files on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hyperseg_lite.data.world import World
+
+OUT = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+def _box_of(mask: np.ndarray) -> str:
+    ys, xs = np.nonzero(mask)
+    return f"{xs.min()}, {ys.min()}, {xs.max() + 1}, {ys.max() + 1}"
+
+
+def main() -> None:
+    world = World("test", seed=2024, image_size=256, clip_length=(16, 16))
+    examples: dict = {"images": [], "video": None}
+    for k, index in enumerate((1, 2, 3)):
+        referring = world.sample("referring", index)
+        while referring.no_target:
+            index += 10
+            referring = world.sample("referring", index)
+        reasoning = world.sample("reasoning", index)
+        panoptic = world.sample("panoptic", index)
+        # each task's prompt is only true of its own scene, so every task gets its sample's image
+        name = f"world_{k + 1}.png"
+        Image.fromarray(referring.image).save(OUT / name)
+        Image.fromarray(reasoning.image).save(OUT / f"world_{k + 1}_question.png")
+        examples["images"].append({"image": name, "expression": referring.expression,
+                                   "box": _box_of(referring.masks[0]),
+                                   "question_image": f"world_{k + 1}_question.png", "question": reasoning.expression,
+                                   "answer": reasoning.answer, "classes_image": f"world_{k + 1}_classes.png",
+                                   "classes": ", ".join(panoptic.class_names), "stuff": panoptic.stuff_names})
+        Image.fromarray(panoptic.image).save(OUT / f"world_{k + 1}_classes.png")
+    clip = world.sample("vos", 0)
+    frames = np.stack(clip.frames)
+    height, width = frames.shape[1:3]
+    path = OUT / "world_clip.mp4"
+    command = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+               "-r", "8", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", str(path)]
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit("ffmpeg is needed to write the example clip (apt-get install ffmpeg)")
+    subprocess.run(command, input=frames.tobytes(), check=True)
+    referring_video = world.sample("referring_video", 0)
+    subprocess.run(command[:-1] + [str(OUT / "world_clip_referring.mp4")],
+                   input=np.stack(referring_video.frames).tobytes(), check=True)
+    examples["video"] = {"video": path.name, "box": _box_of(clip.frame_masks[0][0]),
+                         "referring_video": "world_clip_referring.mp4", "expression": referring_video.expression}
+    (OUT / "examples.json").write_text(json.dumps(examples, indent=2))
+    print(json.dumps(examples, indent=2))
+
+
+if __name__ == "__main__":
+    main()
