@@ -3,6 +3,7 @@
     python -m hyperseg_lite.train --preset lite --steps 20000 --batch-size 4 --output runs/lite
     accelerate launch -m hyperseg_lite.train ...          # one or several GPUs, unchanged
     python -m hyperseg_lite.train --resume runs/lite ...   # continue from the last checkpoint
+    python -m hyperseg_lite.train --init runs/lite/checkpoint --seed 1 ...   # a new cycle from trained weights
 
 Each step draws one task (round robin over ``--tasks``) and a batch of its samples; video tasks train on two
 consecutive frames, carrying the temporal state, with the instance-association loss between them. Progress bar,
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--preset", default="lite")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--resume", type=Path, default=None, help="a previous --output folder")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from these weights (a checkpoint folder) with a fresh optimizer and schedule")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--workers", type=int, default=max(0, min(8, (os.cpu_count() or 1) - 2)),
                         help="DataLoader processes drawing the world (0: draw in the training process)")
     args = parser.parse_args(argv)
+    if args.resume is not None and args.init is not None:
+        parser.error("--resume continues a run; --init starts a new one from given weights: use one")
 
     accelerator = Accelerator()
     torch.manual_seed(args.seed)
@@ -107,6 +112,8 @@ def main(argv: list[str] | None = None) -> Path:
         checkpoint = args.resume / "checkpoint"
         loaded = load_model(checkpoint, precision="fp32", device_map="cpu")
         start = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
+    elif args.init is not None:
+        loaded = load_model(args.init, precision="fp32", device_map="cpu")
     else:
         loaded = build_random_model(args.preset, seed=args.seed)
     model = loaded.model.train()

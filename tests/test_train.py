@@ -56,3 +56,18 @@ def test_cli_logs_checkpoints_and_resumes(tmp_path):
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 4
+
+
+def test_cli_init_starts_a_new_run_from_trained_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    first = main(["--preset", "tiny", "--steps", "2", "--batch-size", "1", "--output", str(tmp_path / "a"),
+                  "--tasks", "referring"])
+    trained = load_file(first / "model.safetensors")
+    second = main(["--init", str(first), "--steps", "1", "--batch-size", "1", "--lr", "0", "--seed", "1",
+                   "--output", str(tmp_path / "b"), "--tasks", "referring"])
+    assert json.loads((second / "trainer_state.json").read_text())["step"] == 1  # a new count, not a resume
+    after = load_file(second / "model.safetensors")
+    assert all(torch.equal(trained[k], after[k]) for k in trained)  # lr 0: the weights are exactly the init ones
+    with pytest.raises(SystemExit):
+        main(["--init", str(first), "--resume", str(tmp_path / "a"), "--output", str(tmp_path / "c")])
