@@ -3,7 +3,10 @@
     python tools/make_examples.py            # -> assets/examples/world_*.png, world_clip.mp4, examples.json
 
 The prompts are the world's own (true of each scene by construction), so the embedded model, trained on the
-training split, meets unseen scenes of the kind it knows. Deterministic: same files on every run.
+training split, meets unseen scenes of the kind it knows. The referring and reasoning examples are the first test
+samples (from a fixed start) that the embedded model gets right (IoU >= 0.5): the gallery shows what the model can
+do; what it cannot is measured in its model card and shown in ``notebooks/08_evaluation.ipynb``. Deterministic for
+given weights.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from hyperseg_lite.data.world import World
+from hyperseg_lite.pipeline import HyperSegPipeline
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
@@ -26,15 +30,32 @@ def _box_of(mask: np.ndarray) -> str:
     return f"{xs.min()}, {ys.min()}, {xs.max() + 1}, {ys.max() + 1}"
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
+
+
+def _first_answered(world: World, pipe: HyperSegPipeline, task: str, start: int, limit: int = 200):
+    """The first sample from ``start`` with a target that the model segments with IoU >= 0.5."""
+    for index in range(start, start + limit):
+        sample = world.sample(task, index)
+        if sample.no_target:
+            continue
+        result = pipe.refer(sample.image, sample.expression) if task == "referring" else \
+            pipe.reason(sample.image, sample.expression)
+        predicted = result.union() if len(result) else np.zeros(sample.image.shape[:2], bool)
+        if _iou(predicted, sample.masks.any(0)) >= 0.5:
+            return sample
+    raise SystemExit(f"no {task} sample from {start} to {start + limit} is answered well by this model")
+
+
 def main() -> None:
     world = World("test", seed=2024, image_size=256, clip_length=(16, 16))
+    pipe = HyperSegPipeline.from_pretrained()
     examples: dict = {"images": [], "video": None}
-    for k, index in enumerate((1, 2, 3)):
-        referring = world.sample("referring", index)
-        while referring.no_target:
-            index += 10
-            referring = world.sample("referring", index)
-        reasoning = world.sample("reasoning", index)
+    for k, index in enumerate((1, 301, 601)):
+        referring = _first_answered(world, pipe, "referring", index)
+        reasoning = _first_answered(world, pipe, "reasoning", index)
         panoptic = world.sample("panoptic", index)
         # each task's prompt is only true of its own scene, so every task gets its sample's image
         name = f"world_{k + 1}.png"

@@ -1,0 +1,59 @@
+"""The shipped checkpoint: present, loaded by default with no network, and still as good as its model card says.
+
+The bars are the reduced ones of issue #4, set below the figures measured on the full test split (see
+``assets/hyperseg-lite/README.md``) so that a regression in the model, the pipeline or the metrics fails here
+within CI's time, while sampling noise on a few dozen samples does not.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hyperseg_lite import load_model
+from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
+
+# task -> (metric, samples, bar). Measured on exactly these samples (test split, seed 0, 8-frame clips) with the
+# shipped weights: referring cIoU 0.179, semantic mIoU 0.184, interactive one-click mIoU 0.722, vos J&F 0.597.
+# Issue #4 suggests referring cIoU >= 0.7; the shipped model is far from it (model card), so the bar guards
+# against regressions of what it does reach. A barely trained one (200 steps) scored about 0.1 referring, 0.01 semantic, 0.2 interactive and vos.
+BARS = {
+    "referring": ("cIoU", 50, 0.14),
+    "semantic": ("mIoU", 20, 0.14),
+    "interactive": ("mIoU_click", 30, 0.62),
+    "vos": ("J&F", 4, 0.50),
+}
+
+
+def test_checkpoint_is_shipped_small_and_complete():
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "README.md"):
+        assert (EMBEDDED_CHECKPOINT / name).is_file(), name
+    assert (EMBEDDED_CHECKPOINT / "model.safetensors").stat().st_size <= 60 * 2**20
+    assert json.loads((EMBEDDED_CHECKPOINT / "config.json").read_text())["preset"] == "lite"
+
+
+def test_load_model_defaults_to_the_embedded_checkpoint(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = load_model()
+    assert loaded.source == str(EMBEDDED_CHECKPOINT)
+    assert not loaded.model.training
+    assert "lite" in loaded.describe()
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from hyperseg_lite.pipeline import HyperSegPipeline
+
+    return HyperSegPipeline.from_pretrained()
+
+
+@pytest.mark.parametrize("task", BARS)
+def test_embedded_model_meets_the_reduced_bar(pipe, task):
+    from hyperseg_lite.data.world import World
+    from hyperseg_lite.evaluation.tasks import evaluate_task
+
+    metric, samples, bar = BARS[task]
+    world = World("test", 0, image_size=pipe.model.config.image_size, clip_length=(8, 8))
+    value = evaluate_task(pipe, world, task, samples)[metric]
+    assert value >= bar, f"{task} {metric} = {value:.3f} < {bar} on {samples} test samples"

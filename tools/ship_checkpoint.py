@@ -1,0 +1,37 @@
+"""Copy a training checkpoint's inference files into ``assets/hyperseg-lite`` (the embedded default model).
+
+    python tools/ship_checkpoint.py runs/lite/checkpoint
+
+Only what ``load_model`` needs travels (weights, config, tokenizer); optimizer and scheduler state stay behind.
+The model card (``README.md`` there) is written by hand from ``python -m hyperseg_lite.evaluate`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from hyperseg_lite.loading import EMBEDDED_CHECKPOINT, load_model
+
+FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
+MAX_BYTES = 60 * 1024 * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--output", type=Path, default=EMBEDDED_CHECKPOINT)
+    args = parser.parse_args()
+    args.output.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        shutil.copy2(args.checkpoint / name, args.output / name)
+    size = (args.output / "model.safetensors").stat().st_size
+    if size > MAX_BYTES:
+        raise SystemExit(f"weights are {size / 2**20:.1f} MiB; the embedded model must stay under 60 MiB")
+    loaded = load_model(args.output)  # fails loudly if anything is missing
+    print(f"shipped {loaded.describe()} ({size / 2**20:.1f} MiB) to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
