@@ -18,6 +18,11 @@ from hyperseg_lite.loading import CheckpointNotFound  # noqa: E402
 from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
 
+EMBEDDED_TRAINED_ON = ("hyperseg-lite's procedural shapes world only (12 shapes, 10 colours, 5 stuff classes), "
+                       "6,000 steps on a 2-core CPU: not real photos, and far below the paper's accuracy; "
+                       "metrics in assets/hyperseg-lite/README.md")
+
+
 def load_pipeline(model: str | None, precision: str | None, random_preset: str | None):
     """The pipeline and a line saying what the model was trained on."""
     if random_preset:
@@ -30,8 +35,7 @@ def load_pipeline(model: str | None, precision: str | None, random_preset: str |
         print(f"note: {error}\nnote: starting with an untrained 'lite' model so the app still runs.")
         return HyperSegPipeline(build_random_model("lite")), "nothing yet: untrained 'lite' weights (no embedded checkpoint found)"
     card = getattr(loaded.model.config, "trained_on", None)
-    return HyperSegPipeline(loaded), card or ("the procedural shapes world of hyperseg-lite" if model is None
-                                              else "see the checkpoint's model card")
+    return HyperSegPipeline(loaded), card or (EMBEDDED_TRAINED_ON if model is None else "see the checkpoint's model card")
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ def reason(pipe: HyperSegPipeline, image, question: str, explain: bool, threshol
     pixels = load_image(image).pixels
     result = pipe.reason(pixels, question, explain=explain, threshold=threshold)
     status = "**No match.**" if result.no_match else f"**Mask** (score {result.scores[0]:.2f})"
+    if explain and not result.answer:
+        status += "  \nThe model ended its answer without an explanation."
     return annotated(pixels, result), status, highlight(result.answer or "", question, result), downloads(result)
 
 

@@ -35,22 +35,30 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def pipe():
+def served():
     """The tiny random model (fast); ``HYPERSEG_APP_MODEL=embedded`` serves the shipped checkpoint instead, which
     is how the README's screenshots are taken (with ``HYPERSEG_SCREENSHOTS=assets/screenshots``)."""
     if os.environ.get("HYPERSEG_APP_MODEL") == "embedded":
-        return HyperSegPipeline.from_pretrained()
-    return HyperSegPipeline(build_random_model("tiny", seed=0))
+        from app import load_pipeline
+
+        return load_pipeline(None, None, None)
+    return HyperSegPipeline(build_random_model("tiny", seed=0)), "nothing: random weights (tests)"
 
 
 @pytest.fixture(scope="module")
-def app_url(pipe):
-    demo = build_demo(pipe, "nothing: random weights (tests)")
+def app_url(served):
+    pipe, trained_on = served
+    demo = build_demo(pipe, trained_on)
     port = free_port()
     demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                                                    quiet=True, share=False, ssr_mode=False, show_error=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def pipe(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")

@@ -209,7 +209,10 @@ def test_quantized_loading_on_cpu_is_close_to_fp32(tmp_path, precision):
     pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed")
     from hyperseg_lite import load_model
 
-    reference = build_random_model("tiny", seed=5)
+    # an LLM at least one quantization block (64) wide: bitsandbytes' CPU 4-bit kernel needs in_features >= 64
+    text = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, vocab_size=272, max_position_embeddings=2048, tie_word_embeddings=False)
+    reference = build_random_model("tiny", seed=5, text_config=text)
     reference.model.save_pretrained(tmp_path)
     reference.tokenizer.save_pretrained(tmp_path)
     try:
