@@ -170,3 +170,20 @@ def test_clicks_land_in_thin_masks():
         assert mask[int(y), int(x)]
     sample = World("train", 0, image_size=256, clip_length=(2, 2)).sample("vos", 361)
     assert sample.regions
+
+
+def test_samples_do_not_depend_on_the_hash_seed():
+    """Python salts str hashes per process: iterating a set of names must never decide a sample.
+    (Regression: multi-target expressions did, so evaluation numbers changed from run to run.)"""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import hashlib; from hyperseg_lite.data import World\n"
+              "w = World('test', 0, image_size=64); h = hashlib.md5()\n"
+              "for i in range(40):\n"
+              "    s = w.sample('referring', i); h.update(repr(s.expression).encode()); h.update(s.masks.tobytes())\n"
+              "print(h.hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(digests) == 1

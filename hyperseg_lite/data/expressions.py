@@ -112,8 +112,8 @@ def describe_anchor(obj: SceneObject, scene: Scene) -> Query | None:
 
 
 def multi_target(scene: Scene, rng: np.random.Generator) -> Query | None:
-    options = [Query(colour=c, plural=True) for c in {o.colour for o in scene.objects}]
-    options += [Query(category=c, plural=True) for c in {o.category for o in scene.objects}]
+    options = [Query(colour=c, plural=True) for c in sorted({o.colour for o in scene.objects})]
+    options += [Query(category=c, plural=True) for c in sorted({o.category for o in scene.objects})]
     options = [q for q in options if len(evaluate(q, scene)) >= 2]
     return options[int(rng.integers(len(options)))] if options else None
 
