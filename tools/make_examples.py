@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from hyperseg_lite.data.world import World
+from hyperseg_lite.evaluation import jaccard
 from hyperseg_lite.pipeline import HyperSegPipeline
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -28,11 +29,6 @@ OUT = Path(__file__).resolve().parent.parent / "assets" / "examples"
 def _box_of(mask: np.ndarray) -> str:
     ys, xs = np.nonzero(mask)
     return f"{xs.min()}, {ys.min()}, {xs.max() + 1}, {ys.max() + 1}"
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 0.0
 
 
 def _first_answered(world: World, pipe: HyperSegPipeline, task: str, start: int, limit: int = 200):
@@ -44,7 +40,7 @@ def _first_answered(world: World, pipe: HyperSegPipeline, task: str, start: int,
         result = pipe.refer(sample.image, sample.expression) if task == "referring" else \
             pipe.reason(sample.image, sample.expression)
         predicted = result.union() if len(result) else np.zeros(sample.image.shape[:2], bool)
-        if _iou(predicted, sample.masks.any(0)) >= 0.5:
+        if jaccard(predicted, sample.masks.any(0)) >= 0.5:
             return sample
     raise SystemExit(f"no {task} sample from {start} to {start + limit} is answered well by this model")
 
