@@ -5,7 +5,8 @@
     python -m hyperseg_lite.train --resume runs/lite ...   # continue from the last checkpoint
     python -m hyperseg_lite.train --init runs/lite/checkpoint --seed 1 ...   # a new cycle from trained weights
 
-Each step draws one task (round robin over ``--tasks``) and a batch of its samples; video tasks train on two
+Each step draws one task (round robin over ``--tasks``, each as often as its ``--task-weights`` says) and a
+batch of its samples; video tasks train on two
 consecutive frames, carrying the temporal state, with the instance-association loss between them. Progress bar,
 a CSV log (``log.csv``), TensorBoard events (``tb/``) and a checkpoint every ``--save-every`` steps
 (``checkpoint/``: safetensors weights, config, tokenizer, optimizer state and step).
@@ -51,21 +52,52 @@ def training_step(loaded: LoadedModel, samples: list, device) -> tuple[torch.Ten
     return total, parts
 
 
+def task_schedule(tasks: list[str], weights: dict[str, int] | None = None) -> list[str]:
+    """One cycle of tasks, each ``weights[task]`` times (default 1), spread out rather than back to back.
+
+    Equal weights give ``tasks`` in their order, so unweighted runs draw exactly what they always drew.
+    """
+    weights = {task: (weights or {}).get(task, 1) for task in tasks}
+    total, credit, schedule = sum(weights.values()), dict.fromkeys(tasks, 0), []
+    for _ in range(total):  # smooth weighted round robin: the task owed the most goes next
+        for task in tasks:
+            credit[task] += weights[task]
+        chosen = max(tasks, key=credit.__getitem__)
+        credit[chosen] -= total
+        schedule.append(chosen)
+    return schedule
+
+
+def parse_task_weights(pairs: list[str], tasks: list[str]) -> dict[str, int]:
+    """``["referring=3", "reasoning=2"]`` -> ``{"referring": 3, "reasoning": 2}``, checked against ``tasks``."""
+    weights = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in tasks or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--task-weights wants TASK=N with TASK one of {', '.join(tasks)} and N >= 1; got {pair!r}")
+        weights[name] = int(value)
+    return weights
+
+
 class StepBatches(torch.utils.data.Dataset):
     """Step number -> (task, samples), so DataLoader workers draw the world while the accelerator trains.
 
-    Sample indices depend on the step alone, so a resumed or multi-worker run sees exactly the same batches.
+    Sample indices depend on the step alone, so a resumed or multi-worker run sees exactly the same batches, and
+    a task drawn several times per cycle gets fresh samples each time.
     """
 
-    def __init__(self, world: World, tasks: list[str], batch_size: int):
-        self.world, self.tasks, self.batch_size = world, tasks, batch_size
+    def __init__(self, world: World, tasks: list[str], batch_size: int, weights: dict[str, int] | None = None):
+        self.world, self.batch_size = world, batch_size
+        self.schedule = task_schedule(tasks, weights)
 
     def __len__(self) -> int:
         return 2**62
 
     def __getitem__(self, step: int) -> tuple[str, list]:
-        task = self.tasks[step % len(self.tasks)]
-        first = (step // len(self.tasks)) * self.batch_size
+        cycle, position = divmod(step, len(self.schedule))
+        task = self.schedule[position]
+        draw = cycle * self.schedule.count(task) + self.schedule[:position].count(task)
+        first = draw * self.batch_size
         return task, [self.world.sample(task, first + i) for i in range(self.batch_size)]
 
 
@@ -95,6 +127,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--task-weights", nargs="*", default=[], metavar="TASK=N",
+                        help="draw TASK N times per round (default 1), e.g. referring=3 reasoning=3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
     parser.add_argument("--log-every", type=int, default=10)
@@ -104,6 +138,10 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     if args.resume is not None and args.init is not None:
         parser.error("--resume continues a run; --init starts a new one from given weights: use one")
+    try:
+        weights = parse_task_weights(args.task_weights, args.tasks)
+    except ValueError as error:
+        parser.error(str(error))
 
     accelerator = Accelerator()
     torch.manual_seed(args.seed)
@@ -143,7 +181,7 @@ def main(argv: list[str] | None = None) -> Path:
         if new_log:
             log.writerow(["step", "task", "loss", "seconds", "lr", "parts"])
         batches = torch.utils.data.DataLoader(
-            StepBatches(world, args.tasks, args.batch_size), batch_size=None, sampler=range(start, args.steps),
+            StepBatches(world, args.tasks, args.batch_size, weights), batch_size=None, sampler=range(start, args.steps),
             num_workers=args.workers, collate_fn=_as_is, prefetch_factor=4 if args.workers else None)
         bar = tqdm(batches, initial=start, total=args.steps, disable=not accelerator.is_main_process)
         for step, (task, samples) in enumerate(bar, start=start):

@@ -11,7 +11,7 @@ import torch
 
 from hyperseg_lite import build_random_model
 from hyperseg_lite.data import TASKS, World
-from hyperseg_lite.train import main, training_step
+from hyperseg_lite.train import StepBatches, main, parse_task_weights, task_schedule, training_step
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +71,27 @@ def test_cli_init_starts_a_new_run_from_trained_weights(tmp_path):
     assert all(torch.equal(trained[k], after[k]) for k in trained)  # lr 0: the weights are exactly the init ones
     with pytest.raises(SystemExit):
         main(["--init", str(first), "--resume", str(tmp_path / "a"), "--output", str(tmp_path / "c")])
+
+
+def test_task_weights_draw_tasks_in_proportion_with_fresh_samples_each_time():
+    tasks = ["referring", "interactive", "vos"]
+    assert task_schedule(tasks) == tasks  # unweighted runs draw what they always drew
+    schedule = task_schedule(tasks, {"referring": 3})
+    assert sorted(schedule) == sorted(["referring"] * 3 + ["interactive", "vos"])
+    assert all(a != b for a, b in zip(schedule, schedule[1:]))  # spread out, not back to back
+
+    class Recorder:
+        def sample(self, task, index):
+            return task, index
+
+    batches = StepBatches(Recorder(), tasks, batch_size=2, weights={"referring": 3})
+    drawn = [sample for step in range(3 * len(schedule)) for sample in batches[step][1]]
+    referring = [index for task, index in drawn if task == "referring"]
+    assert referring == list(range(18))  # every draw of a task gets new samples, none repeated
+    assert [index for task, index in drawn if task == "vos"] == list(range(6))
+
+
+@pytest.mark.parametrize("pair", ["referring", "referring=0", "nothing=2", "referring=two"])
+def test_bad_task_weights_are_refused_with_the_rule(pair):
+    with pytest.raises(ValueError, match="TASK=N"):
+        parse_task_weights([pair], ["referring", "interactive"])

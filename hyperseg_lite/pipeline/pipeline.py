@@ -39,7 +39,8 @@ class _Frame:
 
 class HyperSegPipeline(VideoMethods):
     def __init__(self, loaded: LoadedModel, wording: P.Wording = "official", chunk_size: int = 20,
-                 max_pixels: int = MAX_IMAGE_PIXELS, max_new_tokens: int = 48) -> None:
+                 max_pixels: int = MAX_IMAGE_PIXELS, max_new_tokens: int = 128) -> None:
+        # 128: the lite tokenizer spends one token per byte, and the world's explanations run to ~80 bytes
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         self.loaded = loaded
