@@ -33,13 +33,22 @@ from .training.batching import collate, sample_items, to_device
 VIDEO_TASKS = ("vos", "referring_video", "vis")
 
 
-def training_step(loaded: LoadedModel, samples: list, device) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one batch of one task (two frames for video tasks)."""
+def training_step(loaded: LoadedModel, samples: list, device,
+                  reasoning_prompts: str = "explain") -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one batch of one task (two frames for video tasks).
+
+    ``reasoning_prompts="both"``: every second reasoning sample of the batch asks with the plain reasoning
+    instruction (mask only), the others with the explain instruction (mask + explanation), so the mask learnt
+    for the instruction ``pipe.reason`` sends is trained too; ``"explain"`` (the embedded model's recipe so far)
+    asks every one to explain.
+    """
     model, processor = loaded.model, loaded.processor
     frames = (0, 1) if samples[0].frames is not None else (0,)
     total, parts, previous, previous_targets, state = 0.0, {}, None, None, None
     for frame in frames:
-        batch = to_device(collate([sample_items(s, processor, frame) for s in samples], processor), device)
+        items = [sample_items(s, processor, frame, explain=reasoning_prompts == "explain" or i % 2 == 1)
+                 for i, s in enumerate(samples)]
+        batch = to_device(collate(items, processor), device)
         out = model(**batch, temporal_state=state)
         total = total + out.loss
         for key, value in out.loss_dict.items():
@@ -129,6 +138,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--task-weights", nargs="*", default=[], metavar="TASK=N",
                         help="draw TASK N times per round (default 1), e.g. referring=3 reasoning=3")
+    parser.add_argument("--reasoning-prompts", choices=("explain", "both"), default="explain",
+                        help="reasoning samples ask to explain (explain), or half of them ask for the mask only (both)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
     parser.add_argument("--log-every", type=int, default=10)
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> Path:
         bar = tqdm(batches, initial=start, total=args.steps, disable=not accelerator.is_main_process)
         for step, (task, samples) in enumerate(bar, start=start):
             began = time.perf_counter()
-            loss, parts = training_step(loaded, samples, accelerator.device)
+            loss, parts = training_step(loaded, samples, accelerator.device, args.reasoning_prompts)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)

@@ -95,3 +95,26 @@ def test_task_weights_draw_tasks_in_proportion_with_fresh_samples_each_time():
 def test_bad_task_weights_are_refused_with_the_rule(pair):
     with pytest.raises(ValueError, match="TASK=N"):
         parse_task_weights([pair], ["referring", "interactive"])
+
+
+def test_reasoning_samples_can_also_ask_with_the_instruction_the_pipeline_sends(world):
+    from hyperseg_lite.training.batching import sample_items
+
+    loaded = build_random_model("tiny", seed=0)
+    sample = world.sample("reasoning", 0)
+    tokenizer = loaded.tokenizer
+
+    def prompt_and_target(explain):
+        encoded = sample_items(sample, loaded.processor, explain=explain).encoded
+        taught = encoded.labels[encoded.labels >= 0]
+        text_ids = encoded.input_ids[encoded.input_ids >= 0]  # image placeholders are negative
+        return tokenizer.decode(text_ids), tokenizer.decode(taught)
+
+    explain_prompt, explain_target = prompt_and_target(True)
+    plain_prompt, plain_target = prompt_and_target(False)
+    assert "explain why" in explain_prompt and sample.answer in explain_target
+    assert "explain why" not in plain_prompt and sample.answer not in plain_target
+
+    samples = [world.sample("reasoning", i) for i in range(2)]
+    loss, _ = training_step(loaded, samples, "cpu", reasoning_prompts="both")
+    assert torch.isfinite(loss)

@@ -53,8 +53,12 @@ def render_region(region: dict, image_size: tuple[int, int], config) -> np.ndarr
     return np.asarray(region["mask"], dtype=bool)
 
 
-def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0) -> Item:
-    """The item for ``sample`` on image ``frame`` (image tasks: frame 0 only)."""
+def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0, explain: bool = True) -> Item:
+    """The item for ``sample`` on image ``frame`` (image tasks: frame 0 only).
+
+    Reasoning samples ask with the *explain* instruction and teach the explanation after the mask token; with
+    ``explain=False`` they ask with the plain reasoning instruction, the one ``pipe.reason`` uses for the mask.
+    """
     config = processor.config
     size = config.image_size
     image = sample.image if sample.image is not None else sample.frames[frame]
@@ -70,7 +74,8 @@ def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0) -
     elif sample.task in ("referring", "referring_video"):
         encoded = processor.encode(P.referring_prompt("referring"), expression=sample.expression)
     elif sample.task == "reasoning":
-        conversation = P.referring_prompt("reasoning_explain", explanation=sample.answer or "")
+        conversation = (P.referring_prompt("reasoning_explain", explanation=sample.answer or "") if explain
+                        else P.referring_prompt("reasoning"))
         encoded = processor.encode(conversation, expression=sample.expression)
     elif sample.task in ("interactive", "vos"):
         encoded = processor.encode(P.region_prompt(len(sample.regions), video=video), num_regions=len(sample.regions))
