@@ -6,8 +6,8 @@
     python -m hyperseg_lite.train --init runs/lite/checkpoint --seed 1 ...   # a new cycle from trained weights
 
 Each step draws one task (round robin over ``--tasks``, each as often as its ``--task-weights`` says) and a
-batch of its samples; video tasks train on two
-consecutive frames, carrying the temporal state, with the instance-association loss between them. Progress bar,
+batch of its samples; video tasks train on two consecutive frames, carrying the temporal state, with the
+instance-association loss between them. Progress bar,
 a CSV log (``log.csv``), TensorBoard events (``tb/``) and a checkpoint every ``--save-every`` steps
 (``checkpoint/``: safetensors weights, config, tokenizer, optimizer state and step).
 """
