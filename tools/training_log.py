@@ -39,9 +39,21 @@ def append_cycle(history: list[dict], run_log: Path) -> list[dict]:
         rows = list(csv.DictReader(handle))
     if not rows:
         raise SystemExit(f"{run_log} has no steps")
+    if _already_recorded(history, rows):
+        raise SystemExit(f"{run_log} is already in the history (same steps, tasks and losses); nothing appended")
     return history + [{"cycle": cycle, "step": row["step"], "total_step": offset + int(row["step"]),
                        "task": row["task"], "loss": row["loss"], "seconds": row["seconds"], "lr": row["lr"]}
                       for row in rows]
+
+
+def _already_recorded(history: list[dict], rows: list[dict]) -> bool:
+    """True when some cycle holds exactly these (step, task, loss) rows: running the tool twice must not double a cycle."""
+    wanted = [(int(r["step"]), r["task"], float(r["loss"])) for r in rows]
+    for cycle in {row["cycle"] for row in history}:
+        have = [(int(r["step"]), r["task"], float(r["loss"])) for r in history if r["cycle"] == cycle]
+        if have == wanted:
+            return True
+    return False
 
 
 def plot(history: list[dict], path: Path, window: int = 50) -> None:
