@@ -74,7 +74,7 @@ def plot(history: list[dict], path: Path, window: int = 50) -> None:
     axis.set_xlabel("training step (all cycles)")
     axis.set_ylabel(f"loss (moving average of {window} draws of the task)")
     axis.set_title("hyperseg-lite embedded model: training loss per task")
-    axis.legend(fontsize=8, ncol=3)
+    axis.legend(fontsize=8, ncol=3, loc="lower left")  # the cycle labels sit along the top
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
