@@ -17,6 +17,7 @@ import numpy as np
 
 from hyperseg_lite.data.world import World
 from hyperseg_lite.evaluation.mask_metrics import IoUAccumulator
+from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import HyperSegPipeline
 
 CANDIDATES = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
@@ -49,7 +50,7 @@ def replay(rows, threshold: float) -> dict[str, float]:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="assets/hyperseg-lite")
+    parser.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT))
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
