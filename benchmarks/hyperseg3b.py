@@ -2,12 +2,14 @@
 
     python benchmarks/hyperseg3b.py                          # on a CUDA GPU: 3b at fp32, bf16, 4bit
     python benchmarks/hyperseg3b.py --preset lite --precisions fp32 --runs 5   # CPU smoke run
+    python benchmarks/hyperseg3b.py --precisions bf16 --cuda-graphs          # + replay from a CUDA graph
 
 Random weights with the release's shapes (the ``3b`` preset). Reports the median of ``--runs`` timed runs after
 ``--warmup``, the peak GPU memory (or peak process RSS on CPU), the forward FLOPs (``FlopCounterMode``) and the
 compute floor = FLOPs / device peak (``--peak-tflops``, default 989 = H100 SXM dense bf16; fp32 uses 67).
 The image features are computed once per image: a second prompt on the same image (``features.select``) only
-pays the LLM and decoder ("second prompt" column).
+pays the LLM and decoder ("second prompt" column). The prompt layout is read from the CPU ids before timing, as
+the pipeline does, so the timed forward never waits on a device-to-host read.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hyperseg_lite import build_random_model, load_model
+from hyperseg_lite.modeling.prompt_layout import PromptLayout
 from hyperseg_lite.modeling.temporal_adapter import TemporalState
 from hyperseg_lite.prompts import referring_prompt, video_reasoning_prompt
 
@@ -44,7 +47,24 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(loaded, device: str, runs: int, warmup: int, video: bool) -> dict:
+def cuda_graphed(step):
+    """Capture ``step`` (fixed inputs) in one CUDA graph and return its replay: one launch instead of thousands.
+
+    Possible only because the forward neither reads values back nor copies from host memory (``PromptLayout``).
+    """
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up on a side stream, as capture requires
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def measure(loaded, device: str, runs: int, warmup: int, video: bool, graphs: bool = False) -> dict:
     model, processor = loaded.model, loaded.processor
     # inference only; FlopCounterMode's module tracker also fails on parameters that require grad in inference mode
     model.requires_grad_(False)
@@ -54,6 +74,7 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool) -> dict:
     prepared = processor.prepare_image(image)
     conversation = video_reasoning_prompt() if video else referring_prompt()
     batch = processor.collate([processor.encode(conversation, expression="the person holding the red umbrella")])
+    layout = PromptLayout.of(batch["input_ids"], batch["attention_mask"], batch["class_spans"], batch["refer_mask"])
     batch = {k: v.to(device) for k, v in batch.items()}
     pixels = prepared.pixel_values[None].to(device, dtype)
     global_pixels = prepared.global_pixel_values[None].to(device, dtype)
@@ -62,7 +83,7 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool) -> dict:
     def full():
         features = model.encode_images(pixels, global_pixels, temporal_state=state)
         out, _ = model.segment(features, batch["input_ids"], batch["attention_mask"], refer_mask=batch["refer_mask"],
-                               temporal_state=state)
+                               temporal_state=state, layout=layout)
         return features, out
 
     with torch.inference_mode():
@@ -70,17 +91,23 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool) -> dict:
             state = full()[1].temporal_state
         for _ in range(warmup):
             features, _ = full()
+
+        def second_prompt():
+            return model.segment(features, batch["input_ids"], batch["attention_mask"], refer_mask=batch["refer_mask"],
+                                 layout=layout)
+
+        run_full, run_second = (cuda_graphed(full), cuda_graphed(second_prompt)) if graphs else (full, second_prompt)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         times, second = [], []
         for _ in range(runs):
             sync(device)
             start = time.perf_counter()
-            full()
+            run_full()
             sync(device)
             times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            model.segment(features, batch["input_ids"], batch["attention_mask"], refer_mask=batch["refer_mask"])
+            run_second()
             sync(device)
             second.append(time.perf_counter() - start)
         with FlopCounterMode(display=False) as counter:
@@ -98,8 +125,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak (default: H100 table)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="also time each query replayed from a captured CUDA graph (GPU only; not 4/8-bit)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.cuda_graphs and device != "cuda":
+        parser.error("--cuda-graphs needs a CUDA GPU")
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; preset {args.preset}; median of {args.runs} runs after {args.warmup} warm-up")
     print("| precision | query | latency (ms) | second prompt, same image (ms) | GFLOPs | compute floor (ms) | "
@@ -115,8 +146,9 @@ def main() -> None:
             print(f"| {precision} | - | skipped on CPU | | | | |")
             continue
         loaded = build(args.preset, precision, device)
-        for video in (False, True):
-            row = measure(loaded, device, args.runs, args.warmup, video)
+        modes = [False, True] if args.cuda_graphs and precision not in ("4bit", "8bit") else [False]
+        for video, graphs in ((v, g) for g in modes for v in (False, True)):
+            row = measure(loaded, device, args.runs, args.warmup, video, graphs)
             gflops = row["gflops"]
             if precision in ("4bit", "8bit"):
                 if video in reference_gflops:
@@ -128,7 +160,8 @@ def main() -> None:
             peak = args.peak_tflops or PEAK_TFLOPS[precision]
             floor = gflops / (peak * 1e3) * 1e3
             query = f"video frame ({row['size']} px)" if video else f"referring {row['size']} px"
-            print(f"| {precision} | {query} | {row['ms']:.1f} | {row['second_ms']:.1f} | {gflops:.3g} | "
+            label = f"{precision} + CUDA graph" if graphs else precision
+            print(f"| {label} | {query} | {row['ms']:.1f} | {row['second_ms']:.1f} | {gflops:.3g} | "
                   f"{floor:.3g} | {row['memory_gb']:.2f} |")
         del loaded
         if device == "cuda":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -55,12 +54,11 @@ def test_processor_rejects_bad_text(tiny):
         tiny.processor.check_text("a" * 10_000)
 
 
-def test_tiny_forward_is_fast_and_shaped(tiny):
+def test_tiny_forward_is_shaped(tiny):
+    """Speed is measured in benchmarks/model_forward.py, not asserted here."""
     kinds = ["refer", "class"]
-    start = time.perf_counter()
     with torch.no_grad():
         out, _, _ = run(tiny.model, tiny.processor, kinds)
-    elapsed = time.perf_counter() - start
     q = tiny.model.num_queries
     side = tiny.model.config.image_size // 4
     assert out.pred_masks.shape == (2, q, side, side)
@@ -69,7 +67,6 @@ def test_tiny_forward_is_fast_and_shaped(tiny):
     assert out.prompt_valid[0].tolist()[:1] == [True] and out.prompt_valid[0, 1:].sum() == 0
     assert out.prompt_valid[1].sum() == 3  # helpers.encode_mixed gives row 1 three class names
     assert out.instance_embeddings.shape[:2] == (2, q)
-    assert elapsed < 5.0  # generous bound; "well under a second" is measured in benchmarks/model_forward.py
 
 
 @pytest.mark.parametrize("kinds", [["refer", "refer", "refer"], ["class", "class"], ["region", "region"],

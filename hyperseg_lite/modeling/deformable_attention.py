@@ -47,6 +47,19 @@ def deformable_sample(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, i
     return out.view(batch, heads * dim, queries).transpose(1, 2).contiguous().to(out_dtype)
 
 
+def level_size_tensor(spatial_shapes: Sequence[tuple[int, int]], device: torch.device) -> torch.Tensor:
+    """(L, 2) float32 (W, H) per level, the divisor that turns pixel offsets into [0, 1] units.
+
+    Written on the device by fill kernels rather than copied from a host list: a blocking host-to-device copy
+    waits for every queued kernel, and CUDA graphs cannot capture a copy from pageable memory.
+    """
+    sizes = torch.empty((len(spatial_shapes), 2), dtype=torch.float32, device=device)
+    for level, (height, width) in enumerate(spatial_shapes):
+        sizes[level, 0] = width
+        sizes[level, 1] = height
+    return sizes
+
+
 class MultiScaleDeformableAttention(nn.Module):
     """Each query attends to ``num_points`` learned offsets around its reference point on every level.
 
@@ -86,9 +99,10 @@ class MultiScaleDeformableAttention(nn.Module):
     reset_parameters = _reset_parameters
 
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor, values: torch.Tensor,
-                spatial_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
+                spatial_shapes: Sequence[tuple[int, int]], level_sizes: torch.Tensor | None = None) -> torch.Tensor:
         """query (B, Lq, C); reference_points (B, Lq, L, 2) as (x, y) in [0, 1]; values (B, S, C), the levels
-        flattened and concatenated in ``spatial_shapes`` order ((H, W) per level). Returns (B, Lq, C)."""
+        flattened and concatenated in ``spatial_shapes`` order ((H, W) per level). Returns (B, Lq, C).
+        ``level_sizes``: :func:`level_size_tensor` of ``spatial_shapes``, made once for all layers."""
         batch, queries, _ = query.shape
         if sum(h * w for h, w in spatial_shapes) != values.shape[1]:
             raise ValueError(f"spatial_shapes {list(spatial_shapes)} do not cover {values.shape[1]} values")
@@ -97,7 +111,8 @@ class MultiScaleDeformableAttention(nn.Module):
         weights = self.attention_weights(query).view(batch, queries, self.num_heads, self.num_levels * self.num_points)
         weights = weights.softmax(-1).view(batch, queries, self.num_heads, self.num_levels, self.num_points)
         # offsets are in pixels of each level: divide by (W, H) since locations are (x, y)
-        normalizer = torch.tensor([(w, h) for h, w in spatial_shapes], dtype=torch.float32, device=query.device)
+        if level_sizes is None:
+            level_sizes = level_size_tensor(spatial_shapes, query.device)
         locations = (reference_points.float()[:, :, None, :, None, :]
-                     + offsets.float() / normalizer[None, None, None, :, None, :])
+                     + offsets.float() / level_sizes[None, None, None, :, None, :])
         return self.output_proj(deformable_sample(value, spatial_shapes, locations, weights))

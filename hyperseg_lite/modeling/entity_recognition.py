@@ -11,7 +11,8 @@ The segmentation predictor scores every mask token against these prompt embeddin
 so recognition ("which prompt does this mask answer, if any") uses the LLM's semantics, while the masks
 come from the decoder: the hybrid of generation-based and decoder-based recognition.
 
-All poolings are batched (one-hot matmuls / masked sums), no Python loop over tokens or samples.
+All poolings are batched (one-hot matmuls / masked sums / gathers), no Python loop over tokens or samples,
+and every shape comes from the host-side :class:`~.prompt_layout.PromptLayout`: no device syncs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..constants import REGION_TOKEN_INDEX, SEG_TOKEN_INDEX
+from .prompt_layout import PromptLayout
 
 
 @dataclass
@@ -36,12 +38,25 @@ class PromptEmbeddings:
     region_valid: torch.Tensor  # (B, R)
 
 
+def first_positions(where: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the first ``count`` true entries of each row of ``where`` (B, L), in order -> (B, count).
+
+    A stable sort instead of ``nonzero``: the result's shape is known in advance, so nothing waits for the device.
+    """
+    return torch.sort(where.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :count]
+
+
+def gather_rows(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``hidden[b, index[b, k]]`` -> (B, K, H)."""
+    return hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+
+
 def gather_fixed(hidden: torch.Tensor, input_ids: torch.Tensor, token_id: int, count: int) -> torch.Tensor:
-    """Hidden states at the ``count`` positions per row holding ``token_id`` -> (B, count, H)."""
-    selected = hidden[input_ids == token_id]
-    if selected.shape[0] != hidden.shape[0] * count:
-        raise ValueError(f"every prompt must contain exactly {count} positions of placeholder {token_id}")
-    return selected.view(hidden.shape[0], count, hidden.shape[-1])
+    """Hidden states at the ``count`` positions per row holding ``token_id`` -> (B, count, H).
+
+    Every row must hold exactly ``count`` of them (:class:`~.prompt_layout.PromptLayout` checks it on the host).
+    """
+    return gather_rows(hidden, first_positions(input_ids == token_id, count))
 
 
 def mean_over_mask(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,30 +67,35 @@ def mean_over_mask(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     return pooled.unsqueeze(1), count.squeeze(-1) > 0
 
 
-def mean_over_spans(hidden: torch.Tensor, spans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``spans`` (B, L) holds k+1 on span k -> per-span means (B, K, H) and validity (B, K)."""
-    num_spans = int(spans.max().item()) if spans.numel() else 0
+def mean_over_spans(hidden: torch.Tensor, spans: torch.Tensor, num_spans: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``spans`` (B, L) holds k+1 on span k -> per-span means (B, K, H) and validity (B, K).
+
+    ``num_spans`` (K) comes from the host-side layout; left out, it is read from ``spans`` (one device sync).
+    """
+    if num_spans is None:
+        num_spans = int(spans.max().item()) if spans.numel() else 0
     if num_spans == 0:
         return hidden.new_zeros((hidden.shape[0], 0, hidden.shape[-1])), spans.new_zeros((hidden.shape[0], 0), dtype=torch.bool)
-    one_hot = F.one_hot(spans, num_spans + 1)[..., 1:].to(hidden.dtype)  # (B, L, K)
+    one_hot = F.one_hot(spans.clamp(0, num_spans), num_spans + 1)[..., 1:].to(hidden.dtype)  # (B, L, K)
     counts = one_hot.sum(dim=1)  # (B, K)
     sums = one_hot.transpose(1, 2) @ hidden  # (B, K, H)
     return sums / counts.clamp(min=1).unsqueeze(-1), counts > 0
 
 
-def gather_variable(hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hidden states at a variable number of positions per row -> (B, R, H) zero padded, validity (B, R)."""
-    batch, _, width = hidden.shape
+def gather_variable(hidden: torch.Tensor, positions: torch.Tensor, num: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states at a variable number of positions per row -> (B, R, H) zero padded, validity (B, R).
+
+    ``num`` (R, the most positions in a row) comes from the host-side layout; left out, it is read from
+    ``positions`` (one device sync).
+    """
     per_row = positions.sum(dim=1)
-    num = int(per_row.max().item()) if positions.numel() else 0
-    out = hidden.new_zeros((batch, num, width))
-    valid = torch.zeros((batch, num), dtype=torch.bool, device=hidden.device)
-    if num:
-        rows, _ = torch.nonzero(positions, as_tuple=True)
-        rank = (positions.long().cumsum(dim=1) - 1)[positions]
-        out[rows, rank] = hidden[positions]
-        valid[rows, rank] = True
-    return out, valid
+    if num is None:
+        num = int(per_row.max().item()) if positions.numel() else 0
+    valid = torch.arange(num, device=hidden.device) < per_row.unsqueeze(1)  # (B, R)
+    out = gather_rows(hidden, first_positions(positions, num))
+    return torch.where(valid.unsqueeze(-1), out, out.new_zeros(())), valid
 
 
 class HybridEntityRecognition(nn.Module):
@@ -89,7 +109,10 @@ class HybridEntityRecognition(nn.Module):
         self.region_projector = nn.Linear(llm_hidden, decoder_dim)  # official: region_projector
 
     def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor, class_spans: torch.Tensor | None,
-                refer_mask: torch.Tensor | None, num_queries: int) -> PromptEmbeddings:
+                refer_mask: torch.Tensor | None, num_queries: int, layout: PromptLayout | None = None) -> PromptEmbeddings:
+        """``layout`` (counts read on the host) keeps this free of device syncs; left out, it is derived."""
+        layout = layout if layout is not None else PromptLayout.of(input_ids, None, class_spans, refer_mask)
+        layout.check_filled("mask-query", layout.query_positions, num_queries)
         hidden = hidden.to(self.mask_query_projector.weight.dtype)
         batch = hidden.shape[0]
         mask_queries = self.mask_query_projector(gather_fixed(hidden, input_ids, SEG_TOKEN_INDEX, num_queries))
@@ -98,8 +121,8 @@ class HybridEntityRecognition(nn.Module):
         refer, refer_valid = mean_over_mask(hidden, refer_mask)
         if class_spans is None:
             class_spans = torch.zeros_like(input_ids)
-        classes, class_valid = mean_over_spans(hidden, class_spans)
-        regions, region_valid = gather_variable(hidden, input_ids == REGION_TOKEN_INDEX)
+        classes, class_valid = mean_over_spans(hidden, class_spans, layout.max_class_names)
+        regions, region_valid = gather_variable(hidden, input_ids == REGION_TOKEN_INDEX, layout.max_regions)
         return PromptEmbeddings(
             mask_queries=mask_queries,
             refer=self.refer_projector(refer),

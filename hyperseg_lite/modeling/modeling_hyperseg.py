@@ -33,12 +33,11 @@ from .matcher import HungarianMatcher
 from .perceiver import FineGrainedVisualPerceiver
 from .pixel_decoder import PixelDecoder
 from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
+from .prompt_layout import PROMPT_KINDS, PromptLayout
 from .pyramid_backbone import PyramidBackbone
 from .region_pooling import pool_regions
 from .temporal_adapter import TemporalState, aggregate_prompts
 from .vision_tower import GlobalVisionTower
-
-PROMPT_KINDS = ("refer", "class", "region")
 
 
 @dataclass
@@ -57,7 +56,7 @@ class ImageFeatures:
 
     def select(self, index: torch.Tensor | Sequence[int]) -> "ImageFeatures":
         """Rows ``index`` (e.g. ``[0, 0, 0]`` to ask three prompts about one image without re-encoding it)."""
-        index = torch.as_tensor(index, dtype=torch.long, device=self.mask_features.device)
+        index = torch.as_tensor(index, dtype=torch.long).to(self.mask_features.device, non_blocking=True)
         pick = lambda t: t.index_select(0, index)  # noqa: E731
         return ImageFeatures(pick(self.mask_features), [pick(t) for t in self.multi_scale_features],
                              pick(self.global_tokens), pick(self.fvp_tokens),
@@ -182,20 +181,34 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
     # ------------------------------------------------------------------ stage 2: prompts
     def run_llm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_features: ImageFeatures,
                 region_masks: Sequence[torch.Tensor] | None = None, region_pooling: str = "area",
-                region_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+                layout: PromptLayout | None = None) -> torch.Tensor:
         """One LLM pass with all placeholders filled -> last hidden states (B, L, H).
 
         ``region_features`` (pooled features, validity) overrides pooling ``region_masks`` on these images:
         video object segmentation pools the first frame's prompts once and reuses them on every frame.
+        ``layout`` (:meth:`PromptLayout.of` on the CPU ids) keeps the pass free of device syncs.
         """
+        layout = layout if layout is not None else PromptLayout.of(input_ids, attention_mask)
         if region_features is not None:
-            regions, region_valid = region_features
+            regions = region_features[0]
         else:
-            regions, region_valid = self.pool_region_prompts(image_features, region_masks, region_pooling)
+            if region_masks is not None and len(region_masks) == layout.batch_size:
+                given = tuple(0 if m is None else m.shape[0] for m in region_masks)
+                if given != layout.region_positions:
+                    raise ValueError(f"the prompts hold {list(layout.region_positions)} region positions per row "
+                                     f"but {list(given)} region masks were given")
+            regions, _ = self.pool_region_prompts(image_features, region_masks, region_pooling)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
-                                        image_features.fvp_tokens, self.mask_queries, regions, region_valid)
-        out = self._llm_body()(inputs_embeds=embeds, attention_mask=attention_mask,
-                               position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+                                        image_features.fvp_tokens, self.mask_queries, regions, layout)
+        # Without padding the mask and positions say nothing new (positions 0..L-1): leaving both out gives the
+        # same numbers, lets attention take its causal fast path and spares transformers its device-side checks
+        # ("is every mask entry 1?", "are these packed sequences?"), each a host sync.
+        if layout.padded:
+            out = self._llm_body()(inputs_embeds=embeds, attention_mask=attention_mask,
+                                   position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+        else:
+            out = self._llm_body()(inputs_embeds=embeds, use_cache=False)
         return out.last_hidden_state
 
     def _aggregate(self, prompts: PromptEmbeddings, state: TemporalState | None) -> tuple[PromptEmbeddings, dict]:
@@ -209,20 +222,13 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         return prompts, sums
 
     @staticmethod
-    def _prompt_kinds(prompts: PromptEmbeddings) -> list[str]:
-        has = torch.stack([prompts.refer_valid, prompts.class_valid.any(dim=1) if prompts.class_valid.numel() else
-                           torch.zeros_like(prompts.refer_valid),
-                           prompts.region_valid.any(dim=1) if prompts.region_valid.numel() else
-                           torch.zeros_like(prompts.refer_valid)], dim=1)
-        counts = has.sum(dim=1)
-        if (counts != 1).any():
-            raise ValueError("each prompt must hold exactly one kind of target: an expression, class names or regions")
-        return [PROMPT_KINDS[i] for i in has.float().argmax(dim=1).tolist()]
+    def _unify(refer: torch.Tensor | None, classes: torch.Tensor | None, regions: torch.Tensor | None,
+               prompts: PromptEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample logits of its own prompt kind, padded to a common K.
 
-    @staticmethod
-    def _unify(kinds: list[str], refer: torch.Tensor | None, classes: torch.Tensor | None,
-               regions: torch.Tensor | None, prompts: PromptEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample logits of its own prompt kind, padded to a common K."""
+        A row's kind is the one kind it has valid prompts of (the layout checked there is exactly one); the
+        choice is made on the device, from the validity masks, so mixed batches need no host round trip.
+        """
         pieces = {"refer": (refer, prompts.refer_valid.unsqueeze(1)), "class": (classes, prompts.class_valid),
                   "region": (regions, prompts.region_valid)}
         width = max((v.shape[1] for logit, v in pieces.values() if logit is not None), default=1)
@@ -233,7 +239,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         for kind, (logit, kind_valid) in pieces.items():
             if logit is None:
                 continue
-            rows = torch.tensor([k == kind for k in kinds], device=template.device)
+            rows = kind_valid.any(dim=1)
             padded = F.pad(logit, (0, width - logit.shape[-1]))
             padded_valid = F.pad(kind_valid, (0, width - kind_valid.shape[-1]))
             logits = torch.where(rows[:, None, None], padded.to(logits.dtype), logits)
@@ -244,13 +250,20 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 class_spans: torch.Tensor | None = None, refer_mask: torch.Tensor | None = None,
                 region_masks: Sequence[torch.Tensor] | None = None, temporal_state: TemporalState | None = None,
                 region_pooling: str = "area", return_intermediate_masks: bool = False,
-                region_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[HyperSegOutput, torch.Tensor]:
-        """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``)."""
+                region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+                layout: PromptLayout | None = None) -> tuple[HyperSegOutput, torch.Tensor]:
+        """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``).
+
+        Pass ``layout=PromptLayout.of(...)`` built from the CPU tensors (as the pipeline does) and nothing in
+        here waits for the device; left out, it is read from the (device) ids once.
+        """
         if input_ids.shape[0] != image_features.batch_size:
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
-        hidden = self.run_llm(input_ids, attention_mask, image_features, region_masks, region_pooling, region_features)
-        prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries)
-        kinds = self._prompt_kinds(prompts)
+        layout = layout if layout is not None else PromptLayout.of(input_ids, attention_mask, class_spans, refer_mask)
+        kinds = layout.kinds()
+        hidden = self.run_llm(input_ids, attention_mask, image_features, region_masks, region_pooling, region_features,
+                              layout)
+        prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries, layout)
         prompts, sums = self._aggregate(prompts, temporal_state)
         use = {kind: any(k == kind for k in kinds) for kind in PROMPT_KINDS}
         decoded = self.mask_decoder(
@@ -259,10 +272,10 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             class_embeddings=prompts.classes if use["class"] else None,
             region_embeddings=prompts.regions if use["region"] else None,
             return_intermediate_masks=return_intermediate_masks)
-        logits, valid = self._unify(kinds, decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
+        logits, valid = self._unify(decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
         aux = []
         for layer in decoded.aux_outputs or []:
-            aux_logits, _ = self._unify(kinds, layer.get("refer_logits"), layer.get("class_logits"),
+            aux_logits, _ = self._unify(layer.get("refer_logits"), layer.get("class_logits"),
                                         layer.get("region_logits"), prompts)
             aux.append({"pred_masks": layer["pred_masks"], "prompt_logits": aux_logits})
 
@@ -345,9 +358,10 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         ``vocabulary_size`` (the tokenizer's length) keeps generation inside the real vocabulary: the embedding
         rows beyond it exist only as padding (the release cuts ``lm_head`` to the tokenizer instead).
         """
-        regions, region_valid = self.pool_region_prompts(image_features, region_masks)
+        regions, _ = self.pool_region_prompts(image_features, region_masks)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
-                                        image_features.fvp_tokens, self.mask_queries, regions, region_valid)
+                                        image_features.fvp_tokens, self.mask_queries, regions,
+                                        PromptLayout.of(input_ids, attention_mask))
         rows = self.llm.lm_head.weight.shape[0]
         suppress = list(range(vocabulary_size, rows)) if vocabulary_size and vocabulary_size < rows else None
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .deformable_attention import MultiScaleDeformableAttention
+from .deformable_attention import MultiScaleDeformableAttention, level_size_tensor
 from .position_encoding import sine_position_embedding
 
 
@@ -39,8 +39,8 @@ class DeformableEncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
 
     def forward(self, src: torch.Tensor, pos: torch.Tensor, reference_points: torch.Tensor,
-                spatial_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
-        src = self.norm1(src + self.self_attn(src + pos, reference_points, src, spatial_shapes))
+                spatial_shapes: Sequence[tuple[int, int]], level_sizes: torch.Tensor | None = None) -> torch.Tensor:
+        src = self.norm1(src + self.self_attn(src + pos, reference_points, src, spatial_shapes, level_sizes))
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
 
 
@@ -72,8 +72,9 @@ class DeformableEncoder(nn.Module):
     def forward(self, src: torch.Tensor, pos: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
                 valid_ratios: torch.Tensor) -> torch.Tensor:
         reference_points = self.reference_points(spatial_shapes, valid_ratios)
+        level_sizes = level_size_tensor(spatial_shapes, src.device)  # once for every layer
         for layer in self.layers:
-            src = layer(src, pos, reference_points, spatial_shapes)
+            src = layer(src, pos, reference_points, spatial_shapes, level_sizes)
         return src
 
 

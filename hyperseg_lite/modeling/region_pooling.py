@@ -34,14 +34,14 @@ def pool_regions(tokens: torch.Tensor, region_masks: torch.Tensor, mode: str = "
     """``tokens`` (N, C) projected global features of one image; ``region_masks`` (R, H, W) bool -> (R, C)."""
     if region_masks.numel() == 0 or region_masks.shape[0] == 0:
         return tokens.new_zeros((0, tokens.shape[1]))
+    # checked where the masks come from (the CPU, from the pipeline), before they move: no device sync
+    if not bool(region_masks.flatten(1).any(dim=1).all()):
+        raise ValueError("a region mask is empty: every point, box or scribble must cover some pixels")
     grid = _grid(tokens)
     side = grid.shape[-1]
-    masks = region_masks.to(device=tokens.device, dtype=torch.float32)
+    masks = region_masks.to(device=tokens.device, non_blocking=True).float()  # pageable host memory: no device sync
     if mode == "area":
         coverage = F.adaptive_avg_pool2d(masks[:, None], side)[:, 0]  # (R, g, g) fraction of each cell covered
-        empty = coverage.flatten(1).sum(1) == 0
-        if empty.any():
-            raise ValueError("a region mask is empty: every point, box or scribble must cover some pixels")
         # a region smaller than a cell still covers that cell fractionally; normalise to a weighted mean
         weights = coverage.flatten(1) / coverage.flatten(1).sum(1, keepdim=True)
         return weights.to(tokens.dtype) @ tokens

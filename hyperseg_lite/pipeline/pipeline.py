@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .. import prompts as P
 from ..loading import LoadedModel, load_model
 from ..modeling.modeling_hyperseg import ImageFeatures
+from ..modeling.prompt_layout import PromptLayout
 from ..processing_hyperseg import PreparedImage
 from ..visual_prompts import box_mask, disc_mask, scaled_radius, scribble_mask
 from . import postprocess as post
@@ -71,14 +72,19 @@ class HyperSegPipeline(VideoMethods):
         global_pixels = torch.stack([f.prepared.global_pixel_values for f in frames]).to(self.device)
         return self.model.encode_images(pixels, global_pixels, temporal_state=state)
 
-    def _batch(self, encoded: list) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in self.processor.collate(encoded).items()}
+    def _batch(self, encoded: list) -> tuple[dict[str, torch.Tensor], PromptLayout]:
+        """The prompts on the model's device, and their layout read from the CPU copy (so the model never
+        reads the ids back from the device); pageable copies with ``non_blocking`` do not wait for the GPU."""
+        batch = self.processor.collate(encoded)
+        layout = PromptLayout.of(batch["input_ids"], batch["attention_mask"], batch["class_spans"], batch["refer_mask"])
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}, layout
 
     def _run(self, features: ImageFeatures, encoded: list, region_masks=None, state=None, region_features=None):
-        batch = self._batch(encoded)
+        batch, layout = self._batch(encoded)
         out, _ = self.model.segment(features, batch["input_ids"], batch["attention_mask"],
                                     class_spans=batch["class_spans"], refer_mask=batch["refer_mask"],
-                                    region_masks=region_masks, temporal_state=state, region_features=region_features)
+                                    region_masks=region_masks, temporal_state=state, region_features=region_features,
+                                    layout=layout)
         return out
 
     @staticmethod
