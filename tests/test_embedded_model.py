@@ -15,14 +15,15 @@ from hyperseg_lite import load_model
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 
 # task -> (metric, samples, bar). Measured on exactly these samples (test split, seed 0, 8-frame clips) with the
-# shipped weights: referring cIoU 0.216, semantic mIoU 0.228, interactive one-click mIoU 0.812, vos J&F 0.888.
+# shipped weights: referring cIoU 0.306, semantic mIoU 0.229, interactive one-click mIoU 0.813, vos J&F 0.788
+# (4 clips swing: the previous weights scored 0.888 there and 0.768 on the 20 clips of the model card; these 0.770).
 # Issue #4 suggests referring cIoU >= 0.7; the shipped model is far from it (model card), so the bar guards
 # against regressions of what it does reach. A barely trained one (200 steps) scored about 0.1 referring, 0.01 semantic, 0.2 interactive and vos.
 BARS = {
-    "referring": ("cIoU", 50, 0.18),
+    "referring": ("cIoU", 50, 0.25),
     "semantic": ("mIoU", 20, 0.19),
     "interactive": ("mIoU_click", 30, 0.76),
-    "vos": ("J&F", 4, 0.80),
+    "vos": ("J&F", 4, 0.70),
 }
 
 
