@@ -74,7 +74,7 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool, graphs: bo
     prepared = processor.prepare_image(image)
     conversation = video_reasoning_prompt() if video else referring_prompt()
     batch = processor.collate([processor.encode(conversation, expression="the person holding the red umbrella")])
-    layout = PromptLayout.of(batch["input_ids"], batch["attention_mask"], batch["class_spans"], batch["refer_mask"])
+    layout = PromptLayout.of(batch["input_ids"], batch["class_spans"], batch["refer_mask"])
     batch = {k: v.to(device) for k, v in batch.items()}
     pixels = prepared.pixel_values[None].to(device, dtype)
     global_pixels = prepared.global_pixel_values[None].to(device, dtype)

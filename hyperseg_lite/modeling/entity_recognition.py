@@ -111,7 +111,7 @@ class HybridEntityRecognition(nn.Module):
     def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor, class_spans: torch.Tensor | None,
                 refer_mask: torch.Tensor | None, num_queries: int, layout: PromptLayout | None = None) -> PromptEmbeddings:
         """``layout`` (counts read on the host) keeps this free of device syncs; left out, it is derived."""
-        layout = layout if layout is not None else PromptLayout.of(input_ids, None, class_spans, refer_mask)
+        layout = layout if layout is not None else PromptLayout.of(input_ids, class_spans, refer_mask)
         layout.check_filled("mask-query", layout.query_positions, num_queries)
         hidden = hidden.to(self.mask_query_projector.weight.dtype)
         batch = hidden.shape[0]

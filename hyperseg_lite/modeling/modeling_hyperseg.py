@@ -189,7 +189,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         video object segmentation pools the first frame's prompts once and reuses them on every frame.
         ``layout`` (:meth:`PromptLayout.of` on the CPU ids) keeps the pass free of device syncs.
         """
-        layout = layout if layout is not None else PromptLayout.of(input_ids, attention_mask)
+        layout = layout if layout is not None else PromptLayout.of(input_ids)
         if region_features is not None:
             regions = region_features[0]
         else:
@@ -201,14 +201,10 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             regions, _ = self.pool_region_prompts(image_features, region_masks, region_pooling)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
                                         image_features.fvp_tokens, self.mask_queries, regions, layout)
-        # Without padding the mask and positions say nothing new (positions 0..L-1): leaving both out gives the
-        # same numbers, lets attention take its causal fast path and spares transformers its device-side checks
-        # ("is every mask entry 1?", "are these packed sequences?"), each a host sync.
-        if layout.padded:
-            out = self._llm_body()(inputs_embeds=embeds, attention_mask=attention_mask,
-                                   position_ids=position_ids_from_mask(attention_mask), use_cache=False)
-        else:
-            out = self._llm_body()(inputs_embeds=embeds, use_cache=False)
+        # transformers' eager causal-mask builder asks the device once whether the mask is all ones (it skips
+        # that under torch.compile and CUDA-graph capture); nothing else in this pass reads the device
+        out = self._llm_body()(inputs_embeds=embeds, attention_mask=attention_mask,
+                               position_ids=position_ids_from_mask(attention_mask), use_cache=False)
         return out.last_hidden_state
 
     def _aggregate(self, prompts: PromptEmbeddings, state: TemporalState | None) -> tuple[PromptEmbeddings, dict]:
@@ -259,7 +255,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         """
         if input_ids.shape[0] != image_features.batch_size:
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
-        layout = layout if layout is not None else PromptLayout.of(input_ids, attention_mask, class_spans, refer_mask)
+        layout = layout if layout is not None else PromptLayout.of(input_ids, class_spans, refer_mask)
         kinds = layout.kinds()
         hidden = self.run_llm(input_ids, attention_mask, image_features, region_masks, region_pooling, region_features,
                               layout)
@@ -361,7 +357,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         regions, _ = self.pool_region_prompts(image_features, region_masks)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
                                         image_features.fvp_tokens, self.mask_queries, regions,
-                                        PromptLayout.of(input_ids, attention_mask))
+                                        PromptLayout.of(input_ids))
         rows = self.llm.lm_head.weight.shape[0]
         suppress = list(range(vocabulary_size, rows)) if vocabulary_size and vocabulary_size < rows else None
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,

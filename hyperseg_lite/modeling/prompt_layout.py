@@ -32,11 +32,10 @@ class PromptLayout:
     region_positions: tuple[int, ...]
     class_names: tuple[int, ...]  # class-name spans per row
     has_expression: tuple[bool, ...]  # a referring / reasoning expression (``refer_mask``) in the row
-    padded: bool  # some attention-mask entry is 0
 
     @classmethod
-    def of(cls, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-           class_spans: torch.Tensor | None = None, refer_mask: torch.Tensor | None = None) -> "PromptLayout":
+    def of(cls, input_ids: torch.Tensor, class_spans: torch.Tensor | None = None,
+           refer_mask: torch.Tensor | None = None) -> "PromptLayout":
         """Describe the batch (B, L); CPU tensors cost nothing, device tensors one copy to the host."""
         ids = input_ids.detach().cpu()
 
@@ -54,7 +53,6 @@ class PromptLayout:
             class_names=tuple(spans.amax(dim=1).clamp(min=0).tolist()) if spans is not None and spans.numel()
             else (0,) * rows,
             has_expression=tuple(refer.any(dim=1).tolist()) if refer is not None and refer.numel() else (False,) * rows,
-            padded=bool(attention_mask is not None and not attention_mask.detach().cpu().bool().all()),
         )
 
     @property

@@ -76,7 +76,7 @@ class HyperSegPipeline(VideoMethods):
         """The prompts on the model's device, and their layout read from the CPU copy (so the model never
         reads the ids back from the device); pageable copies with ``non_blocking`` do not wait for the GPU."""
         batch = self.processor.collate(encoded)
-        layout = PromptLayout.of(batch["input_ids"], batch["attention_mask"], batch["class_spans"], batch["refer_mask"])
+        layout = PromptLayout.of(batch["input_ids"], batch["class_spans"], batch["refer_mask"])
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}, layout
 
     def _run(self, features: ImageFeatures, encoded: list, region_masks=None, state=None, region_features=None):
