@@ -8,7 +8,8 @@ the ids on the CPU anyway, so the batch is described once, for free, by :meth:`P
 model takes every shape and branch from that description (issue #7: no host-device syncs in the forward).
 The same description checks malformed prompts with clear errors before anything runs on the device.
 
-Given ids that already live on a GPU, ``of`` copies them to the host once: one sync instead of one per read.
+Given tensors that already live on a GPU, ``of`` copies each to the host once (up to three syncs, ids, class spans
+and expression mask, instead of one per read inside the forward).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class PromptLayout:
     @classmethod
     def of(cls, input_ids: torch.Tensor, class_spans: torch.Tensor | None = None,
            refer_mask: torch.Tensor | None = None) -> "PromptLayout":
-        """Describe the batch (B, L); CPU tensors cost nothing, device tensors one copy to the host."""
+        """Describe the batch (B, L); CPU tensors cost nothing, device tensors one copy to the host each."""
         ids = input_ids.detach().cpu()
 
         def per_row(token_id: int) -> tuple[int, ...]:
