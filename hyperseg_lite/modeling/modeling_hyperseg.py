@@ -250,8 +250,9 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 layout: PromptLayout | None = None) -> tuple[HyperSegOutput, torch.Tensor]:
         """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``).
 
-        Pass ``layout=PromptLayout.of(...)`` built from the CPU tensors (as the pipeline does) and nothing in
-        here waits for the device; left out, it is read from the (device) ids once.
+        Pass ``layout=PromptLayout.of(...)`` built from the CPU tensors (as the pipeline does) and no code of
+        ours in here waits for the device (transformers' mask builder still checks once in eager mode); left out,
+        it is read from the (device) prompt tensors, one host copy each.
         """
         if input_ids.shape[0] != image_features.batch_size:
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
