@@ -55,6 +55,9 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     pixel_decoder_ffn: int = 1024
     num_points: int = 4
     num_groups: int = 32
+    # not in the release (off for converted checkpoints): prompt scores also read the shape of each mask token's
+    # own mask (modeling/mask_shape.py), for backbones that were not pretrained
+    mask_shape_embedding: bool = False
 
 
 class HyperSegConfig(PreTrainedConfig):

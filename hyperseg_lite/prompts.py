@@ -154,12 +154,20 @@ def format_class_list(names: Sequence[str]) -> str:
     return ", ".join(names) + "."
 
 
+# Pieces of the segmentation answer ("Sure", "the segmentation result is"): a model that was never taught to
+# name what it sees (the embedded one) answers the describe prompt with them; they are not class names.
+_ANSWER_FRAGMENTS = {part.strip().lower() for part in SEGMENTATION_ANSWER.replace(SEG_TOKEN, "").split(",")} - {""}
+
+
 def parse_class_list(text: str) -> list[str]:
-    """Parse the LLM's free-text answer to :func:`describe_prompt` into unique class names."""
+    """Parse the LLM's free-text answer to :func:`describe_prompt` into unique class names.
+
+    Pieces of the fixed segmentation answer are dropped, so an answer that is only that template gives no name.
+    """
     text = text.replace(END_OF_TURN, " ").strip().rstrip(".")
     names: list[str] = []
     for part in text.replace("\n", ",").split(","):
         name = part.strip().strip(".").strip()
-        if name and name not in names:
+        if name and name not in names and name.lower() not in _ANSWER_FRAGMENTS:
             names.append(name)
     return names

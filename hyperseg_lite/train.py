@@ -23,24 +23,30 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from .data.world import TASKS, World
 from .loading import LoadedModel, build_random_model, load_model
 from .training.batching import collate, sample_items, to_device
+from .training.shape_auxiliary import MaskShapeAuxiliary, ShapeAuxiliary, object_categories
 
 VIDEO_TASKS = ("vos", "referring_video", "vis")
 
 
-def training_step(loaded: LoadedModel, samples: list, device,
-                  reasoning_prompts: str = "explain") -> tuple[torch.Tensor, dict[str, float]]:
+def training_step(loaded: LoadedModel, samples: list, device, reasoning_prompts: str = "explain",
+                  shape_aux: ShapeAuxiliary | None = None, shape_weight: float = 0.0
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch of one task (two frames for video tasks).
 
     ``reasoning_prompts="both"``: every second reasoning sample of the batch asks with the plain reasoning
     instruction (mask only), the others with the explain instruction (mask + explanation), so the mask learnt
     for the instruction ``pipe.reason`` sends is trained too; ``"explain"`` (the embedded model's recipe so far)
     asks every one to explain.
+
+    ``shape_aux`` (with ``shape_weight`` > 0): adds the backbone's shape-classification loss on the objects of
+    class-prompt samples (:mod:`~hyperseg_lite.training.shape_auxiliary`), logged as ``loss_shape``.
     """
     model, processor = loaded.model, loaded.processor
     frames = (0, 1) if samples[0].frames is not None else (0,)
@@ -49,7 +55,24 @@ def training_step(loaded: LoadedModel, samples: list, device,
         items = [sample_items(s, processor, frame, explain=reasoning_prompts == "explain" or i % 2 == 1)
                  for i, s in enumerate(samples)]
         batch = to_device(collate(items, processor), device)
-        out = model(**batch, temporal_state=state)
+        if isinstance(shape_aux, MaskShapeAuxiliary) and shape_weight > 0:
+            out = model(**batch, temporal_state=state)
+            categories = [object_categories(s.class_names, t) for s, t in zip(samples, batch["targets"])]
+            shape_loss = shape_aux.loss(model.mask_decoder.mask_shape, tuple(out.pred_masks.shape[-2:]),
+                                        batch["targets"], categories)
+            if shape_loss is not None:
+                total = total + shape_weight * shape_loss
+                parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
+        elif shape_aux is not None and shape_weight > 0:
+            with shape_aux.capture(model.pyramid) as seen:
+                out = model(**batch, temporal_state=state)
+            categories = [object_categories(s.class_names, t) for s, t in zip(samples, batch["targets"])]
+            shape_loss = shape_aux.loss(seen[-1], batch["targets"], categories)
+            if shape_loss is not None:
+                total = total + shape_weight * shape_loss
+                parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
+        else:
+            out = model(**batch, temporal_state=state)
         total = total + out.loss
         for key, value in out.loss_dict.items():
             parts[key] = parts.get(key, 0.0) + float(value.detach())
@@ -114,8 +137,14 @@ def _as_is(item):
     return item
 
 
-def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, scheduler, step: int) -> None:
+SHAPE_HEAD_FILE = "shape_head.safetensors"  # the training-only shape classifier, beside the optimizer state
+
+
+def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, scheduler, step: int,
+                    shape_aux: ShapeAuxiliary | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    if shape_aux is not None:
+        save_file({k: v.detach().contiguous() for k, v in shape_aux.state_dict().items()}, folder / SHAPE_HEAD_FILE)
     loaded.model.save_pretrained(folder)
     loaded.tokenizer.save_pretrained(folder)
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")  # our own file; loaded with weights_only=True
@@ -140,6 +169,20 @@ def main(argv: list[str] | None = None) -> Path:
                         help="draw TASK N times per round (default 1), e.g. referring=3 reasoning=3")
     parser.add_argument("--reasoning-prompts", choices=("explain", "both"), default="explain",
                         help="reasoning samples ask to explain (explain), or half of them ask for the mask only (both)")
+    parser.add_argument("--class-weight", type=float, default=None,
+                        help="weight of the prompt-score loss (loss_cls) and its matching cost; default: the "
+                             "checkpoint's config (2.0, Mask2Former's); saved with the run's config")
+    parser.add_argument("--mask-shape-embedding", action="store_true",
+                        help="turn on decoder_config.mask_shape_embedding (prompt scores also read each mask token's "
+                             "own mask outline; not in the release) and train it as a new part (give it again with "
+                             "--resume; later cycles from its checkpoints have it on already)")
+    parser.add_argument("--new-parts-lr-scale", type=float, default=10.0,
+                        help="learning-rate multiplier for the mask-shape embedding and the shape head (they start "
+                             "untrained while the rest is trained)")
+    parser.add_argument("--shape-loss-weight", type=float, default=0.0,
+                        help="weight of a training-only loss that teaches each object's shape category to the "
+                             "mask-shape embedding when the model has one, else to the backbone "
+                             "(hyperseg_lite/training/shape_auxiliary.py; for from-scratch models); 0: off")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
     parser.add_argument("--log-every", type=int, default=10)
@@ -165,8 +208,33 @@ def main(argv: list[str] | None = None) -> Path:
         loaded = load_model(args.init, precision="fp32", device_map="cpu")
     else:
         loaded = build_random_model(args.preset, seed=args.seed)
+    if args.class_weight is not None:
+        if args.class_weight <= 0:
+            parser.error("--class-weight must be positive")
+        loaded.model.config.loss_class_weight = args.class_weight
+        loaded.model.criterion = loaded.model.build_criterion()
+    if args.mask_shape_embedding:
+        loaded.model.config.decoder_config.mask_shape_embedding = True
+        loaded.model.mask_decoder.enable_mask_shape()
+    if args.shape_loss_weight < 0:
+        parser.error("--shape-loss-weight must be 0 (off) or positive")
+    shape_aux = None
+    if args.shape_loss_weight > 0:  # on the mask-shape embedding when the model has one, else on the backbone
+        shape_aux = (MaskShapeAuxiliary(loaded.model.config.decoder_config.hidden_dim)
+                     if loaded.model.mask_decoder.mask_shape is not None
+                     else ShapeAuxiliary(loaded.model.pyramid.channels)).to(accelerator.device)
+    aux_file = args.resume / "checkpoint" / SHAPE_HEAD_FILE if args.resume is not None else None
+    if shape_aux is not None and aux_file is not None and aux_file.exists():
+        shape_aux.load_state_dict(load_file(aux_file))
     model = loaded.model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # parts that start untrained (the mask-shape embedding, the shape head) learn at a higher rate
+    fresh = (list(loaded.model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []) + \
+        (list(shape_aux.parameters()) if shape_aux is not None else [])
+    fresh_ids = {id(p) for p in fresh}
+    trained = [p for p in model.parameters() if id(p) not in fresh_ids]
+    parameters = trained + fresh
+    groups = [{"params": trained}] + ([{"params": fresh, "lr": args.lr * args.new_parts_lr_scale}] if fresh else [])
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
     if args.resume is not None:
         optimizer.load_state_dict(torch.load(args.resume / "checkpoint" / "optimizer.pt", weights_only=True))
@@ -197,10 +265,11 @@ def main(argv: list[str] | None = None) -> Path:
         bar = tqdm(batches, initial=start, total=args.steps, disable=not accelerator.is_main_process)
         for step, (task, samples) in enumerate(bar, start=start):
             began = time.perf_counter()
-            loss, parts = training_step(loaded, samples, accelerator.device, args.reasoning_prompts)
+            loss, parts = training_step(loaded, samples, accelerator.device, args.reasoning_prompts,
+                                        shape_aux, args.shape_loss_weight)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            accelerator.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             scheduler.step()
             seconds = time.perf_counter() - began
@@ -212,7 +281,7 @@ def main(argv: list[str] | None = None) -> Path:
                     writer.add_scalar(f"loss/{task}", loss.item(), step + 1)
                 if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
                     handle.flush()
-                    save_checkpoint(args.output / "checkpoint", loaded, optimizer, scheduler, step + 1)
+                    save_checkpoint(args.output / "checkpoint", loaded, optimizer, scheduler, step + 1, shape_aux)
     if writer is not None:
         writer.close()
     return args.output / "checkpoint"

@@ -101,3 +101,6 @@ def test_templates_match_the_release():
     assert "Please segment all the positive objects" in class_prompt(2, wording="paper").user
     assert class_prompt(3).user.endswith("This is all the candidate categories: <cls>, <cls>, <cls>.\n")
     assert parse_class_list("cat, sky,  cat , dog.<|endoftext|>") == ["cat", "sky", "dog"]
+    # a model never taught to name what it sees answers with the segmentation template: no class names in it
+    assert parse_class_list("Sure, the segmentation result is<|endoftext|>") == []
+    assert parse_class_list("sure thing, Star") == ["sure thing", "Star"]

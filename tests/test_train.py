@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from hyperseg_lite import build_random_model
+from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data import TASKS, World
 from hyperseg_lite.train import StepBatches, main, parse_task_weights, task_schedule, training_step
 
@@ -73,6 +73,25 @@ def test_cli_init_starts_a_new_run_from_trained_weights(tmp_path):
         main(["--init", str(first), "--resume", str(tmp_path / "a"), "--output", str(tmp_path / "c")])
 
 
+def test_class_weight_reweights_the_prompt_score_loss_and_is_saved(tmp_path, world):
+    first = main(["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
+                  "--tasks", "referring"])
+    assert json.loads((first / "config.json").read_text())["loss_class_weight"] == 2.0
+    second = main(["--init", str(first), "--steps", "1", "--batch-size", "1", "--lr", "0", "--class-weight", "6",
+                   "--output", str(tmp_path / "b"), "--tasks", "referring"])
+    assert json.loads((second / "config.json").read_text())["loss_class_weight"] == 6.0
+    parts = {}
+    for folder in (first, second):
+        loaded = load_model(folder, precision="fp32", device_map="cpu")
+        torch.manual_seed(0)
+        parts[folder] = training_step(loaded, [world.sample("referring", 0)], "cpu")[1]
+    # same weights (lr 0), same batch: loss_cls is 3x larger, the mask losses are unchanged
+    assert parts[second]["loss_cls"] == pytest.approx(3 * parts[first]["loss_cls"], rel=1e-4)
+    assert parts[second]["loss_dice"] == pytest.approx(parts[first]["loss_dice"], rel=1e-5)
+    with pytest.raises(SystemExit):
+        main(["--init", str(first), "--steps", "1", "--class-weight", "0", "--output", str(tmp_path / "c")])
+
+
 def test_task_weights_draw_tasks_in_proportion_with_fresh_samples_each_time():
     tasks = ["referring", "interactive", "vos"]
     assert task_schedule(tasks) == tasks  # unweighted runs draw what they always drew
@@ -118,3 +137,21 @@ def test_reasoning_samples_can_also_ask_with_the_instruction_the_pipeline_sends(
     samples = [world.sample("reasoning", i) for i in range(2)]
     loss, _ = training_step(loaded, samples, "cpu", reasoning_prompts="both")
     assert torch.isfinite(loss)
+
+
+def test_mask_shape_embedding_is_switched_on_trained_at_a_higher_rate_and_resumed(tmp_path):
+    from safetensors.torch import load_file
+
+    first = main(["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
+                  "--tasks", "panoptic"])
+    out = tmp_path / "b"
+    second = main(["--init", str(first), "--steps", "2", "--batch-size", "1", "--mask-shape-embedding",
+                   "--new-parts-lr-scale", "10", "--output", str(out), "--tasks", "panoptic"])
+    assert json.loads((second / "config.json").read_text())["decoder_config"]["mask_shape_embedding"] is True
+    weights = load_file(second / "model.safetensors")
+    assert weights["mask_decoder.mask_shape.out.weight"].abs().sum() > 0  # trained away from its zero start
+    groups = torch.load(second / "optimizer.pt", weights_only=True)["param_groups"]
+    assert len(groups) == 2 and groups[1]["initial_lr"] == pytest.approx(10 * groups[0]["initial_lr"])
+    main(["--output", str(out), "--resume", str(out), "--steps", "3", "--batch-size", "1", "--mask-shape-embedding",
+          "--tasks", "panoptic"])
+    assert json.loads((second / "trainer_state.json").read_text())["step"] == 3

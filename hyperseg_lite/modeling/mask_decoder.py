@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .mask_shape import MaskShapeEncoder
 from .mlp import MLP
 from .position_encoding import sine_position_embedding
 
@@ -116,7 +117,8 @@ class _Prediction(NamedTuple):
 
 class MaskDecoder(nn.Module):
     def __init__(self, hidden_dim: int = 256, num_queries: int = 100, num_heads: int = 8, dim_feedforward: int = 2048,
-                 num_layers: int = 9, mask_dim: int = 256, num_feature_levels: int = 3) -> None:
+                 num_layers: int = 9, mask_dim: int = 256, num_feature_levels: int = 3,
+                 mask_shape_embedding: bool = False) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
         self.num_queries = num_queries
@@ -141,18 +143,27 @@ class MaskDecoder(nn.Module):
         self.SEG_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
         self.CLASS_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
         self.REGION_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
+        # not in the release: the scores also see the shape of the token's own mask (mask_shape.py)
+        self.mask_shape = MaskShapeEncoder(hidden_dim) if mask_shape_embedding else None
+
+    def enable_mask_shape(self) -> None:
+        """Add the mask-shape embedding to trained weights; it starts at zero, so no output changes until trained."""
+        if self.mask_shape is None:
+            reference = self.CLASS_proj.layers[0].weight
+            self.mask_shape = MaskShapeEncoder(self.hidden_dim).to(device=reference.device, dtype=reference.dtype)
 
     def _predict(self, output: torch.Tensor, mask_features: torch.Tensor, attn_size: tuple[int, int] | None,
                  refer: torch.Tensor | None, classes: torch.Tensor | None,
                  regions: torch.Tensor | None) -> _Prediction:
         """The release's ``forward_prediction_heads`` on (Q, B, C) states; attn_size None skips the mask."""
         states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
-        refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(states), refer) if refer is not None else None
-        class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(states), classes) if classes is not None else None
-        region_logits = (torch.einsum("bqc,brc->bqr", self.REGION_proj(states), regions)
-                         if regions is not None else None)
         mask_embed = self.mask_embed(states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
+        scored = states if self.mask_shape is None else states + self.mask_shape(masks).to(states.dtype)
+        refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(scored), refer) if refer is not None else None
+        class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
+        region_logits = (torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions)
+                         if regions is not None else None)
         attn_mask = None
         if attn_size is not None:
             # resized in float, thresholded in the head's dtype, as the release

@@ -116,13 +116,9 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             num_points=dec.num_points, num_groups=dec.num_groups)
         self.mask_decoder = MaskDecoder(
             hidden_dim=dec.hidden_dim, num_queries=dec.num_queries, num_heads=dec.num_heads,
-            dim_feedforward=dec.dim_feedforward, num_layers=dec.num_layers, mask_dim=dec.mask_dim)
-        self.criterion = HyperSegCriterion(
-            matcher=HungarianMatcher(cost_class=config.loss_class_weight, cost_mask=config.loss_mask_bce_weight,
-                                     cost_dice=config.loss_dice_weight, num_points=config.loss_num_points),
-            class_weight=config.loss_class_weight, mask_weight=config.loss_mask_bce_weight,
-            dice_weight=config.loss_dice_weight, instance_weight=config.loss_instance_weight,
-            num_points=config.loss_num_points, eos_coef=config.no_object_weight)
+            dim_feedforward=dec.dim_feedforward, num_layers=dec.num_layers, mask_dim=dec.mask_dim,
+            mask_shape_embedding=getattr(dec, "mask_shape_embedding", False))
+        self.criterion = self.build_criterion()
         self._no_split_modules = list(dict.fromkeys(
             list(getattr(self.llm, "_no_split_modules", None) or []) + ["GlobalVisionTower", "PyramidBackbone",
                                                                    "FineGrainedVisualPerceiver", "PixelDecoder",
@@ -130,6 +126,16 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         self.post_init()
 
     # ------------------------------------------------------------------ helpers
+    def build_criterion(self) -> HyperSegCriterion:
+        """The training losses and matcher from the config's ``loss_*`` weights (rebuilt when a run changes them)."""
+        config = self.config
+        return HyperSegCriterion(
+            matcher=HungarianMatcher(cost_class=config.loss_class_weight, cost_mask=config.loss_mask_bce_weight,
+                                     cost_dice=config.loss_dice_weight, num_points=config.loss_num_points),
+            class_weight=config.loss_class_weight, mask_weight=config.loss_mask_bce_weight,
+            dice_weight=config.loss_dice_weight, instance_weight=config.loss_instance_weight,
+            num_points=config.loss_num_points, eos_coef=config.no_object_weight)
+
     @property
     def num_queries(self) -> int:
         return self.config.decoder_config.num_queries

@@ -155,7 +155,7 @@ class HyperSegPipeline(VideoMethods):
             class_names = P.parse_class_list(answer)
             if not class_names:
                 return SegmentationResult.empty(mode, "(no class list)", frame.pixels.shape[:2], answer=answer,
-                                                notices=frame.notices + ["the model named no class"])
+                                                notices=frame.notices + ["the model named no class (this checkpoint may not have been trained to): type the class names to look for"])
         names = check_class_names(class_names, self.processor.check_text)
         logits, probs, _, _ = self._class_candidates(features, frame, names, mode, chunk_size or self.chunk_size)
         return self._class_result(frame, names, logits, probs, mode, set(stuff), threshold, answer)

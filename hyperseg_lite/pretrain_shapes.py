@@ -1,0 +1,102 @@
+"""Pretrain the pyramid backbone on shape classification, the way HyperSeg's backbones come pretrained.
+
+    python -m hyperseg_lite.pretrain_shapes --init assets/hyperseg-lite --steps 1500 --output runs/shapes
+    python -m hyperseg_lite.train --init runs/shapes/checkpoint ...   # then the usual multi-task cycle
+
+Only the backbone and a linear shape classifier on its mask-pooled features train
+(:mod:`~hyperseg_lite.training.shape_auxiliary`), on the objects of instance and panoptic samples of the training
+world; every other weight is kept. The output is a full checkpoint (the shape head beside it, not in it). Why: the
+``lite`` pyramid trained from scratch with the segmentation losses learnt colour and texture but no shape
+(``tools/shape_probe.py``), and the shape loss added to the multi-task loss moves it too slowly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from .data.world import World
+from .loading import load_model
+from .training.batching import sample_items
+from .training.shape_auxiliary import ShapeAuxiliary, object_categories
+
+SHAPE_TASKS = ("instance", "panoptic")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--init", type=Path, required=True, help="checkpoint whose backbone to pretrain")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0, help="training-world seed (scenes)")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1:
+        parser.error("--steps and --batch-size must be positive")
+
+    torch.manual_seed(args.seed)
+    loaded = load_model(args.init, precision="fp32", device_map="cpu")
+    model, processor = loaded.model, loaded.processor
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backbone = model.pyramid.to(device).train()
+    head = ShapeAuxiliary(backbone.channels).to(device)
+    parameters = list(backbone.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.05)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
+    world = World("train", args.seed, image_size=model.config.image_size)
+    args.output.mkdir(parents=True, exist_ok=True)
+    with open(args.output / "log.csv", "w", newline="") as handle:
+        log = csv.writer(handle)
+        log.writerow(["step", "loss", "accuracy", "seconds", "lr"])
+        bar = tqdm(range(args.steps))
+        for step in bar:
+            began = time.perf_counter()
+            task = SHAPE_TASKS[step % len(SHAPE_TASKS)]
+            first = (step // len(SHAPE_TASKS)) * args.batch_size
+            samples = [world.sample(task, first + i) for i in range(args.batch_size)]
+            items = [sample_items(sample, processor) for sample in samples]
+            pixels = torch.stack([item.prepared.pixel_values for item in items]).to(device)
+            targets = [item.target for item in items]
+            categories = [object_categories(sample.class_names, item.target) for sample, item in zip(samples, items)]
+            stages = backbone(pixels)
+            loss, accuracy = head.loss(stages, [_on(t, device) for t in targets], categories, with_accuracy=True)
+            if loss is None:  # no shape in this batch (stuff only): nothing to learn from
+                scheduler.step()
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{accuracy:.2f}")
+            log.writerow([step + 1, f"{loss.item():.5f}", f"{accuracy:.4f}", f"{time.perf_counter() - began:.3f}",
+                          f"{scheduler.get_last_lr()[0]:.3g}"])
+    checkpoint = args.output / "checkpoint"
+    model.to("cpu").eval()
+    model.save_pretrained(checkpoint)
+    loaded.tokenizer.save_pretrained(checkpoint)
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+              checkpoint / "shape_head.safetensors")
+    (checkpoint / "pretrain_state.json").write_text(json.dumps({"steps": args.steps, "init": str(args.init)}))
+    return checkpoint
+
+
+def _on(target, device):
+    from .modeling.losses import SegmentationTarget
+
+    return SegmentationTarget(target.masks.to(device), target.labels.to(device),
+                              None if target.instance_ids is None else target.instance_ids.to(device))
+
+
+if __name__ == "__main__":
+    main()

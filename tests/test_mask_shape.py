@@ -1,0 +1,64 @@
+"""The mask-shape embedding (not in the release): boxes, size- and position-free crops, a no-op when switched on
+over trained weights, and saved / loaded with the config switch."""
+
+from __future__ import annotations
+
+import torch
+
+from hyperseg_lite import build_random_model, load_model
+from hyperseg_lite.modeling.mask_shape import MaskShapeEncoder, crop_to_grid, mask_boxes
+from helpers import encode_mixed, image_batch
+
+
+def test_boxes_are_tight_and_an_empty_mask_gets_the_whole_map():
+    masks = torch.zeros(2, 10, 12, dtype=torch.bool)
+    masks[0, 2:5, 3:9] = True
+    assert mask_boxes(masks).tolist() == [[3.0, 2.0, 9.0, 5.0], [0.0, 0.0, 12.0, 10.0]]
+
+
+def test_the_crop_sees_the_outline_whatever_the_size_and_place():
+    def triangle(size: int, top: int, left: int) -> torch.Tensor:
+        canvas = torch.zeros(64, 64)
+        for row in range(size):
+            canvas[top + row, left:left + row + 1] = 1.0
+        return canvas
+
+    small, large = triangle(12, 5, 40), triangle(36, 20, 4)
+    maps = torch.stack([small, large])
+    crops = crop_to_grid(maps, mask_boxes(maps > 0.5), 8)
+    assert (crops[0] - crops[1]).abs().mean() < 0.1  # the same triangle, 3x larger and elsewhere
+    assert crops[0, 0, -1] < 0.2 and crops[0, -1, 0] > 0.8  # empty top-right corner, full bottom-left
+    assert not torch.allclose(crops[0], crops[0].flip(-1), atol=0.3)  # and its mirror image differs
+
+
+def test_switching_it_on_over_trained_weights_changes_nothing_until_trained(tmp_path):
+    loaded = build_random_model("tiny", seed=0)
+    model, processor = loaded.model.eval(), loaded.processor
+    kinds = ["refer", "class", "region"]
+    batch, region_masks = encode_mixed(processor, kinds)
+    pixels, global_pixels = image_batch(processor, len(kinds))
+
+    def run(m):
+        with torch.no_grad():
+            return m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=pixels,
+                     global_pixel_values=global_pixels, class_spans=batch["class_spans"],
+                     refer_mask=batch["refer_mask"], region_masks=region_masks)
+
+    before = run(model)
+    model.config.decoder_config.mask_shape_embedding = True
+    model.mask_decoder.enable_mask_shape()
+    assert isinstance(model.mask_decoder.mask_shape, MaskShapeEncoder)
+    after = run(model)
+    assert torch.equal(before.prompt_logits, after.prompt_logits) and torch.equal(before.pred_masks, after.pred_masks)
+
+    with torch.no_grad():  # now "trained": the scores move, the masks do not
+        model.mask_decoder.mask_shape.out.bias.fill_(0.5)
+    changed = run(model)
+    assert torch.equal(changed.pred_masks, before.pred_masks)
+    assert not torch.allclose(changed.prompt_logits, before.prompt_logits)
+
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded.tokenizer.save_pretrained(tmp_path / "ckpt")
+    reloaded = load_model(tmp_path / "ckpt", precision="fp32", device_map="cpu").model
+    assert reloaded.config.decoder_config.mask_shape_embedding
+    assert torch.equal(run(reloaded).prompt_logits, changed.prompt_logits)

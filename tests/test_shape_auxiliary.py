@@ -1,0 +1,95 @@
+"""The training-only shape loss: right labels, right pooling, gradients into the backbone, saved and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import torch
+
+from hyperseg_lite import build_random_model
+from hyperseg_lite.data import World
+from hyperseg_lite.data.vocabulary import CATEGORIES
+from hyperseg_lite.modeling.losses import SegmentationTarget
+from hyperseg_lite.train import SHAPE_HEAD_FILE, main, training_step
+from hyperseg_lite.training.shape_auxiliary import ShapeAuxiliary, mask_pooled, object_categories
+
+
+def test_objects_get_their_shape_category_and_stuff_or_unlisted_get_none():
+    target = SegmentationTarget(masks=torch.zeros(3, 4, 4, dtype=torch.bool), labels=torch.tensor([2, 0, 1]))
+    names = ["star", "sky", "ring"]
+    assert object_categories(names, target).tolist() == [CATEGORIES.index("ring"), CATEGORIES.index("star"), -1]
+    assert object_categories(None, target).tolist() == [-1, -1, -1]
+
+
+def test_features_are_averaged_over_each_mask_at_every_stage():
+    coarse = torch.zeros(1, 2, 2, 2)
+    coarse[0, 0, 0, 0], coarse[0, 1, 1, 1] = 4.0, 8.0
+    masks = torch.zeros(1, 2, 4, 4)
+    masks[0, 0, :2, :2] = 1  # exactly the top-left coarse cell
+    masks[0, 1, 2:, :] = 1  # the bottom half: two coarse cells, one of them 8
+    pooled = mask_pooled([coarse], masks)
+    assert torch.allclose(pooled[0], torch.tensor([[4.0, 0.0], [0.0, 4.0]]))
+
+
+def test_the_shape_loss_reaches_the_backbone_only_through_class_prompt_objects():
+    world = World("train", 0, image_size=64)
+    loaded = build_random_model("tiny", seed=0)
+    aux = ShapeAuxiliary(loaded.model.pyramid.channels)
+    _, parts = training_step(loaded, [world.sample("referring", 0)], "cpu", shape_aux=aux, shape_weight=1.0)
+    assert "loss_shape" not in parts  # no class list, no shape labels
+    loss, parts = training_step(loaded, [world.sample("panoptic", i) for i in range(2)], "cpu", shape_aux=aux,
+                                shape_weight=1.0)
+    assert parts["loss_shape"] > 0
+    loss.backward()
+    assert aux.classifier.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in loaded.model.pyramid.parameters())
+
+
+def test_cli_logs_the_shape_loss_saves_its_head_and_resumes_with_it(tmp_path):
+    out = tmp_path / "run"
+    checkpoint = main(["--preset", "tiny", "--steps", "2", "--batch-size", "2", "--output", str(out),
+                       "--tasks", "panoptic", "--shape-loss-weight", "1"])
+    assert (checkpoint / SHAPE_HEAD_FILE).is_file()
+    assert not any(k.startswith("classifier") for k in json.loads((checkpoint / "config.json").read_text()))
+    main(["--output", str(out), "--resume", str(out), "--steps", "3", "--batch-size", "2", "--tasks", "panoptic",
+          "--shape-loss-weight", "1"])
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert all("loss_shape" in json.loads(r["parts"]) for r in rows)
+
+
+def test_backbone_pretraining_changes_only_the_backbone_and_writes_a_loadable_checkpoint(tmp_path):
+    from safetensors.torch import load_file
+
+    from hyperseg_lite import load_model
+    from hyperseg_lite.pretrain_shapes import main as pretrain
+
+    loaded = build_random_model("tiny", seed=0)
+    loaded.model.save_pretrained(tmp_path / "init")
+    loaded.tokenizer.save_pretrained(tmp_path / "init")
+    before = load_file(tmp_path / "init" / "model.safetensors")
+    checkpoint = pretrain(["--init", str(tmp_path / "init"), "--steps", "2", "--batch-size", "2",
+                           "--output", str(tmp_path / "out")])
+    after = load_file(checkpoint / "model.safetensors")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("pyramid.") for k in changed)
+    assert (checkpoint / "shape_head.safetensors").is_file()
+    assert load_model(checkpoint, precision="fp32", device_map="cpu").model.config.preset == "tiny"
+    rows = list(csv.DictReader(open(tmp_path / "out" / "log.csv")))
+    assert len(rows) == 2 and all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
+
+
+def test_with_a_mask_shape_embedding_the_shape_loss_teaches_it_from_the_true_outlines():
+    from hyperseg_lite.training.shape_auxiliary import MaskShapeAuxiliary
+
+    world = World("train", 0, image_size=64)
+    loaded = build_random_model("tiny", seed=0)
+    loaded.model.mask_decoder.enable_mask_shape()
+    aux = MaskShapeAuxiliary(loaded.model.config.decoder_config.hidden_dim)
+    loss, parts = training_step(loaded, [world.sample("panoptic", i) for i in range(2)], "cpu", shape_aux=aux,
+                                shape_weight=1.0)
+    assert parts["loss_shape"] > 0
+    loss.backward()
+    encoder = loaded.model.mask_decoder.mask_shape
+    assert encoder.out.weight.grad.abs().sum() > 0 and aux.classifier.weight.grad.abs().sum() > 0

@@ -1,0 +1,124 @@
+"""Does the model find the objects but fail to recognise them? Masks found vs masks chosen, per task.
+
+    python tools/recognition_gap.py --checkpoint assets/hyperseg-lite --split val --samples 100
+
+HyperSeg's decoder proposes one mask per mask token; recognition then scores every mask token against the
+prompt embeddings (dot products, HER). This separates the two halves for every sample that has a target:
+
+* referring / reasoning: IoU of the mask the pipeline chooses (highest score) against the best IoU any mask
+  token reached (the oracle choice), and how often the oracle token was ranked first;
+* class prompts (semantic, panoptic): for every ground-truth segment the mask token that covers it best, its
+  IoU, and whether its highest-scoring listed class is the true one (top-1), things and stuff apart; chance
+  is one over the number of listed names of the same kind (a model that only tells things from stuff).
+
+A high oracle mIoU with a low chosen mIoU, or well-covered segments with chance-level top-1, means the
+masks are there and the prompt scores (``loss_cls``, the features they read) are what fails.
+Samples without a target are skipped (``tools/referring_threshold.py`` covers those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from hyperseg_lite import prompts as P
+from hyperseg_lite.data.vocabulary import STUFF_NAMES
+from hyperseg_lite.data.world import World
+from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
+from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.pipeline import postprocess as post
+
+REFERRING_TASKS = ("referring", "reasoning")
+CLASS_TASKS = ("semantic", "panoptic")
+
+
+def _ious(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(N, H, W) candidate masks vs one (H, W) truth -> (N,) IoU."""
+    return (masks & truth).sum((1, 2)) / np.maximum((masks | truth).sum((1, 2)), 1)
+
+
+def measure_referring(pipe: HyperSegPipeline, world: World, task: str, samples: int) -> dict:
+    chosen, oracle, ranks = [], [], []
+    for index in range(samples):
+        sample = world.sample(task, index)
+        if not len(sample.masks):
+            continue
+        frame = pipe._frame(sample.image)
+        conversation = P.referring_prompt(task, pipe.wording)
+        out = pipe._run(pipe._encode([frame]), [pipe.processor.encode(conversation, expression=sample.expression)])
+        logits = pipe._working_logits(out.pred_masks[0], frame.prepared)
+        ious = _ious(pipe._to_original(logits, frame), sample.masks.any(0))
+        probs = out.prompt_logits[0, :, :1].float().sigmoid()
+        best, _ = post.referring_choice(logits, probs)
+        by_score = torch.argsort(probs[:, 0], descending=True).cpu().numpy()
+        chosen.append(float(ious[best]))
+        oracle.append(float(ious.max()))
+        ranks.append(int(np.flatnonzero(by_score == int(ious.argmax()))[0]))
+    return {"task": task, "targets": len(chosen), "chosen_miou": float(np.mean(chosen)),
+            "oracle_miou": float(np.mean(oracle)), "oracle_ranked_first": float(np.mean(np.asarray(ranks) == 0))}
+
+
+def measure_classes(pipe: HyperSegPipeline, world: World, task: str, samples: int) -> list[dict]:
+    found = {"thing": [], "stuff": []}
+    top1 = {"thing": [], "stuff": []}
+    listed = {"thing": [], "stuff": []}
+    true_score = {"thing": [], "stuff": []}
+    for index in range(samples):
+        sample = world.sample(task, index)
+        names = list(sample.class_names)
+        frame = pipe._frame(sample.image)
+        logits, probs, _, _ = pipe._class_candidates(pipe._encode([frame]), frame, names, task, pipe.chunk_size)
+        masks = pipe._to_original(logits, frame)
+        for truth, label in zip(sample.masks, sample.labels):
+            kind = "stuff" if names[label] in STUFF_NAMES else "thing"
+            ious = _ious(masks, truth)
+            best = int(ious.argmax())
+            found[kind].append(float(ious[best]))
+            top1[kind].append(int(probs[best].argmax()) == int(label))
+            true_score[kind].append(float(probs[best, label]))
+            listed[kind].append(sum((name in STUFF_NAMES) == (kind == "stuff") for name in names))
+    return [{"task": f"{task} ({kind}s)", "targets": len(found[kind]), "best_mask_miou": float(np.mean(found[kind])),
+             "top1_of_best_mask": float(np.mean(top1[kind])), "true_class_score": float(np.mean(true_score[kind])),
+             "chance_top1": float(np.mean(1 / np.asarray(listed[kind])))}
+            for kind in ("thing", "stuff") if found[kind]]
+
+
+@torch.inference_mode()
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT))
+    parser.add_argument("--split", default="val", choices=("train", "val", "test", "compositional"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=100, help="samples drawn per task")
+    parser.add_argument("--tasks", nargs="+", default=list(REFERRING_TASKS + CLASS_TASKS),
+                        choices=REFERRING_TASKS + CLASS_TASKS)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    pipe = HyperSegPipeline.from_pretrained(args.checkpoint)
+    world = World(args.split, args.seed, image_size=pipe.model.config.image_size)
+    referring = [measure_referring(pipe, world, t, args.samples) for t in args.tasks if t in REFERRING_TASKS]
+    classes = [row for t in args.tasks if t in CLASS_TASKS for row in measure_classes(pipe, world, t, args.samples)]
+    print(f"{args.split} seed {args.seed}, {args.samples} samples per task, {args.checkpoint}")
+    if referring:
+        print("| task | samples with a target | chosen mIoU | oracle mIoU | oracle ranked first |\n|---|---|---|---|---|")
+        for r in referring:
+            print(f"| {r['task']} | {r['targets']} | {r['chosen_miou']:.3f} | {r['oracle_miou']:.3f} | "
+                  f"{r['oracle_ranked_first']:.2f} |")
+    if classes:
+        print("| task | segments | best-mask mIoU | top-1 class of that mask | chance (same kind) | its score for the "
+              "true class |\n|---|---|---|---|---|---|")
+        for r in classes:
+            print(f"| {r['task']} | {r['targets']} | {r['best_mask_miou']:.3f} | {r['top1_of_best_mask']:.2f} | "
+                  f"{r['chance_top1']:.2f} | {r['true_class_score']:.2f} |")
+    report = referring + classes
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    main()
