@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import torch
 
 from hyperseg_lite.modeling.losses import SegmentationTarget
 from hyperseg_lite.prompts import class_prompt, referring_prompt, region_prompt
+
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def load_tool(name: str) -> ModuleType:
+    """A script of ``tools/`` (not a package) imported as a module, for testing its functions."""
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def image_batch(processor, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,11 +6,12 @@ on the first cell that raises. Each notebook must finish within five minutes on 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from helpers import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -19,10 +20,7 @@ TIME_LIMIT_S = 300
 
 
 def _builder():
-    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "tools" / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("build_notebooks")
 
 
 def test_there_is_one_notebook_per_module():

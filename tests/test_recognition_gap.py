@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("recognition_gap", ROOT / "tools" / "recognition_gap.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("recognition_gap")
 
 
 def test_reports_chosen_against_oracle_and_top1_against_chance(tmp_path, capsys):

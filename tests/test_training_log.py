@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("training_log", ROOT / "tools" / "training_log.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("training_log")
 
 
 def _run_log(path: Path, losses: list[float]) -> Path:
