@@ -1,14 +1,18 @@
-"""Training aid for from-scratch models: teach the pyramid backbone what shape each object has.
+"""Training aids for from-scratch models: losses that teach what shape each object has.
+
+``MaskShapeAuxiliary`` (with ``decoder_config.mask_shape_embedding``) trained the shipped model's mask-shape
+embedding; ``ShapeAuxiliary`` puts the same loss on the pyramid backbone's pooled features, which did not move
+off chance in short runs (model card). Both: ``python -m hyperseg_lite.train --shape-loss-weight W``.
 
 Why: HyperSeg's backbones come pretrained (SigLIP, Swin on ImageNet), so their features already tell a star from
 a heart; the ``lite`` pyramid is trained from scratch on the shapes world and, with the segmentation losses alone,
 learnt colour and texture (all its masks need) but no shape: a linear probe finds the shape category at chance in
 every stage (``tools/shape_probe.py``), and class prompts score the twelve shapes at chance.
 
-What: for every object of a class-prompt sample whose class is a shape category, each backbone stage's features
-are averaged over the object's ground-truth mask, concatenated, and a linear classifier predicts the category
-(cross-entropy). Only the backbone and this head see the loss; the model itself is unchanged (the head is not part
-of it and is not needed at inference), so this is a recipe switch (``--shape-loss-weight``), off by default.
+What: for every object of a class-prompt sample whose class is a shape category, a linear classifier predicts
+the category (cross-entropy) from the mask-shape embedding of its ground-truth mask, or from each backbone stage's
+features averaged over that mask. The classifiers are not part of the model and not needed at inference, so this
+is a recipe switch (``--shape-loss-weight``), off by default.
 """
 
 from __future__ import annotations
