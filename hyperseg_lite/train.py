@@ -55,24 +55,20 @@ def training_step(loaded: LoadedModel, samples: list, device, reasoning_prompts:
         items = [sample_items(s, processor, frame, explain=reasoning_prompts == "explain" or i % 2 == 1)
                  for i, s in enumerate(samples)]
         batch = to_device(collate(items, processor), device)
-        if isinstance(shape_aux, MaskShapeAuxiliary) and shape_weight > 0:
+        shape_loss = None
+        if shape_aux is None or shape_weight <= 0:
             out = model(**batch, temporal_state=state)
-            categories = [object_categories(s.class_names, t) for s, t in zip(samples, batch["targets"])]
+        elif isinstance(shape_aux, MaskShapeAuxiliary):
+            out = model(**batch, temporal_state=state)
             shape_loss = shape_aux.loss(model.mask_decoder.mask_shape, tuple(out.pred_masks.shape[-2:]),
-                                        batch["targets"], categories)
-            if shape_loss is not None:
-                total = total + shape_weight * shape_loss
-                parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
-        elif shape_aux is not None and shape_weight > 0:
+                                        batch["targets"], _categories(samples, batch["targets"]))
+        else:
             with shape_aux.capture(model.pyramid) as seen:
                 out = model(**batch, temporal_state=state)
-            categories = [object_categories(s.class_names, t) for s, t in zip(samples, batch["targets"])]
-            shape_loss = shape_aux.loss(seen[-1], batch["targets"], categories)
-            if shape_loss is not None:
-                total = total + shape_weight * shape_loss
-                parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
-        else:
-            out = model(**batch, temporal_state=state)
+            shape_loss = shape_aux.loss(seen[-1], batch["targets"], _categories(samples, batch["targets"]))
+        if shape_loss is not None:
+            total = total + shape_weight * shape_loss
+            parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
         total = total + out.loss
         for key, value in out.loss_dict.items():
             parts[key] = parts.get(key, 0.0) + float(value.detach())
@@ -82,6 +78,10 @@ def training_step(loaded: LoadedModel, samples: list, device, reasoning_prompts:
             parts["loss_ins"] = float(association.detach())
         previous, previous_targets, state = out, batch["targets"], out.temporal_state
     return total, parts
+
+
+def _categories(samples: list, targets: list) -> list[torch.Tensor]:
+    return [object_categories(sample.class_names, target) for sample, target in zip(samples, targets)]
 
 
 def task_schedule(tasks: list[str], weights: dict[str, int] | None = None) -> list[str]:
