@@ -21,12 +21,15 @@ def header(pipe: HyperSegPipeline, trained_on: str) -> str:
             f"Uploads up to {MAX_UPLOAD}; videos up to {tab_video.UI_MAX_FRAMES} frames.")
 
 
-def example_rows() -> dict[str, list[list]]:
-    """Each tab's gallery rows, from ``assets/examples/examples.json`` (written by ``tools/make_examples.py``)."""
+def example_rows(panoptic_threshold: float = 0.5) -> dict[str, list[list]]:
+    """Each tab's gallery rows, from ``assets/examples/examples.json`` (written by ``tools/make_examples.py``).
+
+    Class-list examples run at ``panoptic_threshold``, the model's own default (``pipe.class_threshold``).
+    """
     spec = json.loads((ASSETS / "examples.json").read_text())
     images, video = spec["images"], spec["video"]
     return {
-        "classes": [[str(ASSETS / e["classes_image"]), e["classes"], "panoptic", 0.5] for e in images],
+        "classes": [[str(ASSETS / e["classes_image"]), e["classes"], "panoptic", panoptic_threshold] for e in images],
         "referring": [[str(ASSETS / e["image"]), e["expression"], 0.5] for e in images],
         "reasoning": [[str(ASSETS / e["question_image"]), e["question"], True, 0.5] for e in images],
         "interactive": [[str(ASSETS / e["image"])] for e in images],
@@ -36,7 +39,7 @@ def example_rows() -> dict[str, list[list]]:
 
 
 def build_demo(pipe: HyperSegPipeline, trained_on: str) -> gr.Blocks:
-    rows = example_rows()
+    rows = example_rows(pipe.class_threshold("panoptic"))
     with gr.Blocks(title="hyperseg-lite", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(header(pipe, trained_on))
         tab_classes.build(pipe, rows["classes"])

@@ -38,12 +38,15 @@ def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
                 classes = gr.Textbox(label="Class names (comma-separated; empty = let the model name what it sees)",
                                      placeholder="circle, star, ring, sky, grass", elem_id="classes-text")
                 mode = gr.Radio(["panoptic", "semantic", "instance"], value="panoptic", label="Mode")
-                threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Score threshold")
+                threshold = gr.Slider(0.0, 1.0, value=pipe.class_threshold("panoptic"), step=0.05,
+                                      label="Score threshold (set to the model's own for each mode)")
                 run = gr.Button("Segment", variant="primary", elem_id="classes-run")
             with gr.Column():
                 output = gr.AnnotatedImage(label="Segments", elem_id="classes-output")
                 summary = gr.Markdown()
                 files = gr.File(label="Downloads (label-map PNG, COCO RLE JSON)", file_count="multiple")
+        # semantic evidence and segment scores have different scales: each mode starts at the model's own threshold
+        mode.change(lambda m: pipe.class_threshold(m), mode, threshold, api_visibility="private")
         handler = user_errors(lambda *a: segment_classes(pipe, *a))
         run.click(handler, [image, classes, mode, threshold], [output, summary, files], api_name="segment_classes")
         gr.Examples(examples, [image, classes, mode, threshold], [output, summary, files], fn=handler,

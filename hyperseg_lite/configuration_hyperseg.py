@@ -112,6 +112,10 @@ class HyperSegConfig(PreTrainedConfig):
     # 155-byte system prompt, which for a byte-level tokenizer is a third of every prompt (lite only).
     conversation_style: str = "phi_v0"
     max_text_tokens: int = 256  # longest user text (expression / question / class names) accepted
+    # --- pipeline defaults for class prompts (a property of the trained weights: tools/class_threshold.py picks
+    # them on the val split; 0.5 where nothing was measured, which the converter keeps for the release) ---
+    semantic_threshold: float = 0.5  # semantic mode: pixels whose best class evidence is below it stay unlabelled
+    segment_threshold: float = 0.5  # instance / panoptic / video instances: weaker candidate segments are dropped
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)

@@ -74,6 +74,24 @@ def image_size(path) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- handlers, no browser
+def test_class_threshold_slider_starts_at_the_models_own_value():
+    """The slider (and the class-list examples) use the checkpoint's thresholds, per mode, not a fixed 0.5."""
+    import gradio as gr
+
+    pipe = HyperSegPipeline(build_random_model("tiny", seed=0))
+    pipe.model.config.segment_threshold, pipe.model.config.semantic_threshold = 0.2, 0.4
+    demo = build_demo(pipe, "tests")
+    slider = next(b for b in demo.blocks.values() if isinstance(b, gr.Slider) and b.label.startswith("Score"))
+    mode = next(b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Mode")
+    assert slider.value == 0.2 and mode.value == "panoptic"
+    on_mode = [f for f in demo.fns.values() if [c._id for c in f.inputs] == [mode._id]
+               and [c._id for c in f.outputs] == [slider._id]]
+    assert len(on_mode) == 1
+    assert [on_mode[0].fn(m) for m in ("semantic", "instance", "panoptic")] == [0.4, 0.2, 0.2]
+    examples = next(b for b in demo.blocks.values() if isinstance(b, gr.Dataset) and slider in b._components)
+    assert all(row[-1] == 0.2 for row in examples.raw_samples)
+
+
 def test_interactive_state_is_per_visitor(pipe):
     image = np.asarray(Image.open(EXAMPLE))
     first = tab_interactive.empty_state()

@@ -58,6 +58,30 @@ def test_absent_classes_come_back_empty(pipe):
     assert result.no_match and result.absent == ["circle", "square"]
 
 
+@pytest.mark.parametrize("mode", ["semantic", "instance", "panoptic"])
+def test_class_prompts_default_to_the_checkpoints_own_threshold(mode):
+    """Without ``threshold`` a class prompt uses the config's value for its mode (semantic and segments apart)."""
+    pipe = HyperSegPipeline(build_random_model("tiny", seed=0))
+    image, names = picture(47, 83), ["circle", "sky", "blue star"]
+    field = "semantic_threshold" if mode == "semantic" else "segment_threshold"
+    other = "segment_threshold" if mode == "semantic" else "semantic_threshold"
+    config = pipe.model.config
+    assert getattr(config, field) == 0.5  # nothing measured: the old fixed default
+    setattr(config, other, 1.0)  # the other mode's value must not leak into this one
+    for value in (0.0, 1.0):
+        setattr(config, field, value)
+        assert pipe.class_threshold(mode) == value
+        default = pipe.segment_classes(image, names, mode=mode, stuff=["sky"])
+        given = pipe.segment_classes(image, names, mode=mode, stuff=["sky"], threshold=value)
+        assert default.labels == given.labels and np.array_equal(default.masks, given.masks)
+        if value == 0.0 and mode == "semantic":
+            assert default.union().all()  # every pixel labelled
+        if value == 1.0 and mode != "semantic":
+            assert not len(default)  # sigmoid scores never reach 1 (summed semantic evidence can)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        pipe.segment_classes(image, names, mode=mode, threshold=1.5)
+
+
 def test_absent_class_scores_give_no_segment():
     """Post-processing: a class whose scores are low on every query never appears, in every mode."""
     gen = torch.Generator().manual_seed(0)

@@ -135,18 +135,18 @@ class HyperSegPipeline(VideoMethods):
 
     @torch.inference_mode()
     def segment_classes(self, image, class_names: Sequence[str] | str | None = None, mode: str = "panoptic",
-                        stuff: Sequence[str] = (), threshold: float = 0.5, chunk_size: int | None = None
+                        stuff: Sequence[str] = (), threshold: float | None = None, chunk_size: int | None = None
                         ) -> SegmentationResult:
         """Semantic / instance / panoptic segmentation from any list of class names (or none: the model names them).
 
         Long lists are split into prompts of ``chunk_size`` names, run as one batch over one encoding of the
         image, and merged: every (chunk, query) pair is a candidate segment scored against its chunk's names.
-        Names in ``stuff`` are amorphous regions (merged per class in panoptic mode).
+        Names in ``stuff`` are amorphous regions (merged per class in panoptic mode). ``threshold`` defaults to
+        the checkpoint's (``class_threshold``).
         """
         if mode not in CLASS_MODES:
             raise ValueError(f"mode must be one of {CLASS_MODES}, got {mode!r}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError("threshold must be between 0 and 1")
+        threshold = self.class_threshold(mode, threshold)
         frame = self._frame(image)
         features = self._encode([frame])
         answer = None
@@ -159,6 +159,19 @@ class HyperSegPipeline(VideoMethods):
         names = check_class_names(class_names, self.processor.check_text)
         logits, probs, _, _ = self._class_candidates(features, frame, names, mode, chunk_size or self.chunk_size)
         return self._class_result(frame, names, logits, probs, mode, set(stuff), threshold, answer)
+
+    def class_threshold(self, mode: str, threshold: float | None = None) -> float:
+        """The score threshold of a class prompt in ``mode``: ``threshold`` if given, else the checkpoint's own.
+
+        Semantic mode thresholds per-pixel class evidence (``config.semantic_threshold``), instance and panoptic
+        mode per-segment scores (``config.segment_threshold``); each checkpoint stores values picked on val.
+        """
+        if threshold is None:
+            config = self.model.config
+            threshold = config.semantic_threshold if mode == "semantic" else config.segment_threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+        return threshold
 
     def _class_candidates(self, features: ImageFeatures, frame: _Frame, names: list[str], mode: str,
                           chunk_size: int, state=None, video: bool = False):

@@ -82,9 +82,10 @@ class VideoMethods:
 
     # ------------------------------------------------------------------ video instance segmentation
     def video_instances_stream(self: "HyperSegPipeline", video, class_names: Sequence[str] | str,
-                               threshold: float = 0.5, match_similarity: float = 0.5, max_missed: int = 5
+                               threshold: float | None = None, match_similarity: float = 0.5, max_missed: int = 5
                                ) -> Iterator[SegmentationResult]:
         """Class list over a clip -> instances per frame with track ids kept by instance-embedding matching."""
+        threshold = self.class_threshold("instance", threshold)
         names = check_class_names(class_names, self.processor.check_text)
         if len(names) > MAX_VIDEO_CLASSES:
             raise ValueError(f"at most {MAX_VIDEO_CLASSES} class names for video instance segmentation")
@@ -108,7 +109,7 @@ class VideoMethods:
                                          absent=[n for k, n in enumerate(names) if k not in found],
                                          notices=frame.notices, frame_index=index)
 
-    def video_instances(self, video, class_names: Sequence[str] | str, threshold: float = 0.5
+    def video_instances(self, video, class_names: Sequence[str] | str, threshold: float | None = None
                         ) -> list[SegmentationResult]:
         load_video(video)
         return list(self.video_instances_stream(video, class_names, threshold))
