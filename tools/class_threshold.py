@@ -28,7 +28,7 @@ from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import HyperSegPipeline
 from hyperseg_lite.pipeline.inputs import check_class_names
 
-CANDIDATES = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+CANDIDATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
 
 
 class ReplayingPipeline:
@@ -76,13 +76,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT))
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--candidates", type=float, nargs="+", default=CANDIDATES, help="thresholds to replay")
     parser.add_argument("--json", default=None)
     parser.add_argument("--write", action="store_true", help="store the best values in the checkpoint's config.json")
     args = parser.parse_args(argv)
     pipe = HyperSegPipeline.from_pretrained(args.checkpoint)
     config = pipe.model.config
     world = World("val", args.seed, image_size=config.image_size)
-    report = sweep(pipe, world, args.samples)
+    report = sweep(pipe, world, args.samples, tuple(args.candidates))
     print(f"val seed {args.seed}, {args.samples} samples per mode; checkpoint's thresholds: semantic "
           f"{config.semantic_threshold}, segment {config.segment_threshold}")
     print("| threshold | semantic mIoU | PQ | SQ | RQ |\n|---|---|---|---|---|")
