@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -142,14 +143,46 @@ SHAPE_HEAD_FILE = "shape_head.safetensors"  # the training-only shape classifier
 
 def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, scheduler, step: int,
                     shape_aux: ShapeAuxiliary | None = None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the checkpoint beside ``folder`` and swap it in only when complete.
+
+    A run killed while saving (a closed laptop, a preempted machine) keeps its previous checkpoint whole, so
+    ``--resume`` still works; writing in place would leave half-new weights with an old optimizer state.
+    """
+    partial, previous = folder.with_name(folder.name + ".partial"), folder.with_name(folder.name + ".previous")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     if shape_aux is not None:
-        save_file({k: v.detach().contiguous() for k, v in shape_aux.state_dict().items()}, folder / SHAPE_HEAD_FILE)
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")  # our own file; loaded with weights_only=True
-    torch.save(scheduler.state_dict(), folder / "scheduler.pt")
-    (folder / "trainer_state.json").write_text(json.dumps({"step": step}))
+        save_file({k: v.detach().contiguous() for k, v in shape_aux.state_dict().items()}, partial / SHAPE_HEAD_FILE)
+    loaded.model.save_pretrained(partial)
+    loaded.tokenizer.save_pretrained(partial)
+    torch.save(optimizer.state_dict(), partial / "optimizer.pt")  # our own file; loaded with weights_only=True
+    torch.save(scheduler.state_dict(), partial / "scheduler.pt")
+    (partial / "trainer_state.json").write_text(json.dumps({"step": step}))
+    shutil.rmtree(previous, ignore_errors=True)
+    if folder.exists():
+        folder.rename(previous)
+    partial.rename(folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def last_checkpoint(run: Path) -> Path:
+    """``run/checkpoint``, or the previous one when a save was cut between its two renames."""
+    folder, previous = run / "checkpoint", run / "checkpoint.previous"
+    if not folder.exists() and previous.exists():
+        previous.rename(folder)
+    return folder
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop the log rows after ``step``: a resumed run repeats the steps its last checkpoint did not hold."""
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= step]
+    if len(kept) < len(rows):
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle).writerows(kept)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -201,9 +234,11 @@ def main(argv: list[str] | None = None) -> Path:
     torch.manual_seed(args.seed)
     start = 0
     if args.resume is not None:
-        checkpoint = args.resume / "checkpoint"
+        checkpoint = last_checkpoint(args.resume)
         loaded = load_model(checkpoint, precision="fp32", device_map="cpu")
         start = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
+        if accelerator.is_main_process:
+            trim_log(args.output / "log.csv", start)
     elif args.init is not None:
         loaded = load_model(args.init, precision="fp32", device_map="cpu")
     else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -155,3 +157,48 @@ def test_mask_shape_embedding_is_switched_on_trained_at_a_higher_rate_and_resume
     main(["--output", str(out), "--resume", str(out), "--steps", "3", "--batch-size", "1", "--mask-shape-embedding",
           "--tasks", "panoptic"])
     assert json.loads((second / "trainer_state.json").read_text())["step"] == 3
+
+
+def test_a_save_cut_short_keeps_the_previous_checkpoint_and_resume_repeats_the_lost_steps(tmp_path, monkeypatch):
+    """A run killed while saving (or after its last save) resumes from a whole checkpoint, with one log row a step."""
+    from safetensors.torch import load_file
+
+    import hyperseg_lite.train as train
+
+    out = tmp_path / "run"
+    args = ["--preset", "tiny", "--batch-size", "1", "--output", str(out), "--tasks", "referring", "--save-every", "2"]
+    real_save = torch.save
+
+    saves = {"done": 0}
+
+    def dies_in_the_second_save(obj, path, *a, **k):
+        if saves["done"] == 1:
+            raise KeyboardInterrupt("killed while saving")
+        real_save(obj, path, *a, **k)
+        if Path(path).name == "scheduler.pt":  # the last torch file of a save: the weights are already written
+            saves["done"] += 1
+            shutil.copy(Path(path).parent / "model.safetensors", tmp_path / "step2.safetensors")
+
+    monkeypatch.setattr(train.torch, "save", dies_in_the_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        main(args + ["--steps", "5"])
+    monkeypatch.setattr(train.torch, "save", real_save)
+    checkpoint = out / "checkpoint"
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 2  # the step-2 save, whole
+    kept, step2 = load_file(checkpoint / "model.safetensors"), load_file(tmp_path / "step2.safetensors")
+    assert all(torch.equal(kept[k], step2[k]) for k in step2)  # not half-overwritten by the step-4 save
+    assert (checkpoint / "optimizer.pt").exists()
+    assert [int(r["step"]) for r in csv.DictReader(open(out / "log.csv"))] == [1, 2, 3, 4]
+    main(args + ["--resume", str(out), "--steps", "5"])
+    assert [int(r["step"]) for r in csv.DictReader(open(out / "log.csv"))] == [1, 2, 3, 4, 5]  # 3-4 redone once
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 5
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
+
+
+def test_resume_finds_the_checkpoint_a_save_left_between_its_two_renames(tmp_path):
+    from hyperseg_lite.train import last_checkpoint
+
+    (tmp_path / "checkpoint.previous").mkdir()
+    (tmp_path / "checkpoint.previous" / "trainer_state.json").write_text('{"step": 250}')
+    folder = last_checkpoint(tmp_path)
+    assert folder == tmp_path / "checkpoint" and json.loads((folder / "trainer_state.json").read_text())["step"] == 250
