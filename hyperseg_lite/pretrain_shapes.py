@@ -1,7 +1,9 @@
-"""Pretrain the pyramid backbone on shape classification, the way HyperSeg's backbones come pretrained.
+"""Pretrain a part of the model on shape classification alone, many objects per step, then go on multi-task.
 
     python -m hyperseg_lite.pretrain_shapes --init assets/hyperseg-lite --steps 1500 --output runs/shapes
     python -m hyperseg_lite.train --init runs/shapes/checkpoint ...   # then the usual multi-task cycle
+
+``--part backbone`` (default), the way HyperSeg's backbones come pretrained:
 
 Only the backbone and a linear shape classifier on its mask-pooled features train
 (:mod:`~hyperseg_lite.training.shape_auxiliary`), on the objects of instance and panoptic samples of the training
@@ -10,6 +12,12 @@ world; every other weight is kept. The output is a full checkpoint (the shape he
 (``tools/shape_probe.py``). Measured: on the cycle-7 weights, 500 steps at lr 7e-4 left the loss at chance (2.47
 against ln 12 = 2.48; model card), so the shipped model learns shape through the mask-shape embedding instead
 (``train --mask-shape-embedding --shape-loss-weight``); this stays as the experiment to rerun on a GPU, longer.
+
+``--part mask-shape``: only the mask-shape embedding (:mod:`~hyperseg_lite.modeling.mask_shape`) and its shape
+head train, on the true outlines of every shape object of ``--batch-size`` instance / panoptic scenes per step
+(no image goes through the model, so a step is cheap). Why: inside multi-task training that loss sees the few
+objects of the class-prompt samples of a batch of 4, and it was still falling at the end of every cycle. The head
+starts from the one saved beside ``--init`` when there is one; ``train --init`` picks up the refined head too.
 """
 
 from __future__ import annotations
@@ -28,20 +36,24 @@ from transformers import get_cosine_schedule_with_warmup
 from .data.world import World
 from .loading import load_model
 from .training.batching import sample_items
-from .training.shape_auxiliary import ShapeAuxiliary, object_categories
+from .training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, load_shape_head,
+                                      object_categories)
 
 SHAPE_TASKS = ("instance", "panoptic")
+PARTS = ("backbone", "mask-shape")
 
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--init", type=Path, required=True, help="checkpoint whose backbone to pretrain")
+    parser.add_argument("--init", type=Path, required=True, help="checkpoint whose part to pretrain")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="training-world seed (scenes)")
+    parser.add_argument("--part", choices=PARTS, default="backbone",
+                        help="what learns: the pyramid backbone, or the decoder's mask-shape embedding")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
         parser.error("--steps and --batch-size must be positive")
@@ -50,9 +62,18 @@ def main(argv: list[str] | None = None) -> Path:
     loaded = load_model(args.init, precision="fp32", device_map="cpu")
     model, processor = loaded.model, loaded.processor
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    backbone = model.pyramid.to(device).train()
-    head = ShapeAuxiliary(backbone.channels).to(device)
-    parameters = list(backbone.parameters()) + list(head.parameters())
+    if args.part == "mask-shape":
+        encoder = model.mask_decoder.mask_shape
+        if encoder is None:
+            parser.error(f"{args.init} has no mask-shape embedding (decoder_config.mask_shape_embedding is off)")
+        learner = encoder.to(device).train()
+        head = MaskShapeAuxiliary(model.config.decoder_config.hidden_dim).to(device)
+        mask_size = (model.config.image_size // 4,) * 2  # the decoder's masks are at stride 4
+    else:
+        learner = model.pyramid.to(device).train()
+        head = ShapeAuxiliary(learner.channels).to(device)
+    load_shape_head(head, args.init)
+    parameters = list(learner.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.05)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
     world = World("train", args.seed, image_size=model.config.image_size)
@@ -67,11 +88,13 @@ def main(argv: list[str] | None = None) -> Path:
             first = (step // len(SHAPE_TASKS)) * args.batch_size
             samples = [world.sample(task, first + i) for i in range(args.batch_size)]
             items = [sample_items(sample, processor) for sample in samples]
-            pixels = torch.stack([item.prepared.pixel_values for item in items]).to(device)
-            targets = [item.target for item in items]
+            targets = [_on(item.target, device) for item in items]
             categories = [object_categories(sample.class_names, item.target) for sample, item in zip(samples, items)]
-            stages = backbone(pixels)
-            loss, accuracy = head.loss(stages, [_on(t, device) for t in targets], categories, with_accuracy=True)
+            if args.part == "mask-shape":
+                loss, accuracy = head.loss(learner, mask_size, targets, categories, with_accuracy=True)
+            else:
+                stages = learner(torch.stack([item.prepared.pixel_values for item in items]).to(device))
+                loss, accuracy = head.loss(stages, targets, categories, with_accuracy=True)
             if loss is None:  # no shape in this batch (stuff only): nothing to learn from
                 scheduler.step()
                 continue
@@ -87,9 +110,9 @@ def main(argv: list[str] | None = None) -> Path:
     model.to("cpu").eval()
     model.save_pretrained(checkpoint)
     loaded.tokenizer.save_pretrained(checkpoint)
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-              checkpoint / "shape_head.safetensors")
-    (checkpoint / "pretrain_state.json").write_text(json.dumps({"steps": args.steps, "init": str(args.init)}))
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, checkpoint / SHAPE_HEAD_FILE)
+    (checkpoint / "pretrain_state.json").write_text(
+        json.dumps({"steps": args.steps, "init": str(args.init), "part": args.part}))
     return checkpoint
 
 

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from .data.world import TASKS, World
 from .loading import LoadedModel, build_random_model, load_model
 from .training.batching import collate, sample_items, to_device
-from .training.shape_auxiliary import MaskShapeAuxiliary, ShapeAuxiliary, object_categories
+from .training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, load_shape_head,
+                                      object_categories)
 
 VIDEO_TASKS = ("vos", "referring_video", "vis")
 
@@ -138,7 +139,6 @@ def _as_is(item):
     return item
 
 
-SHAPE_HEAD_FILE = "shape_head.safetensors"  # the training-only shape classifier, beside the optimizer state
 
 
 def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, scheduler, step: int,
@@ -258,9 +258,9 @@ def main(argv: list[str] | None = None) -> Path:
         shape_aux = (MaskShapeAuxiliary(loaded.model.config.decoder_config.hidden_dim)
                      if loaded.model.mask_decoder.mask_shape is not None
                      else ShapeAuxiliary(loaded.model.pyramid.channels)).to(accelerator.device)
-    aux_file = args.resume / "checkpoint" / SHAPE_HEAD_FILE if args.resume is not None else None
-    if shape_aux is not None and aux_file is not None and aux_file.exists():
-        shape_aux.load_state_dict(load_file(aux_file))
+    # the shape head goes on from the one saved with the weights (resume; or a cycle / pretraining it --init's from)
+    if shape_aux is not None:
+        load_shape_head(shape_aux, checkpoint if args.resume is not None else args.init)
     model = loaded.model.train()
     # parts that start untrained (the mask-shape embedding, the shape head) learn at a higher rate
     fresh = (list(loaded.model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []) + \

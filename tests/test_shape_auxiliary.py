@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 
 from hyperseg_lite import build_random_model
@@ -94,3 +95,59 @@ def test_with_a_mask_shape_embedding_the_shape_loss_teaches_it_from_the_true_out
     encoder = loaded.model.mask_decoder.mask_shape
     # the embedding starts at zero, so on this first step the loss moves its last layer and the classifier's bias
     assert encoder.out.weight.grad.abs().sum() > 0 and aux.classifier.bias.grad.abs().sum() > 0
+
+
+def _tiny_checkpoint(path, mask_shape: bool):
+    loaded = build_random_model("tiny", seed=0)
+    if mask_shape:
+        loaded.model.config.decoder_config.mask_shape_embedding = True
+        loaded.model.mask_decoder.enable_mask_shape()
+    loaded.model.save_pretrained(path)
+    loaded.tokenizer.save_pretrained(path)
+    return path
+
+
+def test_mask_shape_pretraining_changes_only_the_embedding_and_train_init_continues_its_head(tmp_path):
+    from safetensors.torch import load_file
+
+    from hyperseg_lite.pretrain_shapes import main as pretrain
+
+    init = _tiny_checkpoint(tmp_path / "init", mask_shape=True)
+    before = load_file(init / "model.safetensors")
+    checkpoint = pretrain(["--init", str(init), "--part", "mask-shape", "--steps", "3", "--batch-size", "4",
+                           "--lr", "1e-2", "--warmup", "0", "--output", str(tmp_path / "out")])
+    after = load_file(checkpoint / "model.safetensors")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("mask_decoder.mask_shape.") for k in changed)
+    assert json.loads((checkpoint / "pretrain_state.json").read_text())["part"] == "mask-shape"
+    head = load_file(checkpoint / SHAPE_HEAD_FILE)
+
+    # a multi-task cycle started from it goes on with that head (a near-zero rate leaves it where it was)
+    cycle = main(["--init", str(checkpoint), "--steps", "1", "--batch-size", "2", "--tasks", "panoptic",
+                  "--shape-loss-weight", "1", "--lr", "1e-12", "--new-parts-lr-scale", "1",
+                  "--output", str(tmp_path / "cycle")])
+    continued = load_file(cycle / SHAPE_HEAD_FILE)
+    assert all(torch.allclose(continued[k], head[k], atol=1e-6) for k in head)
+
+
+def test_mask_shape_pretraining_needs_a_model_with_the_embedding(tmp_path, capsys):
+    from hyperseg_lite.pretrain_shapes import main as pretrain
+
+    init = _tiny_checkpoint(tmp_path / "init", mask_shape=False)
+    with pytest.raises(SystemExit):
+        pretrain(["--init", str(init), "--part", "mask-shape", "--steps", "1", "--output", str(tmp_path / "out")])
+    assert "no mask-shape embedding" in capsys.readouterr().err
+
+
+def test_a_shape_head_of_the_other_kind_or_none_is_not_loaded(tmp_path):
+    from safetensors.torch import save_file
+
+    from hyperseg_lite.training.shape_auxiliary import MaskShapeAuxiliary, load_shape_head
+
+    head = MaskShapeAuxiliary(16)
+    assert not load_shape_head(head, None) and not load_shape_head(head, tmp_path)
+    save_file(ShapeAuxiliary([8, 4]).state_dict(), tmp_path / SHAPE_HEAD_FILE)  # a backbone head: 12 inputs
+    assert not load_shape_head(head, tmp_path)
+    same = MaskShapeAuxiliary(16)
+    save_file(same.state_dict(), tmp_path / SHAPE_HEAD_FILE)
+    assert load_shape_head(head, tmp_path) and torch.equal(head.classifier.weight, same.classifier.weight)

@@ -19,13 +19,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from ..data.vocabulary import CATEGORIES
 from ..modeling.losses import SegmentationTarget
+
+SHAPE_HEAD_FILE = "shape_head.safetensors"  # a shape head's weights, saved beside the checkpoint it trained with
+
+
+def load_shape_head(head: nn.Module, folder: Path | None) -> bool:
+    """Continue ``head`` from the one saved in ``folder`` when there is one of the same kind (same tensor shapes).
+
+    Returns whether it did: a folder may hold no head, or the other kind's (backbone vs mask-shape).
+    """
+    path = None if folder is None else Path(folder) / SHAPE_HEAD_FILE
+    if path is None or not path.is_file():
+        return False
+    saved = load_file(path)
+    if {k: v.shape for k, v in saved.items()} != {k: v.shape for k, v in head.state_dict().items()}:
+        return False
+    head.load_state_dict(saved)
+    return True
 
 
 def object_categories(class_names: Sequence[str] | None, target: SegmentationTarget) -> torch.Tensor:
