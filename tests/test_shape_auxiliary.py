@@ -151,3 +151,21 @@ def test_a_shape_head_of_the_other_kind_or_none_is_not_loaded(tmp_path):
     same = MaskShapeAuxiliary(16)
     save_file(same.state_dict(), tmp_path / SHAPE_HEAD_FILE)
     assert load_shape_head(head, tmp_path) and torch.equal(head.classifier.weight, same.classifier.weight)
+
+
+def test_shape_head_accuracy_tool_measures_the_head_beside_a_checkpoint_and_refuses_without_one(tmp_path, capsys):
+    from helpers import load_tool
+
+    from hyperseg_lite.pretrain_shapes import main as pretrain
+
+    tool = load_tool("shape_head_accuracy")
+    init = _tiny_checkpoint(tmp_path / "init", mask_shape=True)
+    with pytest.raises(SystemExit):  # no head beside the weights yet
+        tool.main(["--checkpoint", str(init), "--samples", "4"])
+    assert "shape_head.safetensors" in capsys.readouterr().err
+    checkpoint = pretrain(["--init", str(init), "--part", "mask-shape", "--steps", "1", "--batch-size", "2",
+                           "--output", str(tmp_path / "out")])
+    out = tmp_path / "acc.json"
+    report = tool.main(["--checkpoint", str(checkpoint), "--samples", "6", "--json", str(out)])
+    assert report["objects"] > 0 and 0.0 <= report["accuracy"] <= 1.0 and report["cross_entropy"] > 0
+    assert json.loads(out.read_text())["objects"] == report["objects"]
