@@ -17,7 +17,8 @@ against ln 12 = 2.48; model card), so the shipped model learns shape through the
 head train, on the true outlines of every shape object of ``--batch-size`` instance / panoptic scenes per step
 (no image goes through the model, so a step is cheap). Why: inside multi-task training that loss sees the few
 objects of the class-prompt samples of a batch of 4, and it was still falling at the end of every cycle. The head
-starts from the one saved beside ``--init`` when there is one; ``train --init`` picks up the refined head too.
+starts from the one saved beside ``--init`` when there is one; ``train --init ... --continue-shape-head`` goes on
+with the refined head.
 """
 
 from __future__ import annotations

@@ -212,6 +212,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--new-parts-lr-scale", type=float, default=10.0,
                         help="learning-rate multiplier for the mask-shape embedding and the shape head (they start "
                              "untrained while the rest is trained)")
+    parser.add_argument("--continue-shape-head", action="store_true",
+                        help="with --init and --shape-loss-weight: go on with the shape head saved beside the --init "
+                             "weights (as pretrain_shapes writes it) instead of a fresh one")
     parser.add_argument("--shape-loss-weight", type=float, default=0.0,
                         help="weight of a training-only loss that teaches each object's shape category to the "
                              "mask-shape embedding when the model has one, else to the backbone "
@@ -253,14 +256,18 @@ def main(argv: list[str] | None = None) -> Path:
         loaded.model.mask_decoder.enable_mask_shape()
     if args.shape_loss_weight < 0:
         parser.error("--shape-loss-weight must be 0 (off) or positive")
+    if args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):
+        parser.error("--continue-shape-head needs --init and --shape-loss-weight")
     shape_aux = None
     if args.shape_loss_weight > 0:  # on the mask-shape embedding when the model has one, else on the backbone
         shape_aux = (MaskShapeAuxiliary(loaded.model.config.decoder_config.hidden_dim)
                      if loaded.model.mask_decoder.mask_shape is not None
                      else ShapeAuxiliary(loaded.model.pyramid.channels)).to(accelerator.device)
-    # the shape head goes on from the one saved with the weights (resume; or a cycle / pretraining it --init's from)
-    if shape_aux is not None:
-        load_shape_head(shape_aux, checkpoint if args.resume is not None else args.init)
+    if shape_aux is not None and args.resume is not None:
+        load_shape_head(shape_aux, checkpoint)
+    elif shape_aux is not None and args.continue_shape_head:
+        if not load_shape_head(shape_aux, args.init):
+            parser.error(f"--continue-shape-head: no {SHAPE_HEAD_FILE} for this shape loss beside {args.init}")
     model = loaded.model.train()
     # parts that start untrained (the mask-shape embedding, the shape head) learn at a higher rate
     fresh = (list(loaded.model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []) + \

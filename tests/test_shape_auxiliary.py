@@ -122,12 +122,17 @@ def test_mask_shape_pretraining_changes_only_the_embedding_and_train_init_contin
     assert json.loads((checkpoint / "pretrain_state.json").read_text())["part"] == "mask-shape"
     head = load_file(checkpoint / SHAPE_HEAD_FILE)
 
-    # a multi-task cycle started from it goes on with that head (a near-zero rate leaves it where it was)
-    cycle = main(["--init", str(checkpoint), "--steps", "1", "--batch-size", "2", "--tasks", "panoptic",
-                  "--shape-loss-weight", "1", "--lr", "1e-12", "--new-parts-lr-scale", "1",
-                  "--output", str(tmp_path / "cycle")])
-    continued = load_file(cycle / SHAPE_HEAD_FILE)
+    # a multi-task cycle started from it goes on with that head when asked (a near-zero rate leaves it where it
+    # was), else starts a fresh one, as the cycles before the pretraining did
+    common = ["--init", str(checkpoint), "--steps", "1", "--batch-size", "2", "--tasks", "panoptic",
+              "--shape-loss-weight", "1", "--lr", "1e-12", "--new-parts-lr-scale", "1"]
+    continued = load_file(main(common + ["--continue-shape-head", "--output", str(tmp_path / "go_on")]) / SHAPE_HEAD_FILE)
     assert all(torch.allclose(continued[k], head[k], atol=1e-6) for k in head)
+    fresh = load_file(main(common + ["--output", str(tmp_path / "fresh")]) / SHAPE_HEAD_FILE)
+    assert not torch.allclose(fresh["classifier.weight"], head["classifier.weight"], atol=1e-3)
+    with pytest.raises(SystemExit):  # nothing to continue from
+        main(["--preset", "tiny", "--steps", "1", "--shape-loss-weight", "1", "--continue-shape-head",
+              "--output", str(tmp_path / "none")])
 
 
 def test_mask_shape_pretraining_needs_a_model_with_the_embedding(tmp_path, capsys):
