@@ -139,8 +139,6 @@ def _as_is(item):
     return item
 
 
-
-
 def save_checkpoint(folder: Path, loaded: LoadedModel, optimizer, scheduler, step: int,
                     shape_aux: ShapeAuxiliary | None = None) -> None:
     """Write the checkpoint beside ``folder`` and swap it in only when complete.
