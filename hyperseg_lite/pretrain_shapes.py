@@ -3,9 +3,8 @@
     python -m hyperseg_lite.pretrain_shapes --init assets/hyperseg-lite --steps 1500 --output runs/shapes
     python -m hyperseg_lite.train --init runs/shapes/checkpoint ...   # then the usual multi-task cycle
 
-``--part backbone`` (default), the way HyperSeg's backbones come pretrained:
-
-Only the backbone and a linear shape classifier on its mask-pooled features train
+``--part backbone`` (default), the way HyperSeg's backbones come pretrained: only the backbone and a linear shape
+classifier on its mask-pooled features train
 (:mod:`~hyperseg_lite.training.shape_auxiliary`), on the objects of instance and panoptic samples of the training
 world; every other weight is kept. The output is a full checkpoint (the shape head beside it, not in it). Why: the
 ``lite`` pyramid trained from scratch with the segmentation losses learnt colour and texture but no shape
@@ -37,8 +36,8 @@ from transformers import get_cosine_schedule_with_warmup
 from .data.world import World
 from .loading import load_model
 from .training.batching import sample_items
-from .training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, load_shape_head,
-                                      object_categories)
+from .training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, decoder_mask_size,
+                                      load_shape_head, object_categories)
 
 SHAPE_TASKS = ("instance", "panoptic")
 PARTS = ("backbone", "mask-shape")
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> Path:
             parser.error(f"{args.init} has no mask-shape embedding (decoder_config.mask_shape_embedding is off)")
         learner = encoder.to(device).train()
         head = MaskShapeAuxiliary(model.config.decoder_config.hidden_dim).to(device)
-        mask_size = (model.config.image_size // 4,) * 2  # the decoder's masks are at stride 4
+        mask_size = decoder_mask_size(model.config)
     else:
         learner = model.pyramid.to(device).train()
         head = ShapeAuxiliary(learner.channels).to(device)

@@ -24,8 +24,8 @@ import torch
 from hyperseg_lite.data.world import World
 from hyperseg_lite.loading import load_model
 from hyperseg_lite.training.batching import sample_items
-from hyperseg_lite.training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, load_shape_head,
-                                                    object_categories)
+from hyperseg_lite.training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, decoder_mask_size,
+                                                    load_shape_head, object_categories)
 
 
 @torch.inference_mode()
@@ -47,7 +47,7 @@ def main(argv=None) -> dict[str, float]:
     head = MaskShapeAuxiliary(model.config.decoder_config.hidden_dim)
     if not load_shape_head(head, args.checkpoint):
         parser.error(f"{args.checkpoint} has no {SHAPE_HEAD_FILE} for a mask-shape embedding beside its weights")
-    mask_size = (model.config.image_size // 4,) * 2  # the decoder's masks are at stride 4
+    mask_size = decoder_mask_size(model.config)
     world = World(args.split, args.seed, image_size=model.config.image_size)
     objects, correct, loss_sum = 0, 0.0, 0.0
     for task in ("instance", "panoptic"):

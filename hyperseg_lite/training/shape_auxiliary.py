@@ -32,6 +32,12 @@ from ..modeling.losses import SegmentationTarget
 SHAPE_HEAD_FILE = "shape_head.safetensors"  # a shape head's weights, saved beside the checkpoint it trained with
 
 
+def decoder_mask_size(config) -> tuple[int, int]:
+    """The (h, w) of the mask decoder's masks for a ``HyperSegConfig``: its pixel decoder works at stride 4."""
+    side = config.image_size // 4
+    return side, side
+
+
 def load_shape_head(head: nn.Module, folder: Path | None) -> bool:
     """Continue ``head`` from the one saved in ``folder`` when there is one of the same kind (same tensor shapes).
 
