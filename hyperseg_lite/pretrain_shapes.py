@@ -18,6 +18,12 @@ head train, on the true outlines of every shape object of ``--batch-size`` insta
 objects of the class-prompt samples of a batch of 4, and it was still falling at the end of every cycle. The head
 starts from the one saved beside ``--init`` when there is one; ``train --init ... --continue-shape-head`` goes on
 with the refined head.
+
+``--head-only``: the part stays as it is (bit for bit) and only a fresh shape head learns on top of it. Why: the
+shape head is training-only, so a checkpoint can lose it (the runs folder of a past session); fitting one to the
+part's fixed features lets ``train --continue-shape-head`` go on from any checkpoint without the loss's first
+steps pushing a random head's gradients into trained weights. ``tools/ship_checkpoint.py`` ships the head
+beside the embedded model for the same reason.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=0, help="training-world seed (scenes)")
     parser.add_argument("--part", choices=PARTS, default="backbone",
                         help="what learns: the pyramid backbone, or the decoder's mask-shape embedding")
+    parser.add_argument("--head-only", action="store_true",
+                        help="keep the part's weights and fit only a shape head on its features")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
         parser.error("--steps and --batch-size must be positive")
@@ -72,8 +80,11 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         learner = model.pyramid.to(device).train()
         head = ShapeAuxiliary(learner.channels).to(device)
-    load_shape_head(head, args.init)
-    parameters = list(learner.parameters()) + list(head.parameters())
+    if args.head_only:
+        learner.eval().requires_grad_(False)  # nothing of the model changes; the head learns on fixed features
+    else:
+        load_shape_head(head, args.init)
+    parameters = [p for p in learner.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.05)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
     world = World("train", args.seed, image_size=model.config.image_size)
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> Path:
     loaded.tokenizer.save_pretrained(checkpoint)
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, checkpoint / SHAPE_HEAD_FILE)
     (checkpoint / "pretrain_state.json").write_text(
-        json.dumps({"steps": args.steps, "init": str(args.init), "part": args.part}))
+        json.dumps({"steps": args.steps, "init": str(args.init), "part": args.part, "head_only": args.head_only}))
     return checkpoint
 
 

@@ -43,6 +43,15 @@ def test_load_model_defaults_to_the_embedded_checkpoint(monkeypatch):
     assert "lite" in loaded.describe()
 
 
+def test_the_shipped_shape_head_fits_the_shipped_embedding_so_training_can_continue_from_it():
+    """``train --init assets/hyperseg-lite --continue-shape-head`` refuses without a head of the right shape."""
+    from hyperseg_lite.training.shape_auxiliary import MaskShapeAuxiliary, load_shape_head
+
+    config = json.loads((EMBEDDED_CHECKPOINT / "config.json").read_text())
+    assert config["decoder_config"]["mask_shape_embedding"]
+    assert load_shape_head(MaskShapeAuxiliary(config["decoder_config"]["hidden_dim"]), EMBEDDED_CHECKPOINT)
+
+
 @pytest.fixture(scope="module")
 def pipe():
     from hyperseg_lite.pipeline import HyperSegPipeline

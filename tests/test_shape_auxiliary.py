@@ -174,3 +174,44 @@ def test_shape_head_accuracy_tool_measures_the_head_beside_a_checkpoint_and_refu
     report = tool.main(["--checkpoint", str(checkpoint), "--samples", "6", "--json", str(out)])
     assert report["objects"] > 0 and 0.0 <= report["accuracy"] <= 1.0 and report["cross_entropy"] > 0
     assert json.loads(out.read_text())["objects"] == report["objects"]
+
+
+def test_head_only_fits_a_head_to_the_fixed_embedding_and_the_next_cycle_continues_it(tmp_path):
+    """A checkpoint without its head (the shipped one before, or a lost runs folder) gets one without any weight of
+    the model moving, and ``train --continue-shape-head`` then starts from that head."""
+    from safetensors.torch import load_file
+
+    from hyperseg_lite.pretrain_shapes import main as pretrain
+
+    init = _tiny_checkpoint(tmp_path / "init", mask_shape=True)
+    before = load_file(init / "model.safetensors")
+    checkpoint = pretrain(["--init", str(init), "--part", "mask-shape", "--head-only", "--steps", "6",
+                           "--batch-size", "4", "--lr", "5e-2", "--warmup", "0", "--output", str(tmp_path / "out")])
+    after = load_file(checkpoint / "model.safetensors")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    rows = list(csv.DictReader(open(tmp_path / "out" / "log.csv")))
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])  # the head learns on the fixed features
+    assert json.loads((checkpoint / "pretrain_state.json").read_text())["head_only"] is True
+    head = load_file(checkpoint / SHAPE_HEAD_FILE)
+    continued = load_file(main(["--init", str(checkpoint), "--steps", "1", "--batch-size", "2", "--tasks", "panoptic",
+                                "--shape-loss-weight", "1", "--lr", "1e-12", "--new-parts-lr-scale", "1",
+                                "--continue-shape-head", "--output", str(tmp_path / "go_on")]) / SHAPE_HEAD_FILE)
+    assert all(torch.allclose(continued[k], head[k], atol=1e-6) for k in head)
+
+
+def test_shipping_carries_the_shape_head_and_never_leaves_a_stale_one(tmp_path):
+    from helpers import load_tool
+    from safetensors.torch import load_file, save_file
+
+    from hyperseg_lite.training.shape_auxiliary import MaskShapeAuxiliary
+
+    ship = load_tool("ship_checkpoint")
+    with_head = _tiny_checkpoint(tmp_path / "with_head", mask_shape=True)
+    head = MaskShapeAuxiliary(8).state_dict()
+    save_file(head, with_head / SHAPE_HEAD_FILE)
+    out = tmp_path / "shipped"
+    ship.main([str(with_head), "--output", str(out)])
+    assert torch.equal(load_file(out / SHAPE_HEAD_FILE)["classifier.weight"], head["classifier.weight"])
+    ship.main([str(_tiny_checkpoint(tmp_path / "no_head", mask_shape=True)), "--output", str(out)])
+    assert not (out / SHAPE_HEAD_FILE).exists()  # the old head belonged to other weights
+    assert (out / "model.safetensors").is_file()

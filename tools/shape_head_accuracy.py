@@ -4,9 +4,9 @@
 
 Needs a checkpoint written by ``python -m hyperseg_lite.train --shape-loss-weight ...`` or
 ``python -m hyperseg_lite.pretrain_shapes --part mask-shape`` (the model with ``decoder_config.mask_shape_embedding``
-and, beside it, the shape head those runs train; shipped checkpoints carry no head). For every shape object of
-``--samples`` instance and panoptic samples of the split (half each), the head classifies the embedding of the
-object's ground-truth outline at the decoder's mask resolution: the same loss as in training, on scenes training
+and, beside it, the shape head those runs train; the embedded model carries one, fitted with ``--head-only``).
+For every shape object of ``--samples`` instance and panoptic samples of the split (half each), the head
+classifies the embedding of the object's ground-truth outline at the decoder's mask resolution: the same loss as in training, on scenes training
 never drew. Prints the accuracy and the mean cross-entropy (chance: 1/12 and ln 12 = 2.48).
 
 Why a separate check: the training log's ``loss_shape`` mixes tasks whose targets are not single outlines
