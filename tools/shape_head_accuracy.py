@@ -7,7 +7,8 @@ Needs a checkpoint written by ``python -m hyperseg_lite.train --shape-loss-weigh
 and, beside it, the shape head those runs train; the embedded model carries one, fitted with ``--head-only``).
 For every shape object of ``--samples`` instance and panoptic samples of the split (half each), the head
 classifies the embedding of the object's ground-truth outline at the decoder's mask resolution: the same loss as
-in training, on scenes training never drew. Prints the accuracy and the mean cross-entropy (chance: 1/12 and ln 12 = 2.48).
+in training, on scenes training never drew. Prints the accuracy and the mean cross-entropy (chance: 1/12 and
+ln 12 = 2.48).
 
 Why a separate check: the training log's ``loss_shape`` mixes tasks whose targets are not single outlines
 (semantic masks join every object of a class), so it cannot say whether the embedding itself improved.
