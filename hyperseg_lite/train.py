@@ -226,6 +226,10 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     if args.resume is not None and args.init is not None:
         parser.error("--resume continues a run; --init starts a new one from given weights: use one")
+    if args.resume is None and ((args.output / "log.csv").exists() or (args.output / "checkpoint").exists()):
+        # a new run would append its steps to the old log and overwrite the old checkpoint: refuse, keep both
+        parser.error(f"--output {args.output} already holds a run: continue it with --resume {args.output}, "
+                     "or give the new run another folder")
     try:
         weights = parse_task_weights(args.task_weights, args.tasks)
     except ValueError as error:

@@ -75,6 +75,19 @@ def test_cli_init_starts_a_new_run_from_trained_weights(tmp_path):
         main(["--init", str(first), "--resume", str(tmp_path / "a"), "--output", str(tmp_path / "c")])
 
 
+def test_a_new_run_into_a_folder_that_holds_one_is_refused_and_leaves_it_whole(tmp_path):
+    """Starting a run over an old one used to append its steps to the old log.csv (two runs mixed in one history)."""
+    first = main(["--preset", "tiny", "--steps", "2", "--batch-size", "1", "--output", str(tmp_path / "a"),
+                  "--tasks", "referring"])
+    log_before = (tmp_path / "a" / "log.csv").read_text()
+    weights_before = (first / "model.safetensors").read_bytes()
+    for start in (["--preset", "tiny"], ["--init", str(first)]):
+        with pytest.raises(SystemExit):
+            main([*start, "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"), "--tasks", "referring"])
+    assert (tmp_path / "a" / "log.csv").read_text() == log_before
+    assert (first / "model.safetensors").read_bytes() == weights_before
+
+
 def test_class_weight_reweights_the_prompt_score_loss_and_is_saved(tmp_path, world):
     first = main(["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
                   "--tasks", "referring"])
