@@ -83,7 +83,8 @@ def test_a_new_run_into_a_folder_that_holds_one_is_refused_and_leaves_it_whole(t
     weights_before = (first / "model.safetensors").read_bytes()
     for start in (["--preset", "tiny"], ["--init", str(first)]):
         with pytest.raises(SystemExit):
-            main([*start, "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"), "--tasks", "referring"])
+            main([*start, "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
+                  "--tasks", "referring"])
     assert (tmp_path / "a" / "log.csv").read_text() == log_before
     assert (first / "model.safetensors").read_bytes() == weights_before
 
