@@ -19,7 +19,7 @@ from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
 
 EMBEDDED_TRAINED_ON = ("hyperseg-lite's procedural shapes world only (12 shapes, 10 colours, 5 stuff classes), "
-                       "43,900 steps on a 2-core CPU: not real photos, and far below the paper's accuracy; "
+                       "47,300 steps on a 2-core CPU: not real photos, and far below the paper's accuracy; "
                        "metrics in assets/hyperseg-lite/README.md")
 
 
