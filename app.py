@@ -19,7 +19,7 @@ from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
 
 EMBEDDED_TRAINED_ON = ("hyperseg-lite's procedural shapes world only (12 shapes, 10 colours, 5 stuff classes), "
-                       "50,700 steps on a 2-core CPU (the mean of the last two of 15 cycles): not real photos, "
+                       "54,100 steps on a 2-core CPU (16 cycles, the last two averaged in): not real photos, "
                        "and far below the paper's accuracy; "
                        "metrics in assets/hyperseg-lite/README.md")
 
