@@ -135,4 +135,5 @@ def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
         gr.Examples(examples, [image])
         gr.Markdown(how_it_works("Clicks are drawn as discs (radius 10 px at 1024 px), boxes filled; each region is "
                                  "pooled from the global vision tokens into one `<region>` embedding. Negative clicks "
-                                 "rule out masks that cover them.", "05_visual_prompts.ipynb"))
+                                 "rule out masks that cover them; a box prefers the mask that fills it.",
+                                 "05_visual_prompts.ipynb"))

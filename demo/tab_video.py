@@ -75,5 +75,6 @@ def build(pipe: HyperSegPipeline, examples: list[list]) -> None:
         run.click(handler, [video, prompt_kind, box_text, expression], [output, files], api_name="segment_video")
         gr.Examples(examples, [video, prompt_kind, box_text, expression])
         gr.Markdown(how_it_works("Frames are segmented one by one. The prompt embeddings are averaged over the frames "
-                                 "seen so far and the perceiver's tokens of frame t-1 seed frame t (temporal adapter).",
+                                 "seen so far and the perceiver's tokens of frame t-1 seed frame t (temporal adapter). "
+                                 "Each frame keeps the mask that best continues the one chosen on the frame before.",
                                  "06_temporal_adapter.ipynb"))

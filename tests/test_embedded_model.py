@@ -14,18 +14,22 @@ import pytest
 from hyperseg_lite import load_model
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 
-# task -> (metric, samples, bar). Measured on exactly these samples (test split, seed 0, 8-frame clips) with the
-# shipped weights: referring cIoU 0.414, semantic mIoU 0.511, interactive one-click mIoU 0.823, vos J&F 0.905
-# (4 clips swing: earlier weights scored 0.798, 0.879, 0.788, 0.888, 0.893, 0.912, 0.865 and 0.851 there, 0.756,
-# 0.771, 0.770, 0.768, 0.770, 0.786, 0.779 and 0.780 on the 20 clips of the model card, where these weights score 0.792).
-# Issue #4 suggests referring cIoU >= 0.7; the shipped model is far from it (model card), so the bar guards
-# against regressions of what it does reach. A barely trained one (200 steps) scored about 0.1 referring, 0.01 semantic, 0.2 interactive and vos.
-BARS = {
-    "referring": ("cIoU", 50, 0.28),
-    "semantic": ("mIoU", 20, 0.47),
-    "interactive": ("mIoU_click", 30, 0.76),
-    "vos": ("J&F", 4, 0.75),
-}
+# Measured on exactly these samples (test split, seed 0, 8-frame clips) with the shipped weights and the
+# pipeline's default overlap weights: referring cIoU 0.414, semantic mIoU 0.511, interactive one-click mIoU 0.823,
+# box mIoU 0.868, vos J&F 0.919. With HyperSeg's own choice of mask (both overlap weights 0) box mIoU is 0.730 and
+# vos J&F 0.905, so the box bar also guards the pipeline's use of the box (vos on 4 clips swings: earlier weights
+# scored 0.798-0.912 there with that choice). Issue #4 suggests referring cIoU >= 0.7; the shipped model is far from
+# it (model card), so the bar guards against regressions of what it does reach; the vos bar is issue #4's target.
+# A barely trained model (200 steps) scored about 0.1 referring, 0.01 semantic, 0.2 interactive and vos.
+BOX_BAR = 0.80
+VOS_BAR = 0.80
+BARS = [  # (task, metric, samples, bar)
+    ("referring", "cIoU", 50, 0.28),
+    ("semantic", "mIoU", 20, 0.47),
+    ("interactive", "mIoU_click", 30, 0.76),
+    ("interactive", "mIoU_box", 30, BOX_BAR),
+    ("vos", "J&F", 4, VOS_BAR),
+]
 
 
 def test_checkpoint_is_shipped_small_and_complete():
@@ -59,14 +63,26 @@ def pipe():
     return HyperSegPipeline.from_pretrained()
 
 
-@pytest.mark.parametrize("task", BARS)
-def test_embedded_model_meets_the_reduced_bar(pipe, task):
+@pytest.fixture(scope="module")
+def measure(pipe):
+    """evaluate_task on the test split, once per (task, samples): click and box come from the same run."""
     from hyperseg_lite.data.world import World
     from hyperseg_lite.evaluation.tasks import evaluate_task
 
-    metric, samples, bar = BARS[task]
     world = World("test", 0, image_size=pipe.model.config.image_size, clip_length=(8, 8))
-    value = evaluate_task(pipe, world, task, samples)[metric]
+    done = {}
+
+    def run(task: str, samples: int) -> dict:
+        if (task, samples) not in done:
+            done[task, samples] = evaluate_task(pipe, world, task, samples)
+        return done[task, samples]
+
+    return run
+
+
+@pytest.mark.parametrize("task, metric, samples, bar", BARS, ids=[f"{task}-{metric}" for task, metric, _, _ in BARS])
+def test_embedded_model_meets_the_reduced_bar(measure, task, metric, samples, bar):
+    value = measure(task, samples)[metric]
     assert value >= bar, f"{task} {metric} = {value:.3f} < {bar} on {samples} test samples"
 
 

@@ -150,6 +150,28 @@ def test_negative_clicks_exclude_candidates():
     assert best == 1
 
 
+def test_the_previous_mask_outranks_a_higher_score_elsewhere_only_when_weighted():
+    logits = torch.full((2, 10, 10), -5.0)
+    logits[0, :4, :4] = 5.0  # scores higher, somewhere else
+    logits[1, 5:, 5:] = 5.0  # continues the previous mask
+    previous = torch.zeros(10, 10, dtype=torch.bool)
+    previous[6:, 5:] = True
+    probs = torch.tensor([[0.9], [0.5]])
+    none = np.zeros((0, 2))
+    assert post.region_choice(logits, probs, 0, none, none)[0] == 0  # the release's rule
+    assert post.region_choice(logits, probs, 0, none, none, previous, previous_weight=0.0)[0] == 0
+    best, score = post.region_choice(logits, probs, 0, none, none, previous, previous_weight=2.0)
+    assert best == 1 and score == pytest.approx(0.5 * torch.tensor(5.0).sigmoid().item())  # the score stays its own
+    assert post.referring_choice(logits, probs)[0] == 0
+    best, score = post.referring_choice(logits, probs, previous, previous_weight=2.0)
+    assert best == 1 and score < 0.5  # a threshold still reads the score, not the ranking
+
+
+def test_tracking_weight_must_not_be_negative(tiny):
+    with pytest.raises(ValueError, match="tracking_overlap_weight"):
+        HyperSegPipeline(tiny, tracking_overlap_weight=-1.0)
+
+
 def test_result_exporters_and_overlay(pipe, tmp_path):
     image = picture(45, 61)
     result = pipe.segment_classes(image, ["circle", "sky"], mode="instance", threshold=0.0)

@@ -6,6 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import torch
 
 from hyperseg_lite import build_random_model
 from hyperseg_lite.pipeline import HyperSegPipeline, Region
@@ -28,6 +29,29 @@ def test_object_tracking_from_first_frame_prompts(pipe):
     assert len(results) == len(frames)
     assert [r.frame_index for r in results] == list(range(len(frames)))
     assert all(r.masks.shape == (2, 36, 52) and list(r.ids) == [1, 2] for r in results)
+
+
+def test_tracking_starts_from_a_box_prompt_and_then_follows_its_own_masks(pipe, monkeypatch):
+    from hyperseg_lite.pipeline import postprocess as post
+
+    seen = []
+    original = post.region_choice
+
+    def spy(mask_logits, probs, region, negatives, positives, previous=None, previous_weight=0.0):
+        best, score = original(mask_logits, probs, region, negatives, positives, previous, previous_weight)
+        seen.append((region, None if previous is None else previous.clone(), (mask_logits[best] > 0).clone()))
+        return best, score
+
+    monkeypatch.setattr(post, "region_choice", spy)
+    pipe.track(clip(3), [Region(box=[2, 2, 20, 30]), Region(points=[[40, 10]])])
+    box_first, click_first = seen[0], seen[1]
+    prior = box_first[1]  # the box, at the working resolution: 18 x 28 of the 52 x 36 frame, top left
+    assert prior is not None and float(prior.float().mean()) == pytest.approx(18 * 28 / (52 * 36), abs=0.04)
+    assert bool(prior[prior.shape[0] // 4, prior.shape[1] // 5]) and not bool(prior[-1, -1])
+    assert click_first[1] is None  # a click says where the object is, not its extent: no first-frame prior
+    for frame in (1, 2):  # every later frame starts from what the frame before chose, region by region
+        for region in (0, 1):
+            assert torch.equal(seen[2 * frame + region][1], seen[2 * (frame - 1) + region][2])
 
 
 def test_referring_and_reasoning_video(pipe):

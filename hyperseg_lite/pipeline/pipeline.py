@@ -27,6 +27,12 @@ from .video import VideoMethods
 
 CLASS_MODES = ("semantic", "instance", "panoptic")
 WORKING_SIZE = 512  # post-processing resolution cap (longest side); final masks are resized to the original
+# Visual prompts and tracking choose among the mask tokens by region score x mask quality (the release) plus a
+# weight x the candidate's IoU with what is already known of the object: the mask chosen on the frame before
+# when tracking, the box or mask drawn as the prompt otherwise. 0 = the release's choice; both picked on the val
+# split (model card, "Choosing the mask of a visual prompt")
+TRACKING_OVERLAP_WEIGHT = 2.0
+PROMPT_OVERLAP_WEIGHT = 10.0
 
 
 @dataclass
@@ -40,8 +46,16 @@ class _Frame:
 
 class HyperSegPipeline(VideoMethods):
     def __init__(self, loaded: LoadedModel, wording: P.Wording = "official", chunk_size: int = 20,
-                 max_pixels: int = MAX_IMAGE_PIXELS, max_new_tokens: int = 128) -> None:
+                 max_pixels: int = MAX_IMAGE_PIXELS, max_new_tokens: int = 128,
+                 tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
+                 prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT) -> None:
         # 128: the lite tokenizer spends one token per byte, and the world's explanations run to ~80 bytes
+        for name, weight in (("tracking_overlap_weight", tracking_overlap_weight),
+                             ("prompt_overlap_weight", prompt_overlap_weight)):
+            if weight < 0:
+                raise ValueError(f"{name} must be 0 (the release's choice by score) or positive")
+        self.tracking_overlap_weight = tracking_overlap_weight
+        self.prompt_overlap_weight = prompt_overlap_weight
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         self.loaded = loaded
@@ -109,6 +123,12 @@ class HyperSegPipeline(VideoMethods):
             return np.zeros((0, height, width), dtype=bool)
         values = masks.float() if masks.dtype != torch.bool else masks.float() - 0.5
         return (F.interpolate(values[None], size=(height, width), mode="bilinear", align_corners=False)[0] > 0).cpu().numpy()
+
+    def _working_mask(self, mask: np.ndarray, frame: _Frame) -> torch.Tensor:
+        """(H, W) bool at the image's size -> (h, w) bool at the working size (the inverse of ``_to_original``)."""
+        values = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None] - 0.5
+        size = self._working_size(frame.prepared)
+        return (F.interpolate(values, size=size, mode="bilinear", align_corners=False)[0, 0] > 0).to(self.device)
 
     def _to_working_points(self, points: np.ndarray, frame: _Frame) -> np.ndarray:
         height, width = frame.pixels.shape[:2]
@@ -240,24 +260,27 @@ class HyperSegPipeline(VideoMethods):
         if explain:
             explained = P.referring_prompt("reasoning_explain", self.wording)
             answer = self._generate(features, explained, with_answer=True, expression=text)
-        return self._referring_result(out, 0, frame, text, task, threshold, answer)
+        return self._referring_result(out, 0, frame, text, task, threshold, answer)[0]
 
     def _referring_result(self, out, row: int, frame: _Frame, text: str, task: str, threshold: float,
-                          answer: str | None = None, frame_index: int | None = None) -> SegmentationResult:
+                          answer: str | None = None, frame_index: int | None = None,
+                          previous: torch.Tensor | None = None) -> tuple[SegmentationResult, torch.Tensor | None]:
+        """The result, and its mask at the working resolution (None when nothing answers), which a video's next
+        frame continues; ``previous``: in a video, that mask from the frame before, if any."""
         logits = self._working_logits(out.pred_masks[row], frame.prepared)
         probs = out.prompt_logits[row, :, :1].float().sigmoid()
-        best, score = post.referring_choice(logits, probs)
+        best, score = post.referring_choice(logits, probs, previous, self.tracking_overlap_weight)
         mask = logits[best:best + 1] > 0
         if score < threshold or not mask.any():
             return SegmentationResult.empty(task, text, frame.pixels.shape[:2], answer=answer, notices=frame.notices,
-                                            frame_index=frame_index)
+                                            frame_index=frame_index), None
         return SegmentationResult(task, text, self._to_original(logits[best:best + 1], frame), [text],
                                   np.array([score], dtype=np.float32), np.array([1]), answer=answer,
-                                  notices=frame.notices, frame_index=frame_index)
+                                  notices=frame.notices, frame_index=frame_index), mask[0]
 
     # ------------------------------------------------------------------ visual prompts
-    def _region_masks(self, regions: Sequence[Region], frame: _Frame) -> torch.Tensor:
-        """Render every region as the paper does (discs for clicks and scribbles) on the model's input frame."""
+    def _rendered_regions(self, regions: Sequence[Region], frame: _Frame) -> list[np.ndarray]:
+        """Every region as the paper renders it (discs for clicks and scribbles), (H, W) bool at the image's size."""
         size = frame.pixels.shape[:2]
         config = self.model.config
         point_r = scaled_radius(config.point_radius, size, config.region_reference_size)
@@ -268,15 +291,19 @@ class HyperSegPipeline(VideoMethods):
             if region.points is not None:
                 points = np.asarray(region.points, dtype=np.float64).reshape(-1, 2)
                 labels = np.ones(len(points)) if region.point_labels is None else np.asarray(region.point_labels)
-                mask = disc_mask(size, points[labels == 1], point_r)
+                rendered.append(disc_mask(size, points[labels == 1], point_r))
             elif region.box is not None:
-                mask = box_mask(size, region.box)
+                rendered.append(box_mask(size, region.box))
             elif region.scribble is not None:
-                mask = scribble_mask(size, region.scribble, scribble_r)
+                rendered.append(scribble_mask(size, region.scribble, scribble_r))
             else:
-                mask = np.asarray(region.mask).astype(bool)
-            rendered.append(self.processor.resize_region_mask(torch.from_numpy(mask), frame.prepared))
-        return torch.stack(rendered)
+                rendered.append(np.asarray(region.mask).astype(bool))
+        return rendered
+
+    def _region_masks(self, regions: Sequence[Region], frame: _Frame) -> torch.Tensor:
+        """The rendered regions on the model's input frame."""
+        return torch.stack([self.processor.resize_region_mask(torch.from_numpy(mask), frame.prepared)
+                            for mask in self._rendered_regions(regions, frame)])
 
     @torch.inference_mode()
     def interactive(self, image, regions: Sequence[Region] | Region) -> SegmentationResult:
@@ -289,12 +316,22 @@ class HyperSegPipeline(VideoMethods):
         features = self._encode([frame])
         out = self._run(features, [self.processor.encode(P.region_prompt(len(regions), self.wording),
                                                          num_regions=len(regions))], region_masks=[masks])
-        return self._region_result(out, 0, frame, regions)
+        return self._region_result(out, 0, frame, regions)[0]
 
     def _region_result(self, out, row: int, frame: _Frame, regions: Sequence[Region],
-                       frame_index: int | None = None, task: str = "interactive") -> SegmentationResult:
+                       frame_index: int | None = None, task: str = "interactive",
+                       previous: Sequence[torch.Tensor | None] | None = None
+                       ) -> tuple[SegmentationResult, list[torch.Tensor]]:
+        """The result, and each region's mask at the working resolution, which a video's next frame continues.
+
+        ``previous``: when tracking, those masks from the frame before; ``tracking_overlap_weight`` turns them
+        into a preference for the candidate that continues each. Without them, a box or mask prompt is itself
+        such a mask (it says where the object is and how large), weighted by ``prompt_overlap_weight``."""
         logits = self._working_logits(out.pred_masks[row], frame.prepared)
         probs = out.prompt_logits[row, :, :len(regions)].float().sigmoid()
+        if previous is None:
+            extents = [self._working_mask(rendered, frame) if region.box is not None or region.mask is not None
+                       else None for region, rendered in zip(regions, self._rendered_regions(regions, frame))]
         chosen, scores = [], []
         for r, region in enumerate(regions):
             positives = np.zeros((0, 2))
@@ -303,13 +340,17 @@ class HyperSegPipeline(VideoMethods):
                 labels = np.ones(len(points)) if region.point_labels is None else np.asarray(region.point_labels)
                 positives = self._to_working_points(points[labels == 1], frame)
             negatives = self._to_working_points(region.negative_points, frame)
-            best, score = post.region_choice(logits, probs, r, negatives, positives)
+            if previous is not None:
+                prior, weight = previous[r], self.tracking_overlap_weight
+            else:
+                prior, weight = extents[r], self.prompt_overlap_weight
+            best, score = post.region_choice(logits, probs, r, negatives, positives, prior, weight)
             chosen.append(best)
             scores.append(score)
         masks = self._to_original(logits[chosen], frame)
         labels = [f"region {r + 1}" for r in range(len(regions))]
         return SegmentationResult(task, f"{len(regions)} visual prompt(s)", masks, labels,
                                   np.array(scores, dtype=np.float32), np.arange(1, len(regions) + 1),
-                                  notices=frame.notices, frame_index=frame_index)
+                                  notices=frame.notices, frame_index=frame_index), list(logits[chosen] > 0)
 
 

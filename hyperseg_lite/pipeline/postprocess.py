@@ -19,10 +19,23 @@ def mask_quality(mask_logits: torch.Tensor) -> torch.Tensor:
     return (probs * binary).sum(1) / (binary.sum(1) + 1e-6)
 
 
-def referring_choice(mask_logits: torch.Tensor, probs: torch.Tensor) -> tuple[int, float]:
-    """HyperSeg's referring rule: score = sigmoid(score) x mask quality; the best query answers."""
+def overlap(binary: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(Q, h, w) bool candidate masks vs one (h, w) bool mask -> (Q,) IoU (0 where both are empty)."""
+    inter = (binary & mask).flatten(1).sum(1).float()
+    union = (binary | mask).flatten(1).sum(1).float()
+    return inter / union.clamp(min=1.0)
+
+
+def referring_choice(mask_logits: torch.Tensor, probs: torch.Tensor, previous: torch.Tensor | None = None,
+                     previous_weight: float = 0.0) -> tuple[int, float]:
+    """HyperSeg's referring rule: score = sigmoid(score) x mask quality; the best query answers. In a video,
+    ``previous_weight`` x the IoU with the mask answered on the frame before (``previous``) is added to the
+    ranking, not to the score the threshold reads (as :func:`region_choice`)."""
     scores = probs[:, 0] * mask_quality(mask_logits)
-    best = int(scores.argmax())
+    ranking = scores
+    if previous is not None and previous_weight > 0:
+        ranking = scores + previous_weight * overlap(mask_logits > 0, previous.to(mask_logits.device))
+    best = int(ranking.argmax())
     return best, float(scores[best])
 
 
@@ -96,12 +109,18 @@ def panoptic_inference(mask_logits: torch.Tensor, probs: torch.Tensor, is_stuff:
 
 
 def region_choice(mask_logits: torch.Tensor, probs: torch.Tensor, region: int, negatives: np.ndarray,
-                  positives: np.ndarray) -> tuple[int, float]:
+                  positives: np.ndarray, previous: torch.Tensor | None = None,
+                  previous_weight: float = 0.0) -> tuple[int, float]:
     """Best query for one visual prompt.
 
     The release takes the highest region score. With clicks we also use what the user said: candidates whose
     mask covers a negative click are dropped (unless all do), and covering the positive clicks breaks ties.
-    ``negatives`` / ``positives`` are (n, 2) (x, y) at the working resolution.
+    ``negatives`` / ``positives`` are (n, 2) (x, y) at the working resolution. ``previous`` is a mask the
+    object is already known to have (working resolution): the box or mask drawn as the prompt, or, when
+    tracking, the mask chosen on the frame before. ``previous_weight`` x its IoU with each candidate is added
+    to the ranking: a box says where the object is and how large, and objects move little between frames, so
+    the candidate that fills the box or continues the track is usually right even when another token scores
+    higher. The returned score is the candidate's own (thresholds read it), not its ranking.
     """
     scores = probs[:, region] * mask_quality(mask_logits)
     binary = mask_logits > 0
@@ -117,6 +136,8 @@ def region_choice(mask_logits: torch.Tensor, probs: torch.Tensor, region: int, n
     bad = covered(negatives).any(dim=1)
     hits = covered(positives).float().mean(dim=1) if len(positives) else torch.zeros(binary.shape[0], device=scores.device)
     ranking = scores + hits  # hits in [0, 1]: covering every click outranks any score difference below 1
+    if previous is not None and previous_weight > 0:
+        ranking = ranking + previous_weight * overlap(binary, previous.to(binary.device))
     if (~bad).any():
         ranking = torch.where(bad, torch.full_like(ranking, -1.0), ranking)
     best = int(ranking.argmax())

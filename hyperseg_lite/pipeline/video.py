@@ -33,7 +33,10 @@ class VideoMethods:
         """First-frame visual prompts (clicks, boxes, scribbles, masks) -> one result per frame, lazily.
 
         The prompts are pooled once on the first frame and reused on every frame (as the release's VOS path
-        uses the reference frame's features); the temporal adapter carries the rest.
+        uses the reference frame's features); the temporal adapter carries the rest. From the second frame on,
+        each region also prefers the candidate that overlaps its mask on the frame before
+        (``tracking_overlap_weight``), and on the first frame a box or mask prompt itself
+        (``prompt_overlap_weight``); 0 picks by the region score alone, as the release.
         """
         regions = [regions] if isinstance(regions, Region) else list(regions)
         if not regions:
@@ -44,7 +47,7 @@ class VideoMethods:
         encoded = [self.processor.encode(P.region_prompt(len(regions), self.wording, video=True),
                                          num_regions=len(regions))]
         state = TemporalState()
-        pooled = None
+        pooled = previous = None  # on the first frame a box or mask prompt's own extent guides the choice
         for index, pixels in enumerate(chain([first.pixels], frames)):
             with torch.inference_mode():
                 frame = first if index == 0 else self._frame(pixels)
@@ -53,7 +56,9 @@ class VideoMethods:
                     pooled = self.model.pool_region_prompts(features, [masks])
                 out = self._run(features, encoded, state=state, region_features=pooled)
                 state = out.temporal_state.detach()
-                yield self._region_result(out, 0, frame, regions, frame_index=index, task="video_object")
+                result, previous = self._region_result(out, 0, frame, regions, frame_index=index,
+                                                       task="video_object", previous=previous)
+                yield result
 
     def track(self, video, regions: Sequence[Region] | Region) -> list[SegmentationResult]:
         load_video(video)  # validates length and frame sizes before any work
@@ -62,18 +67,24 @@ class VideoMethods:
     # ------------------------------------------------------------------ referring / reasoning video
     def refer_video_stream(self: "HyperSegPipeline", video, expression: str, reasoning: bool = False,
                            threshold: float = 0.5) -> Iterator[SegmentationResult]:
-        """An expression (or, with ``reasoning=True``, a question) over a clip -> one result per frame."""
+        """An expression (or, with ``reasoning=True``, a question) over a clip -> one result per frame.
+
+        Each frame answers with its best mask token, preferring the one that continues the mask answered on the
+        frame before (``tracking_overlap_weight``; 0 = each frame alone, as the release)."""
         task = "reasoning_video" if reasoning else "referring_video"
         text = self.processor.check_text(expression, "question" if reasoning else "expression")
         conversation = P.video_reasoning_prompt(self.wording) if reasoning else P.referring_prompt("referring", self.wording)
         encoded = [self.processor.encode(conversation, expression=text)]
         state = TemporalState()
+        previous = None
         for index, pixels in enumerate(iter_video(video)):
             with torch.inference_mode():
                 frame = self._frame(pixels)
                 out = self._run(self._encode([frame], state), encoded, state=state)
                 state = out.temporal_state.detach()
-                yield self._referring_result(out, 0, frame, text, task, threshold, frame_index=index)
+                result, previous = self._referring_result(out, 0, frame, text, task, threshold, frame_index=index,
+                                                          previous=previous)
+                yield result
 
     def refer_video(self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
                     ) -> list[SegmentationResult]:
