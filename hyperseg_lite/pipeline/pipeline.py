@@ -329,9 +329,9 @@ class HyperSegPipeline(VideoMethods):
         such a mask (it says where the object is and how large), weighted by ``prompt_overlap_weight``."""
         logits = self._working_logits(out.pred_masks[row], frame.prepared)
         probs = out.prompt_logits[row, :, :len(regions)].float().sigmoid()
-        if previous is None:
-            extents = [self._working_mask(rendered, frame) if region.box is not None or region.mask is not None
-                       else None for region, rendered in zip(regions, self._rendered_regions(regions, frame))]
+        if previous is None:  # only boxes and masks have an extent; clicks and scribbles are not rendered again
+            extents = [self._working_mask(self._rendered_regions([region], frame)[0], frame)
+                       if region.box is not None or region.mask is not None else None for region in regions]
         chosen, scores = [], []
         for r, region in enumerate(regions):
             positives = np.zeros((0, 2))
