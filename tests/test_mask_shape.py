@@ -62,3 +62,32 @@ def test_switching_it_on_over_trained_weights_changes_nothing_until_trained(tmp_
     reloaded = load_model(tmp_path / "ckpt", precision="fp32", device_map="cpu").model
     assert reloaded.config.decoder_config.mask_shape_embedding
     assert torch.equal(run(reloaded).prompt_logits, changed.prompt_logits)
+
+
+def test_inference_scores_only_the_last_layer_and_answers_the_same():
+    """``segment(aux_scores=False)``, what the pipeline runs: the earlier layers' scores (and their mask-shape
+    embeddings) feed only the auxiliary losses, so leaving them out must change no mask and no final score."""
+    loaded = build_random_model("tiny", seed=0)
+    model, processor = loaded.model.eval(), loaded.processor
+    model.mask_decoder.enable_mask_shape()
+    with torch.no_grad():
+        model.mask_decoder.mask_shape.out.bias.fill_(0.5)  # a "trained" embedding, so it moves the scores
+    kinds = ["refer", "class", "region"]
+    batch, region_masks = encode_mixed(processor, kinds)
+    pixels, global_pixels = image_batch(processor, len(kinds))
+    calls = []
+    model.mask_decoder.mask_shape.register_forward_hook(lambda *_: calls.append(1))
+
+    def run(aux_scores):
+        calls.clear()
+        with torch.no_grad():
+            features = model.encode_images(pixels, global_pixels)
+            out, _ = model.segment(features, batch["input_ids"], batch["attention_mask"], batch["class_spans"],
+                                   batch["refer_mask"], region_masks, aux_scores=aux_scores)
+        return out, len(calls)
+
+    full, full_calls = run(True)
+    lean, lean_calls = run(False)
+    assert torch.equal(full.pred_masks, lean.pred_masks) and torch.equal(full.prompt_logits, lean.prompt_logits)
+    assert full_calls == model.config.decoder_config.num_layers + 1 and lean_calls == 1
+    assert len(full.aux_outputs) == model.config.decoder_config.num_layers and lean.aux_outputs == []

@@ -159,7 +159,9 @@ class MaskDecoder(nn.Module):
         states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
         mask_embed = self.mask_embed(states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
-        scored = states if self.mask_shape is None else states + self.mask_shape(masks).to(states.dtype)
+        scored = states
+        if self.mask_shape is not None and (refer is not None or classes is not None or regions is not None):
+            scored = states + self.mask_shape(masks).to(states.dtype)  # only what a score reads
         refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(scored), refer) if refer is not None else None
         class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
         region_logits = (torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions)
@@ -175,10 +177,15 @@ class MaskDecoder(nn.Module):
     def forward(self, multi_scale_features: Sequence[torch.Tensor], mask_features: torch.Tensor,
                 queries: torch.Tensor, refer_embeddings: torch.Tensor | None = None,
                 class_embeddings: torch.Tensor | None = None, region_embeddings: torch.Tensor | None = None,
-                predict_boxes: bool = False, return_intermediate_masks: bool = False) -> MaskDecoderOutput:
+                predict_boxes: bool = False, return_intermediate_masks: bool = False,
+                score_every_layer: bool = True) -> MaskDecoderOutput:
         """multi_scale_features: the pixel decoder's 3 maps (B, C, H_l, W_l), lowest resolution first;
         mask_features (B, mask_dim, H/4, W/4); queries (B, Q, C) projected LLM mask queries;
-        refer_embeddings (B, 1, C); class_embeddings (B, K, C); region_embeddings (B, R, C), padded."""
+        refer_embeddings (B, 1, C); class_embeddings (B, K, C); region_embeddings (B, R, C), padded.
+
+        ``score_every_layer=False`` scores the prompts after the last layer only (the earlier layers' scores
+        feed only the auxiliary losses; their ``aux_outputs`` logits are then None): same masks and final
+        scores, less work at inference."""
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(multi_scale_features)}")
         batch, num_queries, _ = queries.shape
@@ -193,7 +200,8 @@ class MaskDecoder(nn.Module):
         output = queries.transpose(0, 1)
         prompts = (refer_embeddings, class_embeddings, region_embeddings)
 
-        predictions = [self._predict(output, mask_features, sizes[0], *prompts)]
+        early_prompts = prompts if score_every_layer else (None, None, None)
+        predictions = [self._predict(output, mask_features, sizes[0], *early_prompts)]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
@@ -204,7 +212,7 @@ class MaskDecoder(nn.Module):
             output = self.transformer_ffn_layers[i](output)
             last = i == self.num_layers - 1
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
-            predictions.append(self._predict(output, mask_features, next_size, *prompts))
+            predictions.append(self._predict(output, mask_features, next_size, *(prompts if last else early_prompts)))
 
         aux = []
         for p in predictions[:-1]:

@@ -253,12 +253,14 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 region_masks: Sequence[torch.Tensor] | None = None, temporal_state: TemporalState | None = None,
                 region_pooling: str = "area", return_intermediate_masks: bool = False,
                 region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
-                layout: PromptLayout | None = None) -> tuple[HyperSegOutput, torch.Tensor]:
+                layout: PromptLayout | None = None, aux_scores: bool = True) -> tuple[HyperSegOutput, torch.Tensor]:
         """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``).
 
         Pass ``layout=PromptLayout.of(...)`` built from the CPU tensors (as the pipeline does) and no code of
         ours in here waits for the device (transformers' mask builder still checks once in eager mode); left out,
-        it is read from the (device) prompt tensors, one host copy each.
+        it is read from the (device) prompt tensors, one host copy each. ``aux_scores=False`` (inference: the
+        pipeline) leaves out the earlier decoder layers' scores, which only the auxiliary losses read, and
+        returns no ``aux_outputs``; masks and final scores are the same.
         """
         if input_ids.shape[0] != image_features.batch_size:
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
@@ -274,10 +276,10 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             refer_embeddings=prompts.refer if use["refer"] else None,
             class_embeddings=prompts.classes if use["class"] else None,
             region_embeddings=prompts.regions if use["region"] else None,
-            return_intermediate_masks=return_intermediate_masks)
+            return_intermediate_masks=return_intermediate_masks, score_every_layer=aux_scores)
         logits, valid = self._unify(decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
         aux = []
-        for layer in decoded.aux_outputs or []:
+        for layer in (decoded.aux_outputs or []) if aux_scores else []:
             aux_logits, _ = self._unify(layer.get("refer_logits"), layer.get("class_logits"),
                                         layer.get("region_logits"), prompts)
             aux.append({"pred_masks": layer["pred_masks"], "prompt_logits": aux_logits})

@@ -98,7 +98,7 @@ class HyperSegPipeline(VideoMethods):
         out, _ = self.model.segment(features, batch["input_ids"], batch["attention_mask"],
                                     class_spans=batch["class_spans"], refer_mask=batch["refer_mask"],
                                     region_masks=region_masks, temporal_state=state, region_features=region_features,
-                                    layout=layout)
+                                    layout=layout, aux_scores=False)
         return out
 
     @staticmethod
