@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"checkpoint": args.checkpoint, "split": args.split, "seed": args.seed, "tasks": {}, "referring_kinds": {}}
     for way in ("predicted", "true"):
         world = World(args.split, args.seed, image_size=pipe.model.config.image_size)
-        with true_outlines(pipe, world) if way == "true" else _nothing():
+        with true_outlines(pipe, world) if way == "true" else nullcontext():
             for task in args.tasks:
                 report["tasks"].setdefault(task, {})[way] = evaluate_task(pipe, world, task, args.samples)
             if "referring" in args.tasks and args.referring_samples:
@@ -149,11 +149,6 @@ def main(argv: list[str] | None = None) -> dict:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=1)
     return report
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 if __name__ == "__main__":
