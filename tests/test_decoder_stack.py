@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hyperseg_lite.modeling.deformable_attention import MultiScaleDeformableAttention, deformable_sample
+from hyperseg_lite.modeling.deformable_attention import (MultiScaleDeformableAttention, deformable_sample,
+                                                         deformable_sample_gather, deformable_sample_grid)
 from hyperseg_lite.modeling.mask_decoder import MaskDecoder
 from hyperseg_lite.modeling.pixel_decoder import DeformableEncoder, PixelDecoder
 from hyperseg_lite.modeling.position_encoding import sine_position_embedding
@@ -134,8 +135,32 @@ def test_deformable_sampling_matches_a_naive_reference():
     value = torch.randn(batch, sum(h * w for h, w in shapes), heads, dim, generator=gen)
     locations = torch.rand(batch, queries, heads, len(shapes), points, 2, generator=gen) * 1.4 - 0.2  # some outside
     weights = torch.rand(batch, queries, heads, len(shapes), points, generator=gen)
-    fast = deformable_sample(value, shapes, locations, weights)
-    assert torch.allclose(fast.double(), naive_deformable(value, shapes, locations, weights), atol=1e-5)
+    expected = naive_deformable(value, shapes, locations, weights)
+    for form in (deformable_sample, deformable_sample_grid, deformable_sample_gather):
+        assert torch.allclose(form(value, shapes, locations, weights).double(), expected, atol=1e-5), form.__name__
+
+
+def test_the_gather_form_of_deformable_sampling_matches_grid_sample_in_values_and_gradients():
+    """The CPU path (embedding_bag over bilinear taps) must train as the grid_sample path does: points far
+    outside every level, on the borders and exactly on pixel centres included."""
+    gen = torch.Generator().manual_seed(1)
+    shapes = [(4, 4), (3, 6), (2, 2)]
+    batch, heads, dim, queries, points = 2, 2, 4, 5, 3
+    value = torch.randn(batch, sum(h * w for h, w in shapes), heads, dim, generator=gen, dtype=torch.float64)
+    locations = torch.rand(batch, queries, heads, len(shapes), points, 2, generator=gen, dtype=torch.float64) * 3 - 1
+    locations[0, 0, 0, :, 0] = torch.tensor([0.0, 1.0])  # the map's corners
+    locations[0, 0, 0, :, 1] = torch.tensor([1.0, 0.0])
+    locations[0, 1, 0, 0, 0] = torch.tensor([0.125, 0.375])  # a pixel centre of the 4 x 4 level
+    weights = torch.rand(batch, queries, heads, len(shapes), points, generator=gen, dtype=torch.float64)
+    outputs, grads = [], []
+    for form in (deformable_sample_grid, deformable_sample_gather):
+        inputs = [t.clone().float().requires_grad_() for t in (value, locations, weights)]
+        out = form(inputs[0], shapes, inputs[1], inputs[2])
+        outputs.append(out.detach())
+        grads.append(torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum(), inputs))
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
+    for grid_grad, gather_grad in zip(*grads):
+        assert torch.allclose(grid_grad, gather_grad, atol=1e-4, rtol=1e-4)
 
 
 def test_deformable_attention_module_matches_a_naive_reference():

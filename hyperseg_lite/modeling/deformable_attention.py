@@ -4,8 +4,14 @@ Why pure PyTorch: the release's ``ms_deform_attn_func`` imports a compiled CUDA 
 (``MultiScaleDeformableAttention``) at module import time and raises ``ModuleNotFoundError`` when it was not
 built, so the official module cannot even be imported on a stock install. The computation itself is one
 bilinear ``F.grid_sample`` per level (``align_corners=False``, zero padding) followed by an attention-weighted
-sum over levels and points - exactly what the op computes - so we always take that path. It runs on CPU,
-CUDA and MPS and is differentiable by autograd.
+sum over levels and points - exactly what the op computes. It runs on CPU, CUDA and MPS and is differentiable
+by autograd.
+
+On CPU a second form of the same sum is faster (3.6x on the ``lite`` pixel decoder's 1,344 queries: 4.7 against
+16.8 ms per call, ``benchmarks/deformable_attention.py``): every bilinear tap becomes one row of a zero-bordered
+value table and ``F.embedding_bag`` adds the rows up, weighted by bilinear x attention weight, without building
+the (levels x points) stack of sampled values. It agrees with the ``grid_sample`` form to float32 rounding
+(values and gradients; ``tests/test_decoder_stack.py``). :func:`deformable_sample` picks it for CPU tensors.
 
 Precision: like the CUDA op (which is fed ``value.float()`` and float32 weights), sampling runs in float32
 and the result is cast back to the value's dtype. Sampling locations are float32 too: in bfloat16 a location
@@ -28,8 +34,16 @@ def deformable_sample(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, i
 
     value (B, S, M, D) with S = sum(H_l * W_l) in level order; sampling_locations (B, Lq, M, L, P, 2) as
     (x, y) in [0, 1] (0 = left/top edge of the map, not the first pixel centre); attention_weights
-    (B, Lq, M, L, P). Returns (B, Lq, M * D) in value's dtype.
+    (B, Lq, M, L, P). Returns (B, Lq, M * D) in value's dtype. The gather form on CPU, ``grid_sample`` elsewhere.
     """
+    if value.device.type == "cpu":
+        return deformable_sample_gather(value, spatial_shapes, sampling_locations, attention_weights)
+    return deformable_sample_grid(value, spatial_shapes, sampling_locations, attention_weights)
+
+
+def deformable_sample_grid(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
+                           sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+    """:func:`deformable_sample` as the release computes it: one ``grid_sample`` per level, then a weighted sum."""
     batch, _, heads, dim = value.shape
     _, queries, _, levels, points, _ = sampling_locations.shape
     out_dtype = value.dtype
@@ -45,6 +59,46 @@ def deformable_sample(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, i
     weights = attention_weights.float().transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)  # (B*M, D, Lq)
     return out.view(batch, heads * dim, queries).transpose(1, 2).contiguous().to(out_dtype)
+
+
+def deformable_sample_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
+                             sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+    """:func:`deformable_sample` as one weighted ``embedding_bag`` over the four bilinear taps of every point.
+
+    Each level is padded with one zero row / column before and two after, and pixel coordinates are clamped to
+    [-1, W] x [-1, H]: a tap outside the map then reads a zero (``grid_sample``'s zero padding) without a mask, and
+    a point beyond the border keeps weight only on a zero tap, as there.
+    """
+    batch, _, heads, dim = value.shape
+    _, queries, _, levels, points, _ = sampling_locations.shape
+    device = value.device
+    per_level = value.float().split([h * w for h, w in spatial_shapes], dim=1)
+    tables, starts, pitches, sizes, rows_per_head = [], [], [], [], 0
+    for (height, width), level_value in zip(spatial_shapes, per_level):
+        level_value = level_value.view(batch, height, width, heads, dim).permute(0, 3, 1, 2, 4)  # (B, M, H, W, D)
+        level_value = F.pad(level_value, (0, 0, 1, 2, 1, 2))
+        tables.append(level_value.reshape(batch, heads, (height + 3) * (width + 3), dim))
+        starts.append(rows_per_head)
+        pitches.append(width + 3)
+        sizes.append((width, height))
+        rows_per_head += (height + 3) * (width + 3)
+    table = torch.cat(tables, 2).reshape(-1, dim)  # row ((b * M + m) * rows_per_head + level start + y * pitch + x)
+    size = torch.tensor(sizes, dtype=torch.float32, device=device)[:, None]  # (L, 1, 2) as (W, H)
+    # pixel coordinates with 0 = the first pixel's centre (align_corners=False)
+    pixels = torch.minimum(sampling_locations.float() * size - 0.5, size).clamp_min(-1.0)  # (B, Lq, M, L, P, 2)
+    corner = pixels.floor()
+    fx, fy = (pixels - corner).unbind(-1)
+    x0, y0 = (corner + 1).long().unbind(-1)  # +1: the padded map's index
+    pitch = torch.tensor(pitches, device=device).view(levels, 1)
+    head_start = (torch.arange(batch, device=device).view(batch, 1, 1, 1, 1) * heads
+                  + torch.arange(heads, device=device).view(1, 1, heads, 1, 1)) * rows_per_head
+    top_left = torch.tensor(starts, device=device).view(levels, 1) + y0 * pitch + x0 + head_start
+    rows = torch.stack((top_left, top_left + 1, top_left + pitch, top_left + pitch + 1), -1)
+    taps = torch.stack(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), -1)
+    taps = taps * attention_weights.float()[..., None]
+    rows = rows.reshape(batch * queries * heads, levels * points * 4)
+    out = F.embedding_bag(rows, table, per_sample_weights=taps.reshape(rows.shape), mode="sum")
+    return out.view(batch, queries, heads * dim).to(value.dtype)
 
 
 def level_size_tensor(spatial_shapes: Sequence[tuple[int, int]], device: torch.device) -> torch.Tensor:
