@@ -66,6 +66,7 @@ def test_video_instances_keep_track_ids(pipe):
     first_ids = set(results[0].ids.tolist())
     assert first_ids and all(set(r.ids.tolist()) <= set(range(1, 200)) for r in results)
     assert all(len(set(r.ids.tolist())) == len(r) for r in results)  # ids unique within a frame
+    assert all(label in ("circle", "square") for r in results for label in r.labels)  # tracks' labels: listed names
 
 
 def test_track_bank_follows_embeddings():
@@ -75,13 +76,29 @@ def test_track_bank_follows_embeddings():
 
     bank = _TrackBank(min_similarity=0.5, max_missed=1)
     a, b = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
-    assert bank.assign([a, b], [0, 0]) == [1, 2]
-    assert bank.assign([b, a], [0, 0]) == [2, 1]  # order of detections does not matter
-    assert bank.assign([torch.tensor([0.0, 0.0, 1.0])], [0]) == [3]  # dissimilar: a new track
-    assert bank.assign([a], [1]) == [4]  # same appearance, other class: a new track
+    first, second = torch.tensor([0.9, 0.1]), torch.tensor([0.2, 0.7])
+    assert bank.assign([a, b], [first, first]) == ([1, 2], [0, 0])
+    assert bank.assign([b, a], [first, first])[0] == [2, 1]  # order of detections does not matter
+    assert bank.assign([torch.tensor([0.0, 0.0, 1.0])], [first])[0] == [3]  # dissimilar: a new track
     bank.assign([], [])
     bank.assign([], [])
-    assert bank.assign([a], [0]) == [5]  # track 1 was dropped after missing too many frames
+    assert bank.assign([a], [second])[0] == [4]  # track 1 was dropped after missing too many frames
+
+
+def test_a_track_keeps_its_id_and_label_while_the_top_class_flickers():
+    """Per-frame top classes of one object flicker on a weak model; the track must not split, and it is
+    labelled with the class its detections scored highest in sum."""
+    import torch
+
+    from hyperseg_lite.pipeline.video import _TrackBank
+
+    a = torch.tensor([1.0, 0.0])
+    frames = [torch.tensor([0.8, 0.3]), torch.tensor([0.4, 0.5]), torch.tensor([0.7, 0.2])]
+    bank = _TrackBank(min_similarity=0.5, max_missed=5)
+    assert [bank.assign([a], [p]) for p in frames] == [([1], [0])] * 3
+    # the switch to the earlier rule: a detection joins only a track of its own top class, labelled alone
+    strict = _TrackBank(min_similarity=0.5, max_missed=5, match_classes=True)
+    assert [strict.assign([a], [p]) for p in frames] == [([1], [0]), ([2], [1]), ([1], [0])]
 
 
 def test_streaming_300_frames_in_bounded_memory(pipe):

@@ -93,14 +93,19 @@ class VideoMethods:
 
     # ------------------------------------------------------------------ video instance segmentation
     def video_instances_stream(self: "HyperSegPipeline", video, class_names: Sequence[str] | str,
-                               threshold: float | None = None, match_similarity: float = 0.5, max_missed: int = 5
-                               ) -> Iterator[SegmentationResult]:
-        """Class list over a clip -> instances per frame with track ids kept by instance-embedding matching."""
+                               threshold: float | None = None, match_similarity: float = 0.5, max_missed: int = 5,
+                               match_classes: bool = False) -> Iterator[SegmentationResult]:
+        """Class list over a clip -> instances per frame with track ids kept by instance-embedding matching.
+
+        Each track is labelled with the class its detections have scored highest so far (summed class
+        probabilities), so its label holds while a detection's top class flickers between frames; a detection
+        joins the most similar live track whatever its top class. ``match_classes=True`` joins only tracks of
+        the detection's own top class and labels every detection alone (this pipeline before 2026-12-03)."""
         threshold = self.class_threshold("instance", threshold)
         names = check_class_names(class_names, self.processor.check_text)
         if len(names) > MAX_VIDEO_CLASSES:
             raise ValueError(f"at most {MAX_VIDEO_CLASSES} class names for video instance segmentation")
-        tracks = _TrackBank(match_similarity, max_missed)
+        tracks = _TrackBank(match_similarity, max_missed, match_classes)
         state = TemporalState()
         for index, pixels in enumerate(iter_video(video)):
             with torch.inference_mode():
@@ -110,44 +115,58 @@ class VideoMethods:
                                                                           len(names), state=state, video=True)
                 state = state.detach()
                 segments = self._class_segments(logits, probs, names, "instance", set(), threshold)
-                ids = tracks.assign([embeddings[s.query] for s in segments], [s.label for s in segments])
+                ids, labels = tracks.assign([embeddings[s.query] for s in segments], [probs[s.query] for s in segments])
                 masks = self._to_original(torch.stack([s.mask for s in segments]) if segments else
                                           torch.zeros((0, *logits.shape[-2:]), dtype=torch.bool), frame)
-                found = {s.label for s in segments}
-                yield SegmentationResult("video_instance", ", ".join(names), masks, [names[s.label] for s in segments],
+                found = set(labels)
+                yield SegmentationResult("video_instance", ", ".join(names), masks, [names[k] for k in labels],
                                          np.array([s.score for s in segments], dtype=np.float32),
                                          np.array(ids, dtype=np.int64),
                                          absent=[n for k, n in enumerate(names) if k not in found],
                                          notices=frame.notices, frame_index=index)
 
-    def video_instances(self, video, class_names: Sequence[str] | str, threshold: float | None = None
-                        ) -> list[SegmentationResult]:
+    def video_instances(self, video, class_names: Sequence[str] | str, threshold: float | None = None,
+                        match_classes: bool = False) -> list[SegmentationResult]:
         load_video(video)
-        return list(self.video_instances_stream(video, class_names, threshold))
+        return list(self.video_instances_stream(video, class_names, threshold, match_classes=match_classes))
 
 
 class _TrackBank:
-    """Live tracks: one unit embedding each (running mean), matched to new detections by Hungarian on cosine."""
+    """Live tracks, matched to each frame's detections by Hungarian on the cosine of instance embeddings.
 
-    def __init__(self, min_similarity: float, max_missed: int) -> None:
+    A track keeps a unit embedding (running mean) and the sum of its detections' class probabilities, and is
+    labelled with the class of the largest sum, as VIS methods that link per-frame queries average class scores
+    over a track (MinVIS, IDOL). ``match_classes``: a detection may only join a track of its own top class, and
+    is labelled with that class.
+    """
+
+    def __init__(self, min_similarity: float, max_missed: int, match_classes: bool = False) -> None:
         self.min_similarity = min_similarity
         self.max_missed = max_missed
+        self.match_classes = match_classes
         self.embeddings: dict[int, torch.Tensor] = {}
-        self.labels: dict[int, int] = {}
+        self.evidence: dict[int, torch.Tensor] = {}
         self.missed: dict[int, int] = {}
         self.next_id = 1
 
-    def assign(self, embeddings: list[torch.Tensor], labels: list[int]) -> list[int]:
+    def label(self, track: int) -> int:
+        return int(self.evidence[track].argmax())
+
+    def assign(self, embeddings: list[torch.Tensor], class_probs: list[torch.Tensor]) -> tuple[list[int], list[int]]:
+        """One frame's detections (instance embedding, (K,) class probabilities each) -> (track ids, labels)."""
         ids = [0] * len(embeddings)
+        tops = [int(p.argmax()) for p in class_probs]
         live = list(self.embeddings)
         if embeddings and live:
             new = F.normalize(torch.stack(embeddings), dim=-1)
             old = torch.stack([self.embeddings[t] for t in live])
             similarity = (new @ old.T).cpu().numpy()
-            same_label = np.array([[labels[i] == self.labels[t] for t in live] for i in range(len(labels))])
-            cost = np.where(same_label, -similarity, 10.0)
+            allowed = np.ones_like(similarity, dtype=bool)
+            if self.match_classes:
+                allowed = np.array([[tops[i] == self.label(t) for t in live] for i in range(len(tops))])
+            cost = np.where(allowed, -similarity, 10.0)
             for i, j in zip(*linear_sum_assignment(cost)):
-                if same_label[i, j] and similarity[i, j] >= self.min_similarity:
+                if allowed[i, j] and similarity[i, j] >= self.min_similarity:
                     ids[i] = live[j]
         for i, embedding in enumerate(embeddings):
             unit = F.normalize(embedding, dim=-1)
@@ -155,14 +174,16 @@ class _TrackBank:
                 ids[i] = self.next_id
                 self.next_id += 1
                 self.embeddings[ids[i]] = unit
-                self.labels[ids[i]] = labels[i]
+                self.evidence[ids[i]] = class_probs[i].float().clone()
             else:
                 self.embeddings[ids[i]] = F.normalize(self.embeddings[ids[i]] + unit, dim=-1)
+                self.evidence[ids[i]] = self.evidence[ids[i]] + class_probs[i].float()
             self.missed[ids[i]] = 0
         for track in live:
             if track not in ids:
                 self.missed[track] += 1
                 if self.missed[track] > self.max_missed:
-                    for table in (self.embeddings, self.labels, self.missed):
+                    for table in (self.embeddings, self.evidence, self.missed):
                         table.pop(track)
-        return ids
+        labels = tops if self.match_classes else [self.label(t) for t in ids]
+        return ids, labels
