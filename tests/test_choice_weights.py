@@ -8,7 +8,7 @@ import pytest
 
 from hyperseg_lite import build_random_model
 from hyperseg_lite.data.world import World
-from hyperseg_lite.evaluation.tasks import evaluate_interactive, evaluate_vos
+from hyperseg_lite.evaluation.tasks import evaluate_interactive, evaluate_vis, evaluate_vos
 from hyperseg_lite.pipeline import HyperSegPipeline
 
 from helpers import load_tool
@@ -22,8 +22,10 @@ def test_rows_match_the_evaluation_at_each_weight(tmp_path):
     loaded.tokenizer.save_pretrained(folder)
     out = tmp_path / "weights.json"
     rows = tool.main(["--checkpoint", str(folder), "--seeds", "0", "--prompt-weights", "0", "10",
-                      "--tracking-weights", "0", "--samples", "2", "--clips", "1", "--json", str(out)])
-    assert [(r["weight"], r["value"]) for r in rows] == [("prompt", 0.0), ("prompt", 10.0), ("tracking", 0.0)]
+                      "--tracking-weights", "0", "--track-rules", "match-classes", "--samples", "2", "--clips", "1",
+                      "--json", str(out)])
+    assert [(r["weight"], r["value"]) for r in rows] == [("prompt", 0.0), ("prompt", 10.0), ("tracking", 0.0),
+                                                         ("track_rule", "match-classes")]
     assert json.loads(out.read_text())["rows"] == rows
     world = World("val", 0, image_size=loaded.model.config.image_size)
     release = HyperSegPipeline(loaded, prompt_overlap_weight=0.0, tracking_overlap_weight=0.0)
@@ -31,3 +33,5 @@ def test_rows_match_the_evaluation_at_each_weight(tmp_path):
     assert rows[0]["mIoU_click"] == pytest.approx(rows[1]["mIoU_click"])  # clicks do not read the prompt weight
     tracking_off = HyperSegPipeline(loaded, tracking_overlap_weight=0.0)  # the prompt weight stays at its default
     assert rows[2]["vos_J&F"] == pytest.approx(evaluate_vos(tracking_off, world, 1)["J&F"])
+    strict = HyperSegPipeline(loaded, track_match_classes=True)
+    assert rows[3]["vis_AP"] == pytest.approx(evaluate_vis(strict, world, 1)["AP"])

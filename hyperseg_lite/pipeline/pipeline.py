@@ -48,14 +48,16 @@ class HyperSegPipeline(VideoMethods):
     def __init__(self, loaded: LoadedModel, wording: P.Wording = "official", chunk_size: int = 20,
                  max_pixels: int = MAX_IMAGE_PIXELS, max_new_tokens: int = 128,
                  tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
-                 prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT) -> None:
+                 prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT, track_match_classes: bool = False) -> None:
         # 128: the lite tokenizer spends one token per byte, and the world's explanations run to ~80 bytes
+        # track_match_classes: video instances join a track only of their own top class (video.py, _TrackBank)
         for name, weight in (("tracking_overlap_weight", tracking_overlap_weight),
                              ("prompt_overlap_weight", prompt_overlap_weight)):
             if weight < 0:
                 raise ValueError(f"{name} must be 0 (the release's choice by score) or positive")
         self.tracking_overlap_weight = tracking_overlap_weight
         self.prompt_overlap_weight = prompt_overlap_weight
+        self.track_match_classes = track_match_classes
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         self.loaded = loaded

@@ -94,14 +94,16 @@ class VideoMethods:
     # ------------------------------------------------------------------ video instance segmentation
     def video_instances_stream(self: "HyperSegPipeline", video, class_names: Sequence[str] | str,
                                threshold: float | None = None, match_similarity: float = 0.5, max_missed: int = 5,
-                               match_classes: bool = False) -> Iterator[SegmentationResult]:
+                               match_classes: bool | None = None) -> Iterator[SegmentationResult]:
         """Class list over a clip -> instances per frame with track ids kept by instance-embedding matching.
 
         Each track is labelled with the class its detections have scored highest so far (summed class
         probabilities), so its label holds while a detection's top class flickers between frames; a detection
         joins the most similar live track whatever its top class. ``match_classes=True`` joins only tracks of
-        the detection's own top class and labels every detection alone (this pipeline before 2026-12-03)."""
+        the detection's own top class and labels every detection alone (this pipeline before 2026-12-03); None
+        takes the pipeline's ``track_match_classes``."""
         threshold = self.class_threshold("instance", threshold)
+        match_classes = self.track_match_classes if match_classes is None else match_classes
         names = check_class_names(class_names, self.processor.check_text)
         if len(names) > MAX_VIDEO_CLASSES:
             raise ValueError(f"at most {MAX_VIDEO_CLASSES} class names for video instance segmentation")
@@ -126,7 +128,7 @@ class VideoMethods:
                                          notices=frame.notices, frame_index=index)
 
     def video_instances(self, video, class_names: Sequence[str] | str, threshold: float | None = None,
-                        match_classes: bool = False) -> list[SegmentationResult]:
+                        match_classes: bool | None = None) -> list[SegmentationResult]:
         load_video(video)
         return list(self.video_instances_stream(video, class_names, threshold, match_classes=match_classes))
 
