@@ -7,8 +7,8 @@ bilinear ``F.grid_sample`` per level (``align_corners=False``, zero padding) fol
 sum over levels and points - exactly what the op computes. It runs on CPU, CUDA and MPS and is differentiable
 by autograd.
 
-On CPU a second form of the same sum is faster (3.6x on the ``lite`` pixel decoder's 1,344 queries: 4.7 against
-16.8 ms per call, ``benchmarks/deformable_attention.py``): every bilinear tap becomes one row of a zero-bordered
+On CPU a second form of the same sum is faster (3.2x on the ``lite`` pixel decoder's 1,344 queries: 6.3 against
+20.1 ms per call on the project's 2-core CPU, ``benchmarks/deformable_attention.py``): every bilinear tap becomes one row of a zero-bordered
 value table and ``F.embedding_bag`` adds the rows up, weighted by bilinear x attention weight, without building
 the (levels x points) stack of sampled values. It agrees with the ``grid_sample`` form to float32 rounding
 (values and gradients; ``tests/test_decoder_stack.py``). :func:`deformable_sample` picks it for CPU tensors.
