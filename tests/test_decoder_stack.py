@@ -161,6 +161,10 @@ def test_the_gather_form_of_deformable_sampling_matches_grid_sample_in_values_an
     assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
     for grid_grad, gather_grad in zip(*grads):
         assert torch.allclose(grid_grad, gather_grad, atol=1e-4, rtol=1e-4)
+    broken = locations.float().clone()
+    broken[0, 0, 0, 0, 0] = float("nan")  # a diverged model: no index error, the other points still sampled
+    out = deformable_sample_gather(value.float(), shapes, broken, weights.float())
+    assert torch.isfinite(out).all() and torch.allclose(out[1], outputs[1][1], atol=1e-5)
 
 
 def test_deformable_attention_module_matches_a_naive_reference():

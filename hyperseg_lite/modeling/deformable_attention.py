@@ -86,6 +86,7 @@ def deformable_sample_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple
     size = torch.tensor(sizes, dtype=torch.float32, device=device)[:, None]  # (L, 1, 2) as (W, H)
     # pixel coordinates with 0 = the first pixel's centre (align_corners=False)
     pixels = torch.minimum(sampling_locations.float() * size - 0.5, size).clamp_min(-1.0)  # (B, Lq, M, L, P, 2)
+    pixels = pixels.nan_to_num(nan=-1.0)  # a NaN location reads a zero tap instead of indexing out of the table
     corner = pixels.floor()
     fx, fy = (pixels - corner).unbind(-1)
     x0, y0 = (corner + 1).long().unbind(-1)  # +1: the padded map's index
