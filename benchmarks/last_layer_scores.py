@@ -11,14 +11,16 @@ runs minutes apart here) falls on both alike. Prints the median per call (per fr
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+from contextlib import contextmanager
 
-import numpy as np
 import torch
 
 from hyperseg_lite import build_random_model, load_model
-from hyperseg_lite.pipeline import HyperSegPipeline, Region
+from hyperseg_lite.pipeline import HyperSegPipeline
+from pipeline_calls import in_turns, pipeline_calls, print_ab_table
+
+CALLS = ["referring (1 expression)", "semantic (8 classes)", "video object tracking, per frame",
+         "referring video, per frame", "video instances (8 classes), per frame"]
 
 
 def main() -> None:
@@ -29,40 +31,23 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_model(args.checkpoint) if args.checkpoint else build_random_model(args.preset)
     pipe = HyperSegPipeline(loaded)
-    rng = np.random.default_rng(0)
-    image = (rng.random((256, 256, 3)) * 255).astype(np.uint8)
-    clip = [np.roll(image, 3 * i, axis=1) for i in range(8)]
-    names = ["circle", "square", "triangle", "star", "heart", "ring", "sky", "grass"]
-    tasks = {
-        "referring (1 expression)": (lambda: pipe.refer(image, "the small red star left of the blue ring"), 1),
-        "semantic (8 classes)": (lambda: pipe.segment_classes(image, names, mode="semantic"), 1),
-        "video object tracking, per frame": (lambda: pipe.track(clip, Region(box=[40, 40, 160, 200])), len(clip)),
-        "referring video, per frame": (lambda: pipe.refer_video(clip, "the moving star"), len(clip)),
-        "video instances (8 classes), per frame": (lambda: pipe.video_instances(clip, names), len(clip)),
-    }
     segment = pipe.model.segment
 
-    def use(aux_scores: bool) -> None:
-        pipe.model.segment = lambda *a, **k: segment(*a, **{**k, "aux_scores": aux_scores})
+    def scoring(aux_scores: bool):
+        @contextmanager
+        def use():
+            pipe.model.segment = lambda *a, **k: segment(*a, **{**k, "aux_scores": aux_scores})
+            try:
+                yield
+            finally:
+                pipe.model.segment = segment
+        return use
 
-    times = {(name, every): [] for name in tasks for every in (True, False)}
+    variants = {"every layer scored": scoring(True), "last layer only, the pipeline": scoring(False)}
     with torch.inference_mode():
-        for fn, _ in tasks.values():
-            fn()  # warm-up
-        for round_ in range(args.rounds):
-            for name, (fn, per) in tasks.items():
-                for every in ((True, False) if round_ % 2 == 0 else (False, True)):
-                    use(every)
-                    start = time.perf_counter()
-                    fn()
-                    times[(name, every)].append(1000 * (time.perf_counter() - start) / per)
-    pipe.model.segment = segment
+        medians = in_turns(pipeline_calls(pipe, CALLS), args.rounds, variants)
     print(f"model: {loaded.describe()} | {torch.get_num_threads()} threads | {args.rounds} rounds")
-    print("| task | every layer scored (ms) | last layer only, the pipeline (ms) | saved |")
-    print("|---|---|---|---|")
-    for name in tasks:
-        every, last = statistics.median(times[(name, True)]), statistics.median(times[(name, False)])
-        print(f"| {name} | {every:.0f} | {last:.0f} | {100 * (every - last) / every:.0f}% |")
+    print_ab_table("", tuple(variants), medians, CALLS)
 
 
 if __name__ == "__main__":

@@ -206,9 +206,16 @@ class HyperSegProcessor:
         return PreparedImage(pixel_values, global_pixel_values, (height, width), (new_h, new_w))
 
     def resize_region_mask(self, mask: torch.Tensor, prepared: PreparedImage) -> torch.Tensor:
-        """Map a mask at the original resolution into the padded pyramid frame (bool, S x S)."""
+        """Map a mask at the original resolution into the padded pyramid frame (bool, S x S).
+
+        Bilinear resizing reads the mask at the new pixels' centres, so a region thinner than a new pixel (a
+        click's disc or a scribble on a large image) can fall between them; such a region keeps every new pixel
+        it touches instead of vanishing."""
         new_h, new_w = prepared.resized_size
-        resized = F.interpolate(mask[None, None].float(), size=(new_h, new_w), mode="bilinear", align_corners=False)
+        source = mask[None, None].float()
+        resized = F.interpolate(source, size=(new_h, new_w), mode="bilinear", align_corners=False)
+        if not (resized > 0.5).any() and mask.any():
+            resized = F.adaptive_max_pool2d(source, (new_h, new_w))
         size = self.config.image_size
         return F.pad(resized, (0, size - new_w, 0, size - new_h))[0, 0] > 0.5
 

@@ -140,3 +140,16 @@ def test_video_sources(tmp_path):
     gif = tmp_path / "clip.gif"
     Image.fromarray(IMAGE).save(gif, save_all=True, append_images=[Image.fromarray(IMAGE[::-1])], duration=100)
     assert len(list(iter_video(gif))) == 2
+
+
+def test_a_click_or_thin_scribble_on_a_large_image_is_not_lost_in_resizing(pipe):
+    """A click's disc scales with the image (radius 10 px per 1,024), but resizing the image to the model's
+    input can still leave it thinner than one input pixel; it must reach the model, not fail as an empty region."""
+    image = (np.random.default_rng(1).random((256, 256, 3)) * 255).astype(np.uint8)  # the tiny model reads 64 px
+    frame = pipe._frame(image)
+    for region in (Region(points=[[101, 121]]), Region(scribble=[[10, 201], [240, 201]]), Region(box=[100, 100, 101, 101])):
+        mask = pipe._region_masks([region], frame)[0]
+        assert mask.any() and mask.sum() <= 4 * 64, region
+        assert len(pipe.interactive(image, region)) == 1
+    wide = pipe._region_masks([Region(box=[40, 40, 160, 200])], frame)[0]  # a region that survives resizing:
+    assert wide.sum() == 30 * 40  # read at the new pixels' centres, as before

@@ -1,0 +1,76 @@
+"""What the pipeline benchmarks share: the calls they time, and timing them in turns.
+
+A shared machine's speed drifts by 30% or more within a minute, so every benchmark here times its calls (and,
+in an A/B, its variants) in turns, round by round, in one process, and reports medians: the drift then falls on
+all of them alike instead of on whichever ran during a slow spell.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+
+import numpy as np
+
+from hyperseg_lite.pipeline import HyperSegPipeline, Region
+
+CLASS_NAMES = ["circle", "square", "triangle", "star", "heart", "ring", "sky", "grass"]
+
+
+def pipeline_calls(pipe: HyperSegPipeline, names: Iterable[str] | None = None, size: int = 256,
+                   frames: int = 8) -> dict[str, tuple[Callable[[], object], int]]:
+    """name -> (call, frames per call) on a random ``size`` x ``size`` image and a ``frames``-frame clip of it;
+    ``names`` picks some (all by default), in this order."""
+    rng = np.random.default_rng(0)
+    image = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+    clip = [np.roll(image, 3 * i, axis=1) for i in range(frames)]
+    box = Region(box=[40, 40, 160, 200])
+    calls = {
+        "referring (1 expression)": (lambda: pipe.refer(image, "the small red star left of the blue ring"), 1),
+        "reasoning (mask only)": (lambda: pipe.reason(image, "which object could roll?"), 1),
+        "panoptic (8 classes)": (lambda: pipe.segment_classes(image, CLASS_NAMES, mode="panoptic"), 1),
+        "semantic (8 classes)": (lambda: pipe.segment_classes(image, CLASS_NAMES, mode="semantic"), 1),
+        "instance (8 classes)": (lambda: pipe.segment_classes(image, CLASS_NAMES, mode="instance"), 1),
+        "interactive (1 click)": (lambda: pipe.interactive(image, Region(points=[[100, 120]])), 1),
+        "interactive (1 box)": (lambda: pipe.interactive(image, box), 1),
+        "video object tracking, per frame": (lambda: pipe.track(clip, box), frames),
+        "referring video, per frame": (lambda: pipe.refer_video(clip, "the moving star"), frames),
+        "video instances (8 classes), per frame": (lambda: pipe.video_instances(clip, CLASS_NAMES), frames),
+    }
+    return calls if names is None else {name: calls[name] for name in names}
+
+
+def in_turns(calls: dict[str, tuple[Callable[[], object], int]], rounds: int,
+             variants: dict[str, Callable[[], AbstractContextManager]] | None = None) -> dict[tuple[str, str], float]:
+    """Median ms per call (per frame for clips) of every (call, variant), after one warm-up of each.
+
+    ``variants``: name -> a context manager factory under which a call runs in that variant (one plain variant,
+    "", by default); within a round every call runs under every variant, the variants' order flipped each round.
+    """
+    variants = variants or {"": nullcontext}
+    order = list(variants)
+    for fn, _ in calls.values():
+        for variant in order:
+            with variants[variant]():
+                fn()
+    times = {(name, variant): [] for name in calls for variant in order}
+    for round_ in range(rounds):
+        for name, (fn, per) in calls.items():
+            for variant in (order if round_ % 2 == 0 else order[::-1]):
+                with variants[variant]():
+                    start = time.perf_counter()
+                    fn()
+                    times[(name, variant)].append(1000 * (time.perf_counter() - start) / per)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def print_ab_table(title: str, header: tuple[str, str], medians: dict[tuple[str, str], float],
+                   names: Iterable[str]) -> None:
+    """A markdown table of two variants' medians (``header`` = their names) and what the second saves."""
+    first, second = header
+    print(f"\n{title}\n| call | {first} (ms) | {second} (ms) | saved |\n|---|---|---|---|")
+    for name in names:
+        a, b = medians[(name, first)], medians[(name, second)]
+        print(f"| {name} | {a:.1f} | {b:.1f} | {100 * (a - b) / a:.0f}% |")
