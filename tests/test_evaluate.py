@@ -69,6 +69,36 @@ def test_benchmark_prompts_from_a_mask():
     assert tight_box(mask) == [20.0, 10.0, 29.0, 19.0]
 
 
+def test_a_video_track_is_scored_with_the_label_of_its_last_frame():
+    """The pipeline relabels a track as its class evidence grows; the evaluation scores the track with its last
+    label (the one with all the evidence), the same in every process: a tie in a vote over frames was broken by
+    Python's string hashing, which differs from process to process."""
+    from hyperseg_lite.data.world import World
+    from hyperseg_lite.evaluation.tasks import evaluate_vis
+    from hyperseg_lite.pipeline.results import SegmentationResult
+
+    world = World("val", 0, image_size=64, clip_length=(4, 4))
+    sample = world.sample("vis", 0)
+    truth = [sample.class_names[k] for k in sample.labels]
+    other = next(name for name in sample.class_names if name != truth[0])
+
+    class Replay:
+        """Answers with the true masks of object 0 as one track, labelled wrongly on all frames but the last."""
+
+        def video_instances(self, frames, class_names, threshold=None):
+            results = []
+            for t, masks in enumerate(sample.frame_masks):
+                label = other if t < len(frames) - 1 else truth[0]
+                results.append(SegmentationResult("video_instance", "", masks[:1], [label], np.array([0.9]),
+                                                  np.array([1])))
+            return results
+
+    alone = MaskAP(sorted(set(sample.class_names)))  # what a perfect track of object 0 scores
+    alone.add(stack_clip(sample.frame_masks), truth, stack_clip([m[:1] for m in sample.frame_masks]), truth[:1],
+              [0.9])
+    assert evaluate_vis(Replay(), world, 1)["AP"] == pytest.approx(alone.compute()["AP"])
+
+
 def test_evaluate_cli_runs_every_task(tiny, tmp_path):
     from hyperseg_lite.evaluate import main
 

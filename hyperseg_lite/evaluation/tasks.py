@@ -177,7 +177,9 @@ def evaluate_referring_video(pipe, world: World, n: int) -> dict[str, float]:
 
 
 def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
-    """YouTube-VIS style AP: each predicted track is one spatio-temporal mask with its mean score."""
+    """YouTube-VIS style AP: each predicted track is one spatio-temporal mask with its mean score, labelled as the
+    pipeline labels it on its last frame (a track's label sums the evidence of all its detections so far; with
+    ``track_match_classes`` every detection of a track has the same label)."""
     ap = MaskAP(list(CATEGORIES))
     for index in range(n):
         sample = world.sample("vis", index)
@@ -192,7 +194,7 @@ def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
                 entry["labels"].append(label)
                 entry["scores"].append(float(score))
         pred_masks = [stack_clip([m[None] for m in e["masks"]])[0] for e in tracks.values()]
-        pred_labels = [max(set(e["labels"]), key=e["labels"].count) for e in tracks.values()]
+        pred_labels = [e["labels"][-1] for e in tracks.values()]
         pred_scores = [float(np.mean(e["scores"])) for e in tracks.values()]
         gt_masks = stack_clip(sample.frame_masks)
         ap.add(gt_masks, [sample.class_names[k] for k in sample.labels], pred_masks, pred_labels, pred_scores)
