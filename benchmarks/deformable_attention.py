@@ -11,15 +11,12 @@ both alike. Medians per call (per frame for the 8-frame clips).
 
 from __future__ import annotations
 
-import argparse
 from contextlib import contextmanager
 
 import torch
 
-from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.modeling import deformable_attention as deform
-from hyperseg_lite.pipeline import HyperSegPipeline
-from pipeline_calls import in_turns, pipeline_calls, print_ab_table
+from pipeline_calls import ab_setup, in_turns, pipeline_calls, print_ab_table
 
 CALLS = ["referring (1 expression)", "semantic (8 classes)", "video object tracking, per frame",
          "referring video, per frame", "video instances (8 classes), per frame"]
@@ -43,13 +40,7 @@ FORMS = {"grid_sample (the release)": sampling(deform.deformable_sample_grid),
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="lite")
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--rounds", type=int, default=6)
-    args = parser.parse_args()
-    loaded = load_model(args.checkpoint) if args.checkpoint else build_random_model(args.preset)
-    pipe = HyperSegPipeline(loaded)
+    args, loaded, pipe = ab_setup(__doc__)
     attention = pipe.model.pixel_decoder.transformer.encoder.layers[0].self_attn
     heads, dim = attention.num_heads, attention.dim // attention.num_heads
     shapes = [(256 // s, 256 // s) for s in (32, 16, 8)]

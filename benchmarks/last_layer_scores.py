@@ -10,27 +10,18 @@ runs minutes apart here) falls on both alike. Prints the median per call (per fr
 
 from __future__ import annotations
 
-import argparse
 from contextlib import contextmanager
 
 import torch
 
-from hyperseg_lite import build_random_model, load_model
-from hyperseg_lite.pipeline import HyperSegPipeline
-from pipeline_calls import in_turns, pipeline_calls, print_ab_table
+from pipeline_calls import ab_setup, in_turns, pipeline_calls, print_ab_table
 
 CALLS = ["referring (1 expression)", "semantic (8 classes)", "video object tracking, per frame",
          "referring video, per frame", "video instances (8 classes), per frame"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="lite")
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--rounds", type=int, default=6)
-    args = parser.parse_args()
-    loaded = load_model(args.checkpoint) if args.checkpoint else build_random_model(args.preset)
-    pipe = HyperSegPipeline(loaded)
+    args, loaded, pipe = ab_setup(__doc__)
     segment = pipe.model.segment
 
     def scoring(aux_scores: bool):

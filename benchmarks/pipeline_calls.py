@@ -7,6 +7,7 @@ all of them alike instead of on whichever ran during a slow spell.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -14,9 +15,22 @@ from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
+from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.pipeline import HyperSegPipeline, Region
 
 CLASS_NAMES = ["circle", "square", "triangle", "star", "heart", "ring", "sky", "grass"]
+
+
+def ab_setup(description: str, rounds: int = 6):
+    """The command line of an A/B benchmark (``--preset``, ``--checkpoint``, ``--rounds``) -> (args, the loaded
+    model, its pipeline)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="lite")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    loaded = load_model(args.checkpoint) if args.checkpoint else build_random_model(args.preset)
+    return args, loaded, HyperSegPipeline(loaded)
 
 
 def pipeline_calls(pipe: HyperSegPipeline, names: Iterable[str] | None = None, size: int = 256,

@@ -165,7 +165,7 @@ class _TrackBank:
             similarity = (new @ old.T).cpu().numpy()
             allowed = np.ones_like(similarity, dtype=bool)
             if self.match_classes:
-                allowed = np.array([[tops[i] == self.label(t) for t in live] for i in range(len(tops))])
+                allowed = np.array(tops)[:, None] == np.array([self.label(t) for t in live])[None, :]
             cost = np.where(allowed, -similarity, 10.0)
             for i, j in zip(*linear_sum_assignment(cost)):
                 if allowed[i, j] and similarity[i, j] >= self.min_similarity:
