@@ -4,6 +4,7 @@
     accelerate launch -m hyperseg_lite.train ...          # one or several GPUs, unchanged
     python -m hyperseg_lite.train --resume runs/lite ...   # continue from the last checkpoint
     python -m hyperseg_lite.train --init runs/lite/checkpoint --seed 1 ...   # a new cycle from trained weights
+    python -m hyperseg_lite.train --init ... --freeze-vision ...   # train the language side on fixed image features
 
 Each step draws one task (round robin over ``--tasks``, each as often as its ``--task-weights`` says) and a
 batch of its samples; video tasks train on two consecutive frames, carrying the temporal state, with the
@@ -35,6 +36,24 @@ from .training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, Shap
                                       object_categories)
 
 VIDEO_TASKS = ("vos", "referring_video", "vis")
+# the image encoders --freeze-vision holds fixed: everything that turns pixels into features before any prompt is
+# read (the perceiver, which the temporal state feeds, and everything after the LLM keep learning)
+VISION_MODULES = ("pyramid", "pixel_decoder", "global_vision")
+
+
+def freeze_vision(model: torch.nn.Module) -> int:
+    """Hold the image encoders fixed (no gradients, eval mode); returns how many parameters that froze.
+
+    Why: on a CPU most of a step's backward runs through them, while what the text-prompted tasks miss is in
+    the language side (the model card's "What it had not learnt"); a frozen encoder lets a run spend its time
+    on prompts. LISA and PSALM train their LLMs with the vision encoder frozen likewise."""
+    frozen = 0
+    for name in VISION_MODULES:
+        module = getattr(model, name)
+        module.requires_grad_(False)
+        module.eval()
+        frozen += sum(p.numel() for p in module.parameters())
+    return frozen
 
 
 def training_step(loaded: LoadedModel, samples: list, device, reasoning_prompts: str = "explain",
@@ -217,6 +236,9 @@ def main(argv: list[str] | None = None) -> Path:
                         help="weight of a training-only loss that teaches each object's shape category to the "
                              "mask-shape embedding when the model has one, else to the backbone "
                              "(hyperseg_lite/training/shape_auxiliary.py; for from-scratch models); 0: off")
+    parser.add_argument("--freeze-vision", action="store_true",
+                        help="hold the image encoders (pyramid, pixel decoder, global tower) fixed and train the rest "
+                             "(give it again with --resume)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
     parser.add_argument("--log-every", type=int, default=10)
@@ -260,6 +282,8 @@ def main(argv: list[str] | None = None) -> Path:
         parser.error("--shape-loss-weight must be 0 (off) or positive")
     if args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):
         parser.error("--continue-shape-head needs --init and --shape-loss-weight")
+    if args.freeze_vision and args.shape_loss_weight > 0 and loaded.model.mask_decoder.mask_shape is None:
+        parser.error("--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)")
     shape_aux = None
     if args.shape_loss_weight > 0:  # on the mask-shape embedding when the model has one, else on the backbone
         shape_aux = (MaskShapeAuxiliary(loaded.model.config.decoder_config.hidden_dim)
@@ -271,11 +295,13 @@ def main(argv: list[str] | None = None) -> Path:
         if not load_shape_head(shape_aux, args.init):
             parser.error(f"--continue-shape-head: no {SHAPE_HEAD_FILE} for this shape loss beside {args.init}")
     model = loaded.model.train()
+    if args.freeze_vision:
+        freeze_vision(model)
     # parts that start untrained (the mask-shape embedding, the shape head) learn at a higher rate
     fresh = (list(loaded.model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []) + \
         (list(shape_aux.parameters()) if shape_aux is not None else [])
     fresh_ids = {id(p) for p in fresh}
-    trained = [p for p in model.parameters() if id(p) not in fresh_ids]
+    trained = [p for p in model.parameters() if id(p) not in fresh_ids and p.requires_grad]
     parameters = trained + fresh
     groups = [{"params": trained}] + ([{"params": fresh, "lr": args.lr * args.new_parts_lr_scale}] if fresh else [])
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)

@@ -8,7 +8,8 @@ read: the mean ``model.safetensors``, the mean shape head when every input has o
 config and tokenizer. ``--weights`` gives a weighted mean (normalised to sum to 1).
 
 It refuses inputs whose configs or tokenizers differ in anything but the class-prompt thresholds (those belong
-to one set of weights: pick them again with ``tools/class_threshold.py --write``), tensors whose names, shapes or
+to one set of weights: pick them again with ``tools/class_threshold.py --write``) and the transformers version
+that saved them, tensors whose names, shapes or
 dtypes differ, integer tensors that differ, and an output folder that already holds weights.
 """
 
@@ -28,11 +29,13 @@ from hyperseg_lite.training.shape_auxiliary import SHAPE_HEAD_FILE
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 PER_WEIGHTS_KEYS = ("semantic_threshold", "segment_threshold")  # picked per checkpoint; may differ
+# written by whichever transformers saved the folder (requirements.txt allows any 5.x): not the architecture
+METADATA_KEYS = ("transformers_version",)
 
 
 def _architecture(folder: Path) -> dict:
     config = json.loads((folder / "config.json").read_text())
-    return {k: v for k, v in config.items() if k not in PER_WEIGHTS_KEYS}
+    return {k: v for k, v in config.items() if k not in PER_WEIGHTS_KEYS + METADATA_KEYS}
 
 
 def check_compatible(folders: list[Path]) -> None:
