@@ -46,7 +46,7 @@ def freeze_vision(model: torch.nn.Module) -> int:
 
     Why: on a CPU most of a step's backward runs through them, while what the text-prompted tasks miss is in
     the language side (the model card's "What it had not learnt"); a frozen encoder lets a run spend its time
-    on prompts. LISA and PSALM train their LLMs with the vision encoder frozen likewise."""
+    on prompts. LISA likewise trains with its vision backbone frozen."""
     frozen = 0
     for name in VISION_MODULES:
         module = getattr(model, name)

@@ -228,10 +228,10 @@ def test_freeze_vision_keeps_the_image_encoders_exactly_and_trains_the_rest(tmp_
     first = main(["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
                   "--tasks", "referring"])
     out = tmp_path / "b"
-    args = ["--steps", "2", "--batch-size", "1", "--lr", "1e-2", "--freeze-vision", "--output", str(out),
-            "--tasks", "referring", "panoptic"]
-    second = main(["--init", str(first), *args])
-    main(["--resume", str(out), *args[:1], "3", *args[2:]])
+    common = ["--batch-size", "1", "--lr", "1e-2", "--freeze-vision", "--output", str(out),
+              "--tasks", "referring", "panoptic"]
+    second = main(["--init", str(first), "--steps", "2", *common])
+    main(["--resume", str(out), "--steps", "3", *common])
     before, after = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
     frozen = [k for k in before if k.split(".")[0] in VISION_MODULES]
     moving = [k for k in before if k.split(".")[0] in ("llm", "mask_decoder", "perceiver")]
