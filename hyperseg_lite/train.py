@@ -41,19 +41,14 @@ VIDEO_TASKS = ("vos", "referring_video", "vis")
 VISION_MODULES = ("pyramid", "pixel_decoder", "global_vision")
 
 
-def freeze_vision(model: torch.nn.Module) -> int:
-    """Hold the image encoders fixed (no gradients, eval mode); returns how many parameters that froze.
+def freeze_vision(model: torch.nn.Module) -> None:
+    """Hold the image encoders fixed (no gradients, eval mode).
 
     Why: on a CPU most of a step's backward runs through them, while what the text-prompted tasks miss is in
     the language side (the model card's "What it had not learnt"); a frozen encoder lets a run spend its time
     on prompts. LISA likewise trains with its vision backbone frozen."""
-    frozen = 0
     for name in VISION_MODULES:
-        module = getattr(model, name)
-        module.requires_grad_(False)
-        module.eval()
-        frozen += sum(p.numel() for p in module.parameters())
-    return frozen
+        getattr(model, name).requires_grad_(False).eval()
 
 
 def training_step(loaded: LoadedModel, samples: list, device, reasoning_prompts: str = "explain",

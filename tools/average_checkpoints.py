@@ -9,8 +9,8 @@ config and tokenizer. ``--weights`` gives a weighted mean (normalised to sum to 
 
 It refuses inputs whose configs or tokenizers differ in anything but the class-prompt thresholds (those belong
 to one set of weights: pick them again with ``tools/class_threshold.py --write``) and the transformers version
-that saved them, tensors whose names, shapes or
-dtypes differ, integer tensors that differ, and an output folder that already holds weights.
+that saved them, tensors whose names, shapes or dtypes differ, integer tensors that differ, and an output folder
+that already holds weights.
 """
 
 from __future__ import annotations
