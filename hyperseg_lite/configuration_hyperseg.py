@@ -9,7 +9,9 @@ Sub-configs:
 * ``decoder_config`` - the Mask2Former-style pixel decoder and masked-attention transformer decoder.
 
 Presets (``HyperSegConfig.from_preset(name)``) are the same code with other numbers:
-``tiny`` (unit tests), ``lite`` (the embedded model trained here), ``3b`` (the paper / released checkpoint).
+``tiny`` (unit tests), ``lite`` (the embedded model trained here), ``3b`` (the paper / released checkpoint),
+and ``lite2``: the embedded model's second design (convolutional image encoders that stage 1,
+``python -m hyperseg_lite.pretrain_vision``, pretrains on the world; a subword tokenizer), not part of HyperSeg.
 """
 
 from __future__ import annotations
@@ -140,6 +142,17 @@ class HyperSegConfig(PreTrainedConfig):
     def llm_hidden_size(self) -> int:
         return self.text_config.hidden_size
 
+    @property
+    def num_global_tokens(self) -> int:
+        """Tokens the global tower puts at ``<image>``: a ViT's patch grid, or a conv tower's selected stage."""
+        vision = self.vision_config
+        if not hasattr(vision, "hidden_sizes"):  # a ViT
+            return (vision.image_size // vision.patch_size) ** 2
+        # ResNet / ConvNeXt: a stride-4 stem, then stride 2 per further stage; hidden_states[-k] is stage n-k+1
+        stages = len(vision.hidden_sizes)
+        stride = 2 ** (stages + 2 + self.vision_feature_layer)
+        return (vision.image_size // stride) ** 2
+
 
 def _tiny() -> dict[str, Any]:
     return dict(
@@ -196,5 +209,38 @@ def _3b() -> dict[str, Any]:
     )
 
 
-_PRESETS = {"tiny": _tiny, "lite": _lite, "3b": _3b}
+def conv_encoder_config(kind: str, widths: list[int], depths: list[int], image_size: int,
+                        backbone: bool = True) -> dict[str, Any]:
+    """A ResNet (BatchNorm, basic blocks) or ConvNeXt (LayerNorm) config at small sizes, from transformers.
+
+    ``backbone=True`` asks for all stages as feature maps (the pyramid); otherwise it is a global tower read
+    through its hidden states."""
+    if kind == "resnet":
+        config = dict(model_type="resnet", embedding_size=widths[0], hidden_sizes=list(widths), depths=list(depths),
+                      layer_type="basic", downsample_in_first_stage=False)
+    elif kind == "convnext":
+        config = dict(model_type="convnext", num_stages=len(widths), hidden_sizes=list(widths), depths=list(depths),
+                      drop_path_rate=0.0)
+    else:
+        raise ValueError(f"unknown convolutional encoder {kind!r}; choose resnet or convnext")
+    config["image_size"] = image_size
+    if backbone:
+        config["out_features"] = [f"stage{i + 1}" for i in range(len(widths))]
+    return config
+
+
+def _lite2() -> dict[str, Any]:
+    """``lite`` with the v2 design: convolutional pyramid and global tower, a 2,048-entry subword vocabulary.
+
+    The encoders were picked by measurement on the world (docs/research/embedded-v2.md) and are pretrained
+    on its dense annotation (stage 1) before the rest is trained."""
+    base = _lite()
+    base["text_config"] = dict(base["text_config"], vocab_size=2048)
+    base["pyramid_config"] = conv_encoder_config("convnext", [32, 64, 128, 256], [2, 2, 4, 2], image_size=256)
+    base["vision_config"] = conv_encoder_config("resnet", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False)
+    base["vision_feature_layer"] = -1
+    return base
+
+
+_PRESETS = {"tiny": _tiny, "lite": _lite, "lite2": _lite2, "3b": _3b}
 PRESET_NAMES = tuple(_PRESETS)

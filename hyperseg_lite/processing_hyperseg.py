@@ -65,8 +65,7 @@ class HyperSegProcessor:
         self.seg_token_id = int(tokenizer.convert_tokens_to_ids("[SEG]"))
         if config.seg_token_id is not None and config.seg_token_id != self.seg_token_id:
             raise ValueError(f"tokenizer [SEG] id {self.seg_token_id} != config.seg_token_id {config.seg_token_id}")
-        vision = config.vision_config
-        self.num_image_tokens = (vision.image_size // vision.patch_size) ** 2
+        self.num_image_tokens = config.num_global_tokens
         self.num_latents = config.perceiver_config.num_latents
         self.num_queries = config.decoder_config.num_queries
 

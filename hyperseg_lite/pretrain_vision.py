@@ -1,0 +1,316 @@
+"""Stage 1: pretrain the image encoders (pyramid + global tower) on the world's dense annotation.
+
+    python -m hyperseg_lite.pretrain_vision --preset lite2 --steps 6000 --output runs/vision
+    python -m hyperseg_lite.pretrain_vision --resume runs/vision          # continue; the folder holds the switches
+    python -m hyperseg_lite.train --preset lite2 --init-vision runs/vision/checkpoint ...   # stage 2
+
+HyperSeg's towers come pretrained (SigLIP; a COCO Mask2Former Swin). The small presets have no such weights
+and the world has no web-scale data, so this is their analogue: the pyramid learns per-pixel class, object colour
+and outlines through a small FPN head, the global tower learns the class and colour of each token's cell. Both
+heads are dropped afterwards. Every ``--eval-every`` steps the run measures its gates on fixed val scenes:
+a linear probe of the shape category on mask-pooled pyramid features, and the dense head's thing mIoU.
+Output folder: ``args.json`` (the run's switches), ``log.csv``, ``eval.csv`` and ``checkpoint/``
+(``encoders.safetensors`` with the model's own parameter names, the heads, optimizer state and step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from .configuration_hyperseg import HyperSegConfig, conv_encoder_config
+from .data.world import World
+from .modeling.pyramid_backbone import PyramidBackbone
+from .modeling.vision_tower import GlobalVisionTower, tower_width
+from .processing_hyperseg import HyperSegProcessor
+from .tokenization import build_byte_tokenizer
+from .training.vision_heads import (DensePyramidHead, TokenHead, cell_labels, dense_losses, split_dense,
+                                    token_losses)
+from .training.vision_targets import NUM_CLASSES, NUM_COLOURS, DenseTargets, ScenePool, fixed_scenes
+
+ENCODERS_FILE = "encoders.safetensors"
+HEADS_FILE = "heads.safetensors"
+PROBE_GATE = 0.90  # linear-probe accuracy of the shape category on val objects
+THING_MIOU_GATE = 0.80  # dense head, val
+NUM_THINGS = 12
+# encoder choices for the A/B (lite-sized); the preset's own choice is used when none is given
+PYRAMIDS = {
+    "resnet": conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 2, 2], image_size=256),
+    "convnext": conv_encoder_config("convnext", [32, 64, 128, 256], [2, 2, 4, 2], image_size=256),
+}
+GLOBAL_TOWERS = {
+    "siglip": dict(model_type="siglip_vision_model", hidden_size=128, intermediate_size=384, num_hidden_layers=3,
+                   num_attention_heads=4, image_size=128, patch_size=16, vision_use_head=False),  # lite's
+    "resnet": conv_encoder_config("resnet", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
+    "convnext": conv_encoder_config("convnext", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
+}
+
+
+class ImageEncoders(nn.Module):
+    """The model's two image encoders under the model's own attribute names, so the weights load into it as is."""
+
+    def __init__(self, config: HyperSegConfig) -> None:
+        super().__init__()
+        self.pyramid = PyramidBackbone(config.pyramid_config)
+        self.global_vision = GlobalVisionTower(config.vision_config, config.llm_hidden_size,
+                                               config.vision_feature_layer)
+
+    def encoder_state(self) -> dict[str, torch.Tensor]:
+        """Everything but the global projector, which stage 2 trains with the LLM."""
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items()
+                if not k.startswith("global_vision.projector.")}
+
+
+def build_config(preset: str, pyramid: str | None, global_tower: str | None) -> HyperSegConfig:
+    overrides = {}
+    if pyramid is not None:
+        overrides["pyramid_config"] = PYRAMIDS[pyramid]
+    if global_tower is not None:
+        overrides["vision_config"] = GLOBAL_TOWERS[global_tower]
+        overrides["vision_feature_layer"] = -2 if global_tower == "siglip" else -1
+    return HyperSegConfig.from_preset(preset, **overrides)
+
+
+def to_tensors(processor: HyperSegProcessor, items: list[DenseTargets], flip: np.ndarray | None = None):
+    """Images through the model's own preprocessing (as at inference), targets as tensors; optional h-flips."""
+    pixels, globals_, classes, colours, outline = [], [], [], [], []
+    for row, item in enumerate(items):
+        arrays = [item.image, item.classes, item.colours, item.outline]
+        if flip is not None and flip[row]:
+            arrays = [np.ascontiguousarray(a[:, ::-1]) for a in arrays]
+        prepared = processor.prepare_image(torch.from_numpy(arrays[0]))
+        pixels.append(prepared.pixel_values)
+        globals_.append(prepared.global_pixel_values)
+        classes.append(torch.from_numpy(arrays[1]).long())
+        colours.append(torch.from_numpy(arrays[2]).long())
+        outline.append(torch.from_numpy(arrays[3]).float())
+    return (torch.stack(pixels), torch.stack(globals_), torch.stack(classes), torch.stack(colours),
+            torch.stack(outline))
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def object_features(encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Mask-pooled pyramid features of every object (all four stages concatenated) and its category."""
+    features, labels = [], []
+    for start in range(0, len(items), 16):
+        chunk = items[start:start + 16]
+        pixels, *_ = to_tensors(processor, chunk)
+        pyramid = encoders.pyramid(pixels)
+        for row, item in enumerate(chunk):
+            count = len(item.object_categories)
+            masks = torch.from_numpy(item.segments[None] == np.arange(count)[:, None, None]).float()[:, None]
+            pooled = []
+            for level in pyramid:
+                weights = F.interpolate(masks, size=level.shape[-2:], mode="area")[:, 0]  # (n, h, w)
+                weights = weights / weights.sum((1, 2), keepdim=True).clamp(min=1e-6)
+                pooled.append(torch.einsum("nhw,chw->nc", weights, level[row]))
+            features.append(torch.cat(pooled, 1).numpy())
+            labels.append(item.object_categories)
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def shape_probe(encoders, processor, train_items, val_items) -> float:
+    """Linear probe (logistic regression) of the 12 shape categories: fit on train objects, accuracy on val."""
+    x_train, y_train = object_features(encoders, processor, train_items)
+    x_val, y_val = object_features(encoders, processor, val_items)
+    scaler = StandardScaler().fit(x_train)
+    probe = LogisticRegression(max_iter=3000, C=1.0).fit(scaler.transform(x_train), y_train)
+    return float((probe.predict(scaler.transform(x_val)) == y_val).mean())
+
+
+@torch.no_grad()
+def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
+    """Val thing / stuff mIoU and colour accuracy of the dense head; class / colour accuracy of the token head."""
+    inter, union = torch.zeros(NUM_CLASSES), torch.zeros(NUM_CLASSES)
+    colour_hits = colour_total = token_hits = token_colour_hits = token_total = 0
+    for start in range(0, len(items), 16):
+        pixels, global_pixels, classes, colours, _ = to_tensors(processor, items[start:start + 16])
+        logits = heads["dense"](encoders.pyramid(pixels))
+        logits = F.interpolate(logits, size=classes.shape[-2:], mode="bilinear", align_corners=False)
+        class_logits, colour_logits, _ = split_dense(logits)
+        predicted = class_logits.argmax(1)
+        for k in range(NUM_CLASSES):
+            inter[k] += ((predicted == k) & (classes == k)).sum()
+            union[k] += ((predicted == k) | (classes == k)).sum()
+        objects = colours < colour_logits.shape[1] - 1
+        colour_hits += int(((colour_logits.argmax(1) == colours) & objects).sum())
+        colour_total += int(objects.sum())
+        token_logits = heads["tokens"](encoders.global_vision.encode(global_pixels))
+        grid = int(round(token_logits.shape[1] ** 0.5))
+        cell_classes = cell_labels(classes, grid, NUM_CLASSES)
+        cell_colours = cell_labels(colours, grid, NUM_COLOURS)
+        token_hits += int((token_logits[..., :NUM_CLASSES].argmax(-1) == cell_classes).sum())
+        token_colour_hits += int((token_logits[..., NUM_CLASSES:].argmax(-1) == cell_colours).sum())
+        token_total += cell_classes.numel()
+    iou = inter / union.clamp(min=1)
+    return {"thing_miou": float(iou[:NUM_THINGS].mean()), "stuff_miou": float(iou[NUM_THINGS:].mean()),
+            "colour_acc": colour_hits / max(colour_total, 1), "token_class_acc": token_hits / max(token_total, 1),
+            "token_colour_acc": token_colour_hits / max(token_total, 1)}
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(folder: Path, encoders, heads, optimizer, scheduler, state: dict) -> None:
+    """Written beside ``folder`` and swapped in when complete, so a killed run keeps its last whole checkpoint."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_file(encoders.encoder_state(), partial / ENCODERS_FILE)
+    save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()}, partial / HEADS_FILE)
+    torch.save(optimizer.state_dict(), partial / "optimizer.pt")  # our own files; loaded with weights_only=True
+    torch.save(scheduler.state_dict(), partial / "scheduler.pt")
+    (partial / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+
+
+def load_encoders(encoders: nn.Module, checkpoint: Path) -> None:
+    """Load stage-1 weights into an :class:`ImageEncoders` or a whole model (same names); projector untouched."""
+    weights = load_file(str(Path(checkpoint) / ENCODERS_FILE))
+    own = encoders.state_dict()
+    foreign = [k for k, v in weights.items() if k not in own or own[k].shape != v.shape]
+    if foreign:
+        raise ValueError(f"{checkpoint} holds encoder weights that do not fit this model ({foreign[0]}): "
+                         "was it pretrained for another preset?")
+    encoders.load_state_dict(weights, strict=False)
+
+
+# ---------------------------------------------------------------------------------------------- the run
+SWITCHES = ("preset", "pyramid", "global_tower", "steps", "batch_size", "lr", "warmup", "weight_decay", "seed",
+            "pool_size", "pool_refresh", "eval_scenes", "probe_scenes", "save_every", "eval_every")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="lite2")
+    parser.add_argument("--pyramid", choices=sorted(PYRAMIDS), default=None, help="override the preset's pyramid")
+    parser.add_argument("--global-tower", choices=sorted(GLOBAL_TOWERS), default=None,
+                        help="override the preset's global tower")
+    parser.add_argument("--output", type=Path, default=Path("runs/vision"))
+    parser.add_argument("--resume", type=Path, default=None, help="a previous --output folder (its switches are reused)")
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool-size", type=int, default=1024, help="scenes held in the replay pool")
+    parser.add_argument("--pool-refresh", type=int, default=2, help="new scenes drawn per step")
+    parser.add_argument("--eval-scenes", type=int, default=150, help="val scenes for the gates")
+    parser.add_argument("--probe-scenes", type=int, default=300, help="train scenes the linear probe is fit on")
+    parser.add_argument("--save-every", type=int, default=250)
+    parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.resume is not None:
+        saved = json.loads((args.resume / "args.json").read_text())
+        given = {k: getattr(args, k) for k in SWITCHES if k != "steps" and getattr(args, k) != parser.get_default(k)}
+        clash = {k: v for k, v in given.items() if saved.get(k) != v}
+        if clash:
+            parser.error(f"--resume reuses the run's own switches; these differ from it: {sorted(clash)}")
+        steps = args.steps if args.steps != parser.get_default("steps") else saved["steps"]
+        args = argparse.Namespace(**{**vars(args), **saved, "steps": steps, "output": args.resume})
+    elif (args.output / "checkpoint").exists():
+        parser.error(f"--output {args.output} already holds a run: continue it with --resume {args.output}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    config = build_config(args.preset, args.pyramid, args.global_tower)
+    processor = HyperSegProcessor(build_byte_tokenizer(), config)  # images only: any tokenizer will do
+    encoders = ImageEncoders(config)
+    heads = nn.ModuleDict({"dense": DensePyramidHead(encoders.pyramid.channels),
+                           "tokens": TokenHead(tower_width(config.vision_config))})
+    params = [p for p in encoders.parameters() if p.requires_grad] + list(heads.parameters())
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
+    args.output.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.output / "checkpoint"
+    start, next_scene = 0, 0
+    if args.resume is not None and checkpoint.exists():
+        load_encoders(encoders, checkpoint)
+        heads.load_state_dict(load_file(str(checkpoint / HEADS_FILE)))
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+        state = json.loads((checkpoint / "state.json").read_text())
+        start, next_scene = state["step"], state["next_scene"]
+    else:
+        (args.output / "args.json").write_text(json.dumps({k: getattr(args, k) for k in SWITCHES}, indent=1))
+    print(f"stage 1: pyramid {config.pyramid_config.model_type} "
+          f"({sum(p.numel() for p in encoders.pyramid.parameters()) / 1e6:.2f} M), global tower "
+          f"{config.vision_config.model_type} ({sum(p.numel() for p in encoders.global_vision.encoder.parameters()) / 1e6:.2f} M, "
+          f"{config.num_global_tokens} tokens); steps {start} -> {args.steps}", flush=True)
+
+    world = World("train", args.seed, image_size=config.image_size)
+    pool = ScenePool(world, size=args.pool_size, refresh=args.pool_refresh, start=max(0, next_scene - args.pool_size))
+    val_items = fixed_scenes("val", 4242, args.eval_scenes, config.image_size)
+    probe_items = fixed_scenes("train", 4242, args.probe_scenes, config.image_size)
+
+    def evaluate(step: int) -> dict:
+        encoders.eval(), heads.eval()
+        row = {"step": step, **dense_metrics(encoders, heads, processor, val_items),
+               "shape_probe": shape_probe(encoders, processor, probe_items, val_items)}
+        encoders.train(), heads.train()
+        row["gates_met"] = row["shape_probe"] >= PROBE_GATE and row["thing_miou"] >= THING_MIOU_GATE
+        new = not (args.output / "eval.csv").exists()
+        with open(args.output / "eval.csv", "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        tqdm.write(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        return row
+
+    encoders.train(), heads.train()
+    log_path = args.output / "log.csv"
+    last = {}
+    started = time.time()
+    for step in tqdm(range(start + 1, args.steps + 1), initial=start, total=args.steps, desc="stage 1"):
+        rng = np.random.default_rng([args.seed, step])
+        items = pool.batch(rng, args.batch_size)
+        pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, rng.random(len(items)) < 0.5)
+        losses = dense_losses(heads["dense"](encoders.pyramid(pixels)), classes, colours, outline)
+        losses.update(token_losses(heads["tokens"](encoders.global_vision.encode(global_pixels)), classes, colours))
+        total = sum(losses.values())
+        losses = {name: float(value.detach()) for name, value in losses.items()}
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        new = not log_path.exists()
+        with open(log_path, "a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["step", "seconds", "loss", *losses])
+            writer.writerow([step, f"{time.time() - started:.1f}", f"{sum(losses.values()):.4f}",
+                             *(f"{v:.4f}" for v in losses.values())])
+        if step % args.save_every == 0 or step == args.steps:
+            save_checkpoint(checkpoint, encoders, heads, optimizer, scheduler,
+                            {"step": step, "next_scene": pool.next_index})
+        if step % args.eval_every == 0 or step == args.steps:
+            last = evaluate(step)
+    return last
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Stage-1 heads: what the image encoders must predict from their features while they are pretrained.
+
+They exist only during stage 1 and are not part of the model: the pyramid gets a small FPN (the same shape
+as Mask2Former's pixel decoder, without attention) that labels every pixel with its class, object colour and
+whether it lies on an outline; the global tower labels each of its tokens with the class and colour of its cell.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .vision_targets import NUM_CLASSES, NUM_COLOURS
+
+OUTPUTS = NUM_CLASSES + NUM_COLOURS + 1  # classes, colours, outline
+
+
+class DensePyramidHead(nn.Module):
+    """FPN over the four pyramid stages -> (B, OUTPUTS, S/4, S/4) logits."""
+
+    def __init__(self, channels: list[int], width: int = 64) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
+        self.smooth = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(8, width), nn.ReLU())
+        self.out = nn.Conv2d(width, OUTPUTS, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        top = self.lateral[-1](features[-1])
+        for level in range(len(features) - 2, -1, -1):
+            lateral = self.lateral[level](features[level])
+            top = F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=False) + lateral
+        return self.out(self.smooth(top))
+
+
+class TokenHead(nn.Module):
+    """Global tokens (B, N, C) -> (B, N, NUM_CLASSES + NUM_COLOURS) logits."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, NUM_CLASSES + NUM_COLOURS)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.norm(tokens))
+
+
+def split_dense(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, OUTPUTS, h, w) -> class logits, colour logits, outline logits (B, h, w)."""
+    return logits[:, :NUM_CLASSES], logits[:, NUM_CLASSES:NUM_CLASSES + NUM_COLOURS], logits[:, -1]
+
+
+def cell_labels(labels: torch.Tensor, grid: int, num: int) -> torch.Tensor:
+    """(B, H, W) int labels -> (B, grid*grid) the label covering most of each cell (raster order)."""
+    one_hot = F.one_hot(labels, num).permute(0, 3, 1, 2).float()
+    return F.adaptive_avg_pool2d(one_hot, grid).argmax(1).flatten(1)
+
+
+def dense_losses(logits: torch.Tensor, classes: torch.Tensor, colours: torch.Tensor, outline: torch.Tensor,
+                 stride: int = 2) -> dict[str, torch.Tensor]:
+    """Cross entropy on classes and colours, BCE on outlines, at 1/``stride`` of the targets' resolution.
+
+    Stride 2 keeps outlines and small objects (a small object is ~35 px across at 256 px) at a quarter of the
+    full-resolution cost, which on a CPU is as much as the backbone's own step."""
+    if stride > 1:
+        classes, colours = classes[:, ::stride, ::stride], colours[:, ::stride, ::stride]
+        outline = F.max_pool2d(outline[:, None], stride)[:, 0]
+    logits = F.interpolate(logits, size=classes.shape[-2:], mode="bilinear", align_corners=False)
+    class_logits, colour_logits, outline_logits = split_dense(logits)
+    positive = outline.mean().clamp(min=1e-3)  # outlines are ~5% of pixels: weigh both sides equally
+    return {
+        "class": F.cross_entropy(class_logits, classes),
+        "colour": F.cross_entropy(colour_logits, colours),
+        "outline": F.binary_cross_entropy_with_logits(outline_logits, outline,
+                                                      pos_weight=((1 - positive) / positive).detach()),
+    }
+
+
+def token_losses(logits: torch.Tensor, classes: torch.Tensor, colours: torch.Tensor) -> dict[str, torch.Tensor]:
+    grid = int(round(logits.shape[1] ** 0.5))
+    class_targets = cell_labels(classes, grid, NUM_CLASSES)
+    colour_targets = cell_labels(colours, grid, NUM_COLOURS)
+    return {
+        "token_class": F.cross_entropy(logits[..., :NUM_CLASSES].flatten(0, 1), class_targets.flatten()),
+        "token_colour": F.cross_entropy(logits[..., NUM_CLASSES:].flatten(0, 1), colour_targets.flatten()),
+    }

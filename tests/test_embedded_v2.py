@@ -1,0 +1,150 @@
+"""The embedded model's second design at tiny size: conv encoders, stage-1 pretraining, the subword tokenizer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import encode_mixed, image_batch
+
+from hyperseg_lite import HyperSegConfig, build_random_model
+from hyperseg_lite.configuration_hyperseg import conv_encoder_config
+from hyperseg_lite.data.vocabulary import ALL_CLASS_NAMES, COLOUR_NAMES
+from hyperseg_lite.data.world import World
+from hyperseg_lite.pretrain_vision import ENCODERS_FILE, load_encoders
+from hyperseg_lite.pretrain_vision import main as pretrain_vision
+from hyperseg_lite.subword_tokenizer import real_word_fraction, train_subword_tokenizer, world_texts
+from hyperseg_lite.training.vision_targets import STUFF_COLOUR, dense_targets
+
+CONV_TINY = dict(
+    pyramid_config=conv_encoder_config("resnet", [8, 16, 16, 32], [1, 1, 1, 1], image_size=64),
+    vision_config=conv_encoder_config("convnext", [8, 16, 32], [1, 1, 1], image_size=32, backbone=False),
+    vision_feature_layer=-1,
+)
+
+
+@pytest.mark.parametrize("kind", ["resnet", "convnext"])
+def test_conv_encoders_run_every_prompt_family(kind):
+    overrides = dict(CONV_TINY, pyramid_config=conv_encoder_config(kind, [8, 16, 16, 32], [1, 1, 1, 1], 64))
+    loaded = build_random_model("tiny", **overrides)
+    config = loaded.model.config
+    assert config.num_global_tokens == (32 // 16) ** 2 == loaded.processor.num_image_tokens
+    batch, regions = encode_mixed(loaded.processor, ["referring", "class", "region"])
+    pixels, global_pixels = image_batch(loaded.processor, 3)
+    out = loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=pixels,
+                       global_pixel_values=global_pixels, class_spans=batch["class_spans"],
+                       refer_mask=batch["refer_mask"], region_masks=regions)
+    assert out.pred_masks.shape[-1] == 64 // 4 and torch.isfinite(out.pred_masks).all()
+
+
+def test_conv_model_saves_and_loads(tmp_path):
+    from hyperseg_lite.loading import load_model
+
+    loaded = build_random_model("tiny", **CONV_TINY)
+    loaded.model.save_pretrained(tmp_path)
+    loaded.tokenizer.save_pretrained(tmp_path)
+    again = load_model(tmp_path, precision="fp32", device_map="cpu")
+    assert type(again.model.pyramid.backbone).__name__ == "ResNetBackbone"
+    for (name, a), (_, b) in zip(loaded.model.state_dict().items(), again.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_lite2_preset_uses_conv_encoders_and_3b_keeps_swin():
+    lite2 = HyperSegConfig.from_preset("lite2")
+    assert lite2.pyramid_config.model_type in ("resnet", "convnext")
+    assert lite2.vision_config.model_type in ("resnet", "convnext")
+    assert lite2.text_config.vocab_size >= 2048
+    assert HyperSegConfig.from_preset("3b").pyramid_config.model_type == "swin"
+
+
+def test_dense_targets_follow_the_scene():
+    scene = World("train", 0, image_size=64).scene(np.random.default_rng(3))
+    targets = dense_targets(scene)
+    for obj in scene.objects:
+        assert (targets.colours[obj.mask] == COLOUR_NAMES.index(obj.colour)).all()
+        assert (targets.classes[obj.mask] == ALL_CLASS_NAMES.index(obj.category)).all()
+        ys, xs = np.nonzero(obj.mask)
+        edge = obj.mask & ~np.pad(obj.mask, 1)[2:, 1:-1]  # pixels whose lower neighbour is outside
+        assert targets.outline[edge].all()
+    assert (targets.colours[~scene.things_mask()] == STUFF_COLOUR).all()
+    assert len(targets.object_categories) == len(scene.objects)
+
+
+def test_pretrain_vision_checkpoints_resumes_from_the_folder_and_loads_into_the_model(tmp_path, capsys):
+    run = tmp_path / "vision"
+    common = ["--steps", "2", "--batch-size", "2", "--pool-size", "4", "--eval-scenes", "4", "--probe-scenes", "8",
+              "--save-every", "1", "--eval-every", "2", "--threads", "1"]
+    metrics = pretrain_vision(["--preset", "tiny", "--pyramid", "resnet", "--global-tower", "resnet",
+                               "--output", str(run), *common])
+    assert {"shape_probe", "thing_miou", "token_class_acc", "gates_met"} <= set(metrics)
+    assert json.loads((run / "args.json").read_text())["pyramid"] == "resnet"
+    with pytest.raises(SystemExit):  # a second run into the same folder is refused
+        pretrain_vision(["--preset", "tiny", "--output", str(run), *common])
+    with pytest.raises(SystemExit):  # a resume that changes the design is refused
+        pretrain_vision(["--resume", str(run), "--pyramid", "convnext"])
+    pretrain_vision(["--resume", str(run), "--steps", "3"])  # the folder alone holds the switches
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 3
+    rows = (run / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+
+    from hyperseg_lite.pretrain_vision import build_config
+    from hyperseg_lite.modeling.modeling_hyperseg import HyperSegForSegmentation
+    model = HyperSegForSegmentation(build_config("tiny", "resnet", "resnet"))
+    load_encoders(model, run / "checkpoint")
+    from safetensors.torch import load_file
+    saved = load_file(str(run / "checkpoint" / ENCODERS_FILE))
+    assert saved and all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    assert not any(k.startswith("global_vision.projector") for k in saved)
+    with pytest.raises(ValueError, match="another preset"):
+        load_encoders(HyperSegForSegmentation(build_config("tiny", "convnext", "resnet")), run / "checkpoint")
+
+
+@pytest.fixture(scope="module")
+def subword():
+    texts = list(world_texts(samples_per_task=5)) + [" elephant", " moon", " kitchen"]
+    return train_subword_tokenizer(texts, vocab_size=600)
+
+
+@pytest.mark.parametrize("text", ["der lila Elefant auf dem Mond", "紫色的大象 🐘🌙", "a\x00b\x07c\u202etxt\u200b",
+                                  "ÆØÅ æøå — “quotes” …", "\U0001F600" * 5, ""])
+def test_subword_tokenizer_encodes_any_text_and_decodes_it_back(subword, text):
+    ids = subword(text, add_special_tokens=False)["input_ids"]
+    assert all(0 <= i < len(subword) for i in ids)
+    assert subword.decode(ids) == text
+
+
+def test_subword_tokenizer_spends_few_tokens_on_world_language(subword):
+    text = "the small red star left of the blue ring"
+    assert len(subword(text)["input_ids"]) < len(text.encode()) / 2  # words, not bytes (the shipped one: ~1 a word)
+    seg = subword.convert_tokens_to_ids("[SEG]")
+    assert subword("the ring [SEG]")["input_ids"][-1] == seg  # [SEG] stays one special token
+    assert subword.eos_token == subword.pad_token == "<|endoftext|>"
+
+
+def test_real_word_fraction_counts_words_outside_the_vocabulary():
+    vocabulary = {"the", "ring", "is", "round"}
+    assert real_word_fraction(["The ring is round."], vocabulary) == 1.0
+    assert real_word_fraction(["The brin is roungape"], vocabulary) == 0.5
+
+
+def test_out_of_world_expressions_are_held_out_from_training_and_name_nothing_in_the_world():
+    import re
+
+    from hyperseg_lite.data import out_of_world as oow
+
+    assert len(set(oow.HELD_OUT_EXPRESSIONS)) >= 100
+    function_words = {"the", "a", "on", "in", "of", "by", "with", "two", "der", "die", "ein", "im", "le", "la",
+                      "el", "il", "o"}
+    trained = ({w for n in oow.TRAIN_NOUNS for w in n.split()} | set(oow.TRAIN_ADJECTIVES) |
+               {w for p in oow.TRAIN_FOREIGN for w in p.lower().split()} | set(oow.TRAIN_EMOJI))
+    world = {name.lower() for name in ALL_CLASS_NAMES}
+    for expression in oow.HELD_OUT_EXPRESSIONS:
+        words = set(re.findall(r"\w+", expression.lower())) - function_words
+        assert not words & trained, expression
+        assert not words & world, expression
+    rng = np.random.default_rng(0)
+    drawn = {oow.out_of_world_expression(rng) for _ in range(500)}
+    assert not drawn & set(oow.HELD_OUT_EXPRESSIONS)
+    assert any(not e.isascii() for e in drawn) and any(e.startswith("the ") for e in drawn)
