@@ -171,13 +171,17 @@ def _resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, given: d
         now = str(value) if isinstance(value, Path) else value
         if now != was and not (isinstance(was, (int, float)) and isinstance(now, (int, float)) and float(now) == was):
             flag = "--" + key.replace("_", "-")
+            if isinstance(was, bool):
+                change = f"{flag} was {'on' if was else 'off'} when this run began"
+            else:
+                change = f"{flag} {_show(now)} differs from the run's {_show(was)}"
+            may_change = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
             parser.error(
-                f"{flag} {_show(now)} differs from the run's {_show(was)}: a resumed run keeps its switches "
-                f"(only {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} may change); "
+                f"{change}: a resumed run keeps its switches (only {may_change} may change); "
                 f"start a new run with --init {args.resume / 'checkpoint'} to change it"
             )
     for key, value in stored.items():
-        if key in RESUME_MAY_CHANGE and key in given:
+        if key in RESUME_MAY_CHANGE and key in given or key == "workers":  # workers: this machine's default
             continue
         setattr(args, key, Path(value) if key == "init" and value is not None else value)
     args.init, args.continue_shape_head = None, False  # the weights come from the run's checkpoint now
