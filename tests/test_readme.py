@@ -93,3 +93,15 @@ def test_the_model_card_says_how_long_the_embedded_model_trained():
     assert f"{steps:,} steps" in meta["trained_on"]
     assert f"{len({row['cycle'] for row in rows})} cycles" in meta["trained_on"]
     assert len((folder / "README.md").read_text().splitlines()) < 200
+
+
+def test_requirements_txt_is_what_the_app_needs_and_nothing_else():
+    """A Space installs requirements.txt and runs app.py: the runtime dependencies plus the `app` extra of
+    pyproject.toml, in step with it (no test or notebook tools)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["app"]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    listed = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+    assert listed == wanted
