@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from huggingface_hub import metadata_load  # noqa: E402
+
 from demo import build_demo  # noqa: E402
 from hyperseg_lite import build_random_model, load_model  # noqa: E402
-from hyperseg_lite.loading import CheckpointNotFound  # noqa: E402
+from hyperseg_lite.loading import EMBEDDED_CHECKPOINT, CheckpointNotFound  # noqa: E402
 from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
 
-EMBEDDED_TRAINED_ON = ("hyperseg-lite's procedural shapes world only (12 shapes, 10 colours, 5 stuff classes), "
-                       "54,100 steps on a 2-core CPU (16 cycles, the last two averaged in): not real photos, "
-                       "and far below the paper's accuracy; "
-                       "metrics in assets/hyperseg-lite/README.md")
+def card_trained_on(folder) -> str | None:
+    """What a local checkpoint's model card says it was trained on (``trained_on`` in its YAML header), if it says."""
+    card = Path(folder) / "README.md"
+    return (metadata_load(card) or {}).get("trained_on") if card.is_file() else None
 
 
 def load_pipeline(model: str | None, precision: str | None, random_preset: str | None):
@@ -35,8 +38,9 @@ def load_pipeline(model: str | None, precision: str | None, random_preset: str |
             raise SystemExit(f"error: {error}") from None
         print(f"note: {error}\nnote: starting with an untrained 'lite' model so the app still runs.")
         return HyperSegPipeline(build_random_model("lite")), "nothing yet: untrained 'lite' weights (no embedded checkpoint found)"
-    card = getattr(loaded.model.config, "trained_on", None)
-    return HyperSegPipeline(loaded), card or (EMBEDDED_TRAINED_ON if model is None else "see the checkpoint's model card")
+    folder = EMBEDDED_CHECKPOINT if model is None else Path(model)
+    trained_on = getattr(loaded.model.config, "trained_on", None) or (folder.is_dir() and card_trained_on(folder))
+    return HyperSegPipeline(loaded), trained_on or "see the checkpoint's model card"
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import torch
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data import TASKS, World
-from hyperseg_lite.train import StepBatches, main, parse_task_weights, task_schedule, training_step
+from hyperseg_lite.train import VISION_MODULES, StepBatches, main, parse_task_weights, task_schedule, training_step
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,40 @@ def test_steps_on_a_fixed_batch_lower_the_loss(world):
 
 def test_cli_logs_checkpoints_and_resumes(tmp_path):
     out = tmp_path / "run"
-    checkpoint = main(["--preset", "tiny", "--steps", "3", "--batch-size", "1", "--output", str(out),
-                       "--tasks", "referring", "interactive", "--save-every", "2"])
+    checkpoint = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "3",
+            "--batch-size",
+            "1",
+            "--output",
+            str(out),
+            "--tasks",
+            "referring",
+            "interactive",
+            "--save-every",
+            "2",
+        ]
+    )
     assert (checkpoint / "model.safetensors").exists()
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 3
-    main(["--output", str(out), "--resume", str(out), "--steps", "4", "--batch-size", "1",
-          "--tasks", "referring", "interactive"])
+    main(
+        [
+            "--output",
+            str(out),
+            "--resume",
+            str(out),
+            "--steps",
+            "4",
+            "--batch-size",
+            "1",
+            "--tasks",
+            "referring",
+            "interactive",
+        ]
+    )
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 4
@@ -63,11 +91,39 @@ def test_cli_logs_checkpoints_and_resumes(tmp_path):
 def test_cli_init_starts_a_new_run_from_trained_weights(tmp_path):
     from safetensors.torch import load_file
 
-    first = main(["--preset", "tiny", "--steps", "2", "--batch-size", "1", "--output", str(tmp_path / "a"),
-                  "--tasks", "referring"])
+    first = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--output",
+            str(tmp_path / "a"),
+            "--tasks",
+            "referring",
+        ]
+    )
     trained = load_file(first / "model.safetensors")
-    second = main(["--init", str(first), "--steps", "1", "--batch-size", "1", "--lr", "0", "--seed", "1",
-                   "--output", str(tmp_path / "b"), "--tasks", "referring"])
+    second = main(
+        [
+            "--init",
+            str(first),
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--lr",
+            "0",
+            "--seed",
+            "1",
+            "--output",
+            str(tmp_path / "b"),
+            "--tasks",
+            "referring",
+        ]
+    )
     assert json.loads((second / "trainer_state.json").read_text())["step"] == 1  # a new count, not a resume
     after = load_file(second / "model.safetensors")
     assert all(torch.equal(trained[k], after[k]) for k in trained)  # lr 0: the weights are exactly the init ones
@@ -77,24 +133,63 @@ def test_cli_init_starts_a_new_run_from_trained_weights(tmp_path):
 
 def test_a_new_run_into_a_folder_that_holds_one_is_refused_and_leaves_it_whole(tmp_path):
     """Starting a run over an old one used to append its steps to the old log.csv (two runs mixed in one history)."""
-    first = main(["--preset", "tiny", "--steps", "2", "--batch-size", "1", "--output", str(tmp_path / "a"),
-                  "--tasks", "referring"])
+    first = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--output",
+            str(tmp_path / "a"),
+            "--tasks",
+            "referring",
+        ]
+    )
     log_before = (tmp_path / "a" / "log.csv").read_text()
     weights_before = (first / "model.safetensors").read_bytes()
     for start in (["--preset", "tiny"], ["--init", str(first)]):
         with pytest.raises(SystemExit):
-            main([*start, "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
-                  "--tasks", "referring"])
+            main([*start, "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"), "--tasks", "referring"])
     assert (tmp_path / "a" / "log.csv").read_text() == log_before
     assert (first / "model.safetensors").read_bytes() == weights_before
 
 
 def test_class_weight_reweights_the_prompt_score_loss_and_is_saved(tmp_path, world):
-    first = main(["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
-                  "--tasks", "referring"])
+    first = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--output",
+            str(tmp_path / "a"),
+            "--tasks",
+            "referring",
+        ]
+    )
     assert json.loads((first / "config.json").read_text())["loss_class_weight"] == 2.0
-    second = main(["--init", str(first), "--steps", "1", "--batch-size", "1", "--lr", "0", "--class-weight", "6",
-                   "--output", str(tmp_path / "b"), "--tasks", "referring"])
+    second = main(
+        [
+            "--init",
+            str(first),
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--lr",
+            "0",
+            "--class-weight",
+            "6",
+            "--output",
+            str(tmp_path / "b"),
+            "--tasks",
+            "referring",
+        ]
+    )
     assert json.loads((second / "config.json").read_text())["loss_class_weight"] == 6.0
     parts = {}
     for folder in (first, second):
@@ -158,18 +253,58 @@ def test_reasoning_samples_can_also_ask_with_the_instruction_the_pipeline_sends(
 def test_mask_shape_embedding_is_switched_on_trained_at_a_higher_rate_and_resumed(tmp_path):
     from safetensors.torch import load_file
 
-    first = main(["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
-                  "--tasks", "panoptic"])
+    first = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--output",
+            str(tmp_path / "a"),
+            "--tasks",
+            "panoptic",
+        ]
+    )
     out = tmp_path / "b"
-    second = main(["--init", str(first), "--steps", "2", "--batch-size", "1", "--mask-shape-embedding",
-                   "--new-parts-lr-scale", "10", "--output", str(out), "--tasks", "panoptic"])
+    second = main(
+        [
+            "--init",
+            str(first),
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--mask-shape-embedding",
+            "--new-parts-lr-scale",
+            "10",
+            "--output",
+            str(out),
+            "--tasks",
+            "panoptic",
+        ]
+    )
     assert json.loads((second / "config.json").read_text())["decoder_config"]["mask_shape_embedding"] is True
     weights = load_file(second / "model.safetensors")
     assert weights["mask_decoder.mask_shape.out.weight"].abs().sum() > 0  # trained away from its zero start
     groups = torch.load(second / "optimizer.pt", weights_only=True)["param_groups"]
     assert len(groups) == 2 and groups[1]["initial_lr"] == pytest.approx(10 * groups[0]["initial_lr"])
-    main(["--output", str(out), "--resume", str(out), "--steps", "3", "--batch-size", "1", "--mask-shape-embedding",
-          "--tasks", "panoptic"])
+    main(
+        [
+            "--output",
+            str(out),
+            "--resume",
+            str(out),
+            "--steps",
+            "3",
+            "--batch-size",
+            "1",
+            "--mask-shape-embedding",
+            "--tasks",
+            "panoptic",
+        ]
+    )
     assert json.loads((second / "trainer_state.json").read_text())["step"] == 3
 
 
@@ -225,11 +360,33 @@ def test_freeze_vision_keeps_the_image_encoders_exactly_and_trains_the_rest(tmp_
 
     from hyperseg_lite.train import VISION_MODULES
 
-    first = main(["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a"),
-                  "--tasks", "referring"])
+    first = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--output",
+            str(tmp_path / "a"),
+            "--tasks",
+            "referring",
+        ]
+    )
     out = tmp_path / "b"
-    common = ["--batch-size", "1", "--lr", "1e-2", "--freeze-vision", "--output", str(out),
-              "--tasks", "referring", "panoptic"]
+    common = [
+        "--batch-size",
+        "1",
+        "--lr",
+        "1e-2",
+        "--freeze-vision",
+        "--output",
+        str(out),
+        "--tasks",
+        "referring",
+        "panoptic",
+    ]
     second = main(["--init", str(first), "--steps", "2", *common])
     main(["--resume", str(out), "--steps", "3", *common])
     before, after = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
@@ -239,5 +396,84 @@ def test_freeze_vision_keeps_the_image_encoders_exactly_and_trains_the_rest(tmp_
     assert all(torch.equal(before[k], after[k]) for k in frozen)
     assert sum(not torch.equal(before[k], after[k]) for k in moving) > len(moving) // 2
     with pytest.raises(SystemExit):  # the tiny model has no mask-shape embedding: the loss would go to the backbone
-        main(["--init", str(first), "--freeze-vision", "--shape-loss-weight", "1", "--steps", "1",
-              "--output", str(tmp_path / "c"), "--tasks", "panoptic"])
+        main(
+            [
+                "--init",
+                str(first),
+                "--freeze-vision",
+                "--shape-loss-weight",
+                "1",
+                "--steps",
+                "1",
+                "--output",
+                str(tmp_path / "c"),
+                "--tasks",
+                "panoptic",
+            ]
+        )
+
+
+def test_resume_needs_only_the_run_folder_and_refuses_changed_switches(tmp_path, capsys):
+    """The run's switches live in its checkpoint (training_args.json): `--resume RUN` alone continues the same run
+    (new parts at their own rate, the image encoders still frozen), `--steps` may go on, a changed switch is refused
+    with one sentence, and repeating the same switches (as older commands did) still works."""
+    from safetensors.torch import load_file
+
+    first = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--output",
+            str(tmp_path / "a"),
+            "--tasks",
+            "panoptic",
+        ]
+    )
+    out = tmp_path / "b"
+    switches = [
+        "--batch-size",
+        "1",
+        "--lr",
+        "1e-2",
+        "--mask-shape-embedding",
+        "--freeze-vision",
+        "--tasks",
+        "panoptic",
+        "referring",
+        "--task-weights",
+        "panoptic=2",
+        "--seed",
+        "3",
+    ]
+    main(["--init", str(first), "--steps", "2", "--output", str(out), *switches])
+    stored = json.loads((out / "checkpoint" / "training_args.json").read_text())
+    assert stored["mask_shape_embedding"] and stored["freeze_vision"] and stored["task_weights"] == ["panoptic=2"]
+    assert stored["tasks"] == ["panoptic", "referring"] and stored["lr"] == 1e-2 and stored["steps"] == 2
+
+    checkpoint = main(["--resume", str(out), "--steps", "4"])
+    assert checkpoint == out / "checkpoint"
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 4
+    assert [r["task"] for r in csv.DictReader(open(out / "log.csv"))] == [
+        "panoptic",
+        "referring",
+        "panoptic",
+        "panoptic",
+    ]  # the weighted schedule
+    groups = torch.load(checkpoint / "optimizer.pt", weights_only=True)["param_groups"]
+    assert len(groups) == 2 and groups[1]["initial_lr"] == pytest.approx(10 * groups[0]["initial_lr"])
+    before, after = load_file(first / "model.safetensors"), load_file(checkpoint / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.split(".")[0] in VISION_MODULES)
+    assert json.loads((checkpoint / "training_args.json").read_text())["steps"] == 4
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--resume", str(out), "--steps", "5", "--lr", "1"])
+    assert "--lr 1.0 differs from the run's 0.01" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--resume", str(out), "--steps", "5", "--output", str(tmp_path / "elsewhere")])
+    main(["--resume", str(out), "--steps", "5", "--output", str(out), *switches])  # the same switches again: fine
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 5

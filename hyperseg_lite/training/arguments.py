@@ -1,0 +1,192 @@
+"""The command line of ``python -m hyperseg_lite.train``: its flags, their checks, and a run's stored switches.
+
+Every switch that shapes a run (architecture parts, recipe, tasks, seed...) is saved in its checkpoint
+(``training_args.json``), so ``--resume RUN`` needs nothing else. Flags given again on resume must match what
+the run was started with, except those in ``RESUME_MAY_CHANGE`` (how long, how often to save or log, how many
+workers: they do not change what a step computes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ..data.world import TASKS
+from .checkpoints import TRAINING_ARGS_FILE, last_checkpoint
+from .schedule import parse_task_weights
+
+# flags a resumed run may set anew; every other stored switch must stay as the run began
+RESUME_MAY_CHANGE = ("steps", "save_every", "log_every", "workers")
+# where a run is (not what it is), and what is derived from other switches: never stored
+NOT_STORED = ("output", "resume", "task_weight_map")
+
+
+def build_parser(description: str | None = None, only_given: bool = False) -> argparse.ArgumentParser:
+    """The training flags. ``only_given=True``: no defaults, so the parsed namespace holds only the flags typed."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS if only_given else None,
+    )
+
+    def add(*flags, default=None, **kwargs):
+        if not only_given:
+            kwargs["default"] = default
+        parser.add_argument(*flags, **kwargs)
+
+    add("--preset", default="lite")
+    add("--output", type=Path, help="the run's folder (log, TensorBoard events, checkpoint); with --resume: RUN")
+    add("--resume", type=Path, help="continue the run in this folder with the switches it was started with")
+    add("--init", type=Path, help="start from these weights (a checkpoint folder) with a fresh optimizer and schedule")
+    add("--steps", type=int, default=1000, help="total steps of the run (on --resume: may be raised to go on)")
+    add("--batch-size", type=int, default=4)
+    add("--lr", type=float, default=3e-4)
+    add("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
+    add("--weight-decay", type=float, default=0.05)
+    add("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    add(
+        "--task-weights",
+        nargs="*",
+        default=[],
+        metavar="TASK=N",
+        help="draw TASK N times per round (default 1), e.g. referring=3 reasoning=3",
+    )
+    add(
+        "--reasoning-prompts",
+        choices=("explain", "both"),
+        default="explain",
+        help="reasoning samples ask to explain (explain), or half of them ask for the mask only (both)",
+    )
+    add(
+        "--class-weight",
+        type=float,
+        help="weight of the prompt-score loss (loss_cls) and its matching cost; default: the checkpoint's config "
+        "(2.0, Mask2Former's); saved with the run's config",
+    )
+    add(
+        "--mask-shape-embedding",
+        action="store_true",
+        default=False,
+        help="turn on decoder_config.mask_shape_embedding (prompt scores also read each mask token's own mask "
+        "outline; not in the release) and train it as a new part (later cycles from its checkpoints have it on)",
+    )
+    add(
+        "--new-parts-lr-scale",
+        type=float,
+        default=10.0,
+        help="learning-rate multiplier for the mask-shape embedding and the shape head (they start untrained)",
+    )
+    add(
+        "--continue-shape-head",
+        action="store_true",
+        default=False,
+        help="with --init and --shape-loss-weight: go on with the shape head saved beside the --init weights (as "
+        "pretrain_shapes writes it) instead of a fresh one",
+    )
+    add(
+        "--shape-loss-weight",
+        type=float,
+        default=0.0,
+        help="weight of a training-only loss that teaches each object's shape category to the mask-shape embedding "
+        "when the model has one, else to the backbone (hyperseg_lite/training/shape_auxiliary.py); 0: off",
+    )
+    add(
+        "--freeze-vision",
+        action="store_true",
+        default=False,
+        help="hold the image encoders (pyramid, pixel decoder, global tower) fixed and train the rest",
+    )
+    add("--seed", type=int, default=0)
+    add("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
+    add("--log-every", type=int, default=10, help="TensorBoard scalars every N steps (log.csv has every step)")
+    add("--save-every", type=int, default=500)
+    add(
+        "--workers",
+        type=int,
+        default=max(0, min(8, (os.cpu_count() or 1) - 2)),
+        help="DataLoader processes drawing the world (0: draw in the training process)",
+    )
+    return parser
+
+
+def stored_switches(args: argparse.Namespace) -> dict:
+    """The switches of a run as JSON-ready values (what ``training_args.json`` holds)."""
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in vars(args).items()
+        if key not in NOT_STORED
+    }
+
+
+def parse_arguments(argv: list[str] | None = None, description: str | None = None) -> argparse.Namespace:
+    """Parse and check the flags; on ``--resume``, fill them in from the run's ``training_args.json``.
+
+    Bad combinations exit with one sentence saying what to change (``parser.error``).
+    """
+    parser = build_parser(description)
+    args = parser.parse_args(argv)
+    if args.resume is not None and args.init is not None:
+        parser.error("--resume continues a run; --init starts a new one from given weights: use one")
+    if args.resume is not None:
+        args = _resumed(parser, args, vars(build_parser(only_given=True).parse_args(argv)))
+    elif args.output is None:
+        parser.error("--output is required: the folder the new run writes its log and checkpoint to")
+    elif (args.output / "log.csv").exists() or (args.output / "checkpoint").exists():
+        # a new run would append its steps to the old log and overwrite the old checkpoint: refuse, keep both
+        parser.error(
+            f"--output {args.output} already holds a run: continue it with --resume {args.output}, "
+            "or give the new run another folder"
+        )
+    try:
+        args.task_weight_map = parse_task_weights(args.task_weights, args.tasks)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.class_weight is not None and args.class_weight <= 0:
+        parser.error("--class-weight must be positive")
+    if args.shape_loss_weight < 0:
+        parser.error("--shape-loss-weight must be 0 (off) or positive")
+    if args.resume is None and args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):
+        parser.error("--continue-shape-head needs --init and --shape-loss-weight")
+    return args
+
+
+def _resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, given: dict) -> argparse.Namespace:
+    """``args`` of a resumed run: its stored switches, checked against the flags given again."""
+    if args.output is None:
+        args.output = args.resume
+    elif args.output.resolve() != args.resume.resolve():
+        parser.error(f"--resume {args.resume} continues that folder's run: drop --output or give the same folder")
+    stored_file = last_checkpoint(args.resume) / TRAINING_ARGS_FILE
+    if not stored_file.is_file():
+        if not (args.resume / "checkpoint").exists():
+            parser.error(f"--resume {args.resume}: no checkpoint there to continue (start it without --resume)")
+        return args  # a run from before switches were stored: the flags given are the run's, as they always were
+    stored = json.loads(stored_file.read_text())
+    for key, value in given.items():
+        if key in NOT_STORED or key in RESUME_MAY_CHANGE or key not in stored:
+            continue
+        was = stored[key]
+        now = str(value) if isinstance(value, Path) else value
+        if now != was and not (isinstance(was, (int, float)) and isinstance(now, (int, float)) and float(now) == was):
+            flag = "--" + key.replace("_", "-")
+            if isinstance(was, bool):
+                change = f"{flag} was {'on' if was else 'off'} when this run began"
+            else:
+                change = f"{flag} {_show(now)} differs from the run's {_show(was)}"
+            may_change = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
+            parser.error(
+                f"{change}: a resumed run keeps its switches (only {may_change} may change); "
+                f"start a new run with --init {args.resume / 'checkpoint'} to change it"
+            )
+    for key, value in stored.items():
+        if key in RESUME_MAY_CHANGE and key in given or key == "workers":  # workers: this machine's default
+            continue
+        setattr(args, key, Path(value) if key == "init" and value is not None else value)
+    args.init, args.continue_shape_head = None, False  # the weights come from the run's checkpoint now
+    return args
+
+
+def _show(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -1,0 +1,106 @@
+"""The model a run trains: built, initialised or resumed, with its new parts switched on and its frozen parts set.
+
+Also the optimiser's parameter groups: parts that start untrained (the mask-shape embedding, the shape head)
+learn at ``--new-parts-lr-scale`` times the rate of the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import get_cosine_schedule_with_warmup
+
+from ..loading import LoadedModel, build_random_model, load_model
+from .checkpoints import checkpoint_step, last_checkpoint
+from .shape_auxiliary import SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, load_shape_head
+
+# the image encoders --freeze-vision holds fixed: everything that turns pixels into features before any prompt is
+# read (the perceiver, which the temporal state feeds, and everything after the LLM keep learning)
+VISION_MODULES = ("pyramid", "pixel_decoder", "global_vision")
+
+
+def freeze_vision(model: torch.nn.Module) -> None:
+    """Hold the image encoders fixed (no gradients, eval mode).
+
+    Why: on a CPU most of a step's backward runs through them, while what the text-prompted tasks miss is in
+    the language side (docs/research/); a frozen encoder lets a run spend its time on prompts. LISA likewise
+    trains with its vision backbone frozen."""
+    for name in VISION_MODULES:
+        getattr(model, name).requires_grad_(False).eval()
+
+
+@dataclass
+class TrainingSetup:
+    """What the loop trains: the model, the optional shape head, and the step it starts from."""
+
+    loaded: LoadedModel
+    shape_aux: ShapeAuxiliary | None
+    start_step: int
+    checkpoint: Path | None  # the checkpoint resumed from, if any
+
+
+def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
+    """Build (``--preset``), initialise (``--init``) or resume (``--resume``) the model and apply the run's switches.
+
+    Raises ``ValueError`` with one sentence when the switches do not fit this model.
+    """
+    start, checkpoint = 0, None
+    if args.resume is not None:
+        checkpoint = last_checkpoint(args.resume)
+        loaded = load_model(checkpoint, precision="fp32", device_map="cpu")
+        start = checkpoint_step(checkpoint)
+    elif args.init is not None:
+        loaded = load_model(args.init, precision="fp32", device_map="cpu")
+    else:
+        loaded = build_random_model(args.preset, seed=args.seed)
+    model = loaded.model
+    if args.class_weight is not None:
+        model.config.loss_class_weight = args.class_weight
+        model.criterion = model.build_criterion()
+    if args.mask_shape_embedding:
+        model.config.decoder_config.mask_shape_embedding = True
+        model.mask_decoder.enable_mask_shape()
+    if args.freeze_vision and args.shape_loss_weight > 0 and model.mask_decoder.mask_shape is None:
+        raise ValueError(
+            "--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)"
+        )
+    shape_aux = None
+    if args.shape_loss_weight > 0:  # on the mask-shape embedding when the model has one, else on the backbone
+        if model.mask_decoder.mask_shape is not None:
+            shape_aux = MaskShapeAuxiliary(model.config.decoder_config.hidden_dim)
+        else:
+            shape_aux = ShapeAuxiliary(model.pyramid.channels)
+        shape_aux = shape_aux.to(device)
+        if checkpoint is not None:
+            load_shape_head(shape_aux, checkpoint)
+        elif args.continue_shape_head and not load_shape_head(shape_aux, args.init):
+            raise ValueError(f"--continue-shape-head: no {SHAPE_HEAD_FILE} for this shape loss beside {args.init}")
+    model.train()
+    if args.freeze_vision:
+        freeze_vision(model)
+    return TrainingSetup(loaded, shape_aux, start, checkpoint)
+
+
+def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
+    """AdamW over the trainable parameters (new parts at a higher rate) and its warm-up + cosine schedule.
+
+    Returns ``(optimizer, scheduler, parameters)``; on resume both states are those of the checkpoint.
+    """
+    model = setup.loaded.model
+    fresh = list(model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []
+    fresh += list(setup.shape_aux.parameters()) if setup.shape_aux is not None else []
+    fresh_ids = {id(p) for p in fresh}
+    trained = [p for p in model.parameters() if id(p) not in fresh_ids and p.requires_grad]
+    groups = [{"params": trained}]
+    if fresh:
+        groups.append({"params": fresh, "lr": args.lr * args.new_parts_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
+    if setup.checkpoint is not None:
+        optimizer.load_state_dict(torch.load(setup.checkpoint / "optimizer.pt", weights_only=True))
+        if (setup.checkpoint / "scheduler.pt").exists():
+            scheduler.load_state_dict(torch.load(setup.checkpoint / "scheduler.pt", weights_only=True))
+    return optimizer, scheduler, trained + fresh

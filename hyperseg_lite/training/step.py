@@ -1,0 +1,69 @@
+"""One training step: the loss of one batch of one task (two frames for video tasks)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..loading import LoadedModel
+from .batching import collate, sample_items, to_device
+from .shape_auxiliary import MaskShapeAuxiliary, ShapeAuxiliary, object_categories
+
+
+def training_step(
+    loaded: LoadedModel,
+    samples: list,
+    device,
+    reasoning_prompts: str = "explain",
+    shape_aux: ShapeAuxiliary | None = None,
+    shape_weight: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one batch of one task (two frames for video tasks), and its parts for the log.
+
+    ``reasoning_prompts="both"``: every second reasoning sample of the batch asks with the plain reasoning
+    instruction (mask only), the others with the explain instruction (mask + explanation), so the mask learnt
+    for the instruction ``pipe.reason`` sends is trained too; ``"explain"`` (the embedded model's recipe so far)
+    asks every one to explain.
+
+    ``shape_aux`` (with ``shape_weight`` > 0): adds the shape-classification loss on the objects of class-prompt
+    samples (:mod:`~hyperseg_lite.training.shape_auxiliary`), logged as ``loss_shape``.
+    """
+    model, processor = loaded.model, loaded.processor
+    frames = (0, 1) if samples[0].frames is not None else (0,)
+    total, parts, previous, previous_targets, state = 0.0, {}, None, None, None
+    for frame in frames:
+        items = [
+            sample_items(s, processor, frame, explain=reasoning_prompts == "explain" or i % 2 == 1)
+            for i, s in enumerate(samples)
+        ]
+        batch = to_device(collate(items, processor), device)
+        shape_loss = None
+        if shape_aux is None or shape_weight <= 0:
+            out = model(**batch, temporal_state=state)
+        elif isinstance(shape_aux, MaskShapeAuxiliary):
+            out = model(**batch, temporal_state=state)
+            shape_loss = shape_aux.loss(
+                model.mask_decoder.mask_shape,
+                tuple(out.pred_masks.shape[-2:]),
+                batch["targets"],
+                _categories(samples, batch["targets"]),
+            )
+        else:
+            with shape_aux.capture(model.pyramid) as seen:
+                out = model(**batch, temporal_state=state)
+            shape_loss = shape_aux.loss(seen[-1], batch["targets"], _categories(samples, batch["targets"]))
+        if shape_loss is not None:
+            total = total + shape_weight * shape_loss
+            parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
+        total = total + out.loss
+        for key, value in out.loss_dict.items():
+            parts[key] = parts.get(key, 0.0) + float(value.detach())
+        if previous is not None:
+            association = model.instance_association_loss(previous, out, previous_targets, batch["targets"])
+            total = total + association
+            parts["loss_ins"] = float(association.detach())
+        previous, previous_targets, state = out, batch["targets"], out.temporal_state
+    return total, parts
+
+
+def _categories(samples: list, targets: list) -> list[torch.Tensor]:
+    return [object_categories(sample.class_names, target) for sample, target in zip(samples, targets)]
