@@ -10,7 +10,7 @@ Sub-configs:
 
 Presets (``HyperSegConfig.from_preset(name)``) are the same code with other numbers:
 ``tiny`` (unit tests), ``lite`` (the embedded model trained here), ``3b`` (the paper / released checkpoint),
-and ``lite2``: the embedded model's second design (convolutional image encoders that stage 1,
+and ``lite2`` (with ``tiny2`` for its tests): the embedded model's second design (convolutional image encoders that stage 1,
 ``python -m hyperseg_lite.pretrain_vision``, pretrains on the world; a subword tokenizer), not part of HyperSeg.
 """
 
@@ -242,5 +242,14 @@ def _lite2() -> dict[str, Any]:
     return base
 
 
-_PRESETS = {"tiny": _tiny, "lite": _lite, "lite2": _lite2, "3b": _3b}
+def _tiny2() -> dict[str, Any]:
+    """``tiny`` with the v2 design's convolutional encoders (unit tests of the ``lite2`` code paths)."""
+    base = _tiny()
+    base["pyramid_config"] = conv_encoder_config("resnet", [8, 16, 16, 32], [1, 1, 1, 1], image_size=64)
+    base["vision_config"] = conv_encoder_config("convnext", [8, 16, 32], [1, 1, 1], image_size=32, backbone=False)
+    base["vision_feature_layer"] = -1
+    return base
+
+
+_PRESETS = {"tiny": _tiny, "tiny2": _tiny2, "lite": _lite, "lite2": _lite2, "3b": _3b}
 PRESET_NAMES = tuple(_PRESETS)

@@ -142,14 +142,24 @@ def _load_ours(folder: Path, precision: str, device_map) -> tuple[HyperSegForSeg
     return model, tokenizer
 
 
-def build_random_model(preset: str = "tiny", seed: int = 0, **overrides) -> LoadedModel:
-    """A randomly initialised model of a preset, with the byte tokenizer (tests, demos before training)."""
+def build_random_model(preset: str = "tiny", seed: int = 0, tokenizer=None, **overrides) -> LoadedModel:
+    """A randomly initialised model of a preset (tests, demos, the start of training).
+
+    ``tokenizer``: a tokenizer or its folder (``lite2`` trains with the subword one,
+    :mod:`hyperseg_lite.subword_tokenizer`); by default the byte tokenizer."""
     from .tokenization import build_byte_tokenizer
 
     torch.manual_seed(seed)
-    tokenizer = build_byte_tokenizer()
+    if tokenizer is None:
+        tokenizer = build_byte_tokenizer()
+    elif isinstance(tokenizer, (str, Path)):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        add_seg_token(tokenizer)
     config = HyperSegConfig.from_preset(preset, seg_token_id=tokenizer.convert_tokens_to_ids("[SEG]"),
                                         **overrides)
+    if len(tokenizer) > config.text_config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} entries but preset {preset!r} embeds only "
+                         f"{config.text_config.vocab_size}: pick a preset whose vocabulary fits it")
     config.text_config.pad_token_id = tokenizer.pad_token_id
     config.text_config.eos_token_id = tokenizer.eos_token_id
     model = HyperSegForSegmentation(config).eval()

@@ -18,17 +18,9 @@ from hyperseg_lite.pretrain_vision import main as pretrain_vision
 from hyperseg_lite.subword_tokenizer import real_word_fraction, train_subword_tokenizer, world_texts
 from hyperseg_lite.training.vision_targets import STUFF_COLOUR, dense_targets
 
-CONV_TINY = dict(
-    pyramid_config=conv_encoder_config("resnet", [8, 16, 16, 32], [1, 1, 1, 1], image_size=64),
-    vision_config=conv_encoder_config("convnext", [8, 16, 32], [1, 1, 1], image_size=32, backbone=False),
-    vision_feature_layer=-1,
-)
-
-
 @pytest.mark.parametrize("kind", ["resnet", "convnext"])
 def test_conv_encoders_run_every_prompt_family(kind):
-    overrides = dict(CONV_TINY, pyramid_config=conv_encoder_config(kind, [8, 16, 16, 32], [1, 1, 1, 1], 64))
-    loaded = build_random_model("tiny", **overrides)
+    loaded = build_random_model("tiny2", pyramid_config=conv_encoder_config(kind, [8, 16, 16, 32], [1, 1, 1, 1], 64))
     config = loaded.model.config
     assert config.num_global_tokens == (32 // 16) ** 2 == loaded.processor.num_image_tokens
     batch, regions = encode_mixed(loaded.processor, ["referring", "class", "region"])
@@ -42,7 +34,7 @@ def test_conv_encoders_run_every_prompt_family(kind):
 def test_conv_model_saves_and_loads(tmp_path):
     from hyperseg_lite.loading import load_model
 
-    loaded = build_random_model("tiny", **CONV_TINY)
+    loaded = build_random_model("tiny2")
     loaded.model.save_pretrained(tmp_path)
     loaded.tokenizer.save_pretrained(tmp_path)
     again = load_model(tmp_path, precision="fp32", device_map="cpu")
@@ -76,10 +68,9 @@ def test_pretrain_vision_checkpoints_resumes_from_the_folder_and_loads_into_the_
     run = tmp_path / "vision"
     common = ["--steps", "2", "--batch-size", "2", "--pool-size", "4", "--eval-scenes", "4", "--probe-scenes", "8",
               "--save-every", "1", "--eval-every", "2", "--threads", "1"]
-    metrics = pretrain_vision(["--preset", "tiny", "--pyramid", "resnet", "--global-tower", "resnet",
-                               "--output", str(run), *common])
+    metrics = pretrain_vision(["--preset", "tiny2", "--output", str(run), *common])
     assert {"shape_probe", "thing_miou", "token_class_acc", "gates_met"} <= set(metrics)
-    assert json.loads((run / "args.json").read_text())["pyramid"] == "resnet"
+    assert json.loads((run / "args.json").read_text())["preset"] == "tiny2"
     with pytest.raises(SystemExit):  # a second run into the same folder is refused
         pretrain_vision(["--preset", "tiny", "--output", str(run), *common])
     with pytest.raises(SystemExit):  # a resume that changes the design is refused
@@ -91,14 +82,14 @@ def test_pretrain_vision_checkpoints_resumes_from_the_folder_and_loads_into_the_
 
     from hyperseg_lite.pretrain_vision import build_config
     from hyperseg_lite.modeling.modeling_hyperseg import HyperSegForSegmentation
-    model = HyperSegForSegmentation(build_config("tiny", "resnet", "resnet"))
+    model = HyperSegForSegmentation(build_config("tiny2", None, None))
     load_encoders(model, run / "checkpoint")
     from safetensors.torch import load_file
     saved = load_file(str(run / "checkpoint" / ENCODERS_FILE))
     assert saved and all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
     assert not any(k.startswith("global_vision.projector") for k in saved)
     with pytest.raises(ValueError, match="another preset"):
-        load_encoders(HyperSegForSegmentation(build_config("tiny", "convnext", "resnet")), run / "checkpoint")
+        load_encoders(HyperSegForSegmentation(build_config("tiny", None, None)), run / "checkpoint")
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +139,26 @@ def test_out_of_world_expressions_are_held_out_from_training_and_name_nothing_in
     drawn = {oow.out_of_world_expression(rng) for _ in range(500)}
     assert not drawn & set(oow.HELD_OUT_EXPRESSIONS)
     assert any(not e.isascii() for e in drawn) and any(e.startswith("the ") for e in drawn)
+
+
+def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_encoders(tmp_path):
+    from safetensors.torch import load_file
+
+    from hyperseg_lite.loading import load_model
+    from hyperseg_lite.train import main as train
+
+    vision = tmp_path / "vision"
+    pretrain_vision(["--preset", "tiny2", "--output", str(vision), "--steps", "1", "--batch-size", "2",
+                     "--pool-size", "2", "--eval-scenes", "2", "--probe-scenes", "4", "--threads", "1"])
+    tokenizer_dir = tmp_path / "tokenizer"
+    train_subword_tokenizer(list(world_texts(samples_per_task=3)), vocab_size=270).save_pretrained(tokenizer_dir)
+    run = tmp_path / "run"
+    train(["--preset", "tiny2", "--tokenizer", str(tokenizer_dir), "--init-vision", str(vision / "checkpoint"),
+           "--freeze-encoders", "--tasks", "referring", "--steps", "2", "--batch-size", "1", "--workers", "0",
+           "--save-every", "2", "--output", str(run)])
+    trained = load_model(run / "checkpoint", precision="fp32", device_map="cpu")
+    assert len(trained.tokenizer) == 270  # the subword tokenizer travels with the checkpoint
+    stage1 = load_file(str(vision / "checkpoint" / ENCODERS_FILE))
+    state = trained.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in stage1.items())  # frozen encoders: exactly as pretrained
+    train(["--resume", str(run), "--steps", "3"])  # the folder alone holds the switches

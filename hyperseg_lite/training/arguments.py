@@ -98,6 +98,23 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         default=False,
         help="hold the image encoders (pyramid, pixel decoder, global tower) fixed and train the rest",
     )
+    add(
+        "--tokenizer",
+        type=Path,
+        help="a new run's tokenizer folder (lite2: assets/tokenizer-lite2, the subword one); default: byte-level",
+    )
+    add(
+        "--init-vision",
+        type=Path,
+        help="a new run's image encoders from a stage-1 checkpoint (python -m hyperseg_lite.pretrain_vision)",
+    )
+    add(
+        "--freeze-encoders",
+        action="store_true",
+        default=False,
+        help="hold the pyramid and the global tower's encoder fixed (as pretrained) and train everything after "
+        "them, the pixel decoder and the global projector included",
+    )
     add("--seed", type=int, default=0)
     add("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
     add("--log-every", type=int, default=10, help="TensorBoard scalars every N steps (log.csv has every step)")
@@ -147,6 +164,10 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--class-weight must be positive")
     if args.shape_loss_weight < 0:
         parser.error("--shape-loss-weight must be 0 (off) or positive")
+    if args.resume is None and (args.tokenizer is not None or args.init_vision is not None) and args.init is not None:
+        parser.error("--tokenizer and --init-vision set up a new model from --preset; --init weights bring their own")
+    if args.freeze_encoders and args.freeze_vision:
+        parser.error("--freeze-vision already holds the encoders fixed (and the pixel decoder): give one of the two")
     if args.resume is None and args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):
         parser.error("--continue-shape-head needs --init and --shape-loss-weight")
     return args
@@ -184,7 +205,8 @@ def _resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, given: d
         if key in RESUME_MAY_CHANGE and key in given or key == "workers":  # workers: this machine's default
             continue
         setattr(args, key, Path(value) if key == "init" and value is not None else value)
-    args.init, args.continue_shape_head = None, False  # the weights come from the run's checkpoint now
+    # the weights (and tokenizer) come from the run's checkpoint now
+    args.init, args.continue_shape_head, args.init_vision, args.tokenizer = None, False, None, None
     return args
 
 

@@ -14,6 +14,7 @@ import torch
 from transformers import get_cosine_schedule_with_warmup
 
 from ..loading import LoadedModel, build_random_model, load_model
+from ..pretrain_vision import load_encoders
 from .checkpoints import checkpoint_step, last_checkpoint
 from .shape_auxiliary import SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, load_shape_head
 
@@ -30,6 +31,16 @@ def freeze_vision(model: torch.nn.Module) -> None:
     trains with its vision backbone frozen."""
     for name in VISION_MODULES:
         getattr(model, name).requires_grad_(False).eval()
+
+
+def freeze_encoders(model: torch.nn.Module) -> None:
+    """Hold the pretrained encoders fixed (no gradients, eval mode: BatchNorm keeps its stage-1 statistics).
+
+    Why: stage 1 (:mod:`hyperseg_lite.pretrain_vision`) trained them on the world's dense annotation with
+    batches of 8+ images; stage 2's batches of 4 prompts would only blur them. What they feed (pixel decoder,
+    projector, perceiver) starts untrained and keeps learning."""
+    model.pyramid.requires_grad_(False).eval()
+    model.global_vision.encoder.requires_grad_(False).eval()
 
 
 @dataclass
@@ -55,8 +66,10 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     elif args.init is not None:
         loaded = load_model(args.init, precision="fp32", device_map="cpu")
     else:
-        loaded = build_random_model(args.preset, seed=args.seed)
+        loaded = build_random_model(args.preset, seed=args.seed, tokenizer=getattr(args, "tokenizer", None))
     model = loaded.model
+    if getattr(args, "init_vision", None) is not None:
+        load_encoders(model, args.init_vision)
     if args.class_weight is not None:
         model.config.loss_class_weight = args.class_weight
         model.criterion = model.build_criterion()
@@ -81,6 +94,8 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     model.train()
     if args.freeze_vision:
         freeze_vision(model)
+    if getattr(args, "freeze_encoders", False):
+        freeze_encoders(model)
     return TrainingSetup(loaded, shape_aux, start, checkpoint)
 
 
