@@ -54,13 +54,15 @@ def _union(result) -> np.ndarray:
     return result.union()
 
 
-def text_benchmark(reader, pipe, reasoning: bool = False) -> Benchmark:
+def text_benchmark(reader, pipe, reasoning: bool = False, generalized: bool = False) -> Benchmark:
     def score(sample):
         ask = pipe.reason if reasoning else pipe.refer
         pred = _union(ask(str(sample.image), sample.text))
         return scoring.text_record(pred, sample.mask, sample.ignore)
 
     headline = ("gIoU", "cIoU") if reasoning else ("cIoU", "gIoU")
+    if generalized:  # gRefCOCO: N-acc (no-target expressions answered empty) and T-acc (targets answered)
+        headline += ("no_target_accuracy", "target_accuracy")
     return Benchmark(reader, score, scoring.text_metrics, headline)
 
 
@@ -233,26 +235,43 @@ TASKS = ("refcoco", "refcoco+", "refcocog", "grefcoco", "reasonseg", "coco-panop
          *(f"world-{t}" for t in WORLD_TASKS))
 
 
-def build_benchmark(task: str, pipe, args) -> Benchmark:
+def make_reader(task: str, args):
+    """The benchmark's reader (None for world tasks, whose world needs the model's image size): built before the
+    model is loaded, so a wrong folder is reported at once."""
     if task.startswith("world-"):
-        return world_benchmark(task[len("world-"):], pipe, args.split, args.seed, args.samples, args.clip_length)
+        return None
     if args.data is None:
         raise ValueError(f"--data is required for {task} (the folder in the benchmark's own format)")
     if task in ("refcoco", "refcoco+", "refcocog", "grefcoco"):
-        return text_benchmark(data.RefCOCOReader(args.data, task, args.split, args.images), pipe)
+        return data.RefCOCOReader(args.data, task, args.split, args.images)
     if task == "reasonseg":
-        return text_benchmark(data.ReasonSegReader(args.data, args.split), pipe, reasoning=True)
+        return data.ReasonSegReader(args.data, args.split)
     if task == "coco-panoptic":
-        return coco_panoptic_benchmark(data.COCOPanopticReader(args.data, args.split), pipe)
+        return data.COCOPanopticReader(args.data, args.split)
     if task in ("ade20k", "pascal-context-59"):
-        return semantic_benchmark(data.SemanticReader(args.data, task, args.split, args.classes), pipe)
+        return data.SemanticReader(args.data, task, args.split, args.classes)
     if task in ("davis17", "youtube-vos"):
-        return vos_benchmark(data.VOSReader(args.data, "davis" if task == "davis17" else task, args.split), pipe)
+        return data.VOSReader(args.data, "davis" if task == "davis17" else task, args.split)
     if task in ("ref-youtube-vos", "ref-davis17", "revos", "reasonvos"):
-        # ReasonVOS asks every expression as a question; ReVOS by each expression's type; the others refer
-        reasoning = True if task == "reasonvos" else (None if task == "revos" else False)
-        return refvos_benchmark(data.RefVOSReader(args.data, args.split, args.meta), pipe, reasoning)
+        return data.RefVOSReader(args.data, args.split, args.meta)
     raise ValueError(f"task must be one of {TASKS}")
+
+
+def build_benchmark(task: str, reader, pipe, args) -> Benchmark:
+    if task.startswith("world-"):
+        return world_benchmark(task[len("world-"):], pipe, args.split, args.seed, args.samples, args.clip_length)
+    if task in ("refcoco", "refcoco+", "refcocog", "grefcoco"):
+        return text_benchmark(reader, pipe, generalized=task == "grefcoco")
+    if task == "reasonseg":
+        return text_benchmark(reader, pipe, reasoning=True)
+    if task == "coco-panoptic":
+        return coco_panoptic_benchmark(reader, pipe)
+    if task in ("ade20k", "pascal-context-59"):
+        return semantic_benchmark(reader, pipe)
+    if task in ("davis17", "youtube-vos"):
+        return vos_benchmark(reader, pipe)
+    # ReasonVOS asks every expression as a question; ReVOS by each expression's type; the others refer
+    return refvos_benchmark(reader, pipe, True if task == "reasonvos" else (None if task == "revos" else False))
 
 
 # ---------------------------------------------------------------- paper figures
@@ -277,9 +296,9 @@ def table(results: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------- running
-def run_task(task: str, pipe, args, state) -> dict | None:
+def run_task(task: str, reader, pipe, args, state) -> dict | None:
     """Score this process's share, write it, and on rank 0 merge every share into the report."""
-    benchmark = build_benchmark(task, pipe, args)
+    benchmark = build_benchmark(task, reader, pipe, args)
     total = len(benchmark.reader) if args.limit is None else min(args.limit, len(benchmark.reader))
     parts = Path(args.out) / f"{task}-{args.split}"
     began = time.perf_counter()
@@ -330,8 +349,9 @@ def main(argv=None) -> list[dict] | None:
     from .pipeline import HyperSegPipeline
 
     try:
+        readers = [make_reader(task, args) for task in args.task]
         pipe = HyperSegPipeline.from_pretrained(args.checkpoint, precision=args.precision, device_map=str(state.device))
-        reports = [run_task(task, pipe, args, state) for task in args.task]
+        reports = [run_task(task, reader, pipe, args, state) for task, reader in zip(args.task, readers)]
     except ValueError as error:  # bad folders, splits or options: one sentence, no traceback
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

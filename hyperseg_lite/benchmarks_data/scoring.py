@@ -72,9 +72,12 @@ def miou(records: list[dict], classes: list) -> dict:
 
 # ---------------------------------------------------------------- panoptic: PQ from per-class sums
 def panoptic_metric(things: set[int], stuffs: set[int]) -> PanopticQuality:
-    """torchmetrics' PQ as the world evaluation builds it: predicted empty pixels are the "unlabelled" stuff."""
+    """torchmetrics' PQ as the world evaluation builds it: predicted empty pixels are the "unlabelled" stuff.
+
+    ``sync_on_compute=False``: the records already hold every process's sums; torchmetrics must not add them
+    again across processes."""
     return PanopticQuality(things=set(things), stuffs=set(stuffs) | {UNLABELLED}, return_sq_and_rq=True,
-                           return_per_class=True)
+                           return_per_class=True, sync_on_compute=False)
 
 
 def panoptic_record(pred: np.ndarray, target: np.ndarray, things: set[int], stuffs: set[int]) -> dict:
