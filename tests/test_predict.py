@@ -1,0 +1,99 @@
+"""``python -m hyperseg_lite.predict``: every prompt kind to files, a run stopped midway resumes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark_fixtures import BOXES, moving_boxes, picture
+from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.pipeline.exporters import decode_rle, load_label_png
+from hyperseg_lite.predict import parse_args, run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return HyperSegPipeline.from_pretrained()
+
+
+def images(folder: Path, count: int = 3) -> Path:
+    folder.mkdir(parents=True)
+    for k in range(count):
+        Image.fromarray(picture(BOXES)).save(folder / f"img{k}.jpg")
+    return folder
+
+
+def test_class_prompts_write_rle_json_label_pngs_and_one_panoptic_json(tmp_path, pipe):
+    folder = images(tmp_path / "in")
+    args = parse_args([str(folder), "--out", str(tmp_path / "out"), "--classes", "red box, green box, wall",
+                       "--stuff", "wall", "--overlay", "--no-progress"])
+    assert run(args, pipe) == {"done": 3, "skipped": 0}
+    out = tmp_path / "out"
+    record = json.loads((out / "img0.json").read_text())
+    labels = load_label_png(out / "img0.png")
+    masks = decode_rle(record["segments"]) if record["segments"] else np.zeros((0, *labels.shape), bool)
+    for k, mask in enumerate(masks):  # the label PNG and the RLE agree (later segments drawn over earlier ones)
+        assert (labels[mask] >= k + 1).all()
+    panoptic = json.loads((out / "panoptic.json").read_text())
+    assert len(panoptic["images"]) == 3 and [c["isthing"] for c in panoptic["categories"]] == [1, 1, 0]
+    rgb = np.asarray(Image.open(out / panoptic["annotations"][0]["file_name"])).astype(np.int64)
+    ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    assert set(np.unique(ids)) - {0} == {s["id"] for s in panoptic["annotations"][0]["segments_info"]}
+    assert (out / "img0_overlay.png").exists()
+
+
+def test_a_run_stopped_midway_resumes_with_the_inputs_left(tmp_path, pipe):
+    folder = images(tmp_path / "in", count=3)
+    args = parse_args([str(folder), "--out", str(tmp_path / "out"), "--expression", "the red box", "--no-progress"])
+    finished = []
+
+    def crash_after_two(path):
+        finished.append(path.name)
+        if len(finished) == 2:
+            raise KeyboardInterrupt  # as a user's Ctrl-C or a killed job
+
+    with pytest.raises(KeyboardInterrupt):
+        run(args, pipe, after_each=crash_after_two)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("*.json")) == ["img0.json", "img1.json"]
+    assert not list(out.glob(".*tmp*"))  # nothing half-written
+    before = (out / "img0.json").stat().st_mtime_ns
+    assert run(args, pipe) == {"done": 1, "skipped": 2}
+    assert (out / "img0.json").stat().st_mtime_ns == before
+    assert json.loads((out / "img2.json").read_text())["task"] == "referring"
+
+
+def test_videos_stream_to_jsonl_and_per_frame_pngs_and_regions_prompt_images(tmp_path, pipe):
+    clip = tmp_path / "in" / "clip.gif"
+    clip.parent.mkdir()
+    frames = [Image.fromarray(picture(moving_boxes(t))) for t in range(3)]
+    frames[0].save(clip, save_all=True, append_images=frames[1:], duration=100)
+    Image.fromarray(picture(BOXES)).save(tmp_path / "in" / "still.png")
+    regions = tmp_path / "regions.json"
+    regions.write_text(json.dumps([{"points": [[10, 15]], "point_labels": [1]}, {"box": [34, 10, 58, 40]}]))
+    assert run(parse_args([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--regions", str(regions),
+                           "--no-progress"]), pipe) == {"done": 2, "skipped": 0}
+    lines = (tmp_path / "out" / "clip.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame_index"] for line in lines] == [0, 1, 2]
+    assert len(list((tmp_path / "out" / "clip").glob("*.png"))) == 3
+    assert len(json.loads((tmp_path / "out" / "still.json").read_text())["segments"]) == 2
+
+
+def test_bad_regions_are_one_line_and_exit_status_2(tmp_path):
+    images(tmp_path / "in", count=1)
+    regions = tmp_path / "regions.json"
+    regions.write_text(json.dumps([{"clicks": [[1, 2]]}]))
+    result = subprocess.run([sys.executable, "-m", "hyperseg_lite.predict", str(tmp_path / "in"), "--out",
+                             str(tmp_path / "out"), "--regions", str(regions), "--no-progress"],
+                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unknown region keys ['clicks']" in result.stderr.strip().splitlines()[-1]
