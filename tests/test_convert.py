@@ -11,13 +11,14 @@ import torch
 from safetensors.torch import save_file
 
 from hyperseg_lite import HyperSegConfig, HyperSegForSegmentation, load_model
+from hyperseg_lite.convert import ConversionError, convert_checkpoint, read_tensors
 from hyperseg_lite.convert import main as convert_main
 from hyperseg_lite.loading import CheckpointNotFound
 from hyperseg_lite.official_names import UnmappedKeysError, convert_state_dict, drop_reason, map_name, to_official
 from hyperseg_lite.prompts import referring_prompt
 from hyperseg_lite.tokenization import build_byte_tokenizer
 
-PARAMS_TSV = Path(__file__).resolve().parents[2] / "shared" / "hyperseg3b_official_params.tsv"
+PARAMS_TSV = Path(__file__).resolve().parents[1] / "docs" / "hyperseg3b_official_params.tsv"  # the repo's copy
 
 
 def official_rows():
@@ -25,7 +26,6 @@ def official_rows():
     return [(name, tuple(int(d) for d in shape.split("x"))) for name, shape, _ in (l.split("\t") for l in lines if l)]
 
 
-@pytest.mark.skipif(not PARAMS_TSV.exists(), reason="shared/hyperseg3b_official_params.tsv is not beside the repo")
 def test_name_table_covers_every_line_of_the_release():
     from accelerate import init_empty_weights
 
@@ -161,6 +161,55 @@ def test_unknown_and_missing_keys_are_listed(official_folder):
         convert_state_dict(official, expected)
     message = str(info.value)
     assert "model.some_new_module.weight" in message and "mask_decoder.decoder_norm.weight" in message
+
+
+def rewritten(folder: Path, target: Path, edit) -> Path:
+    """A copy of an official-layout folder whose tensors went through ``edit`` (one file, no index)."""
+    import shutil
+
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("*.safetensors", "*.index.json"))
+    tensors = edit(read_tensors(folder))
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / "model.safetensors"))
+    return target
+
+
+@pytest.mark.parametrize("missing", ["predictor.query_feat.weight", "lm_head.weight"])
+def test_a_missing_release_tensor_is_one_sentence_and_exit_status_2(official_folder, tmp_path, capsys, missing):
+    folder, _ = official_folder
+    broken = rewritten(folder, tmp_path / "broken", lambda t: {k: v for k, v in t.items() if k != missing})
+    with pytest.raises(ConversionError, match=f"lacks 1 tensor.*'{missing}'"):
+        convert_checkpoint(broken, tmp_path / "out")
+    with pytest.raises(SystemExit) as stopped:
+        convert_main([str(broken), str(tmp_path / "out2")])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and len(err.strip().splitlines()) == 1 and missing in err
+
+
+def test_a_wrapper_prefix_is_named_not_listed_as_unknown(official_folder, tmp_path):
+    folder, _ = official_folder
+    wrapped = rewritten(folder, tmp_path / "peft", lambda t: {f"base_model.model.{k}": v for k, v in t.items()})
+    with pytest.raises(ConversionError, match="start with 'base_model.model.'.*merge_and_unload"):
+        convert_checkpoint(wrapped, tmp_path / "out")
+
+
+def test_shape_mismatches_are_one_sentence(official_folder, tmp_path):
+    folder, _ = official_folder
+    broken = rewritten(folder, tmp_path / "shape", lambda t: {**t, "predictor.decoder_norm.weight": torch.zeros(5)})
+    with pytest.raises(ConversionError) as info:
+        convert_checkpoint(broken, tmp_path / "out")
+    assert "\n" not in str(info.value) and "mask_decoder.decoder_norm.weight" in str(info.value)
+
+
+def test_extra_tensors_are_reported_and_ignored(official_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    folder, reference = official_folder
+    extra = rewritten(folder, tmp_path / "extra", lambda t: {**t, "model.some_new_module.weight": torch.zeros(3)})
+    convert_main([str(extra), str(tmp_path / "ours")])
+    assert "note: ignored 1 tensor(s) the official layout does not have: 'model.some_new_module.weight'" in capsys.readouterr().out
+    assert "model.some_new_module.weight" in (tmp_path / "ours" / "CONVERTED_FROM.txt").read_text()
+    loaded = load_model(tmp_path / "ours", precision="fp32", device_map="cpu")
+    assert torch.allclose(query(loaded.model, loaded.processor).pred_masks,
+                          query(reference, loaded.processor).pred_masks, atol=1e-5)
 
 
 def test_command_line_writes_our_format(official_folder, tmp_path):
