@@ -261,3 +261,26 @@ def test_full_size_random_official_checkpoint_converts_and_answers(tmp_path, mon
     loaded = load_model(folder, precision="fp32", device_map="cpu")
     out = query(loaded.model, loaded.processor)
     assert out.pred_masks.shape == (1, 100, 256, 256) and torch.isfinite(out.prompt_logits.float()).all()
+
+
+def test_class_prompt_parity_script_collapses_and_expands_the_prompt_exactly():
+    """tools/official_e2e_parity_classes.py hands the release one <cls> id per class (its tokens + [SEG] in
+    class_name_ids); expanding that back must give our processor's ids and class spans, position for position."""
+    import importlib.util
+
+    from hyperseg_lite import build_random_model
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "official_e2e_parity_classes.py"
+    spec = importlib.util.spec_from_file_location("official_e2e_parity_classes", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    processor = build_random_model("tiny").processor
+    encoded = script.our_prompt(processor)
+    official = script.to_official(encoded.input_ids, encoded.class_spans)
+    assert (official["input_ids"] == script.CLS).sum() == len(script.CLASS_NAMES)
+    assert set(official["cls_indices"].tolist()) == {0, 1, 2}
+    for placeholder in (script.IMAGE, script.SEG):
+        assert (official["input_ids"] == placeholder).sum() == 1
+    counts = {int(t): int((encoded.input_ids == t).sum()) for t in (script.IMAGE, script.SEG, script.TEMPORAL)}
+    ids, spans = script.from_official(official, counts)
+    assert torch.equal(ids, encoded.input_ids) and torch.equal(spans, encoded.class_spans)
