@@ -5,8 +5,8 @@
     python -m hyperseg_lite.benchmark --task world-referring --split test --samples 100   # the procedural world
 
 Tasks (``--data`` formats: :mod:`hyperseg_lite.benchmarks_data`): refcoco, refcoco+, refcocog (cIoU, gIoU),
-grefcoco (cIoU, gIoU, N-acc, T-acc), reasonseg (gIoU, cIoU), coco-panoptic (PQ, and mIoU from the same
-prediction), ade20k, pascal-context-59 (mIoU), davis17, youtube-vos (J&F), ref-youtube-vos, ref-davis17, revos,
+grefcoco (cIoU, gIoU, N-acc, T-acc), reasonseg (gIoU, cIoU), coco-panoptic and ade20k-panoptic (PQ, and mIoU
+from the same prediction), ade20k, pascal-context-59, pascal-voc-20 (mIoU), davis17, youtube-vos (J&F), ref-youtube-vos, ref-davis17, revos,
 reasonvos (J&F; ReVOS also per referring / reasoning), and world-<task> for the world's splits (the numbers of
 ``hyperseg_lite.evaluate``). Every sample runs through ``HyperSegPipeline``. Under ``accelerate launch`` each
 process takes a contiguous share of the samples and writes its records to ``<out>/<task>-<split>/``; rank 0
@@ -230,7 +230,8 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
 
 
 # ---------------------------------------------------------------- the task table
-TASKS = ("refcoco", "refcoco+", "refcocog", "grefcoco", "reasonseg", "coco-panoptic", "ade20k", "pascal-context-59",
+TASKS = ("refcoco", "refcoco+", "refcocog", "grefcoco", "reasonseg", "coco-panoptic", "ade20k-panoptic", "ade20k",
+         "pascal-context-59", "pascal-voc-20",
          "davis17", "youtube-vos", "ref-youtube-vos", "ref-davis17", "revos", "reasonvos",
          *(f"world-{t}" for t in WORLD_TASKS))
 
@@ -246,9 +247,9 @@ def make_reader(task: str, args):
         return data.RefCOCOReader(args.data, task, args.split, args.images)
     if task == "reasonseg":
         return data.ReasonSegReader(args.data, args.split)
-    if task == "coco-panoptic":
-        return data.COCOPanopticReader(args.data, args.split)
-    if task in ("ade20k", "pascal-context-59"):
+    if task in ("coco-panoptic", "ade20k-panoptic"):
+        return data.COCOPanopticReader(args.data, args.split, "coco" if task == "coco-panoptic" else "ade20k")
+    if task in ("ade20k", "pascal-context-59", "pascal-voc-20"):
         return data.SemanticReader(args.data, task, args.split, args.classes)
     if task in ("davis17", "youtube-vos"):
         return data.VOSReader(args.data, "davis" if task == "davis17" else task, args.split)
@@ -264,9 +265,9 @@ def build_benchmark(task: str, reader, pipe, args) -> Benchmark:
         return text_benchmark(reader, pipe, generalized=task == "grefcoco")
     if task == "reasonseg":
         return text_benchmark(reader, pipe, reasoning=True)
-    if task == "coco-panoptic":
+    if task in ("coco-panoptic", "ade20k-panoptic"):
         return coco_panoptic_benchmark(reader, pipe)
-    if task in ("ade20k", "pascal-context-59"):
+    if task in ("ade20k", "pascal-context-59", "pascal-voc-20"):
         return semantic_benchmark(reader, pipe)
     if task in ("davis17", "youtube-vos"):
         return vos_benchmark(reader, pipe)

@@ -121,16 +121,20 @@ def write_reasonseg(root: Path) -> dict:
     return {"folder": folder.parent, "target": target & ~ignore, "ignore": ignore, "second": box_mask((34, 10, 58, 40))}
 
 
-def write_coco_panoptic(root: Path) -> dict:
-    """COCO panoptic: ``annotations/panoptic_val2017.json`` + PNGs with RGB-encoded ids + ``val2017/`` images."""
-    folder = root / "coco"
+def write_coco_panoptic(root: Path, layout: str = "coco") -> dict:
+    """COCO panoptic: ``annotations/panoptic_val2017.json`` + PNGs with RGB-encoded ids + ``val2017/`` images;
+    ``layout="ade20k"``: detectron2's ADE20K panoptic files in ``ADEChallengeData2016``."""
+    folder = root / ("coco" if layout == "coco" else "ADEChallengeData2016")
+    json_path = folder / "annotations" / "panoptic_val2017.json" if layout == "coco" else folder / "ade20k_panoptic_val.json"
+    png_dir = json_path.with_suffix("")
+    image_dir = folder / "val2017" if layout == "coco" else folder / "images" / "validation"
     categories = [{"id": 1, "name": "red box", "isthing": 1, "supercategory": "x"},
                   {"id": 2, "name": "green box", "isthing": 1, "supercategory": "x"},
                   {"id": 184, "name": "wall", "isthing": 0, "supercategory": "y"}]
     annotations, images, targets = [], [], []
     for image_id in (1, 2, 3):
         name = f"{image_id:012d}"
-        save_jpeg(folder / "val2017" / f"{name}.jpg", picture(BOXES))
+        save_jpeg(image_dir / f"{name}.jpg", picture(BOXES))
         ids = np.full((H, W), 5 + 256 * 1, dtype=np.int64)  # the wall: id 261 (R 5, G 1)
         ids[box_mask(BOXES[0])] = 1000 + image_id
         ids[box_mask(BOXES[1])] = 70000 + image_id  # needs the B channel
@@ -138,8 +142,8 @@ def write_coco_panoptic(root: Path) -> dict:
         segments = [{"id": 261, "category_id": 184, "iscrowd": 0}, {"id": 1000 + image_id, "category_id": 1, "iscrowd": 0},
                     {"id": 70000 + image_id, "category_id": 2, "iscrowd": int(image_id == 3)}]
         rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
-        (folder / "annotations" / "panoptic_val2017").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgb).save(folder / "annotations" / "panoptic_val2017" / f"{name}.png")
+        png_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(png_dir / f"{name}.png")
         annotations.append({"image_id": image_id, "file_name": f"{name}.png", "segments_info": segments})
         images.append({"id": image_id, "file_name": f"{name}.jpg", "height": H, "width": W})
         target = np.zeros((H, W, 2), dtype=np.int64)
@@ -147,8 +151,7 @@ def write_coco_panoptic(root: Path) -> dict:
             if not s["iscrowd"]:
                 target[ids == s["id"]] = (s["category_id"], s["id"])
         targets.append(target)
-    (folder / "annotations" / "panoptic_val2017.json").write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    json_path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return {"folder": folder, "targets": targets}
 
 
@@ -182,6 +185,22 @@ def write_pascal_context(root: Path) -> dict:
     (folder / "ImageSets" / "SegmentationContext" / "val.txt").write_text("2008_000001\n")
     (folder / "classes.txt").write_text("aeroplane\nbag\n")
     return {"folder": folder, "label": label.astype(np.int64) - 1}
+
+
+def write_pascal_voc(root: Path) -> dict:
+    """VOC2012: JPEGImages, palette SegmentationClass (0 background, 255 border), ImageSets/Segmentation/val.txt."""
+    folder = root / "VOCdevkit" / "VOC2012"
+    save_jpeg(folder / "JPEGImages" / "2007_000033.jpg", picture(BOXES))
+    label = np.zeros((H, W), dtype=np.uint8)
+    label[box_mask(BOXES[0])] = 1  # aeroplane
+    label[box_mask(BOXES[1])] = 15  # person
+    label[box_mask(BOXES[1]) & ~box_mask((35, 11, 57, 39))] = 255  # the border VOC draws around objects
+    save_palette(folder / "SegmentationClass" / "2007_000033.png", label)
+    (folder / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (folder / "ImageSets" / "Segmentation" / "val.txt").write_text("2007_000033\n")
+    expected = label.astype(np.int64) - 1
+    expected[(label == 0) | (label == 255)] = -1
+    return {"folder": folder, "label": expected}
 
 
 def moving_boxes(t: int) -> list[tuple[int, int, int, int]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark_fixtures import (H, W, box_mask, moving_boxes, write_ade, write_coco_panoptic, write_davis,
-                                write_pascal_context, write_reasonseg, write_ref_youtube_vos, write_refcoco,
+                                write_pascal_context, write_pascal_voc, write_reasonseg, write_ref_youtube_vos, write_refcoco,
                                 write_revos, write_youtube_vos)
 from hyperseg_lite.benchmarks_data import (BenchmarkDataError, COCOPanopticReader, ReasonSegReader, RefCOCOReader,
                                            RefVOSReader, SemanticReader, VOSReader)
@@ -65,6 +65,20 @@ def test_coco_panoptic_decodes_rgb_ids_and_drops_crowd(tmp_path):
     for k in range(3):
         np.testing.assert_array_equal(reader[k].target, written["targets"][k])
     assert (reader[2].target[..., 0] == 2).sum() == 0  # the crowd segment of image 3 is void
+
+
+def test_ade20k_panoptic_in_detectron2s_layout_reads_like_coco(tmp_path):
+    written = write_coco_panoptic(tmp_path, layout="ade20k")
+    reader = COCOPanopticReader(written["folder"], "val", layout="ade20k")
+    np.testing.assert_array_equal(reader[1].target, written["targets"][1])
+    assert reader[1].image.parent.name == "validation"
+
+
+def test_pascal_voc_uses_voc_names_and_scores_neither_background_nor_border(tmp_path):
+    written = write_pascal_voc(tmp_path)
+    reader = SemanticReader(written["folder"], "pascal-voc-20", "val")
+    assert len(reader.class_names) == 20 and reader.class_names[14] == "person"
+    np.testing.assert_array_equal(reader[0].label, written["label"])
 
 
 def test_ade20k_and_pascal_context_labels_shift_by_one_with_zero_not_scored(tmp_path):

@@ -1,5 +1,9 @@
-"""COCO panoptic: ``annotations/panoptic_<split>2017.json`` + ``annotations/panoptic_<split>2017/*.png`` +
-``<split>2017/*.jpg`` (the layout of COCO's own download; the JSON and PNG folder may also sit in ``--data``).
+"""Panoptic annotations in the COCO panoptic format.
+
+* COCO: ``annotations/panoptic_<split>2017.json`` + ``annotations/panoptic_<split>2017/*.png`` +
+  ``<split>2017/*.jpg`` (the layout of COCO's own download; the JSON and PNG folder may also sit in ``--data``).
+* ADE20K panoptic (``layout="ade20k"``), as detectron2's ``prepare_ade20k_pan_seg.py`` writes it into
+  ``ADEChallengeData2016``: ``ade20k_panoptic_val.json`` + ``ade20k_panoptic_val/*.png`` + ``images/validation``.
 
 The PNGs store segment ids as R + 256 G + 256^2 B; ``segments_info`` gives each id its category and
 ``iscrowd``; ``categories`` says which are things (``isthing``). Crowd regions are returned as void (not
@@ -24,13 +28,20 @@ class PanopticSample:
 
 
 class COCOPanopticReader:
-    def __init__(self, data, split: str = "val") -> None:
+    def __init__(self, data, split: str = "val", layout: str = "coco") -> None:
         data = Path(data)
-        name = f"panoptic_{split}2017"
+        if layout == "coco":
+            name = f"panoptic_{split}2017"
+            images = [data / f"{split}2017", data / "images" / f"{split}2017"]
+        elif layout == "ade20k":
+            name = f"ade20k_panoptic_{split}"
+            images = [data / "images" / ("validation" if split == "val" else "training")]
+        else:
+            raise BenchmarkDataError("layout must be 'coco' or 'ade20k'")
         self.json_path = first_existing([data / "annotations" / f"{name}.json", data / f"{name}.json"],
                                         f"{name}.json")
         self.png_dir = first_existing([self.json_path.parent / name, data / name], f"{name}/ PNG folder")
-        self.image_dir = first_existing([data / f"{split}2017", data / "images" / f"{split}2017"], f"{split}2017/ images")
+        self.image_dir = first_existing(images, "image folder")
         content = read_json(self.json_path)
         self.categories = content["categories"]
         self.things = [c["name"] for c in self.categories if c.get("isthing", 1)]

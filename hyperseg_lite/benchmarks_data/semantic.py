@@ -6,6 +6,9 @@
 * PASCAL-Context-59 (mmsegmentation's layout): ``JPEGImages/*.jpg``, ``SegmentationClassContext/*.png`` with
   0 = background (not scored) and k = class k - 1, ``ImageSets/SegmentationContext/<split>.txt``; class names
   from ``classes.txt`` (the 59 names in label order).
+* PASCAL VOC 2012, 20 classes (PAS-20; ``VOCdevkit/VOC2012``): ``JPEGImages``, ``SegmentationClass/*.png``
+  (palette; 0 = background and 255 = border, neither scored), ``ImageSets/Segmentation/<split>.txt``; the 20
+  class names are VOC's own unless a ``classes.txt`` is given.
 
 Labels come back with -1 wherever nothing is scored.
 """
@@ -20,6 +23,8 @@ import numpy as np
 
 from .common import BenchmarkDataError, first_existing, read_palette_png
 
+VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "dining table",
+               "dog", "horse", "motorbike", "person", "potted plant", "sheep", "sofa", "train", "tv monitor"]
 ADE_SPLITS = {"val": "validation", "validation": "validation", "train": "training", "training": "training"}
 
 
@@ -52,9 +57,14 @@ class SemanticReader:
             listing = first_existing([data / "ImageSets" / "SegmentationContext" / f"{split}.txt"], f"{split}.txt")
             labels = [label_dir / f"{line.strip()}.png" for line in listing.read_text().split() if line.strip()]
             class_file = classes or first_existing([data / "classes.txt"], "PASCAL-Context class list (classes.txt)")
+        elif layout == "pascal-voc-20":
+            image_dir, label_dir = data / "JPEGImages", data / "SegmentationClass"
+            listing = first_existing([data / "ImageSets" / "Segmentation" / f"{split}.txt"], f"{split}.txt")
+            labels = [label_dir / f"{line.strip()}.png" for line in listing.read_text().split() if line.strip()]
+            class_file = classes or (data / "classes.txt" if (data / "classes.txt").exists() else None)
         else:
-            raise BenchmarkDataError("layout must be 'ade20k' or 'pascal-context-59'")
-        self.class_names = read_class_list(Path(class_file))
+            raise BenchmarkDataError("layout must be 'ade20k', 'pascal-context-59' or 'pascal-voc-20'")
+        self.class_names = read_class_list(Path(class_file)) if class_file else list(VOC_CLASSES)
         if not labels:
             raise BenchmarkDataError(f"{label_dir} holds no label PNGs")
         self.items = [(p, image_dir / f"{p.stem}.jpg") for p in labels]
