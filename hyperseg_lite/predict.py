@@ -268,7 +268,9 @@ def main(argv=None) -> dict:
     except ValueError as error:  # bad inputs, prompts or files: one sentence, no traceback
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"predicted {counts['done']} input(s), skipped {counts['skipped']} already done -> {args.out}")
+    state = process_state()
+    who = f"process {state.process_index + 1}/{state.num_processes}: " if state.num_processes > 1 else ""
+    print(f"{who}predicted {counts['done']} input(s), skipped {counts['skipped']} already done -> {args.out}")
     return counts
 
 
