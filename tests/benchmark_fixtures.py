@@ -128,9 +128,11 @@ def write_coco_panoptic(root: Path, layout: str = "coco") -> dict:
     json_path = folder / "annotations" / "panoptic_val2017.json" if layout == "coco" else folder / "ade20k_panoptic_val.json"
     png_dir = json_path.with_suffix("")
     image_dir = folder / "val2017" if layout == "coco" else folder / "images" / "validation"
-    categories = [{"id": 1, "name": "red box", "isthing": 1, "supercategory": "x"},
-                  {"id": 2, "name": "green box", "isthing": 1, "supercategory": "x"},
-                  {"id": 184, "name": "wall", "isthing": 0, "supercategory": "y"}]
+    raw = (1, 2, 184) if layout == "coco" else (0, 1, 2)  # some exports number categories from 0
+    categories = [{"id": raw[0], "name": "red box", "isthing": 1, "supercategory": "x"},
+                  {"id": raw[1], "name": "green box", "isthing": 1, "supercategory": "x"},
+                  {"id": raw[2], "name": "wall", "isthing": 0, "supercategory": "y"}]
+    contiguous = {r: k + 1 for k, r in enumerate(raw)}  # what the reader returns: 1..K, 0 = void
     annotations, images, targets = [], [], []
     for image_id in (1, 2, 3):
         name = f"{image_id:012d}"
@@ -139,8 +141,9 @@ def write_coco_panoptic(root: Path, layout: str = "coco") -> dict:
         ids[box_mask(BOXES[0])] = 1000 + image_id
         ids[box_mask(BOXES[1])] = 70000 + image_id  # needs the B channel
         ids[:2, :2] = 0  # unlabelled
-        segments = [{"id": 261, "category_id": 184, "iscrowd": 0}, {"id": 1000 + image_id, "category_id": 1, "iscrowd": 0},
-                    {"id": 70000 + image_id, "category_id": 2, "iscrowd": int(image_id == 3)}]
+        segments = [{"id": 261, "category_id": raw[2], "iscrowd": 0},
+                    {"id": 1000 + image_id, "category_id": raw[0], "iscrowd": 0},
+                    {"id": 70000 + image_id, "category_id": raw[1], "iscrowd": int(image_id == 3)}]
         rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
         png_dir.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rgb).save(png_dir / f"{name}.png")
@@ -149,7 +152,7 @@ def write_coco_panoptic(root: Path, layout: str = "coco") -> dict:
         target = np.zeros((H, W, 2), dtype=np.int64)
         for s in segments:
             if not s["iscrowd"]:
-                target[ids == s["id"]] = (s["category_id"], s["id"])
+                target[ids == s["id"]] = (contiguous[s["category_id"]], s["id"])
         targets.append(target)
     json_path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return {"folder": folder, "targets": targets}

@@ -24,7 +24,7 @@ from .common import BenchmarkDataError, first_existing, read_json, rgb_to_id
 class PanopticSample:
     key: str
     image: Path
-    target: np.ndarray  # (H, W, 2) int64: category id (0 = void), segment id
+    target: np.ndarray  # (H, W, 2) int64: category (1..K in the order of ``categories``; 0 = void), segment id
 
 
 class COCOPanopticReader:
@@ -47,7 +47,9 @@ class COCOPanopticReader:
         self.things = [c["name"] for c in self.categories if c.get("isthing", 1)]
         self.stuff = [c["name"] for c in self.categories if not c.get("isthing", 1)]
         self.class_names = [c["name"] for c in self.categories]
-        self.category_ids = {c["name"]: c["id"] for c in self.categories}
+        # contiguous ids 1..K (0 = void): some exports number their categories from 0
+        self.category_ids = {c["name"]: k + 1 for k, c in enumerate(self.categories)}
+        self._contiguous = {c["id"]: k + 1 for k, c in enumerate(self.categories)}
         images = {image["id"]: image for image in content["images"]}
         self.entries = [(images[a["image_id"]], a) for a in content["annotations"]]
         if not self.entries:
@@ -63,5 +65,5 @@ class COCOPanopticReader:
         for segment in annotation["segments_info"]:
             if segment.get("iscrowd", 0):
                 continue
-            target[ids == segment["id"]] = (segment["category_id"], segment["id"])
+            target[ids == segment["id"]] = (self._contiguous[segment["category_id"]], segment["id"])
         return PanopticSample(Path(info["file_name"]).stem, self.image_dir / info["file_name"], target)
