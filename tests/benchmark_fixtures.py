@@ -278,3 +278,19 @@ def write_revos(root: Path, frames: int = 3) -> dict:
     (folder / "meta_expressions_valid_.json").write_text(json.dumps(meta))
     both = [box_mask(moving_boxes(t)[0]) | (box_mask(moving_boxes(t)[1]) if t else False) for t in range(frames)]
     return {"folder": folder, "red": [box_mask(moving_boxes(t)[0]) for t in range(frames)], "both": both}
+
+
+def write_reasonvos(root: Path, frames: int = 3) -> dict:
+    """ReasonVOS as released: meta_expressions.json (a list of expressions, source, frames), JPEGImages/<vid>,
+    one binary PNG per frame in Annotations/<source>_<vid>_<obj_id>/."""
+    folder = root / "ReasonVOS"
+    names = [f"{t:05d}" for t in range(frames)]
+    for t, name in enumerate(names):
+        save_jpeg(folder / "JPEGImages" / "v9" / f"{name}.jpg", picture(moving_boxes(t)))
+        mask = box_mask(moving_boxes(t)[1]).astype(np.uint8) * 255
+        (folder / "Annotations" / "MeViS_v9_2").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask, mode="L").save(folder / "Annotations" / "MeViS_v9_2" / f"{name}.png")
+    meta = {"videos": {"v9": {"source": "MeViS", "frames": names, "expressions": [
+        {"exp_id": 0, "obj_id": 2, "exp_text": "which box could hold plants?", "is_sent": True}]}}}
+    (folder / "meta_expressions.json").write_text(json.dumps(meta))
+    return {"folder": folder, "green": [box_mask(moving_boxes(t)[1]) for t in range(frames)]}

@@ -9,7 +9,7 @@ import pytest
 
 from benchmark_fixtures import (H, W, box_mask, moving_boxes, write_ade, write_coco_panoptic, write_davis,
                                 write_pascal_context, write_pascal_voc, write_reasonseg, write_ref_youtube_vos, write_refcoco,
-                                write_revos, write_youtube_vos)
+                                write_reasonvos, write_revos, write_youtube_vos)
 from hyperseg_lite.benchmarks_data import (BenchmarkDataError, COCOPanopticReader, ReasonSegReader, RefCOCOReader,
                                            RefVOSReader, SemanticReader, VOSReader)
 
@@ -126,6 +126,15 @@ def test_revos_masks_are_the_union_of_rle_annotations_and_types_are_kept(tmp_pat
     for t in range(3):
         np.testing.assert_array_equal(reader[0].masks(t, (H, W)), written["red"][t])
         np.testing.assert_array_equal(reader[1].masks(t, (H, W)), written["both"][t])
+
+
+def test_reasonvos_as_released_reads_its_expression_list_and_per_object_pngs(tmp_path):
+    written = write_reasonvos(tmp_path)
+    reader = RefVOSReader(written["folder"], "valid")
+    sample = reader[0]
+    assert len(reader) == 1 and sample.text == "which box could hold plants?" and sample.kind == "reasoning"
+    for t in range(3):
+        np.testing.assert_array_equal(sample.masks(t, (H, W)), written["green"][t])
 
 
 def test_broken_json_is_one_clear_sentence(tmp_path):

@@ -10,8 +10,8 @@ of any size runs in bounded memory and shards by index across processes. Formats
 * ``panoptic.COCOPanopticReader``: ``panoptic_<split>2017.json`` + its PNGs (ids as R + 256 G + 256^2 B).
 * ``semantic.SemanticReader``: ADE20K-150 and PASCAL-Context-59 label PNGs + a class list.
 * ``vos.VOSReader``: DAVIS-2017 and YouTube-VOS folders (JPEG frames + palette PNG annotations).
-* ``refvos.RefVOSReader``: Ref-YouTube-VOS / Ref-DAVIS17 ``meta_expressions.json`` (+ palette PNGs) and
-  ReVOS / ReasonVOS meta JSON (+ ``mask_dict.json`` of RLEs).
+* ``refvos.RefVOSReader``: Ref-YouTube-VOS / Ref-DAVIS17 ``meta_expressions.json`` (+ palette PNGs), ReVOS
+  meta JSON (+ ``mask_dict.json`` of RLEs) and ReasonVOS as released (an expression list + per-object PNGs).
 """
 
 from .common import BenchmarkDataError
