@@ -99,6 +99,14 @@ def write_refcoco(root: Path) -> dict:
          "sentences": [sent("the red box", 2)]},
     ]
     (folder / "grefs(unc).json").write_text(json.dumps(grefs))
+    # MDETR's export of the same val split: one image entry per sentence, its annotations by image_id
+    entries = [(0, "the red box on the left", 10), (0, "red square", 10), (1, "the green box", 11)]
+    mdetr = {"images": [{"id": k, "file_name": "COCO_train2014_000000000001.jpg", "height": H, "width": W,
+                         "caption": text, "original_id": 1, "dataset_name": "refcoco"} for k, (_, text, _) in enumerate(entries)],
+             "annotations": [dict(instances["annotations"][[10, 11, 20, 21].index(ann)], id=100 + k, image_id=k)
+                             for k, (_, _, ann) in enumerate(entries)],
+             "categories": [{"id": 1, "name": "thing"}]}
+    (folder / "final_refcoco_val.json").write_text(json.dumps(mdetr))
     return {"folder": folder, "val_masks": [masks[10], masks[10], masks[11]],
             "val_texts": ["the red box on the left", "red square", "the green box"],
             "grefs_masks": [masks[20] | masks[21], np.zeros((H, W), bool), masks[20]]}

@@ -26,6 +26,16 @@ def test_refcoco_reads_one_sample_per_sentence_with_polygon_and_rle_masks(tmp_pa
     assert len(RefCOCOReader(written["folder"], "refcoco", "testA")) == 1
 
 
+def test_refcoco_reads_mdetrs_export_like_the_refs_json(tmp_path):
+    written = write_refcoco(tmp_path)
+    refs = written["folder"] / "refs(unc).json"
+    refs.rename(refs.with_name("unused.json"))  # only final_refcoco_val.json is left for the val split
+    reader = RefCOCOReader(written["folder"], "refcoco", "val")
+    assert [reader[k].text for k in range(3)] == written["val_texts"]
+    for k in range(3):
+        np.testing.assert_array_equal(reader[k].mask, written["val_masks"][k])
+
+
 def test_grefcoco_unions_several_targets_and_keeps_no_target_expressions(tmp_path):
     written = write_refcoco(tmp_path)
     reader = RefCOCOReader(written["folder"], "grefcoco", "val")
@@ -38,6 +48,7 @@ def test_refcoco_never_opens_a_pickle_and_says_how_to_export_it(tmp_path):
     written = write_refcoco(tmp_path)
     refs = written["folder"] / "refs(unc).json"
     refs.rename(refs.with_suffix(".p"))
+    (written["folder"] / "final_refcoco_val.json").unlink()
     with pytest.raises(BenchmarkDataError, match="pickle, which is never opened"):
         RefCOCOReader(written["folder"], "refcoco", "val")
     with pytest.raises(BenchmarkDataError, match="splits"):

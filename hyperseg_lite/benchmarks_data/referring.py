@@ -9,6 +9,9 @@ Files in ``--data`` (one dataset folder, e.g. LISA's ``refer_seg/refcoco``):
   pickle can run code): export your own trusted copy once with
   ``python -c "import json,pickle;json.dump(pickle.load(open('refs(unc).p','rb')),open('refs(unc).json','w'))"``.
 * ``instances.json``: COCO images, annotations (polygons or RLE) and categories.
+* or, when there is no refs JSON, MDETR's per-split export ``final_<dataset>_<split>.json`` (``final_refcoco_val.json``,
+  ``final_refcocog_test.json``...; used by MDETR, GLIP, X-Decoder / SEEM, UNINEXT): one ``images`` entry per
+  sentence (``caption``, ``file_name``, ``height``, ``width``) and its ``annotations`` by ``image_id``.
 * the COCO train2014 images: ``--images DIR``, or found under ``images/mscoco/images/train2014``,
   ``images/train2014``, ``train2014`` next to or above the folder.
 
@@ -65,7 +68,12 @@ class RefCOCOReader:
         if split not in SPLITS[dataset]:
             raise BenchmarkDataError(f"{dataset} has the splits {SPLITS[dataset]}, not {split!r}")
         self.data, self.dataset, self.split = Path(data), dataset, split
+        self.image_root = Path(images) if images is not None else None
         refs_path = self.data / REFS_FILES[dataset]
+        mdetr = self.data / f"final_{dataset}_{split}.json"
+        if not refs_path.exists() and mdetr.exists():
+            self._read_mdetr(mdetr)
+            return
         if not refs_path.exists() and refs_path.with_suffix(".p").exists():
             raise BenchmarkDataError(f"{refs_path.with_suffix('.p')} is a pickle, which is never opened here; export "
                                      f"it to {refs_path.name} (see hyperseg_lite/benchmarks_data/referring.py)")
@@ -83,7 +91,21 @@ class RefCOCOReader:
                 self.samples.append((ref["ref_id"], k, ref["image_id"], ann_ids, sentence["sent"]))
         if not self.samples:
             raise BenchmarkDataError(f"{refs_path.name} has no refs of split {split!r}")
-        self.image_root = Path(images) if images is not None else None
+
+    def _read_mdetr(self, path: Path) -> None:
+        """MDETR's export: every image entry is one sentence; its annotations are the target."""
+        content = read_json(path)
+        self.images = {image["id"]: image for image in content["images"]}
+        self.annotations = {}
+        targets: dict[int, list[int]] = {image_id: [] for image_id in self.images}
+        for k, ann in enumerate(content["annotations"]):
+            ann_id = ann.get("id", k)
+            self.annotations[ann_id] = ann
+            targets.setdefault(ann["image_id"], []).append(ann_id)
+        self.samples = [(image.get("original_id", image_id), 0, image_id, targets[image_id], image["caption"])
+                        for image_id, image in self.images.items()]
+        if not self.samples:
+            raise BenchmarkDataError(f"{path.name} has no images")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -102,7 +124,7 @@ class RefCOCOReader:
         image = self.image_root / info["file_name"]
         if not image.exists():
             raise BenchmarkDataError(f"the image {image} is missing")
-        return TextSample(f"{ref_id}_{k}", image, sentence, mask)
+        return TextSample(f"{ref_id}_{k}_{index}", image, sentence, mask)
 
 
 def image_size(path: Path) -> tuple[int, int]:
