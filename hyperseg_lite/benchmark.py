@@ -11,7 +11,8 @@ reasonvos (J&F; ReVOS also per referring / reasoning), and world-<task> for the 
 ``hyperseg_lite.evaluate``). Every sample runs through ``HyperSegPipeline``. Under ``accelerate launch`` each
 process takes a contiguous share of the samples and writes its records to ``<out>/<task>-<split>/``; rank 0
 merges them after a barrier and scores from summed records (``benchmarks_data.scoring``), so N processes give
-exactly the numbers of one. Writes ``<out>/<task>-<split>.json`` and prints our figure beside the paper's
+exactly the numbers of one. Each process also journals its records as it goes: run the same command again after
+a kill and only the missing samples are scored. Writes ``<out>/<task>-<split>.json`` and prints our figure beside the paper's
 (``benchmarks_data/paper_results.json``).
 """
 
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 
 from . import benchmarks_data as data
 from .benchmarks_data import scoring
-from .distributed import my_share, process_state, read_parts, write_atomic, write_part
+from .distributed import Journal, my_share, process_state, read_parts, write_atomic, write_part
 from .loading import EMBEDDED_CHECKPOINT
 
 PAPER_RESULTS = Path(__file__).with_name("benchmarks_data") / "paper_results.json"
@@ -303,12 +304,17 @@ def run_task(task: str, reader, pipe, args, state) -> dict | None:
     total = len(benchmark.reader) if args.limit is None else min(args.limit, len(benchmark.reader))
     parts = Path(args.out) / f"{task}-{args.split}"
     began = time.perf_counter()
+    fingerprint = {"task": task, "split": args.split, "checkpoint": str(args.checkpoint), "precision": args.precision,
+                   "total": total, "data": str(args.data), "seed": args.seed, "clip_length": list(args.clip_length),
+                   "processes": state.num_processes}
+    journal = Journal(parts, state, fingerprint)  # a rerun after a kill scores only what is missing
     with my_share(state, range(total)) as mine:
-        records = []
         for index in tqdm(mine, desc=f"{task} ({state.process_index + 1}/{state.num_processes})",
                           disable=not args.progress, position=state.process_index):
-            record = benchmark.score(benchmark.reader[index])
-            records.append({"index": index, **record})
+            if index not in journal.records:
+                journal.add({"index": index, **benchmark.score(benchmark.reader[index])})
+        records = [journal.records[index] for index in mine]
+    journal.close()
     write_part(parts, state, records)
     seconds = time.perf_counter() - began
     state.wait_for_everyone()

@@ -54,3 +54,38 @@ def read_parts(folder: Path, num_processes: int) -> list[dict]:
             raise RuntimeError(f"process {rank} wrote no results ({path} is missing)")
         records.extend(json.loads(path.read_text()))
     return sorted(records, key=lambda r: r["index"])
+
+
+class Journal:
+    """This process's records so far, one JSON line each, so a killed run resumes where it stopped.
+
+    The first line is a fingerprint of the settings; a journal written under other settings (another checkpoint,
+    split, sample count or number of processes) is discarded, never mixed in. A line cut short by a kill is
+    dropped and its sample scored again."""
+
+    def __init__(self, folder: Path, state, fingerprint: dict) -> None:
+        self.path = Path(folder) / f"progress-{state.process_index:05d}-of-{state.num_processes:05d}.jsonl"
+        self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
+        self.records: dict[int, dict] = {}
+        if self.path.exists():
+            lines = self.path.read_text().splitlines()
+            if lines and lines[0] == self.fingerprint:
+                for line in lines[1:]:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    self.records[record["index"]] = record
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w") as handle:  # rewritten clean: fingerprint + the records kept
+            handle.write(self.fingerprint + "\n")
+            handle.writelines(json.dumps(r) + "\n" for r in self.records.values())
+        self._handle = open(self.path, "a")
+
+    def add(self, record: dict) -> None:
+        self.records[record["index"]] = record
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()

@@ -116,3 +116,34 @@ def test_two_accelerate_processes_score_bit_for_bit_like_one(tmp_path):
         assert single[task]["processes"] == 1 and double["processes"] == 2
         assert json.dumps(double["metrics"]) == json.dumps(single[task]["metrics"])  # every digit, NaN included
         assert len(list((tmp_path / "two" / f"{task}-val").glob("part-*-of-00002.json"))) == 2
+
+
+def test_a_killed_run_resumes_and_scores_only_what_is_missing(tmp_path, monkeypatch):
+    args = ["--task", "world-referring", "--split", "test", "--samples", "4"]
+    clean = run(args, tmp_path / "clean")["world-referring"]["metrics"]
+    original = benchmark.build_benchmark
+    scored = []
+
+    def counting(*a, limit=None):
+        built = original(*a)
+        score = built.score
+
+        def counted(sample):
+            if limit is not None and len(scored) == limit:
+                raise KeyboardInterrupt  # as a killed job
+            scored.append(1)
+            return score(sample)
+        built.score = counted
+        return built
+
+    monkeypatch.setattr(benchmark, "build_benchmark", lambda *a: counting(*a, limit=2))
+    with pytest.raises(KeyboardInterrupt):
+        run(args, tmp_path / "resumed")
+    scored.clear()
+    monkeypatch.setattr(benchmark, "build_benchmark", lambda *a: counting(*a))
+    resumed = run(args, tmp_path / "resumed")["world-referring"]["metrics"]
+    assert len(scored) == 2 and json.dumps(resumed) == json.dumps(clean)
+    # other settings never reuse the journal
+    scored.clear()
+    run([*args[:-1], "3"], tmp_path / "resumed")
+    assert len(scored) == 3
