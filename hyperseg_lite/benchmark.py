@@ -6,14 +6,15 @@
 
 Tasks (``--data`` formats: :mod:`hyperseg_lite.benchmarks_data`): refcoco, refcoco+, refcocog (cIoU, gIoU),
 grefcoco (cIoU, gIoU, N-acc, T-acc), reasonseg (gIoU, cIoU), coco-panoptic and ade20k-panoptic (PQ, and mIoU
-from the same prediction), ade20k, pascal-context-59, pascal-voc-20 (mIoU), davis17, youtube-vos (J&F), ref-youtube-vos, ref-davis17, revos,
-reasonvos (J&F; ReVOS also per referring / reasoning), and world-<task> for the world's splits (the numbers of
-``hyperseg_lite.evaluate``). Every sample runs through ``HyperSegPipeline``. Under ``accelerate launch`` each
-process takes a contiguous share of the samples and writes its records to ``<out>/<task>-<split>/``; rank 0
-merges them after a barrier and scores from summed records (``benchmarks_data.scoring``), so N processes give
-exactly the numbers of one. Each process also journals its records as it goes: run the same command again after
-a kill and only the missing samples are scored. Writes ``<out>/<task>-<split>.json`` and prints our figure beside the paper's
-(``benchmarks_data/paper_results.json``).
+from the same prediction), ade20k, pascal-context-59, pascal-voc-20 (mIoU), davis17, youtube-vos (J&F),
+ref-youtube-vos, ref-davis17, revos, reasonvos (J&F; ReVOS also per referring / reasoning), and world-<task> for
+the world's splits (the numbers of ``hyperseg_lite.evaluate``). Every sample runs through ``HyperSegPipeline``.
+
+Under ``accelerate launch`` each process takes a contiguous share of the samples and writes its records to
+``<out>/<task>-<split>/``; rank 0 merges them after a barrier and scores from summed records
+(``benchmarks_data.scoring``), so N processes give exactly the numbers of one. Each process also journals its
+records as it goes: the same command run again after a kill scores only the missing samples. Writes
+``<out>/<task>-<split>.json`` and prints our figure beside the paper's (``benchmarks_data/paper_results.json``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Callable
 
@@ -51,14 +51,10 @@ class Benchmark:
 
 
 # ---------------------------------------------------------------- image tasks
-def _union(result) -> np.ndarray:
-    return result.union()
-
-
 def text_benchmark(reader, pipe, reasoning: bool = False, generalized: bool = False) -> Benchmark:
     def score(sample):
         ask = pipe.reason if reasoning else pipe.refer
-        pred = _union(ask(str(sample.image), sample.text))
+        pred = ask(str(sample.image), sample.text).union()
         return scoring.text_record(pred, sample.mask, sample.ignore)
 
     headline = ("gIoU", "cIoU") if reasoning else ("cIoU", "gIoU")
@@ -143,7 +139,7 @@ def refvos_benchmark(reader: data.RefVOSReader, pipe, reasoning: bool | None = N
                                                            reasoning=ask_reasoning)):
             truth = sample.masks(t, result.image_size)
             if truth is not None:
-                meter.add(_union(result), truth)
+                meter.add(result.union(), truth)
         return {"objects": [meter.result()] if meter.j else [], "kind": sample.kind}
 
     return Benchmark(reader, score, scoring.video_metrics, ("J&F", "J", "F"))
@@ -178,7 +174,7 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
             size = sample.image.shape[:2]
             ask = pipe.refer if task == "referring" else pipe.reason
             gt = sample.masks.any(0) if len(sample.masks) else np.zeros(size, dtype=bool)
-            return scoring.text_record(_union(ask(sample.image, sample.expression)), gt)
+            return scoring.text_record(ask(sample.image, sample.expression).union(), gt)
 
         def reduce(records):
             metrics = scoring.text_metrics(records)
@@ -225,7 +221,7 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
     def score(sample):  # referring_video
         meter = scoring.JFMeter()
         for t, result in enumerate(pipe.refer_video_stream(sample.frames, sample.expression)):
-            meter.add(_union(result), sample.frame_masks[t][0])
+            meter.add(result.union(), sample.frame_masks[t][0])
         return {"objects": [meter.result()]}
     return Benchmark(reader, score, scoring.video_metrics, ("J&F",))
 

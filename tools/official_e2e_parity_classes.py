@@ -163,7 +163,7 @@ def compare(work: Path, tolerance: float) -> int:
     from hyperseg_lite import load_model
 
     loaded = load_model(str(work / "official"), precision="fp32")
-    model, config = loaded.model, loaded.model.config
+    model = loaded.model
     theirs = torch.load(work / "official_outputs.pt")
     inputs = torch.load(work / "inputs.pt")
     encoded = our_prompt(loaded.processor)
