@@ -16,7 +16,7 @@ done), ``NAME.png`` (16-bit label map, 0 = background), with ``--mode panoptic``
 panoptic ids as R + 256 G + 256^2 B) and, once all inputs are done, ``panoptic.json`` (COCO panoptic format),
 with ``--overlay`` ``NAME_overlay.jpg``. Per video: ``NAME.jsonl`` (one result per frame) and ``NAME/<frame>.png``.
 Every file is written to a temporary name and renamed, so a killed run leaves no half file and a rerun skips
-every finished input. Inputs are read one at a time and videos streamed frame by frame: memory stays bounded.
+every finished input. An input that cannot be read is named on stderr and left out (exit status 1 at the end). Inputs are read one at a time and videos streamed frame by frame: memory stays bounded.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def run(args, pipe=None, after_each: Callable[[Path], None] | None = None) -> di
 
         predictor.pipe = HyperSegPipeline.from_pretrained(args.checkpoint, precision=args.precision,
                                                           device_map=str(state.device))
-    counts = {"done": 0, "skipped": 0}
+    counts = {"done": 0, "skipped": 0, "failed": 0}
     with my_share(state, list(range(len(inputs)))) as mine:
         for index in tqdm(mine, desc=f"predict ({state.process_index + 1}/{state.num_processes})",
                           disable=not args.progress, position=state.process_index):
@@ -217,10 +217,15 @@ def run(args, pipe=None, after_each: Callable[[Path], None] | None = None) -> di
             if done_marker(out, name, path).exists():
                 counts["skipped"] += 1
                 continue
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                predictor.video(path, name, out)
-            else:
-                predictor.image(path, name, out)
+            try:
+                if path.suffix.lower() in VIDEO_SUFFIXES:
+                    predictor.video(path, name, out)
+                else:
+                    predictor.image(path, name, out)
+            except ValueError as error:  # an unreadable or unusable input: say so, go on; a rerun tries it again
+                print(f"skipped {path}: {error}", file=sys.stderr)
+                counts["failed"] += 1
+                continue
             counts["done"] += 1
             if after_each is not None:
                 after_each(path)
@@ -270,7 +275,10 @@ def main(argv=None) -> dict:
         raise SystemExit(2) from None
     state = process_state()
     who = f"process {state.process_index + 1}/{state.num_processes}: " if state.num_processes > 1 else ""
-    print(f"{who}predicted {counts['done']} input(s), skipped {counts['skipped']} already done -> {args.out}")
+    failed = f", {counts['failed']} failed (named above)" if counts["failed"] else ""
+    print(f"{who}predicted {counts['done']} input(s), skipped {counts['skipped']} already done{failed} -> {args.out}")
+    if counts["failed"]:
+        raise SystemExit(1)
     return counts
 
 

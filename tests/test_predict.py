@@ -31,7 +31,7 @@ def test_class_prompts_write_rle_json_label_pngs_and_one_panoptic_json(tmp_path,
     folder = images(tmp_path / "in")
     args = parse_args([str(folder), "--out", str(tmp_path / "out"), "--classes", "red box, green box, wall",
                        "--stuff", "wall", "--overlay", "--no-progress"])
-    assert run(args, pipe) == {"done": 3, "skipped": 0}
+    assert run(args, pipe) == {"done": 3, "skipped": 0, "failed": 0}
     out = tmp_path / "out"
     record = json.loads((out / "img0.json").read_text())
     labels = load_label_png(out / "img0.png")
@@ -62,7 +62,7 @@ def test_a_run_stopped_midway_resumes_with_the_inputs_left(tmp_path, pipe):
     assert sorted(p.name for p in out.glob("*.json")) == ["img0.json", "img1.json"]
     assert not list(out.glob(".*tmp*"))  # nothing half-written
     before = (out / "img0.json").stat().st_mtime_ns
-    assert run(args, pipe) == {"done": 1, "skipped": 2}
+    assert run(args, pipe) == {"done": 1, "skipped": 2, "failed": 0}
     assert (out / "img0.json").stat().st_mtime_ns == before
     assert json.loads((out / "img2.json").read_text())["task"] == "referring"
 
@@ -76,11 +76,19 @@ def test_videos_stream_to_jsonl_and_per_frame_pngs_and_regions_prompt_images(tmp
     regions = tmp_path / "regions.json"
     regions.write_text(json.dumps([{"points": [[10, 15]], "point_labels": [1]}, {"box": [34, 10, 58, 40]}]))
     assert run(parse_args([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--regions", str(regions),
-                           "--no-progress"]), pipe) == {"done": 2, "skipped": 0}
+                           "--no-progress"]), pipe) == {"done": 2, "skipped": 0, "failed": 0}
     lines = (tmp_path / "out" / "clip.jsonl").read_text().splitlines()
     assert [json.loads(line)["frame_index"] for line in lines] == [0, 1, 2]
     assert len(list((tmp_path / "out" / "clip").glob("*.png"))) == 3
     assert len(json.loads((tmp_path / "out" / "still.json").read_text())["segments"]) == 2
+
+
+def test_an_unreadable_input_is_named_and_the_others_are_done(tmp_path, pipe, capsys):
+    folder = images(tmp_path / "in", count=2)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    args = parse_args([str(folder), "--out", str(tmp_path / "out"), "--expression", "the red box", "--no-progress"])
+    assert run(args, pipe) == {"done": 2, "skipped": 0, "failed": 1}
+    assert "skipped" in capsys.readouterr().err and not (tmp_path / "out" / "broken.json").exists()
 
 
 def test_bad_regions_are_one_line_and_exit_status_2(tmp_path, capsys):
