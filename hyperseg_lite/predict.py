@@ -223,7 +223,7 @@ def run(args, pipe=None, after_each: Callable[[Path], None] | None = None) -> di
                 else:
                     predictor.image(path, name, out)
             except ValueError as error:  # an unreadable or unusable input: say so, go on; a rerun tries it again
-                print(f"skipped {path}: {error}", file=sys.stderr)
+                print(f"failed {path}: {error}", file=sys.stderr)
                 counts["failed"] += 1
                 continue
             counts["done"] += 1

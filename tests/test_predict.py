@@ -88,7 +88,7 @@ def test_an_unreadable_input_is_named_and_the_others_are_done(tmp_path, pipe, ca
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     args = parse_args([str(folder), "--out", str(tmp_path / "out"), "--expression", "the red box", "--no-progress"])
     assert run(args, pipe) == {"done": 2, "skipped": 0, "failed": 1}
-    assert "skipped" in capsys.readouterr().err and not (tmp_path / "out" / "broken.json").exists()
+    assert "failed " in capsys.readouterr().err and not (tmp_path / "out" / "broken.json").exists()
 
 
 def test_bad_regions_are_one_line_and_exit_status_2(tmp_path, capsys):
