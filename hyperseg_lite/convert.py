@@ -218,9 +218,13 @@ def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
     except json.JSONDecodeError as error:
         raise ConversionError(f"{src / 'config.json'} is not valid JSON ({error.msg}, line {error.lineno})") from None
     try:
-        shapes = read_shapes(src)
+        absent = [f.name for f in official_tensor_files(src) if not f.exists()]
     except FileNotFoundError as error:
         raise ConversionError(str(error)) from None
+    if absent:
+        raise ConversionError(f"model.safetensors.index.json lists {_listed(absent)}, which {src} does not hold: "
+                              "download every shard")
+    shapes = read_shapes(src)
     extra = check_official(official, shapes)
     config = config_from_official(official, shapes, image_size=image_size, seg_token_id=_official_seg_id(src))
     with init_empty_weights():

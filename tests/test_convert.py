@@ -185,6 +185,17 @@ def test_a_missing_release_tensor_is_one_sentence_and_exit_status_2(official_fol
     assert stopped.value.code == 2 and len(err.strip().splitlines()) == 1 and missing in err
 
 
+def test_a_missing_shard_is_named(official_folder, tmp_path):
+    import shutil
+
+    folder, _ = official_folder
+    partial = tmp_path / "partial"
+    shutil.copytree(folder, partial)
+    (partial / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(ConversionError, match="lists 'model-00002-of-00002.safetensors', which .* does not hold"):
+        convert_checkpoint(partial, tmp_path / "out")
+
+
 def test_a_wrapper_prefix_is_named_not_listed_as_unknown(official_folder, tmp_path):
     folder, _ = official_folder
     wrapped = rewritten(folder, tmp_path / "peft", lambda t: {f"base_model.model.{k}": v for k, v in t.items()})
