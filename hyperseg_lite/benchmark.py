@@ -142,7 +142,8 @@ def refvos_benchmark(reader: data.RefVOSReader, pipe, reasoning: bool | None = N
                 meter.add(result.union(), truth)
         return {"objects": [meter.result()] if meter.j else [], "kind": sample.kind}
 
-    return Benchmark(reader, score, scoring.video_metrics, ("J&F", "J", "F"))
+    headline = ("J&F", "J", "F") + (("J&F_referring", "J&F_reasoning") if reasoning is None else ())
+    return Benchmark(reader, score, scoring.video_metrics, headline)
 
 
 # ---------------------------------------------------------------- the procedural world (hyperseg_lite.evaluate)
