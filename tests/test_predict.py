@@ -67,7 +67,11 @@ def test_a_run_stopped_midway_resumes_with_the_inputs_left(tmp_path, pipe):
     assert json.loads((out / "img2.json").read_text())["task"] == "referring"
 
 
-def test_videos_stream_to_jsonl_and_per_frame_pngs_and_regions_prompt_images(tmp_path, pipe):
+def test_videos_stream_to_jsonl_and_per_frame_pngs_and_regions_prompt_images(tmp_path, pipe, monkeypatch):
+    def whole_clip(*args, **kwargs):
+        raise AssertionError("predict must stream videos (track_stream), never hold a whole clip")
+
+    monkeypatch.setattr(pipe, "track", whole_clip)
     clip = tmp_path / "in" / "clip.gif"
     clip.parent.mkdir()
     frames = [Image.fromarray(picture(moving_boxes(t))) for t in range(3)]
