@@ -21,6 +21,8 @@ import math
 import os
 import re
 import shutil
+import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -28,12 +30,64 @@ import torch
 from safetensors import safe_open
 
 from .configuration_hyperseg import HyperSegConfig
-from .official_names import convert_state_dict
+from .official_names import UnmappedKeysError, convert_state_dict, map_name
 
 OFFICIAL_MODEL_TYPE = "mipha_phi"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json",
                    "special_tokens_map.json", "tokenizer.model")
 KNOWN_TOWER_HEADS = {"google/siglip-so400m-patch14-384": 16}
+# tensors whose shapes say the sizes of the converted model (config_from_official): a release always has them
+REQUIRED_TENSORS = (
+    "lm_head.weight", "model.vision_tower.vision_model.embeddings.patch_embedding.weight",
+    "model.vision_tower.vision_model.embeddings.position_embedding.weight",
+    "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight", "model.vision_tower_mask.patch_embed.proj.weight",
+    "model.vision_tower_mask.layers.0.blocks.0.attn.relative_position_bias_table", "temporal_query",
+    "mgvp_layers.layers.0.0.to_q.weight", "mgvp_layers.layers.0.1.1.weight", "predictor.query_feat.weight",
+    "predictor.transformer_ffn_layers.0.linear1.weight", "predictor.mask_embed.layers.2.weight",
+    "pixel_decoder.transformer.encoder.layers.0.linear1.weight",
+    "pixel_decoder.transformer.encoder.layers.0.self_attn.attention_weights.weight")
+REQUIRED_CONFIG = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+WRAPPER_PREFIXES = ("base_model.model.", "module.", "_orig_mod.")  # PEFT, DDP / DeepSpeed, torch.compile saves
+
+
+class ConversionError(ValueError):
+    """The folder is not a complete official HyperSeg checkpoint; the message (one sentence) says what is wrong."""
+
+
+def _listed(names, limit: int = 3) -> str:
+    names = list(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(repr(n) for n in names[:limit]) + more
+
+
+def check_official(official: dict, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """Raise :class:`ConversionError` (one sentence) for what would stop the conversion; return the official
+    names no rule knows (extra tensors, ignored and reported by the caller)."""
+    for prefix in WRAPPER_PREFIXES:
+        wrapped = [n for n in shapes if n.startswith(prefix)]
+        if wrapped and len(wrapped) >= len(shapes) // 2:
+            raise ConversionError(
+                f"the tensor names start with {prefix!r} (a training wrapper's save, e.g. PEFT / DDP / torch.compile), "
+                f"not the release's names: save the unwrapped model (PEFT: merge_and_unload() first) and convert that")
+    missing_config = [k for k in REQUIRED_CONFIG if k not in official]
+    if missing_config:
+        raise ConversionError(f"config.json lacks {_listed(missing_config)}, which the release's mipha_phi config "
+                              "always has; use the config.json shipped with the checkpoint")
+    missing = [n for n in REQUIRED_TENSORS if n not in shapes]
+    if missing:
+        raise ConversionError(f"the checkpoint lacks {len(missing)} tensor(s) every HyperSeg-3B release has "
+                              f"({_listed(missing)}): it is incomplete or not HyperSeg; check that every shard "
+                              "listed in model.safetensors.index.json is present")
+    unknown = []
+    for name in shapes:
+        try:
+            map_name(name)
+        except UnmappedKeysError:
+            unknown.append(name)
+    if unknown and len(unknown) >= len(shapes) // 2:
+        raise ConversionError(f"{len(unknown)} of {len(shapes)} tensors have names the official layout does not use "
+                              f"(e.g. {_listed(unknown)}): this is not an official HyperSeg checkpoint")
+    return sorted(unknown)
 
 
 def is_official_checkpoint(folder: Path) -> bool:
@@ -159,13 +213,32 @@ def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
     from .tokenization import add_seg_token
 
     src, dst = Path(src), Path(dst)
-    official = json.loads((src / "config.json").read_text())
+    try:
+        official = json.loads((src / "config.json").read_text())
+    except json.JSONDecodeError as error:
+        raise ConversionError(f"{src / 'config.json'} is not valid JSON ({error.msg}, line {error.lineno})") from None
+    try:
+        absent = [f.name for f in official_tensor_files(src) if not f.exists()]
+    except FileNotFoundError as error:
+        raise ConversionError(str(error)) from None
+    if absent:
+        raise ConversionError(f"model.safetensors.index.json lists {_listed(absent)}, which {src} does not hold: "
+                              "download every shard")
     shapes = read_shapes(src)
+    extra = check_official(official, shapes)
     config = config_from_official(official, shapes, image_size=image_size, seg_token_id=_official_seg_id(src))
     with init_empty_weights():
         skeleton = HyperSegForSegmentation(config)
     expected = {k: v.shape for k, v in skeleton.state_dict().items()}
-    state = convert_state_dict(read_tensors(src), expected)
+    tensors = {k: v for k, v in read_tensors(src).items() if k not in set(extra)}
+    try:
+        state = convert_state_dict(tensors, expected)
+    except UnmappedKeysError as error:  # missing parameters or shape mismatches: one sentence, the first few named
+        lines = [line[2:] for line in str(error).splitlines()[1:]]
+        raise ConversionError("the checkpoint does not match the official HyperSeg layout: " + "; ".join(lines)) from None
+    if extra:
+        warnings.warn(f"ignored {len(extra)} tensor(s) the official layout does not have: {_listed(extra, 10)}",
+                      stacklevel=2)
     dst.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(src)
     seg_id = add_seg_token(tokenizer)
@@ -179,8 +252,11 @@ def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
     from huggingface_hub import save_torch_state_dict
 
     save_torch_state_dict(state, dst, max_shard_size="5GB")
-    (dst / "CONVERTED_FROM.txt").write_text(f"Converted from the official HyperSeg layout at {src.name} by "
-                                            "hyperseg_lite.convert (names: hyperseg_lite/official_names.py).\n")
+    note = (f"Converted from the official HyperSeg layout at {src.name} by hyperseg_lite.convert "
+            "(names: hyperseg_lite/official_names.py).\n")
+    if extra:
+        note += f"Ignored {len(extra)} tensor(s) the official layout does not have:\n" + "".join(f"  {n}\n" for n in extra)
+    (dst / "CONVERTED_FROM.txt").write_text(note)
     return dst
 
 
@@ -220,10 +296,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from .loading import resolve_checkpoint
 
-    src = resolve_checkpoint(args.src)
-    if not is_official_checkpoint(src):
-        raise SystemExit(f"{args.src} is not in the official HyperSeg layout (config model_type != {OFFICIAL_MODEL_TYPE})")
-    out = convert_checkpoint(src, Path(args.dst))
+    try:
+        src = resolve_checkpoint(args.src)
+        if not is_official_checkpoint(src):
+            raise ConversionError(f"{args.src} is not in the official HyperSeg layout (its config.json's model_type "
+                                  f"is not {OFFICIAL_MODEL_TYPE!r})")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = convert_checkpoint(src, Path(args.dst))
+    except (ValueError, OSError) as error:  # ConversionError, CheckpointNotFound, unreadable files: one line
+        print(f"error: {' '.join(str(error).split()) or type(error).__name__}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for warning in caught:
+        print(f"note: {warning.message}")
     counts = Counter(p.suffix for p in out.iterdir())
     print(f"wrote {out} ({counts['.safetensors']} safetensors file(s))")
 

@@ -11,13 +11,14 @@ import torch
 from safetensors.torch import save_file
 
 from hyperseg_lite import HyperSegConfig, HyperSegForSegmentation, load_model
+from hyperseg_lite.convert import ConversionError, convert_checkpoint, read_tensors
 from hyperseg_lite.convert import main as convert_main
 from hyperseg_lite.loading import CheckpointNotFound
 from hyperseg_lite.official_names import UnmappedKeysError, convert_state_dict, drop_reason, map_name, to_official
 from hyperseg_lite.prompts import referring_prompt
 from hyperseg_lite.tokenization import build_byte_tokenizer
 
-PARAMS_TSV = Path(__file__).resolve().parents[2] / "shared" / "hyperseg3b_official_params.tsv"
+PARAMS_TSV = Path(__file__).resolve().parents[1] / "docs" / "hyperseg3b_official_params.tsv"  # the repo's copy
 
 
 def official_rows():
@@ -25,7 +26,6 @@ def official_rows():
     return [(name, tuple(int(d) for d in shape.split("x"))) for name, shape, _ in (l.split("\t") for l in lines if l)]
 
 
-@pytest.mark.skipif(not PARAMS_TSV.exists(), reason="shared/hyperseg3b_official_params.tsv is not beside the repo")
 def test_name_table_covers_every_line_of_the_release():
     from accelerate import init_empty_weights
 
@@ -163,6 +163,66 @@ def test_unknown_and_missing_keys_are_listed(official_folder):
     assert "model.some_new_module.weight" in message and "mask_decoder.decoder_norm.weight" in message
 
 
+def rewritten(folder: Path, target: Path, edit) -> Path:
+    """A copy of an official-layout folder whose tensors went through ``edit`` (one file, no index)."""
+    import shutil
+
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("*.safetensors", "*.index.json"))
+    tensors = edit(read_tensors(folder))
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / "model.safetensors"))
+    return target
+
+
+@pytest.mark.parametrize("missing", ["predictor.query_feat.weight", "lm_head.weight"])
+def test_a_missing_release_tensor_is_one_sentence_and_exit_status_2(official_folder, tmp_path, capsys, missing):
+    folder, _ = official_folder
+    broken = rewritten(folder, tmp_path / "broken", lambda t: {k: v for k, v in t.items() if k != missing})
+    with pytest.raises(ConversionError, match=f"lacks 1 tensor.*'{missing}'"):
+        convert_checkpoint(broken, tmp_path / "out")
+    with pytest.raises(SystemExit) as stopped:
+        convert_main([str(broken), str(tmp_path / "out2")])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and len(err.strip().splitlines()) == 1 and missing in err
+
+
+def test_a_missing_shard_is_named(official_folder, tmp_path):
+    import shutil
+
+    folder, _ = official_folder
+    partial = tmp_path / "partial"
+    shutil.copytree(folder, partial)
+    (partial / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(ConversionError, match="lists 'model-00002-of-00002.safetensors', which .* does not hold"):
+        convert_checkpoint(partial, tmp_path / "out")
+
+
+def test_a_wrapper_prefix_is_named_not_listed_as_unknown(official_folder, tmp_path):
+    folder, _ = official_folder
+    wrapped = rewritten(folder, tmp_path / "peft", lambda t: {f"base_model.model.{k}": v for k, v in t.items()})
+    with pytest.raises(ConversionError, match="start with 'base_model.model.'.*merge_and_unload"):
+        convert_checkpoint(wrapped, tmp_path / "out")
+
+
+def test_shape_mismatches_are_one_sentence(official_folder, tmp_path):
+    folder, _ = official_folder
+    broken = rewritten(folder, tmp_path / "shape", lambda t: {**t, "predictor.decoder_norm.weight": torch.zeros(5)})
+    with pytest.raises(ConversionError) as info:
+        convert_checkpoint(broken, tmp_path / "out")
+    assert "\n" not in str(info.value) and "mask_decoder.decoder_norm.weight" in str(info.value)
+
+
+def test_extra_tensors_are_reported_and_ignored(official_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    folder, reference = official_folder
+    extra = rewritten(folder, tmp_path / "extra", lambda t: {**t, "model.some_new_module.weight": torch.zeros(3)})
+    convert_main([str(extra), str(tmp_path / "ours")])
+    assert "note: ignored 1 tensor(s) the official layout does not have: 'model.some_new_module.weight'" in capsys.readouterr().out
+    assert "model.some_new_module.weight" in (tmp_path / "ours" / "CONVERTED_FROM.txt").read_text()
+    loaded = load_model(tmp_path / "ours", precision="fp32", device_map="cpu")
+    assert torch.allclose(query(loaded.model, loaded.processor).pred_masks,
+                          query(reference, loaded.processor).pred_masks, atol=1e-5)
+
+
 def test_command_line_writes_our_format(official_folder, tmp_path):
     folder, reference = official_folder
     convert_main([str(folder), str(tmp_path / "ours")])
@@ -212,3 +272,26 @@ def test_full_size_random_official_checkpoint_converts_and_answers(tmp_path, mon
     loaded = load_model(folder, precision="fp32", device_map="cpu")
     out = query(loaded.model, loaded.processor)
     assert out.pred_masks.shape == (1, 100, 256, 256) and torch.isfinite(out.prompt_logits.float()).all()
+
+
+def test_class_prompt_parity_script_collapses_and_expands_the_prompt_exactly():
+    """tools/official_e2e_parity_classes.py hands the release one <cls> id per class (its tokens + [SEG] in
+    class_name_ids); expanding that back must give our processor's ids and class spans, position for position."""
+    import importlib.util
+
+    from hyperseg_lite import build_random_model
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "official_e2e_parity_classes.py"
+    spec = importlib.util.spec_from_file_location("official_e2e_parity_classes", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    processor = build_random_model("tiny").processor
+    encoded = script.our_prompt(processor)
+    official = script.to_official(encoded.input_ids, encoded.class_spans)
+    assert (official["input_ids"] == script.CLS).sum() == len(script.CLASS_NAMES)
+    assert set(official["cls_indices"].tolist()) == {0, 1, 2}
+    for placeholder in (script.IMAGE, script.SEG):
+        assert (official["input_ids"] == placeholder).sum() == 1
+    counts = {int(t): int((encoded.input_ids == t).sum()) for t in (script.IMAGE, script.SEG, script.TEMPORAL)}
+    ids, spans = script.from_official(official, counts)
+    assert torch.equal(ids, encoded.input_ids) and torch.equal(spans, encoded.class_spans)

@@ -361,8 +361,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         """Greedy answer text (names of what is seen, explanations); prompts must be left padded.
 
         ``vocabulary_size`` (the tokenizer's length) keeps generation inside the real vocabulary: the embedding
-        rows beyond it exist only as padding (the release cuts ``lm_head`` to the tokenizer instead).
-        """
+        rows beyond it exist only as padding. A documented difference: the release keeps its 51,200-row ``lm_head``
+        and suppresses nothing (docs/converter.md, "Vocabulary at generation")."""
         regions, _ = self.pool_region_prompts(image_features, region_masks)
         embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
                                         image_features.fvp_tokens, self.mask_queries, regions,
