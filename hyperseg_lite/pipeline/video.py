@@ -12,7 +12,7 @@ embedding per live track), and each clip is decoded once (:class:`VideoFrames`).
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
