@@ -22,10 +22,10 @@ from scipy.optimize import linear_sum_assignment
 from ..modeling.temporal_adapter import TemporalState
 from .answers import (PROMPT_OVERLAP_WEIGHT, TRACKING_OVERLAP_WEIGHT, class_segments, prompt_extent,
                       referring_answer, region_choices, segment_masks)
+from .inputs import Region
 from .predictor import HyperSegPredictor
 from .results import SegmentationResult
 from .video_frames import VideoFrames, frames_of
-from .inputs import Region
 
 MAX_VIDEO_CLASSES = 100  # a video class list is one prompt (the temporal state is per prompt)
 
