@@ -105,7 +105,10 @@ def test_bad_prompts_are_refused_with_a_sentence(pipe):
     generator = pipe.video_session(iter(clip(3)))
     generator.add_prompt(0, 1, Region(points=[[5, 5]]))
     with pytest.raises(ValueError, match="backwards"):
-        list(generator.propagate(reverse=True))
+        generator.propagate(reverse=True)
+    assert len(list(generator.propagate())) == 3
+    with pytest.raises(ValueError, match="read once"):  # not a silent one-frame clip
+        list(generator.propagate())
 
 
 def test_whole_clip_methods_read_each_frame_once(pipe):

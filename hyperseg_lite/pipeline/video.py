@@ -85,6 +85,8 @@ class VideoSession:
         start = (prompted[-1] if reverse else prompted[0]) if start_frame is None else start_frame
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
             raise ValueError(f"start_frame must be a frame number (0 or more), got {start_frame!r}")
+        if reverse and not self.frames.random_access:
+            raise ValueError("a generator of frames cannot be read backwards: give a list, a folder or a file")
         return self._propagate(int(start), reverse, dict((f, dict(o)) for f, o in self.prompts.items()))
 
     def _propagate(self, start: int, reverse: bool, prompts: dict[int, dict[int, Region]]
