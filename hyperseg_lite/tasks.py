@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Family = Literal["class", "referring", "reasoning", "region"]
+Family = Literal["class", "referring", "reasoning", "region", "describe"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ REGISTRY: tuple[Task, ...] = (
     Task("vos", "region", "region", True, "track", "video_object", "J&F"),
     Task("referring_video", "referring", "referring", True, "refer_video", "referring_video", "J&F"),
     Task("vis", "class", "instance", True, "video_instances", "video_instance", "AP"),
+    # class-free naming (LLMFormer-style): the LLM lists the classes it sees; segment_classes(image, None) then
+    # segments them. Not a HyperSeg task; scored by the precision / recall of the names.
+    Task("describe", "describe", "describe", False, "describe", "describe", "name_F1"),
 )
 
 TASKS: dict[str, Task] = {task.name: task for task in REGISTRY}

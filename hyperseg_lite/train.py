@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> Path:
     loaded.model = accelerator.unwrap_model(model)
 
     world = World(
-        "train", args.seed, image_size=loaded.model.config.image_size, clip_length=(args.clip_frames, args.clip_frames)
+        "train",
+        args.seed,
+        image_size=loaded.model.config.image_size,
+        clip_length=(args.clip_frames, args.clip_frames),
+        out_of_world_rate=getattr(args, "out_of_world_rate", 0.0),  # runs from before the switch: 0
     )
     batches = torch.utils.data.DataLoader(
         StepBatches(world, args.tasks, args.batch_size, args.task_weight_map),

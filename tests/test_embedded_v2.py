@@ -161,3 +161,40 @@ def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_e
     state = trained.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in stage1.items())  # frozen encoders: exactly as pretrained
     train(["--resume", str(run), "--steps", "3"])  # the folder alone holds the switches
+
+
+def test_describe_samples_teach_the_class_list_through_the_text_loss_alone(tiny):
+    from hyperseg_lite.training.batching import collate, sample_items
+
+    sample = World("train", 0, image_size=64).sample("describe", 0)
+    assert sample.answer == ", ".join(sample.class_names) + "."
+    assert set(sample.class_names) == {n for n in ALL_CLASS_NAMES if n in sample.answer.rstrip(".").split(", ")}
+    batch = collate([sample_items(sample, tiny.processor)], tiny.processor)
+    model = tiny.model.train()
+    try:
+        out = model(**batch)
+        assert set(out.loss_dict) == {"loss_text"} and out.pred_masks is None
+        out.loss.backward()
+        assert model.llm.lm_head.weight.grad.abs().sum() > 0
+        assert all(p.grad is None for p in model.mask_decoder.parameters())  # no decoder pass for a text prompt
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()
+
+
+def test_out_of_world_rate_changes_only_the_no_target_expressions():
+    from hyperseg_lite.data.out_of_world import TRAIN_FOREIGN
+
+    plain, mixed = World("train", 0, image_size=64), World("train", 0, image_size=64, out_of_world_rate=0.15)
+    swapped = 0
+    for index in range(80):
+        a, b = plain.sample("referring", index), mixed.sample("referring", index)
+        assert a.no_target == b.no_target and np.array_equal(a.image, b.image)
+        if a.no_target:
+            swapped += a.expression != b.expression
+        else:
+            assert a.expression == b.expression and np.array_equal(a.masks, b.masks)
+    assert swapped > 0
+    assert any(isinstance(e, str) for e in TRAIN_FOREIGN)
+    with pytest.raises(ValueError, match="out_of_world_rate"):
+        World("train", 0, out_of_world_rate=0.5)

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..prompts import format_class_list
 from .expressions import describe_uniquely, evaluate, multi_target, no_target, union
+from .out_of_world import out_of_world_expression
 from .prompts_sampling import sample_region
 from .reasoning import reasoning_question
 from .scene import Scene, generate_scene
@@ -20,6 +22,7 @@ from .vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES, STUFF_NAMES
 from ..tasks import TASK_NAMES
 
 TASKS = TASK_NAMES  # the registry's order seeds the samples (World.rng): hyperseg_lite/tasks.py
+NO_TARGET_RATE = 0.15  # share of referring samples that name nothing in the scene
 SPLITS = {"train": 0, "val": 1, "test": 2, "compositional": 3}
 HELD_OUT_PAIRS = tuple(sorted({(c, COLOUR_NAMES[(3 * i) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES)} |
                               {(c, COLOUR_NAMES[(3 * i + 5) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES[:6])}))
@@ -51,9 +54,14 @@ class Sample:
 
 class World:
     def __init__(self, split: str = "train", seed: int = 0, image_size: int | tuple[int, int] = 256,
-                 clip_length: tuple[int, int] = (8, 16)) -> None:
+                 clip_length: tuple[int, int] = (8, 16), out_of_world_rate: float = 0.0) -> None:
+        """``out_of_world_rate``: share of referring samples whose no-match expression comes from outside the
+        world (other nouns, languages, nonsense: ``data/out_of_world.py``); 0 keeps every split as it was."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}")
+        if not 0 <= out_of_world_rate <= NO_TARGET_RATE:
+            raise ValueError(f"out_of_world_rate must be between 0 and the no-target share {NO_TARGET_RATE}")
+        self.out_of_world_rate = out_of_world_rate
         self.split, self.seed = split, seed
         self.size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         self.clip_length = clip_length
@@ -113,13 +121,26 @@ class World:
     def _panoptic(self, rng):
         return self._class_sample(rng, "panoptic")
 
+    def _describe(self, rng):
+        """Class-free naming: every class present, in the vocabulary's order (things, then stuff)."""
+        scene = self.scene(rng)
+        present = scene.present_classes()
+        names = [name for name in ALL_CLASS_NAMES if name in present]
+        return Sample("describe", image=scene.image, class_names=names, answer=format_class_list(names),
+                      masks=np.zeros((0, *self.size), bool), labels=np.zeros(0, np.int64),
+                      instance_ids=np.zeros(0, np.int64))
+
     # ------------------------------------------------------------------ language prompts
     def _referring(self, rng) -> Sample | None:
         scene = self.scene(rng)
         roll = rng.random()
-        if roll < 0.15:
-            query = no_target(scene, rng, self.pairs)
-            return Sample("referring", image=scene.image, expression=query.text(), no_target=True,
+        if roll < NO_TARGET_RATE:
+            # the extra draw happens only when the rate is set, so the default splits keep their samples
+            if self.out_of_world_rate and rng.random() < self.out_of_world_rate / NO_TARGET_RATE:
+                expression = out_of_world_expression(rng)
+            else:
+                expression = no_target(scene, rng, self.pairs).text()
+            return Sample("referring", image=scene.image, expression=expression, no_target=True,
                           masks=np.zeros((0, *self.size), bool), labels=np.zeros(0, np.int64),
                           instance_ids=np.zeros(0, np.int64))
         if roll < 0.3:

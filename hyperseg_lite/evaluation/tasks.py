@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torchmetrics.detection import PanopticQuality
 
+from ..data.out_of_world import HELD_OUT_EXPRESSIONS
 from ..data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, STUFF_NAMES
 from ..data.world import World
 from ..pipeline import Region
@@ -47,8 +48,18 @@ def _referring_like(pipe, world: World, task: str, n: int) -> dict[str, float]:
     return metrics
 
 
+def evaluate_out_of_world(pipe, world: World, scenes: int = 8,
+                          expressions: tuple[str, ...] = HELD_OUT_EXPRESSIONS) -> dict[str, float]:
+    """Share of the held-out out-of-world expressions (other nouns, languages, nonsense) that find nothing.
+
+    Expression ``i`` is asked on referring scene ``i % scenes`` of the split; each scene is encoded once."""
+    encoded = [pipe.encode(world.sample("referring", index).image) for index in range(scenes)]
+    hits = [pipe.refer(encoded[i % scenes], text).no_match for i, text in enumerate(expressions)]
+    return {"out_of_world_no_match": float(np.mean(hits)), "out_of_world_expressions": len(expressions)}
+
+
 def evaluate_referring(pipe, world: World, n: int) -> dict[str, float]:
-    return _referring_like(pipe, world, "referring", n)
+    return {**_referring_like(pipe, world, "referring", n), **evaluate_out_of_world(pipe, world, min(n, 8))}
 
 
 def evaluate_reasoning(pipe, world: World, n: int) -> dict[str, float]:
@@ -202,10 +213,25 @@ def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
     return {**ap.compute(), "samples": n}
 
 
+def evaluate_describe(pipe, world: World, n: int) -> dict[str, float]:
+    """Class-free naming: precision and recall of the names ``pipe.describe`` gives against the classes present."""
+    named = correct = present = 0
+    for index in range(n):
+        sample = world.sample("describe", index)
+        names = set(pipe.describe(sample.image))
+        truth = set(sample.class_names)
+        named, correct, present = named + len(names), correct + len(names & truth), present + len(truth)
+    precision = correct / named if named else 0.0
+    recall = correct / present if present else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"name_precision": precision, "name_recall": recall, "name_F1": f1, "samples": n}
+
+
 EVALUATORS: dict[str, Callable] = {
     "referring": evaluate_referring, "reasoning": evaluate_reasoning, "semantic": evaluate_semantic,
     "panoptic": evaluate_panoptic, "instance": evaluate_instance, "interactive": evaluate_interactive,
     "vos": evaluate_vos, "referring_video": evaluate_referring_video, "vis": evaluate_vis,
+    "describe": evaluate_describe,
 }
 if set(EVALUATORS) != set(TASK_NAMES):  # every registered task is scored, and nothing else
     raise RuntimeError(f"evaluators {sorted(EVALUATORS)} do not match the task registry {sorted(TASK_NAMES)}")

@@ -305,15 +305,20 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 temporal_state: TemporalState | None = None, region_pooling: str = "area",
                 return_intermediate_masks: bool = False, return_attention: bool = False) -> HyperSegOutput:
         features = self.encode_images(pixel_values, global_pixel_values, temporal_state, return_attention)
-        output, hidden = self.segment(features, input_ids, attention_mask, class_spans, refer_mask, region_masks,
-                                      temporal_state, region_pooling, return_intermediate_masks)
+        layout = PromptLayout.of(input_ids)
+        if not any(layout.has_expression) and not any(layout.class_names) and not any(layout.region_positions):
+            # a text-only prompt (naming what the image holds, LLMFormer-style): the LLM pass and its loss alone
+            output, hidden = HyperSegOutput(), self.run_llm(input_ids, attention_mask, features, layout=layout)
+        else:
+            output, hidden = self.segment(features, input_ids, attention_mask, class_spans, refer_mask, region_masks,
+                                          temporal_state, region_pooling, return_intermediate_masks)
         losses: dict[str, torch.Tensor] = {}
         if labels is not None:
             text_loss, text_logits = self.text_loss(hidden, labels)
             output.text_logits = text_logits
             if text_loss is not None:
                 losses["loss_text"] = text_loss * self.config.loss_text_weight
-        if targets is not None:
+        if targets is not None and output.pred_masks is not None:
             if len(targets) != input_ids.shape[0]:
                 raise ValueError("give one SegmentationTarget per prompt")
             seg_losses, indices = self.criterion(output.pred_masks, output.prompt_logits, output.prompt_valid,

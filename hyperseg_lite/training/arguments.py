@@ -115,6 +115,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         help="hold the pyramid and the global tower's encoder fixed (as pretrained) and train everything after "
         "them, the pixel decoder and the global projector included",
     )
+    add(
+        "--out-of-world-rate",
+        type=float,
+        default=0.0,
+        help="share of referring samples asking for something outside the world (other nouns, languages, "
+        "nonsense), to be answered with no mask; at most the no-target share 0.15 (lite2 recipe: 0.05)",
+    )
     add("--seed", type=int, default=0)
     add("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
     add("--log-every", type=int, default=10, help="TensorBoard scalars every N steps (log.csv has every step)")
@@ -166,6 +173,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--shape-loss-weight must be 0 (off) or positive")
     if args.resume is None and (args.tokenizer is not None or args.init_vision is not None) and args.init is not None:
         parser.error("--tokenizer and --init-vision set up a new model from --preset; --init weights bring their own")
+    if not 0 <= args.out_of_world_rate <= 0.15:
+        parser.error("--out-of-world-rate must be between 0 and 0.15 (the share of no-target referring samples)")
     if args.freeze_encoders and args.freeze_vision:
         parser.error("--freeze-vision already holds the encoders fixed (and the pixel decoder): give one of the two")
     if args.resume is None and args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):

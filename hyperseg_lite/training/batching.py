@@ -82,6 +82,8 @@ def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0, e
     elif task.family == "region":
         encoded = processor.encode(P.region_prompt(len(sample.regions), video=video), num_regions=len(sample.regions))
         rendered = region_masks(sample.regions, prepared, processor)
+    elif task.family == "describe":  # text only: the answer names the classes present
+        encoded = processor.encode(P.describe_prompt(answer=sample.answer))
     else:
         raise ValueError(f"no batching rule for task {sample.task!r}")
     keep = masks.reshape(masks.shape[0], -1).any(1) if masks.shape[0] else np.zeros(0, bool)
