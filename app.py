@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -18,6 +19,8 @@ from hyperseg_lite.loading import CheckpointNotFound  # noqa: E402
 from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
 
+EMBEDDED_CAVEAT = ("This model knows only hyperseg-lite's procedural shapes world (coloured shapes on simple "
+                   "backgrounds): on real photos its masks are guesses.")
 EMBEDDED_TRAINED_ON = ("hyperseg-lite's procedural shapes world only (12 shapes, 10 colours, 5 stuff classes), "
                        "54,100 steps on a 2-core CPU (16 cycles, the last two averaged in): not real photos, "
                        "and far below the paper's accuracy; "
@@ -25,7 +28,7 @@ EMBEDDED_TRAINED_ON = ("hyperseg-lite's procedural shapes world only (12 shapes,
 
 
 def load_pipeline(model: str | None, precision: str | None, random_preset: str | None):
-    """The pipeline and a line saying what the model was trained on."""
+    """The pipeline and a line saying what the model was trained on (``caveat`` says if it is the embedded one)."""
     if random_preset:
         return HyperSegPipeline(build_random_model(random_preset)), "nothing: random weights (for testing the app)"
     try:
@@ -39,6 +42,11 @@ def load_pipeline(model: str | None, precision: str | None, random_preset: str |
     return HyperSegPipeline(loaded), card or (EMBEDDED_TRAINED_ON if model is None else "see the checkpoint's model card")
 
 
+def caveat(model: str | None, random_preset: str | None) -> str | None:
+    """The line under every result: the embedded (and the random) model know only the shapes world, at best."""
+    return EMBEDDED_CAVEAT if model is None else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=os.environ.get("HYPERSEG_MODEL") or None,
@@ -50,8 +58,9 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("HYPERSEG_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("HYPERSEG_PORT", "7860")))
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     pipe, trained_on = load_pipeline(args.model, args.precision, args.random_preset)
-    demo = build_demo(pipe, trained_on)
+    demo = build_demo(pipe, trained_on, caveat=caveat(args.model, args.random_preset))
     demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, share=False,
                                                    max_file_size="50mb", footer_links=["api"], ssr_mode=False)
 
