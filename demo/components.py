@@ -1,11 +1,14 @@
-"""Upload components that answer an unreadable file with a sentence.
+"""Input components whose bad values get a sentence.
 
-Gradio's own ``Image`` and ``Video`` open the upload before the handler runs, so a 0-byte PNG or a text file
-named ``.png`` fails inside Gradio with an error that has no text. These keep Gradio's widgets (``is_template``
-reuses the parent's front end) and turn that failure into the message the visitor needs.
+Gradio's own components convert a value before the handler runs, so a 0-byte PNG, a text file named ``.png``
+or a string sent as a threshold fails inside Gradio with an error that has no text. Each factory below builds
+the ordinary Gradio component and wraps its ``preprocess`` (on the instance: a subclass would make Gradio write
+a ``.pyi`` stub beside this file) so that failure becomes the message the visitor needs.
 """
 
 from __future__ import annotations
+
+import functools
 
 import gradio as gr
 
@@ -15,88 +18,97 @@ IMAGE_FORMATS = "PNG, JPEG, BMP, TIFF or WebP"
 VIDEO_FORMATS = "MP4 (H.264), AVI, MOV, WebM or GIF"
 
 
-class ImageInput(gr.Image):
-    """``gr.Image`` passing the uploaded file's path (``type="filepath"``, no mode conversion) so the pipeline
-    reads it itself and reports what it changed (transparency flattened, downscaled)."""
+def _checked(component, check=None, failure=None):
+    """``component`` with ``check(payload)`` run first and any other failure of its preprocess given a sentence."""
+    original = component.preprocess
 
-    is_template = True
-
-    def __init__(self, **kwargs):
-        super().__init__(type="filepath", image_mode=None, **kwargs)
-
-    def preprocess(self, payload):
+    @functools.wraps(original)
+    def preprocess(payload):
+        if check is not None and payload is not None:
+            payload = check(payload)
         try:
-            return super().preprocess(payload)
+            return original(payload)
         except gr.Error:
             raise
-        except Exception as error:  # noqa: BLE001 - any failure to open the upload is the file's fault
-            name = getattr(payload, "orig_name", None) or "the upload"
-            raise user_error(f"cannot read {name} as an image ({type(error).__name__}); "
-                             f"upload a {IMAGE_FORMATS} file") from None
+        except Exception as error:  # noqa: BLE001 - any failure here is the value's fault
+            if failure is None:
+                raise
+            raise user_error(failure(payload, error)) from None
+
+    component.preprocess = preprocess
+    return component
 
 
-class VideoInput(gr.Video):
-    """``gr.Video`` whose unreadable uploads get a sentence instead of Gradio's blank error."""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception as error:  # noqa: BLE001
-            name = getattr(payload, "orig_name", None) or "the upload"
-            raise user_error(f"cannot read {name} as a video ({type(error).__name__}); "
-                             f"upload {VIDEO_FORMATS}") from None
+def _name(payload) -> str:
+    return getattr(payload, "orig_name", None) or "the upload"
 
 
-class NumberInput(gr.Slider):
-    """``gr.Slider`` whose non-numeric or out-of-range API values get a sentence."""
+def ImageInput(**kwargs) -> gr.Image:  # noqa: N802 - reads like the component it builds
+    """``gr.Image`` passing the uploaded file's path (no mode conversion), so the pipeline reads it itself and
+    reports what it changed (transparency flattened, downscaled)."""
+    return _checked(gr.Image(type="filepath", image_mode=None, **kwargs),
+                    failure=lambda p, e: f"cannot read {_name(p)} as an image ({type(e).__name__}); "
+                                         f"upload a {IMAGE_FORMATS} file")
 
-    is_template = True
 
-    def preprocess(self, payload):
+def VideoInput(**kwargs) -> gr.Video:  # noqa: N802
+    return _checked(gr.Video(**kwargs),
+                    failure=lambda p, e: f"cannot read {_name(p)} as a video ({type(e).__name__}); "
+                                         f"upload {VIDEO_FORMATS}")
+
+
+def NumberInput(**kwargs) -> gr.Slider:  # noqa: N802
+    """``gr.Slider`` refusing non-numbers and values outside its range with a sentence."""
+    slider = gr.Slider(**kwargs)
+    what = slider.label or "the value"
+
+    def check(payload):
+        if isinstance(payload, bool):
+            raise user_error(f"{what} must be a number, got {payload}")
         try:
             value = float(payload)
         except (TypeError, ValueError):
-            raise user_error(f"{self.label or 'the value'} must be a number, got {str(payload)[:40]!r}") from None
-        if not self.minimum <= value <= self.maximum:
-            raise user_error(f"{self.label or 'the value'} must be between {self.minimum:g} and {self.maximum:g}, "
-                             f"got {value:g}")
-        return super().preprocess(value)
+            raise user_error(f"{what} must be a number, got {str(payload)[:40]!r}") from None
+        if not slider.minimum <= value <= slider.maximum:
+            raise user_error(f"{what} must be between {slider.minimum:g} and {slider.maximum:g}, got {value:g}")
+        return value
+
+    return _checked(slider, check)
 
 
-class TextInput(gr.Textbox):
-    """``gr.Textbox`` that refuses a non-string API value with a sentence (Gradio would pass it on)."""
+def TextInput(**kwargs) -> gr.Textbox:  # noqa: N802
+    """``gr.Textbox`` refusing a non-string API value (Gradio would pass a number or a list on)."""
+    box = gr.Textbox(**kwargs)
 
-    is_template = True
+    def check(payload):
+        if not isinstance(payload, str):
+            raise user_error(f"{box.label or 'the text'} must be a string, got {type(payload).__name__}")
+        return payload
 
-    def preprocess(self, payload):
-        if payload is not None and not isinstance(payload, str):
-            raise user_error(f"{self.label or 'the text'} must be a string, got {type(payload).__name__}")
-        return super().preprocess(payload)
+    return _checked(box, check)
 
 
-class ChoiceInput(gr.Radio):
-    """``gr.Radio`` whose unknown API values get the list of choices."""
+def ChoiceInput(**kwargs) -> gr.Radio:  # noqa: N802
+    """``gr.Radio`` answering an unknown API value with the list of choices."""
+    radio = gr.Radio(**kwargs)
 
-    is_template = True
-
-    def preprocess(self, payload):
-        choices = [value for _, value in self.choices]
+    def check(payload):
+        choices = [value for _, value in radio.choices]
         if payload not in choices:
-            raise user_error(f"{self.label or 'the choice'} must be one of {', '.join(map(str, choices))}; "
+            raise user_error(f"{radio.label or 'the choice'} must be one of {', '.join(map(str, choices))}; "
                              f"got {str(payload)[:40]!r}")
-        return super().preprocess(payload)
+        return payload
+
+    return _checked(radio, check)
 
 
-class FlagInput(gr.Checkbox):
-    """``gr.Checkbox`` that refuses anything but true / false from the API."""
+def FlagInput(**kwargs) -> gr.Checkbox:  # noqa: N802
+    """``gr.Checkbox`` refusing anything but true / false from the API."""
+    box = gr.Checkbox(**kwargs)
 
-    is_template = True
-
-    def preprocess(self, payload):
+    def check(payload):
         if not isinstance(payload, bool):
-            raise user_error(f"{self.label or 'the flag'} must be true or false, got {str(payload)[:40]!r}")
-        return super().preprocess(payload)
+            raise user_error(f"{box.label or 'the flag'} must be true or false, got {str(payload)[:40]!r}")
+        return payload
+
+    return _checked(box, check)
