@@ -22,17 +22,15 @@ STOPWORDS = {"the", "a", "an", "is", "it", "of", "and", "because", "that", "this
 def target_phrases(answer: str, count: int) -> list[tuple[int, int]]:
     """Character spans of the phrases naming ``count`` targets: the answer's leading phrase, split on "and"."""
     match = PHRASE_END.search(answer)
-    end = match.start() if match else len(answer)
-    lead = answer[:end]
-    if not lead.strip() or len(lead.split()) > MAX_PHRASE_WORDS:
+    lead = answer[: match.start() if match else len(answer)]
+    if not lead.strip() or len(lead.split()) > MAX_PHRASE_WORDS * count:
         return []
-    parts = [m.span() for m in re.finditer(r"[^,]+?(?=\s+and\s+|$)", lead)] if count > 1 else [(0, len(lead.rstrip()))]
+    cuts = [0, *(p for m in re.finditer(r"\s+and\s+", lead) for p in m.span()), len(lead)] if count > 1 else [0, len(lead)]
     spans = []
-    for start, stop in parts:
+    for start, stop in zip(cuts[::2], cuts[1::2]):
         text = lead[start:stop]
-        offset = len(text) - len(text.lstrip(" and").lstrip())
         if text.strip():
-            spans.append((start + offset, start + len(text.rstrip())))
+            spans.append((start + len(text) - len(text.lstrip()), start + len(text.rstrip())))
     return spans[:count]
 
 

@@ -14,7 +14,7 @@ EXCLUDE = (220, 30, 30)
 
 def marker_size(shape: tuple[int, ...]) -> int:
     """Marker radius in pixels: visible on a 256 px shapes-world image and on a 4000 px photo alike."""
-    return max(4, round(min(shape[:2]) / 60))
+    return max(5, round(min(shape[:2]) / 40))
 
 
 def draw_prompts(image: np.ndarray, objects: list[dict], masks: list[np.ndarray | None],

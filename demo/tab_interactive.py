@@ -9,6 +9,7 @@ whenever the image changes (upload, example, clear), so nothing of one image rea
 from __future__ import annotations
 
 import copy
+import functools
 
 import gradio as gr
 import numpy as np
@@ -149,7 +150,7 @@ def painted(editor_value) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def add_painting(ctx: AppContext, state: dict, editor_value, as_mask: bool):
+def add_painting(ctx: AppContext, state: dict, editor_value, as_mask: bool = False):
     """The painted strokes become the active object's scribble (points along them) or mask."""
     state = need_image(state)
     mask = painted(editor_value)
@@ -207,6 +208,11 @@ def new_object(state: dict):
     return state, f"Object {state['active'] + 1}: click, box or paint it (in its own colour)."
 
 
+def brush_value(image: np.ndarray) -> dict:
+    """The brush canvas showing ``image`` with nothing painted."""
+    return {"background": image, "layers": [], "composite": image}
+
+
 def interactive_api(ctx: AppContext, image, regions: str):
     """All prompts at once, as JSON (see ``demo/regions.py``)."""
     if image is None:
@@ -254,8 +260,11 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             if new_state["image"] is None:
                 return None, "", new_state, None, None
             message = "  \n".join(["Click on an object to include it.", *notice_lines(new_state["notices"], ctx.caveat)])
-            return render(new_state), message, new_state, None, {"background": new_state["image"], "layers": [],
-                                                                 "composite": new_state["image"]}
+            return render(new_state), message, new_state, None, brush_value(new_state["image"])
+
+        def blank_brush(st):
+            """The brush canvas emptied after its painting became a prompt (ready for the next object)."""
+            return None if st.get("image") is None else brush_value(st["image"])
 
         def prompting(fn):
             """A handler that changes the prompts: the canvas redrawn, the status, the state, the downloads."""
@@ -266,19 +275,21 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                 return render(new_state), message, new_state, new_state.get("files")
             return handler
 
-        def on_click(st, tool_name, evt: gr.SelectData):
-            return click(ctx, st, tool_name, evt.index[0], evt.index[1])
+        @ctx.gpu
+        @user_errors
+        def on_click(st, tool_name, evt: gr.SelectData):  # Gradio passes the click by this annotation
+            new_state, message = click(ctx, st, tool_name, evt.index[0], evt.index[1])
+            return render(new_state), message, new_state, new_state.get("files")
 
         outputs = [canvas, status, state, files]
         image.change(on_image, image, [canvas, status, state, files, brush], api_visibility="private")
-        canvas.select(prompting(on_click), [state, tool], outputs, api_visibility="private")
+        canvas.select(on_click, [state, tool], outputs, api_visibility="private")
         undo_button.click(prompting(lambda st: undo(ctx, st)), state, outputs, api_visibility="private")
         clear_button.click(prompting(clear), state, outputs, api_visibility="private")
         object_button.click(prompting(new_object), state, outputs, api_visibility="private")
-        scribble_button.click(prompting(lambda st, ed: add_painting(ctx, st, ed, as_mask=False)), [state, brush],
-                              outputs, api_visibility="private")
-        mask_button.click(prompting(lambda st, ed: add_painting(ctx, st, ed, as_mask=True)), [state, brush],
-                          outputs, api_visibility="private")
+        for button, as_mask in ((scribble_button, False), (mask_button, True)):
+            button.click(prompting(functools.partial(add_painting, ctx, as_mask=as_mask)), [state, brush], outputs,
+                         api_visibility="private").then(blank_brush, state, brush, api_visibility="private")
         tool.change(lambda st: st if st is None else st | {"corner": None}, state, state, api_visibility="private")
 
         @ctx.gpu

@@ -33,7 +33,8 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                 image = ImageInput(label="Image", elem_id="reason-image")
                 question = TextInput(label="Question", placeholder="which object has no corners?", elem_id="reason-text")
                 explain = FlagInput(value=True, label="Explain (generate the answer text)")
-                threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold")
+                threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold",
+                                        elem_id="reason-threshold")
                 run = gr.Button("Ask", variant="primary", elem_id="reason-run")
             with gr.Column():
                 output = gr.AnnotatedImage(label="Mask", color_map=TARGET_COLOURS, elem_id="reason-output")

@@ -360,8 +360,10 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                 return new_state, show_frame(new_state), message
             return handler
 
-        def on_click(st, tool_name, evt: gr.SelectData):
-            return click(st, tool_name, evt.index[0], evt.index[1])
+        @user_errors
+        def on_click(st, tool_name, evt: gr.SelectData):  # Gradio passes the click by this annotation
+            new_state, message = click(st, tool_name, evt.index[0], evt.index[1])
+            return new_state, show_frame(new_state), message
 
         @on_gpu(video_seconds)
         @user_errors
@@ -381,7 +383,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         prompt_outputs = [state, canvas, status]
         video.change(on_video, video, [state, canvas, frame, status, output, files, answer], api_visibility="private")
         frame.change(on_frame, [state, frame], [state, canvas], api_visibility="private", show_progress="hidden")
-        canvas.select(prompting(on_click), [state, tool], prompt_outputs, api_visibility="private")
+        canvas.select(on_click, [state, tool], prompt_outputs, api_visibility="private")
         undo_button.click(prompting(undo), state, prompt_outputs, api_visibility="private")
         object_button.click(prompting(new_object), state, prompt_outputs, api_visibility="private")
         reset_button.click(prompting(lambda st: (reset(st), "Reset: every prompt removed.")), state, prompt_outputs,
