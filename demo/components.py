@@ -18,13 +18,14 @@ IMAGE_FORMATS = "PNG, JPEG, BMP, TIFF or WebP"
 VIDEO_FORMATS = "MP4 (H.264), AVI, MOV, WebM or GIF"
 
 
-def _checked(component, check=None, failure=None):
-    """``component`` with ``check(payload)`` run first and any other failure of its preprocess given a sentence."""
+def _checked(component, check=None, failure=None, allow_none: bool = True):
+    """``component`` with ``check(payload)`` run first and any other failure of its preprocess given a sentence;
+    ``allow_none=False``: an absent value (JSON null) is checked too."""
     original = component.preprocess
 
     @functools.wraps(original)
     def preprocess(payload):
-        if check is not None and payload is not None:
+        if check is not None and (payload is not None or not allow_none):
             payload = check(payload)
         try:
             return original(payload)
@@ -73,7 +74,7 @@ def NumberInput(**kwargs) -> gr.Slider:  # noqa: N802
             raise user_error(f"{what} must be between {slider.minimum:g} and {slider.maximum:g}, got {value:g}")
         return value
 
-    return _checked(slider, check)
+    return _checked(slider, check, allow_none=False)
 
 
 def TextInput(**kwargs) -> gr.Textbox:  # noqa: N802
@@ -99,7 +100,7 @@ def ChoiceInput(**kwargs) -> gr.Radio:  # noqa: N802
                              f"got {str(payload)[:40]!r}")
         return payload
 
-    return _checked(radio, check)
+    return _checked(radio, check, allow_none=False)
 
 
 def FlagInput(**kwargs) -> gr.Checkbox:  # noqa: N802
@@ -111,4 +112,4 @@ def FlagInput(**kwargs) -> gr.Checkbox:  # noqa: N802
             raise user_error(f"{box.label or 'the flag'} must be true or false, got {str(payload)[:40]!r}")
         return payload
 
-    return _checked(box, check)
+    return _checked(box, check, allow_none=False)
