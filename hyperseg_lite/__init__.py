@@ -5,6 +5,8 @@ from .loading import LoadedModel, build_random_model, load_model
 from .modeling.modeling_hyperseg import HyperSegForSegmentation, HyperSegOutput, ImageFeatures
 from .modeling.temporal_adapter import TemporalState
 from .processing_hyperseg import HyperSegProcessor
+from .pipeline import (Candidates, EncodedImage, HyperSegPipeline, HyperSegPredictor, Region,  # noqa: E402
+                       SegmentationResult, VideoSession)
 
 # Known to the Auto classes, so transformers reads our config.json as ours (AutoTokenizer opens it too)
 from transformers import AutoConfig, AutoModel  # noqa: E402
@@ -14,6 +16,7 @@ AutoModel.register(HyperSegConfig, HyperSegForSegmentation, exist_ok=True)
 
 __all__ = [
     "HyperSegConfig", "HyperSegDecoderConfig", "HyperSegPerceiverConfig", "HyperSegForSegmentation", "HyperSegOutput",
-    "HyperSegProcessor", "ImageFeatures", "LoadedModel", "TemporalState", "build_random_model", "load_model",
+    "HyperSegProcessor", "ImageFeatures", "Candidates", "EncodedImage", "HyperSegPipeline", "HyperSegPredictor",
+    "Region", "SegmentationResult", "VideoSession", "LoadedModel", "TemporalState", "build_random_model", "load_model",
 ]
 __version__ = "0.1.0"

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +28,7 @@ from .configuration_hyperseg import HyperSegConfig
 from .constants import (CLS_TOKEN, GT_TOKEN, IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX, PLACEHOLDER_IDS,
                         REFER_TOKEN, REGION_TOKEN, SEG_TOKEN, SEG_TOKEN_INDEX, TEMPORAL_TOKEN, TEMPORAL_TOKEN_INDEX)
 from .prompts import Conversation
+from .visual_prompts import box_mask, disc_mask, scaled_radius, scribble_mask
 
 _PLACEHOLDER_PATTERN = re.compile("(" + "|".join(re.escape(p) for p in [*PLACEHOLDER_IDS, GT_TOKEN]) + ")")
 
@@ -205,12 +207,36 @@ class HyperSegProcessor:
         global_pixel_values = ((global_img - g_mean) / g_std)[0]
         return PreparedImage(pixel_values, global_pixel_values, (height, width), (new_h, new_w))
 
-    def resize_region_mask(self, mask: torch.Tensor, prepared: PreparedImage) -> torch.Tensor:
-        """Map a mask at the original resolution into the padded pyramid frame (bool, S x S).
+    # ------------------------------------------------------------------ visual prompts (training and inference)
+    def draw_region(self, image_size: tuple[int, int], points=None, point_labels=None, box=None, scribble=None,
+                    mask=None) -> np.ndarray:
+        """One visual prompt rendered as the paper does, (H, W) bool on the grid of the image it was drawn on:
+        positive clicks as discs (``config.point_radius`` at ``config.region_reference_size`` px, scaled to the
+        image), a scribble as a stroke of ``config.scribble_radius``, a box filled, a mask as it is. Give one
+        kind; ``point_labels`` (1 positive, 0 negative; all positive when None) goes with ``points``."""
+        config = self.config
+        if points is not None:
+            points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+            labels = np.ones(len(points)) if point_labels is None else np.asarray(point_labels)
+            radius = scaled_radius(config.point_radius, image_size, config.region_reference_size)
+            return disc_mask(image_size, points[labels == 1], radius)
+        if box is not None:
+            return box_mask(image_size, box)
+        if scribble is not None:
+            radius = scaled_radius(config.scribble_radius, image_size, config.region_reference_size)
+            return scribble_mask(image_size, scribble, radius)
+        if mask is None:
+            raise ValueError("a region needs one of: points, box, scribble, mask")
+        return np.asarray(mask).astype(bool)
+
+    def region_to_frame(self, mask, prepared: PreparedImage) -> torch.Tensor:
+        """A region drawn at the original resolution ((H, W) bool array or tensor) -> (S, S) bool on the padded
+        model frame of ``prepared``, the one renderer of training and inference.
 
         Bilinear resizing reads the mask at the new pixels' centres, so a region thinner than a new pixel (a
         click's disc or a scribble on a large image) can fall between them; such a region keeps every new pixel
         it touches instead of vanishing."""
+        mask = torch.as_tensor(np.ascontiguousarray(mask)) if not torch.is_tensor(mask) else mask
         new_h, new_w = prepared.resized_size
         source = mask[None, None].float()
         resized = F.interpolate(source, size=(new_h, new_w), mode="bilinear", align_corners=False)
@@ -219,11 +245,6 @@ class HyperSegProcessor:
         size = self.config.image_size
         return F.pad(resized, (0, size - new_w, 0, size - new_h))[0, 0] > 0.5
 
-    @staticmethod
-    def masks_to_original(mask_logits: torch.Tensor, prepared: PreparedImage) -> torch.Tensor:
-        """(N, h, w) logits on the padded square -> (N, H, W) logits at the original resolution."""
-        size = prepared.pixel_values.shape[-1]
-        upsampled = F.interpolate(mask_logits[None].float(), size=(size, size), mode="bilinear", align_corners=False)
-        new_h, new_w = prepared.resized_size
-        cropped = upsampled[:, :, :new_h, :new_w]
-        return F.interpolate(cropped, size=prepared.original_size, mode="bilinear", align_corners=False)[0]
+    def region_mask(self, prepared: PreparedImage, **region) -> torch.Tensor:
+        """:meth:`draw_region` at ``prepared``'s original size, then :meth:`region_to_frame`: (S, S) bool."""
+        return self.region_to_frame(self.draw_region(prepared.original_size, **region), prepared)

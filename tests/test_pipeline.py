@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hyperseg_lite import build_random_model
-from hyperseg_lite.pipeline import HyperSegPipeline, Region, SegmentationResult
+from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor, Region, SegmentationResult
 from hyperseg_lite.pipeline import postprocess as post
 
 
@@ -102,21 +102,22 @@ def test_long_class_lists_are_chunked_and_merged(pipe):
     merged candidates equal each chunk run on its own (an LLM's hidden states depend on the other names in
     the prompt, so chunked and unchunked scores are not expected to be equal)."""
     names = [f"class {i}" for i in range(5)]
-    frame = pipe._frame(picture(40, 60))
-    features = pipe._encode([frame])
+    predictor = HyperSegPredictor(pipe)
+    image = predictor.encode(picture(40, 60))
     with torch.inference_mode():
-        logits, probs, _, _ = pipe._class_candidates(features, frame, names, "panoptic", chunk_size=2)
+        merged = predictor.predict(class_names=names, mode="panoptic", image=image, chunk_size=2)
+        logits, probs = merged.mask_logits, merged.scores
         queries = pipe.model.num_queries
         assert logits.shape[0] == probs.shape[0] == 3 * queries and probs.shape[1] == 5
         for chunk_index, start in enumerate(range(0, 5, 2)):
             chunk = names[start:start + 2]
-            alone_logits, alone_probs, _, _ = pipe._class_candidates(features, frame, chunk, "panoptic", chunk_size=2)
+            alone = predictor.predict(class_names=chunk, mode="panoptic", image=image, chunk_size=2)
             rows = slice(chunk_index * queries, (chunk_index + 1) * queries)
-            assert torch.allclose(logits[rows], alone_logits, atol=1e-4)
-            assert torch.allclose(probs[rows, start:start + len(chunk)], alone_probs, atol=1e-5)
+            assert torch.allclose(logits[rows], alone.mask_logits, atol=1e-4)
+            assert torch.allclose(probs[rows, start:start + len(chunk)], alone.scores, atol=1e-5)
             assert probs[rows].sum() == pytest.approx(probs[rows, start:start + len(chunk)].sum().item(), rel=1e-5)
-        single = pipe.segment_classes(frame.pixels, names, chunk_size=10, threshold=0.0)
-        chunked_as_one = pipe.segment_classes(frame.pixels, names, chunk_size=5, threshold=0.0)
+        single = pipe.segment_classes(image.pixels, names, chunk_size=10, threshold=0.0)
+        chunked_as_one = pipe.segment_classes(image.pixels, names, chunk_size=5, threshold=0.0)
     assert single.labels == chunked_as_one.labels and np.array_equal(single.masks, chunked_as_one.masks)
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from hyperseg_lite import build_random_model
-from hyperseg_lite.pipeline import HyperSegPipeline, Region, load_image, load_video
+from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor, Region, load_image, load_video
 from hyperseg_lite.pipeline.inputs import iter_video
 
 
@@ -146,10 +146,11 @@ def test_a_click_or_thin_scribble_on_a_large_image_is_not_lost_in_resizing(pipe)
     """A click's disc scales with the image (radius 10 px per 1,024), but resizing the image to the model's
     input can still leave it thinner than one input pixel; it must reach the model, not fail as an empty region."""
     image = (np.random.default_rng(1).random((256, 256, 3)) * 255).astype(np.uint8)  # the tiny model reads 64 px
-    frame = pipe._frame(image)
+    predictor = HyperSegPredictor(pipe)
+    loaded = predictor.load(image)
     for region in (Region(points=[[101, 121]]), Region(scribble=[[10, 201], [240, 201]]), Region(box=[100, 100, 101, 101])):
-        mask = pipe._region_masks([region], frame)[0]
+        mask = predictor.region_masks([region], loaded)[0]
         assert mask.any() and mask.sum() <= 4 * 64, region
         assert len(pipe.interactive(image, region)) == 1
-    wide = pipe._region_masks([Region(box=[40, 40, 160, 200])], frame)[0]  # a region that survives resizing:
+    wide = predictor.region_masks([Region(box=[40, 40, 160, 200])], loaded)[0]  # a region that survives resizing:
     assert wide.sum() == 30 * 40  # read at the new pixels' centres, as before

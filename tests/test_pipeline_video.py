@@ -72,9 +72,9 @@ def test_video_instances_keep_track_ids(pipe):
 def test_track_bank_follows_embeddings():
     import torch
 
-    from hyperseg_lite.pipeline.video import _TrackBank
+    from hyperseg_lite.pipeline import TrackBank
 
-    bank = _TrackBank(min_similarity=0.5, max_missed=1)
+    bank = TrackBank(min_similarity=0.5, max_missed=1)
     a, b = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
     first, second = torch.tensor([0.9, 0.1]), torch.tensor([0.2, 0.7])
     assert bank.assign([a, b], [first, first]) == ([1, 2], [0, 0])
@@ -90,14 +90,14 @@ def test_a_track_keeps_its_id_and_label_while_the_top_class_flickers():
     labelled with the class its detections scored highest in sum."""
     import torch
 
-    from hyperseg_lite.pipeline.video import _TrackBank
+    from hyperseg_lite.pipeline import TrackBank
 
     a = torch.tensor([1.0, 0.0])
     frames = [torch.tensor([0.8, 0.3]), torch.tensor([0.4, 0.5]), torch.tensor([0.7, 0.2])]
-    bank = _TrackBank(min_similarity=0.5, max_missed=5)
+    bank = TrackBank(min_similarity=0.5, max_missed=5)
     assert [bank.assign([a], [p]) for p in frames] == [([1], [0])] * 3
     # the switch to the earlier rule: a detection joins only a track of its own top class, labelled alone
-    strict = _TrackBank(min_similarity=0.5, max_missed=5, match_classes=True)
+    strict = TrackBank(min_similarity=0.5, max_missed=5, match_classes=True)
     assert [strict.assign([a], [p]) for p in frames] == [([1], [0]), ([2], [1]), ([1], [0])]
 
 

@@ -181,6 +181,23 @@ class Region:
             if not mask.astype(bool).any():
                 raise ValueError("the mask prompt is empty: paint at least one pixel")
 
+    def spec(self) -> dict:
+        """The one kind given, as keyword arguments of ``HyperSegProcessor.draw_region``."""
+        if self.points is not None:
+            return {"points": self.points, "point_labels": self.point_labels}
+        given = {k: getattr(self, k) for k in ("box", "scribble", "mask") if getattr(self, k) is not None}
+        if len(given) != 1:
+            raise ValueError("each region needs exactly one of: points, box, scribble, mask")
+        return given
+
+    @property
+    def positive_points(self) -> np.ndarray:
+        if self.points is None:
+            return np.zeros((0, 2))
+        points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
+        labels = np.ones(len(points)) if self.point_labels is None else np.asarray(self.point_labels)
+        return points[labels == 1]
+
     @property
     def negative_points(self) -> np.ndarray:
         if self.points is None or self.point_labels is None:

@@ -1,139 +1,190 @@
-"""Video tasks: object tracking from first-frame prompts, referring / reasoning video segmentation, and
-video instance segmentation. Frames are processed one by one through the temporal adapter; every task has a
-streaming (generator) form whose memory does not depend on the clip length (only a ``TemporalState`` and,
-for instances, one embedding per live track are kept).
+"""Video: a :class:`VideoSession` for visual prompts on any frame (in the spirit of sam2's video predictor), and
+the text and class-list video tasks. Frames go one by one through the temporal adapter; every video task is a
+generator whose memory does not depend on the clip length (a ``TemporalState``, one mask per object or one
+embedding per live track), and each clip is decoded once (:class:`VideoFrames`).
+
+    session = pipe.video_session("clip.mp4")
+    session.add_prompt(0, 1, Region(box=[10, 20, 80, 90]))      # object 1 on frame 0
+    session.add_prompt(12, 2, Region(points=[[40, 50]]))         # object 2 appears on frame 12
+    for frame_index, result in session.propagate():             # one mask per object id on every frame
+        ...
 """
 
 from __future__ import annotations
 
-from itertools import chain
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from .. import prompts as P
 from ..modeling.temporal_adapter import TemporalState
-from .inputs import Region, check_class_names, iter_video, load_video
+from .answers import (PROMPT_OVERLAP_WEIGHT, TRACKING_OVERLAP_WEIGHT, class_segments, prompt_extent,
+                      referring_answer, region_choices, segment_masks)
+from .predictor import HyperSegPredictor
 from .results import SegmentationResult
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .pipeline import HyperSegPipeline
+from .video_frames import VideoFrames, frames_of
+from .inputs import Region
 
 MAX_VIDEO_CLASSES = 100  # a video class list is one prompt (the temporal state is per prompt)
 
 
-class VideoMethods:
-    """Mixed into :class:`HyperSegPipeline`; uses its private image helpers."""
+class VideoSession:
+    """Visual prompts on any frame of one clip, for several objects, propagated frame by frame.
 
-    # ------------------------------------------------------------------ object tracking (VOS)
-    def track_stream(self: "HyperSegPipeline", video, regions: Sequence[Region] | Region) -> Iterator[SegmentationResult]:
-        """First-frame visual prompts (clicks, boxes, scribbles, masks) -> one result per frame, lazily.
+    State is explicit and lives here, not in the pipeline: the prompts added so far (frame -> object id ->
+    :class:`Region`); :meth:`propagate` keeps only the temporal state, each object's pooled prompt and its mask
+    on the frame before. An object enters on the frame of its prompt (its prompt is pooled on that frame's
+    features) and is followed from there; on frames before its prompt (in the direction of propagation) its
+    mask is empty with score 0. A later prompt for the same object replaces its pooled prompt from that frame on.
+    Propagation runs forward or, on a clip that can be read backwards (a list, a folder, a video file), in
+    reverse: the temporal state is carried in whatever order the frames are given.
+    """
 
-        The prompts are pooled once on the first frame and reused on every frame (as the release's VOS path
-        uses the reference frame's features); the temporal adapter carries the rest. From the second frame on,
-        each region also prefers the candidate that overlaps its mask on the frame before
-        (``tracking_overlap_weight``), and on the first frame a box or mask prompt itself
-        (``prompt_overlap_weight``); 0 picks by the region score alone, as the release.
-        """
-        regions = [regions] if isinstance(regions, Region) else list(regions)
-        if not regions:
-            raise ValueError("give at least one first-frame region to track")
-        frames = iter_video(video)
-        first = self._frame(next(frames))
-        masks = self._region_masks(regions, first).to(self.device)
-        encoded = [self.processor.encode(P.region_prompt(len(regions), self.wording, video=True),
-                                         num_regions=len(regions))]
+    def __init__(self, predictor: HyperSegPredictor, video, tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
+                 prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT, max_frames: int | None = None,
+                 task: str = "video_object") -> None:
+        self.predictor = predictor
+        self.frames = frames_of(video, max_frames)
+        self.tracking_overlap_weight = tracking_overlap_weight
+        self.prompt_overlap_weight = prompt_overlap_weight
+        self.task = task
+        self.prompts: dict[int, dict[int, Region]] = {}
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted({o for objects in self.prompts.values() for o in objects})
+
+    def add_prompt(self, frame_index: int, object_id: int, region: Region) -> None:
+        """Prompt object ``object_id`` (an int >= 1, its id in every result) on frame ``frame_index`` with a click,
+        box, scribble or mask; validated against the clip's frame size now."""
+        if not isinstance(region, Region):
+            raise ValueError("a prompt is a Region (points, box, scribble or mask)")
+        if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)) or frame_index < 0:
+            raise ValueError(f"frame_index must be a frame number (0 or more), got {frame_index!r}")
+        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or object_id < 1:
+            raise ValueError(f"object_id must be an integer of 1 or more, got {object_id!r}")
+        known = self.frames.known_length
+        if known is not None and frame_index >= known:
+            raise ValueError(f"frame {frame_index} is past the end of the clip ({known} frames)")
+        region.validate(self.frames.size)
+        self.prompts.setdefault(int(frame_index), {})[int(object_id)] = region
+
+    def reset(self) -> None:
+        """Forget every prompt (the clip stays open)."""
+        self.prompts.clear()
+
+    def propagate(self, start_frame: int | None = None, reverse: bool = False
+                  ) -> Iterator[tuple[int, SegmentationResult]]:
+        """Yield ``(frame_index, result)`` from ``start_frame`` (default: the first prompted frame, or the last one
+        with ``reverse=True``) to the end of the clip (or frame 0), one mask per object id on every frame."""
+        if not self.prompts:
+            raise ValueError("add a prompt first: session.add_prompt(frame_index, object_id, region)")
+        prompted = sorted(self.prompts)
+        start = (prompted[-1] if reverse else prompted[0]) if start_frame is None else start_frame
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"start_frame must be a frame number (0 or more), got {start_frame!r}")
+        return self._propagate(int(start), reverse, dict((f, dict(o)) for f, o in self.prompts.items()))
+
+    def _propagate(self, start: int, reverse: bool, prompts: dict[int, dict[int, Region]]
+                   ) -> Iterator[tuple[int, SegmentationResult]]:
+        predictor = self.predictor
+        objects = sorted({o for frame in prompts.values() for o in frame})
         state = TemporalState()
-        pooled = previous = None  # on the first frame a box or mask prompt's own extent guides the choice
-        for index, pixels in enumerate(chain([first.pixels], frames)):
+        active: list[int] = []  # objects in order of entry: their order among the prompt's regions
+        pooled: dict[int, torch.Tensor] = {}
+        region_of: dict[int, Region] = {}
+        previous: dict[int, torch.Tensor | None] = {}
+        for index, pixels in self.frames.frames(start, reverse):
             with torch.inference_mode():
-                frame = first if index == 0 else self._frame(pixels)
-                features = self._encode([frame], state)
-                if pooled is None:
-                    pooled = self.model.pool_region_prompts(features, [masks])
-                out = self._run(features, encoded, state=state, region_features=pooled)
-                state = out.temporal_state.detach()
-                result, previous = self._region_result(out, 0, frame, regions, frame_index=index,
-                                                       task="video_object", previous=previous)
-                yield result
+                image = predictor.encode(pixels, state)
+                new = prompts.get(index, {})
+                fresh = [o for o in objects if o in new]
+                if fresh:  # pooled on the frame they were drawn on, reused on the frames after
+                    features, _ = predictor.pool_regions([new[o] for o in fresh], image)
+                    for k, o in enumerate(fresh):
+                        pooled[o], region_of[o] = features[0, k], new[o]
+                        if o not in active:
+                            active.append(o)
+                if not active:
+                    yield index, self._result(image, index, objects, {}, {})
+                    continue
+                region_features = (torch.stack([pooled[o] for o in active])[None],
+                                   torch.ones((1, len(active)), dtype=torch.bool, device=predictor.device))
+                candidates = predictor.predict(region_features=region_features, image=image, state=state, video=True)
+                state = candidates.temporal_state.detach()
+                priors, weights = [], []
+                for o in active:
+                    if o in fresh:  # a box or mask prompt's own extent guides the choice on its frame
+                        priors.append(prompt_extent(region_of[o], image))
+                        weights.append(self.prompt_overlap_weight)
+                    else:  # later frames continue the mask chosen on the frame before
+                        priors.append(previous[o])
+                        weights.append(self.tracking_overlap_weight)
+                chosen, scores = region_choices(candidates, [region_of[o] for o in active], priors, weights)
+                logits = candidates.mask_logits[chosen]
+                masks = candidates.to_original(logits)
+                for o, mask in zip(active, logits > 0):
+                    previous[o] = mask
+                yield index, self._result(image, index, objects, dict(zip(active, masks)), dict(zip(active, scores)))
 
-    def track(self, video, regions: Sequence[Region] | Region) -> list[SegmentationResult]:
-        load_video(video)  # validates length and frame sizes before any work
-        return list(self.track_stream(video, regions))
+    def _result(self, image, index: int, objects: list[int], masks: dict, scores: dict) -> SegmentationResult:
+        empty = np.zeros(image.size, dtype=bool)
+        return SegmentationResult(self.task, f"{len(objects)} visual prompt(s)",
+                                  np.stack([masks.get(o, empty) for o in objects]) if objects else
+                                  np.zeros((0, *image.size), dtype=bool),
+                                  [f"region {o}" for o in objects],
+                                  np.array([scores.get(o, 0.0) for o in objects], dtype=np.float32),
+                                  np.array(objects, dtype=np.int64), notices=image.notices, frame_index=index)
 
-    # ------------------------------------------------------------------ referring / reasoning video
-    def refer_video_stream(self: "HyperSegPipeline", video, expression: str, reasoning: bool = False,
-                           threshold: float = 0.5) -> Iterator[SegmentationResult]:
-        """An expression (or, with ``reasoning=True``, a question) over a clip -> one result per frame.
-
-        Each frame answers with its best mask token, preferring the one that continues the mask answered on the
-        frame before (``tracking_overlap_weight``; 0 = each frame alone, as the release)."""
-        task = "reasoning_video" if reasoning else "referring_video"
-        text = self.processor.check_text(expression, "question" if reasoning else "expression")
-        conversation = P.video_reasoning_prompt(self.wording) if reasoning else P.referring_prompt("referring", self.wording)
-        encoded = [self.processor.encode(conversation, expression=text)]
-        state = TemporalState()
-        previous = None
-        for index, pixels in enumerate(iter_video(video)):
-            with torch.inference_mode():
-                frame = self._frame(pixels)
-                out = self._run(self._encode([frame], state), encoded, state=state)
-                state = out.temporal_state.detach()
-                result, previous = self._referring_result(out, 0, frame, text, task, threshold, frame_index=index,
-                                                          previous=previous)
-                yield result
-
-    def refer_video(self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
-                    ) -> list[SegmentationResult]:
-        load_video(video)
-        return list(self.refer_video_stream(video, expression, reasoning, threshold))
-
-    # ------------------------------------------------------------------ video instance segmentation
-    def video_instances_stream(self: "HyperSegPipeline", video, class_names: Sequence[str] | str,
-                               threshold: float | None = None, match_similarity: float = 0.5, max_missed: int = 5,
-                               match_classes: bool | None = None) -> Iterator[SegmentationResult]:
-        """Class list over a clip -> instances per frame with track ids kept by instance-embedding matching.
-
-        Each track is labelled with the class its detections have scored highest so far (summed class
-        probabilities), so its label holds while a detection's top class flickers between frames; a detection
-        joins the most similar live track whatever its top class. ``match_classes=True`` joins only tracks of
-        the detection's own top class and labels every detection alone (this pipeline before 2026-12-03); None
-        takes the pipeline's ``track_match_classes``."""
-        threshold = self.class_threshold("instance", threshold)
-        match_classes = self.track_match_classes if match_classes is None else match_classes
-        names = check_class_names(class_names, self.processor.check_text)
-        if len(names) > MAX_VIDEO_CLASSES:
-            raise ValueError(f"at most {MAX_VIDEO_CLASSES} class names for video instance segmentation")
-        tracks = _TrackBank(match_similarity, max_missed, match_classes)
-        state = TemporalState()
-        for index, pixels in enumerate(iter_video(video)):
-            with torch.inference_mode():
-                frame = self._frame(pixels)
-                features = self._encode([frame], state)
-                logits, probs, embeddings, state = self._class_candidates(features, frame, names, "instance",
-                                                                          len(names), state=state, video=True)
-                state = state.detach()
-                segments = self._class_segments(logits, probs, names, "instance", set(), threshold)
-                ids, labels = tracks.assign([embeddings[s.query] for s in segments], [probs[s.query] for s in segments])
-                masks = self._to_original(torch.stack([s.mask for s in segments]) if segments else
-                                          torch.zeros((0, *logits.shape[-2:]), dtype=torch.bool), frame)
-                found = set(labels)
-                yield SegmentationResult("video_instance", ", ".join(names), masks, [names[k] for k in labels],
-                                         np.array([s.score for s in segments], dtype=np.float32),
-                                         np.array(ids, dtype=np.int64),
-                                         absent=[n for k, n in enumerate(names) if k not in found],
-                                         notices=frame.notices, frame_index=index)
-
-    def video_instances(self, video, class_names: Sequence[str] | str, threshold: float | None = None,
-                        match_classes: bool | None = None) -> list[SegmentationResult]:
-        load_video(video)
-        return list(self.video_instances_stream(video, class_names, threshold, match_classes=match_classes))
+    def close(self) -> None:
+        """Release the clip's decoder (video files)."""
+        self.frames.close()
 
 
-class _TrackBank:
+def referring_frames(predictor: HyperSegPredictor, frames: VideoFrames, text: str, reasoning: bool, threshold: float,
+                     tracking_overlap_weight: float) -> Iterator[SegmentationResult]:
+    """An expression (or question) over a clip -> one result per frame; each frame prefers the candidate that
+    continues the mask answered on the frame before (``tracking_overlap_weight``; 0 = each frame alone)."""
+    task = "reasoning_video" if reasoning else "referring_video"
+    state = TemporalState()
+    previous = None
+    for index, pixels in frames.frames():
+        with torch.inference_mode():
+            image = predictor.encode(pixels, state)
+            candidates = predictor.predict(question=text if reasoning else None,
+                                           expression=None if reasoning else text,
+                                           image=image, state=state, video=True)
+            state = candidates.temporal_state.detach()
+            result, previous = referring_answer(candidates, task, threshold, frame_index=index, previous=previous,
+                                                previous_weight=tracking_overlap_weight)
+            yield result
+
+
+def instance_frames(predictor: HyperSegPredictor, frames: VideoFrames, names: list[str], threshold: float,
+                    tracks: "TrackBank") -> Iterator[SegmentationResult]:
+    """A class list over a clip -> instances per frame, with track ids from ``tracks``."""
+    state = TemporalState()
+    for index, pixels in frames.frames():
+        with torch.inference_mode():
+            image = predictor.encode(pixels, state)
+            candidates = predictor.predict(class_names=names, mode="instance", image=image, state=state, video=True,
+                                           chunk_size=len(names))
+            state = candidates.temporal_state.detach()
+            segments = class_segments(candidates, "instance", set(), threshold)
+            ids, labels = tracks.assign([candidates.embeddings[s.query] for s in segments],
+                                        [candidates.scores[s.query] for s in segments])
+            masks = segment_masks(segments, candidates)
+            found = set(labels)
+            yield SegmentationResult("video_instance", ", ".join(names), masks, [names[k] for k in labels],
+                                     np.array([s.score for s in segments], dtype=np.float32),
+                                     np.array(ids, dtype=np.int64),
+                                     absent=[n for k, n in enumerate(names) if k not in found],
+                                     notices=image.notices, frame_index=index)
+
+
+class TrackBank:
     """Live tracks, matched to each frame's detections by Hungarian on the cosine of instance embeddings.
 
     A track keeps a unit embedding (running mean) and the sum of its detections' class probabilities, and is
