@@ -18,7 +18,6 @@ from hyperseg_lite import build_random_model, load_model  # noqa: E402
 from hyperseg_lite.loading import CheckpointNotFound  # noqa: E402
 from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
-
 EMBEDDED_CAVEAT = ("This model knows only hyperseg-lite's procedural shapes world (coloured shapes on simple "
                    "backgrounds): on real photos its masks are guesses.")
 EMBEDDED_TRAINED_ON = ("hyperseg-lite's procedural shapes world only (12 shapes, 10 colours, 5 stuff classes), "

@@ -16,6 +16,11 @@ import gradio as gr
 import numpy as np
 
 from hyperseg_lite.pipeline import SegmentationResult
+from hyperseg_lite.pipeline.exporters import (
+    decode_rle,
+    masks_to_label_map,
+    save_label_png,
+)
 from hyperseg_lite.pipeline.overlay import colour_for
 
 REQUEST_ROOT = Path(tempfile.gettempdir()) / "hyperseg-lite-requests"
@@ -122,9 +127,12 @@ class FrameWriter:
         self.maps.mkdir()
         self.frames: list[dict] = []
 
-    def add(self, result: SegmentationResult) -> None:
-        result.save_label_png(self.maps / f"frame_{result.frame_index:05d}.png")
-        self.frames.append(result.to_dict())
+    def add(self, frame: dict) -> None:
+        """``frame``: ``SegmentationResult.to_dict()`` of one frame."""
+        segments = frame["segments"]
+        masks = decode_rle(segments) if segments else np.zeros((0, *frame["image_size"]), dtype=bool)
+        save_label_png(masks_to_label_map(masks), self.maps / f"frame_{frame['frame_index']:05d}.png")
+        self.frames.append(frame)
 
     def files(self, notices: list[str]) -> list[str]:
         json_path = self.folder / "frames_coco_rle.json"

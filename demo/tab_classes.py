@@ -9,7 +9,15 @@ import gradio as gr
 from hyperseg_lite.data.vocabulary import STUFF_NAMES
 from hyperseg_lite.pipeline import load_image
 
-from .common import annotated, clean_text, downloads, how_it_works, notice_lines, user_errors, with_notices
+from .common import (
+    annotated,
+    clean_text,
+    downloads,
+    how_it_works,
+    notice_lines,
+    user_errors,
+    with_notices,
+)
 from .components import ChoiceInput, ImageInput, NumberInput, TextInput
 from .context import AppContext
 

@@ -17,11 +17,18 @@ import numpy as np
 from hyperseg_lite.pipeline import Region, load_image
 
 from .canvas import draw_prompts
-from .common import (annotated, clean_text, downloads, how_it_works, notice_lines, segment_key, user_error,
-                     user_errors, with_notices)
+from .common import (
+    annotated,
+    downloads,
+    how_it_works,
+    notice_lines,
+    segment_key,
+    user_errors,
+    with_notices,
+)
 from .components import ImageInput, TextInput
 from .context import AppContext
-from .regions import EXAMPLE, parse_regions
+from .regions import parse_regions
 
 TOOLS = ["include point", "exclude point", "box (click two corners)"]
 SCRIBBLE_POINTS = 256  # a painted stroke is sent as at most this many points (each drawn as a disc)
@@ -64,20 +71,17 @@ def target_object(state: dict, kind: str) -> int:
 
 
 def load_state(ctx: AppContext, image) -> dict:
-    """A fresh state for a new image: pixels read once, encoded once (when the pipeline offers ``encode``)."""
+    """A fresh state for a new image: read and encoded once; every prompt on it reuses the encoding."""
     state = empty_state()
     if image is None:
         return state
-    loaded = load_image(image, ctx.pipe.max_pixels)
-    state["image"], state["notices"] = loaded.pixels, loaded.notices
-    encode = getattr(ctx.pipe, "encode", None)
-    state["encoded"] = encode(loaded.pixels) if encode is not None else None
+    encoded = ctx.pipe.encode(image)
+    state.update(image=encoded.pixels, notices=list(encoded.notices), encoded=encoded)
     return state
 
 
 def segment(ctx: AppContext, state: dict) -> tuple[dict, str]:
     """Run every object that has a prompt; returns (state with masks and download files, status)."""
-    pixels = state["image"]
     regions = [(i, to_region(obj)) for i, obj in enumerate(state["objects"])]
     ready = [(i, r) for i, r in regions if r is not None]
     state["masks"] = [None] * len(state["objects"])
@@ -87,8 +91,7 @@ def segment(ctx: AppContext, state: dict) -> tuple[dict, str]:
         hint = "Click on an object to include it (or pick another tool)." if not waiting else ""
         state["files"] = None
         return state, "  \n".join([hint, *waiting, *notice_lines(state["notices"], ctx.caveat)]).strip()
-    source = state["encoded"] if state["encoded"] is not None else pixels
-    result = with_notices(ctx.pipe.interactive(source, [r for _, r in ready]), state["notices"])
+    result = with_notices(ctx.pipe.interactive(state["encoded"], [r for _, r in ready]), state["notices"])
     result.labels = [f"object {i + 1}" for i, _ in ready]
     result.ids = np.array([i + 1 for i, _ in ready])
     for k, (i, _) in enumerate(ready):

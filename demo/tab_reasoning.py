@@ -7,7 +7,14 @@ import gradio as gr
 from hyperseg_lite.pipeline import load_image
 
 from .answers import TARGET_COLOURS, highlighted_answer, target_key
-from .common import annotated, downloads, how_it_works, notice_lines, user_errors, with_notices
+from .common import (
+    annotated,
+    downloads,
+    how_it_works,
+    notice_lines,
+    user_errors,
+    with_notices,
+)
 from .components import FlagInput, ImageInput, NumberInput, TextInput
 from .context import AppContext
 

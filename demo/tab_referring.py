@@ -6,7 +6,14 @@ import gradio as gr
 
 from hyperseg_lite.pipeline import load_image
 
-from .common import annotated, downloads, how_it_works, notice_lines, user_errors, with_notices
+from .common import (
+    annotated,
+    downloads,
+    how_it_works,
+    notice_lines,
+    user_errors,
+    with_notices,
+)
 from .components import ImageInput, NumberInput, TextInput
 from .context import AppContext
 

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import copy
 import json
-from itertools import islice
 
 import gradio as gr
 
-from hyperseg_lite.pipeline import Region, SegmentationResult, iter_video
+from hyperseg_lite.pipeline import Region, iter_video
 from hyperseg_lite.pipeline.exporters import decode_rle
 from hyperseg_lite.pipeline.overlay import draw_overlay
 
 from .answers import TARGET_COLOURS, highlighted_answer, target_key
 from .canvas import draw_prompts
-from .common import FrameWriter, clean_text, how_it_works, notice_lines, request_dir, user_errors
+from .common import (
+    FrameWriter,
+    clean_text,
+    how_it_works,
+    notice_lines,
+    request_dir,
+    user_errors,
+)
 from .components import FlagInput, NumberInput, TextInput, VideoInput
 from .context import AppContext
 from .gpu import on_gpu, video_duration
@@ -168,44 +174,38 @@ def show_frame(state: dict | None):
 
 
 # ---------------------------------------------------------------- propagation
-def frames_from(video: str, start: int, stop: int):
-    return islice(iter_video(video, max_frames=stop), start, None)
-
-
-def track(ctx: AppContext, state: dict, prompts: list[tuple[int, int, Region]], progress):
-    """Per-frame results (frame order not guaranteed) for the prompts, forward from the first prompted frame
-    and backward from it to frame 0."""
-    video, count = state["video"], state["frames"]
-    session_of = getattr(ctx.pipe, "video_session", None)
-    start = min(frame for _, frame, _ in prompts)
-    if session_of is not None:
-        session = session_of(list(iter_video(video, max_frames=count)))
+def track(ctx: AppContext, state: dict, prompts: list[tuple[int, int, Region]]):
+    """Per-frame result dicts (frame order not guaranteed): backward from the last prompted frame to frame 0,
+    then forward from the first prompted frame to the end; where both passes cover a frame, each object keeps
+    the mask it scored higher (the pass that had already seen its prompt)."""
+    count = state["frames"]
+    session = ctx.pipe.video_session(state["video"])
+    try:
         for object_id, frame, region in prompts:
             session.add_prompt(frame, object_id, region)
-        for index, result in session.propagate(start_frame=start):
-            yield index, result
-        if start > 0:
-            for index, result in session.propagate(start_frame=start, reverse=True):
-                if index != start:
-                    yield index, result
-        return
-    if len({frame for _, frame, _ in prompts}) > 1:
-        raise ValueError("this pipeline takes prompts on one frame only: put every object's prompt on the same frame")
-    regions, ids = [r for _, _, r in prompts], [i for i, _, _ in prompts]
-    for offset, result in enumerate(ctx.pipe.track_stream(frames_from(video, start, count), regions)):
-        yield start + offset, relabel(result, ids)
-    if start > 0:
-        backward = list(iter_video(video, max_frames=start + 1))[::-1]
-        for offset, result in enumerate(ctx.pipe.track_stream(backward, regions)):
-            if offset:
-                yield start - offset, relabel(result, ids)
+        first, last = min(f for _, f, _ in prompts), max(f for _, f, _ in prompts)
+        backward = {}
+        if last > 0:
+            for index, result in session.propagate(start_frame=last, reverse=True):
+                backward[index] = result.to_dict()
+                yield None
+        for index, result in session.propagate(start_frame=first):
+            yield merged(result.to_dict(), backward.pop(index, None))
+            if index >= count - 1:  # the cap: stop before the session decodes the next frame
+                break
+        yield from (merged(frame, None) for frame in backward.values())
+    finally:
+        session.close()
 
 
-def relabel(result: SegmentationResult, ids: list[int]) -> SegmentationResult:
-    """Results of tracked regions named after their objects (so colours and downloads match the canvas)."""
-    result.labels = [f"object {i}" for i in ids[: len(result)]]
-    result.ids = ids[: len(result)] if len(result) == len(ids) else result.ids
-    return result
+def merged(frame: dict, other: dict | None) -> dict:
+    """One frame's segments from two passes: per object id, the higher-scoring mask; named "object <id>"."""
+    best = {}
+    for segment in frame["segments"] + (other["segments"] if other else []):
+        if segment["id"] not in best or segment["score"] > best[segment["id"]]["score"]:
+            best[segment["id"]] = segment
+    segments = [dict(best[i], label=f"object {i}") for i in sorted(best)]
+    return frame | {"segments": segments, "notices": list(dict.fromkeys(frame["notices"] + (other or frame)["notices"]))}
 
 
 def write_video(state: dict, writer: FrameWriter, progress) -> str:
@@ -230,12 +230,14 @@ def propagate(ctx: AppContext, state: dict, progress) -> tuple[str, list[str], l
     prompts = prompts_of(state)
     if not prompts:
         raise gr.Error("click on an object (include point) or draw a box on some frame first")
+    first, last = min(f for _, f, _ in prompts), max(f for _, f, _ in prompts)
+    steps = (last + 1 if last > 0 else 0) + state["frames"] - first
     writer, notices = FrameWriter(), list(state["notices"])
-    for done, (index, result) in enumerate(track(ctx, state, prompts, progress), 1):
-        result.frame_index = index
-        notices += result.notices
-        writer.add(result)
-        progress((done, state["frames"]), desc="propagating", unit="frames")
+    for done, frame in enumerate(track(ctx, state, prompts), 1):
+        progress((min(done, steps), steps), desc="propagating", unit="frames")
+        if frame is not None:
+            notices += frame["notices"]
+            writer.add(frame)
     notices = list(dict.fromkeys(notices))
     return write_video(state, writer, progress), writer.files(notices), notices
 
@@ -249,7 +251,7 @@ def segment_text(ctx: AppContext, state: dict, expression: str, reasoning: bool,
     for result in stream:
         first = first or result
         notices += result.notices
-        writer.add(result)
+        writer.add(result.to_dict())
         progress((result.frame_index + 1, state["frames"]), desc="segmenting", unit="frames")
     answer = expression
     if reasoning:  # the explanation, from the first frame (the video path itself returns masks only)

@@ -19,8 +19,11 @@ from PIL import Image
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-from demo import build_demo  # noqa: E402
-from demo import tab_interactive, tab_video  # noqa: E402
+from demo import (  # noqa: E402
+    build_demo,  # noqa: E402
+    tab_interactive,
+    tab_video,
+)
 from demo.answers import TARGET_COLOURS, highlighted_answer  # noqa: E402
 from demo.common import clean_text, user_errors  # noqa: E402
 from demo.context import AppContext  # noqa: E402
