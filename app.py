@@ -3,6 +3,9 @@
     python app.py                                   # the embedded model (no network needed)
     python app.py --model weic22/HyperSeg-3B --precision 4bit
     HYPERSEG_MODEL=... HYPERSEG_PRECISION=bf16 python app.py   # as a Space would set them
+
+On a Hugging Face Space (README front matter, docs/app.md): the host and port come from Gradio's own variables,
+handlers take a ZeroGPU slot when the ``spaces`` package is installed, gallery examples run on first use.
 """
 
 from __future__ import annotations
@@ -54,8 +57,11 @@ def main() -> None:
                         choices=["fp32", "bf16", "fp16", "8bit", "4bit"])
     parser.add_argument("--random-preset", default=os.environ.get("HYPERSEG_RANDOM_PRESET") or None,
                         help="skip loading and use random weights of this preset (tests)")
-    parser.add_argument("--host", default=os.environ.get("HYPERSEG_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("HYPERSEG_PORT", "7860")))
+    # a Space sets GRADIO_SERVER_NAME=0.0.0.0 (and the port): honour it, as launch() would without these flags
+    parser.add_argument("--host", default=os.environ.get("HYPERSEG_HOST")
+                        or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("HYPERSEG_PORT")
+                                                        or os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     pipe, trained_on = load_pipeline(args.model, args.precision, args.random_preset)

@@ -286,7 +286,10 @@ def build(ctx: AppContext, examples: list[list]) -> None:
 
         outputs = [canvas, status, state, files]
         image.change(on_image, image, [canvas, status, state, files, brush], api_visibility="private")
-        canvas.select(on_click, [state, tool], outputs, api_visibility="private")
+        # every click counts, even one made while the last is still running: they queue and run one at a time,
+        # each on the state the one before left
+        canvas.select(on_click, [state, tool], outputs, api_visibility="private", trigger_mode="multiple",
+                      concurrency_limit=1)
         undo_button.click(prompting(lambda st: undo(ctx, st)), state, outputs, api_visibility="private")
         clear_button.click(prompting(clear), state, outputs, api_visibility="private")
         object_button.click(prompting(new_object), state, outputs, api_visibility="private")

@@ -46,7 +46,8 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             with gr.Column():
                 output = gr.AnnotatedImage(label="Mask", color_map=TARGET_COLOURS, elem_id="reason-output")
                 status = gr.Markdown(elem_id="reason-status")
-                answer = gr.HighlightedText(label="Answer (the target's name in its mask's colour)", show_legend=True,
+                answer = gr.HighlightedText(label="Answer: the target's name in its mask's colour (legend under the mask)",
+                                            show_legend=False, show_inline_category=True,
                                             color_map=TARGET_COLOURS, elem_id="reason-answer")
                 files = gr.File(label="Downloads", file_count="multiple")
 

@@ -330,7 +330,8 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                                   type="numpy", elem_id="video-canvas")
                 status = gr.Markdown(elem_id="video-status")
                 output = gr.Video(label="Result (H.264)", elem_id="video-output")
-                answer = gr.HighlightedText(label="Answer (the target's name in its mask's colour)", show_legend=True,
+                answer = gr.HighlightedText(label="Answer: the target's name in its mask's colour",
+                                            show_legend=False, show_inline_category=True,
                                             color_map=TARGET_COLOURS, elem_id="video-answer")
                 files = gr.File(label="Per-frame masks (label PNGs) and COCO RLE JSON", file_count="multiple")
         with gr.Row(visible=False):
@@ -385,7 +386,8 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         prompt_outputs = [state, canvas, status]
         video.change(on_video, video, [state, canvas, frame, status, output, files, answer], api_visibility="private")
         frame.change(on_frame, [state, frame], [state, canvas], api_visibility="private", show_progress="hidden")
-        canvas.select(on_click, [state, tool], prompt_outputs, api_visibility="private")
+        canvas.select(on_click, [state, tool], prompt_outputs, api_visibility="private", trigger_mode="multiple",
+                      concurrency_limit=1)
         undo_button.click(prompting(undo), state, prompt_outputs, api_visibility="private")
         object_button.click(prompting(new_object), state, prompt_outputs, api_visibility="private")
         reset_button.click(prompting(lambda st: (reset(st), "Reset: every prompt removed.")), state, prompt_outputs,
