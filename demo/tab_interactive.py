@@ -285,18 +285,19 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             return render(new_state), message, new_state, new_state.get("files")
 
         outputs = [canvas, status, state, files]
-        image.change(on_image, image, [canvas, status, state, files, brush], api_visibility="private")
-        # every click counts, even one made while the last is still running: they queue and run one at a time,
-        # each on the state the one before left
-        canvas.select(on_click, [state, tool], outputs, api_visibility="private", trigger_mode="multiple",
-                      concurrency_limit=1)
-        undo_button.click(prompting(lambda st: undo(ctx, st)), state, outputs, api_visibility="private")
-        clear_button.click(prompting(clear), state, outputs, api_visibility="private")
-        object_button.click(prompting(new_object), state, outputs, api_visibility="private")
+        # every event that changes the prompts runs alone and in order, each on the state the one before left
+        # (a click made while the last one runs is queued, not lost, and cannot overwrite it)
+        edits = {"api_visibility": "private", "concurrency_id": "interactive-prompts", "concurrency_limit": 1,
+                 "trigger_mode": "multiple"}
+        image.change(on_image, image, [canvas, status, state, files, brush], **edits)
+        canvas.select(on_click, [state, tool], outputs, **edits)
+        undo_button.click(prompting(lambda st: undo(ctx, st)), state, outputs, **edits)
+        clear_button.click(prompting(clear), state, outputs, **edits)
+        object_button.click(prompting(new_object), state, outputs, **edits)
         for button, as_mask in ((scribble_button, False), (mask_button, True)):
             button.click(prompting(functools.partial(add_painting, ctx, as_mask=as_mask)), [state, brush], outputs,
-                         api_visibility="private").then(blank_brush, state, brush, api_visibility="private")
-        tool.change(lambda st: st if st is None else st | {"corner": None}, state, state, api_visibility="private")
+                         **edits).then(blank_brush, state, brush, api_visibility="private")
+        tool.change(lambda st: st if st is None else st | {"corner": None}, state, state, **edits)
 
         @ctx.gpu
         @user_errors

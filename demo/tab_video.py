@@ -384,15 +384,17 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             return path, downloads, status_text(ctx, st, notices, f"Segmented {st['frames']} frames."), pieces
 
         prompt_outputs = [state, canvas, status]
-        video.change(on_video, video, [state, canvas, frame, status, output, files, answer], api_visibility="private")
-        frame.change(on_frame, [state, frame], [state, canvas], api_visibility="private", show_progress="hidden")
-        canvas.select(on_click, [state, tool], prompt_outputs, api_visibility="private", trigger_mode="multiple",
-                      concurrency_limit=1)
-        undo_button.click(prompting(undo), state, prompt_outputs, api_visibility="private")
-        object_button.click(prompting(new_object), state, prompt_outputs, api_visibility="private")
+        # every event that changes the prompts runs alone and in order, each on the state the one before left
+        edits = {"api_visibility": "private", "concurrency_id": "video-prompts", "concurrency_limit": 1,
+                 "trigger_mode": "multiple"}
+        video.change(on_video, video, [state, canvas, frame, status, output, files, answer], **edits)
+        frame.change(on_frame, [state, frame], [state, canvas], show_progress="hidden", **edits)
+        canvas.select(on_click, [state, tool], prompt_outputs, **edits)
+        undo_button.click(prompting(undo), state, prompt_outputs, **edits)
+        object_button.click(prompting(new_object), state, prompt_outputs, **edits)
         reset_button.click(prompting(lambda st: (reset(st), "Reset: every prompt removed.")), state, prompt_outputs,
-                           api_visibility="private").then(lambda: (None, None, []), None, [output, files, answer],
-                                                          api_visibility="private")
+                           **edits).then(lambda: (None, None, []), None, [output, files, answer],
+                                         api_visibility="private")
         run.click(on_propagate, state, [output, files, status], api_visibility="private")
         text_run.click(on_text, [state, expression, reasoning, threshold], [output, files, status, answer],
                        api_visibility="private")

@@ -469,10 +469,12 @@ def test_video_tab_two_objects_on_a_later_frame(browser_page, shots):
     page.get_by_role("tab", name="Video").click()
     upload(page, "video-input", VIDEO)
     wait_text(page, "video-status", "frames. Click")
+    first_frame = page.locator("#video-canvas img").get_attribute("src")
     frame = page.locator("#video-frame input[type=number]")
     frame.fill("8")
     frame.press("Enter")
-    page.wait_for_timeout(1000)
+    page.wait_for_function(f"document.querySelector('#video-canvas img')?.src !== {json.dumps(first_frame)}",
+                           timeout=60_000)  # frame 8 shown
     size = (int(page.locator("#video-canvas img").evaluate("i => i.naturalWidth")),
             int(page.locator("#video-canvas img").evaluate("i => i.naturalHeight")))
     click_image(page, "video-canvas", size[0] * 0.45, size[1] * 0.6, size)
