@@ -29,6 +29,7 @@ from demo.common import clean_text, user_errors  # noqa: E402
 from demo.context import AppContext  # noqa: E402
 from demo.regions import parse_regions  # noqa: E402
 from demo.tab_classes import plausible_class_names  # noqa: E402
+from demo.video_io import read_frame  # noqa: E402
 from hyperseg_lite import build_random_model  # noqa: E402
 from hyperseg_lite.pipeline import HyperSegPipeline, SegmentationResult  # noqa: E402
 
@@ -382,6 +383,7 @@ def wait_text(page, elem_id, text, timeout=60_000):
 def click_image(page, elem_id, x, y, size):
     """Click at image pixel (x, y) of a displayed image of ``size`` (width, height) pixels."""
     image = page.locator(f"#{elem_id} img")
+    page.wait_for_function(f"document.querySelector('#{elem_id} img')?.complete", timeout=60_000)  # laid out
     before = image.get_attribute("src")
     box = image.bounding_box()
     image.click(position={"x": x * box["width"] / size[0], "y": y * box["height"] / size[1]})
@@ -475,8 +477,8 @@ def test_video_tab_two_objects_on_a_later_frame(browser_page, shots):
     frame.press("Enter")
     page.wait_for_function(f"document.querySelector('#video-canvas img')?.src !== {json.dumps(first_frame)}",
                            timeout=60_000)  # frame 8 shown
-    size = (int(page.locator("#video-canvas img").evaluate("i => i.naturalWidth")),
-            int(page.locator("#video-canvas img").evaluate("i => i.naturalHeight")))
+    height, width = read_frame(str(VIDEO), 0).shape[:2]
+    size = (width, height)
     click_image(page, "video-canvas", size[0] * 0.45, size[1] * 0.6, size)
     wait_text(page, "video-status", "on frame 8")
     page.locator("#video-new-object").click()
