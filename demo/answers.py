@@ -25,7 +25,8 @@ def target_phrases(answer: str, count: int) -> list[tuple[int, int]]:
     lead = answer[: match.start() if match else len(answer)]
     if not lead.strip() or len(lead.split()) > MAX_PHRASE_WORDS * count:
         return []
-    cuts = [0, *(p for m in re.finditer(r"\s+and\s+", lead) for p in m.span()), len(lead)] if count > 1 else [0, len(lead)]
+    joins = [p for m in re.finditer(r"\s+and\s+", lead) for p in m.span()] if count > 1 else []
+    cuts = [0, *joins, len(lead)]
     spans = []
     for start, stop in zip(cuts[::2], cuts[1::2]):
         text = lead[start:stop]

@@ -262,7 +262,8 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             new_state = load_state(ctx, image_path)
             if new_state["image"] is None:
                 return None, "", new_state, None, None
-            message = "  \n".join(["Click on an object to include it.", *notice_lines(new_state["notices"], ctx.caveat)])
+            lines = ["Click on an object to include it.", *notice_lines(new_state["notices"], ctx.caveat)]
+            message = "  \n".join(lines)
             return render(new_state), message, new_state, None, brush_value(new_state["image"])
 
         def blank_brush(st):

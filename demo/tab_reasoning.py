@@ -38,7 +38,8 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         with gr.Row():
             with gr.Column():
                 image = ImageInput(label="Image", elem_id="reason-image")
-                question = TextInput(label="Question", placeholder="which object has no corners?", elem_id="reason-text")
+                question = TextInput(label="Question", placeholder="which object has no corners?",
+                                     elem_id="reason-text")
                 explain = FlagInput(value=True, label="Explain (generate the answer text)")
                 threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold",
                                         elem_id="reason-threshold")
@@ -46,7 +47,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             with gr.Column():
                 output = gr.AnnotatedImage(label="Mask", color_map=TARGET_COLOURS, elem_id="reason-output")
                 status = gr.Markdown(elem_id="reason-status")
-                answer = gr.HighlightedText(label="Answer: the target's name in its mask's colour (legend under the mask)",
+                answer = gr.HighlightedText(label="Answer: the target's name in its mask's colour",
                                             show_legend=False, show_inline_category=True,
                                             color_map=TARGET_COLOURS, elem_id="reason-answer")
                 files = gr.File(label="Downloads", file_count="multiple")
@@ -62,4 +63,5 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                     cache_examples=ctx.cache_examples, cache_mode="lazy")
         gr.Markdown(how_it_works("Same path as referring, with the reasoning instruction; the answer text is generated "
                                  "by the LLM after the mask tokens. The phrase naming the target (the answer's "
-                                 "opening noun phrase) is coloured like the mask.", "03_llm_and_entity_recognition.ipynb"))
+                                 "opening noun phrase) is coloured like the mask.",
+                                 "03_llm_and_entity_recognition.ipynb"))

@@ -205,7 +205,8 @@ def merged(frame: dict, other: dict | None) -> dict:
         if segment["id"] not in best or segment["score"] > best[segment["id"]]["score"]:
             best[segment["id"]] = segment
     segments = [dict(best[i], label=f"object {i}") for i in sorted(best)]
-    return frame | {"segments": segments, "notices": list(dict.fromkeys(frame["notices"] + (other or frame)["notices"]))}
+    notices = list(dict.fromkeys(frame["notices"] + (other or frame)["notices"]))
+    return frame | {"segments": segments, "notices": notices}
 
 
 def write_video(state: dict, writer: FrameWriter, progress) -> str:

@@ -172,7 +172,8 @@ def test_displayed_text_loses_control_and_bidi_characters():
 
 
 def test_the_models_chat_is_not_taken_for_class_names():
-    assert plausible_class_names(["Sure", "the segmentation result is", "red circle", "sky", "sky"]) == ["red circle", "sky"]
+    names = ["Sure", "the segmentation result is", "red circle", "sky", "sky"]
+    assert plausible_class_names(names) == ["red circle", "sky"]
 
 
 def test_the_phrase_naming_each_target_takes_its_colour():
