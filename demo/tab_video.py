@@ -160,8 +160,9 @@ def reset(state: dict) -> dict:
     return state | {"objects": [{}], "active": 0, "corner": None, "history": []}
 
 
-def show_frame(state: dict | None):
-    """The slider's frame with the prompts placed on it."""
+def show_frame(state: dict | None, ctx: AppContext | None = None):
+    """The slider's frame with the prompts placed on it and, given ``ctx``, a preview of the masks of the objects
+    prompted on this frame (that frame alone, as an image: what propagation starts from)."""
     if not state or not state.get("video"):
         return None
     frame = state["frame"]
@@ -170,7 +171,14 @@ def show_frame(state: dict | None):
     for obj in state["objects"]:
         prompt = obj.get(str(frame), {"points": [], "labels": [], "box": None})
         objects.append({"points": prompt["points"], "labels": prompt["labels"], "box": prompt["box"]})
-    return draw_prompts(pixels, objects, [None] * len(objects), state["corner"], state["active"])
+    masks = [None] * len(objects)
+    ready = [(i, to_region(o)) for i, o in enumerate(objects)]
+    ready = [(i, r) for i, r in ready if r is not None]
+    if ctx is not None and ready:
+        preview = ctx.pipe.interactive(pixels, [r for _, r in ready])
+        for k, (i, _) in enumerate(ready):
+            masks[i] = preview.masks[k]
+    return draw_prompts(pixels, objects, masks, state["corner"], state["active"])
 
 
 # ---------------------------------------------------------------- propagation
@@ -338,6 +346,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         with gr.Row(visible=False):
             api_objects = TextInput(label="objects")
 
+        @ctx.gpu
         @user_errors
         def on_video(path):
             new_state = load_state(path)
@@ -347,27 +356,30 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                                label=f"Frame to prompt (0-{new_state['frames'] - 1})",
                                interactive=new_state["frames"] > 1)
             head = f"{new_state['frames']} frames. Click on an object in any frame."
-            return (new_state, show_frame(new_state), slider, status_text(ctx, new_state, new_state["notices"], head),
-                    None, None, [])
+            return (new_state, show_frame(new_state, ctx), slider,
+                    status_text(ctx, new_state, new_state["notices"], head), None, None, [])
 
+        @ctx.gpu
         @user_errors
         def on_frame(st, index):
             if not st or not st.get("video"):
                 return st, None
             st = copy.deepcopy(st) | {"frame": int(min(max(0, index), max(0, st["frames"] - 1))), "corner": None}
-            return st, show_frame(st)
+            return st, show_frame(st, ctx)
 
         def prompting(fn):
+            @ctx.gpu
             @user_errors
             def handler(*args):
                 new_state, message = fn(*args)
-                return new_state, show_frame(new_state), message
+                return new_state, show_frame(new_state, ctx), message
             return handler
 
+        @ctx.gpu
         @user_errors
         def on_click(st, tool_name, evt: gr.SelectData):  # Gradio passes the click by this annotation
             new_state, message = click(st, tool_name, evt.index[0], evt.index[1])
-            return new_state, show_frame(new_state), message
+            return new_state, show_frame(new_state, ctx), message
 
         @on_gpu(video_seconds)
         @user_errors
