@@ -19,6 +19,10 @@ from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.pipeline import HyperSegPipeline, Region
 
 CLASS_NAMES = ["circle", "square", "triangle", "star", "heart", "ring", "sky", "grass"]
+# a first prompt on a new image (encoded inside the call) -> the same kind of prompt asked again about that image,
+# already encoded (``pipe.encode``): what the interactive tab's next click and a second expression cost
+SECOND_PROMPTS = {"referring (1 expression)": "referring, 2nd expression on the encoded image",
+                  "interactive (1 click)": "interactive, 2nd click on the encoded image"}
 
 
 def ab_setup(description: str, rounds: int = 6):
@@ -41,6 +45,13 @@ def pipeline_calls(pipe: HyperSegPipeline, names: Iterable[str] | None = None, s
     image = (rng.random((size, size, 3)) * 255).astype(np.uint8)
     clip = [np.roll(image, 3 * i, axis=1) for i in range(frames)]
     box = Region(box=[40, 40, 160, 200])
+    encoded = []  # the image encoded once (pipe.encode), on first use: later prompts about it skip the image side
+
+    def on_encoded():
+        if not encoded:
+            encoded.append(pipe.encode(image))
+        return encoded[0]
+
     calls = {
         "referring (1 expression)": (lambda: pipe.refer(image, "the small red star left of the blue ring"), 1),
         "reasoning (mask only)": (lambda: pipe.reason(image, "which object could roll?"), 1),
@@ -49,6 +60,9 @@ def pipeline_calls(pipe: HyperSegPipeline, names: Iterable[str] | None = None, s
         "instance (8 classes)": (lambda: pipe.segment_classes(image, CLASS_NAMES, mode="instance"), 1),
         "interactive (1 click)": (lambda: pipe.interactive(image, Region(points=[[100, 120]])), 1),
         "interactive (1 box)": (lambda: pipe.interactive(image, box), 1),
+        SECOND_PROMPTS["referring (1 expression)"]: (
+            lambda: pipe.refer(on_encoded(), "the large blue ring below the star"), 1),
+        SECOND_PROMPTS["interactive (1 click)"]: (lambda: pipe.interactive(on_encoded(), Region(points=[[60, 90]])), 1),
         "video object tracking, per frame": (lambda: pipe.track(clip, box), frames),
         "referring video, per frame": (lambda: pipe.refer_video(clip, "the moving star"), frames),
         "video instances (8 classes), per frame": (lambda: pipe.video_instances(clip, CLASS_NAMES), frames),

@@ -202,7 +202,7 @@ def converted_cache_dir(src: Path) -> Path:
 
 def load_official_checkpoint(folder: Path, precision: str, device_map):
     """Convert once into the cache, then load like any of our checkpoints (same precisions and placement)."""
-    from .loading import _load_ours
+    from .checkpoints import load_ours as _load_ours
 
     target = converted_cache_dir(folder)
     if not (target / "config.json").exists():
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("src", help="official checkpoint folder or hub id (e.g. weic22/HyperSeg-3B)")
     parser.add_argument("dst", help="output folder")
     args = parser.parse_args(argv)
-    from .loading import resolve_checkpoint
+    from .checkpoints import resolve_checkpoint
 
     src = resolve_checkpoint(args.src)
     if not is_official_checkpoint(src):

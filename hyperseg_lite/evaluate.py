@@ -18,13 +18,11 @@ from pathlib import Path
 import torch
 
 from .data.world import World
-from .evaluation.tasks import EVALUATORS, VIDEO_TASKS, evaluate_task
+from .evaluation.tasks import EVALUATORS, evaluate_task
 from .loading import EMBEDDED_CHECKPOINT
+from .tasks import REGISTRY, VIDEO_TASKS
 
-HEADLINE = {  # the metric each task is known by, as the paper's tables report it
-    "referring": "cIoU", "reasoning": "gIoU", "semantic": "mIoU", "panoptic": "PQ", "instance": "AP",
-    "interactive": "mIoU_click", "vos": "J&F", "referring_video": "J&F", "vis": "AP",
-}
+HEADLINE = {task.name: task.metric for task in REGISTRY}  # each task's metric, as the paper's tables report it
 
 
 def run(checkpoint, split: str = "test", seed: int = 0, tasks=tuple(EVALUATORS), samples: int = 100,

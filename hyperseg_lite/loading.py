@@ -24,22 +24,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, BitsAndBytesConfig
 
+# where checkpoints come from and how ours are read live in checkpoints.py, which convert.py reads too (one
+# direction: loading -> convert -> checkpoints); these names stay importable from here
+from .checkpoints import (EMBEDDED_CHECKPOINT, NOT_QUANTIZED, PRECISIONS, CheckpointNotFound,  # noqa: F401
+                          load_ours, quantization_config, resolve_checkpoint)
 from .configuration_hyperseg import HyperSegConfig
 from .modeling.modeling_hyperseg import HyperSegForSegmentation
 from .processing_hyperseg import HyperSegProcessor
-from .tokenization import add_seg_token
-
-PRECISIONS = ("fp32", "bf16", "fp16", "8bit", "4bit")
-EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "hyperseg-lite"
-NOT_QUANTIZED = ["global_vision", "pyramid", "perceiver", "entity_recognition", "pixel_decoder", "mask_decoder",
-                 "mask_queries", "lm_head"]
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 @dataclass
 class LoadedModel:
@@ -65,46 +59,6 @@ class LoadedModel:
                 f"preset {self.model.config.preset}")
 
 
-class CheckpointNotFound(FileNotFoundError):
-    """Raised with a message naming the fallback, never a raw hub traceback."""
-
-
-def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
-    """Find a checkpoint folder: embedded default, local folder, or hub id (cache first when offline)."""
-    if name_or_path is None:
-        if not (EMBEDDED_CHECKPOINT / "config.json").exists():
-            raise CheckpointNotFound(
-                f"the embedded checkpoint is missing at {EMBEDDED_CHECKPOINT}; reinstall the project or pass a path")
-        return EMBEDDED_CHECKPOINT
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        if not (path / "config.json").exists():
-            raise CheckpointNotFound(f"{path} has no config.json: not a checkpoint folder")
-        return path
-    if str(name_or_path).count("/") != 1:
-        raise CheckpointNotFound(f"{name_or_path!r} is neither a folder nor a hub id like 'owner/name'")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(name_or_path), allow_patterns=["*.json", "*.safetensors", "*.txt",
-                                                                           "*.model", "*.md"]))
-    except Exception as error:  # network down, repo missing, offline without cache
-        raise CheckpointNotFound(
-            f"could not get {name_or_path!r} from the Hugging Face Hub ({type(error).__name__}: {error}). "
-            "Nothing is cached for it. Use the embedded model (load_model() with no name), or download the "
-            f"weights on a machine with network (`huggingface-cli download {name_or_path}`) and pass the folder."
-        ) from None
-
-
-def quantization_config(precision: str, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
-    if precision == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=NOT_QUANTIZED)
-    if precision == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=NOT_QUANTIZED)
-    return None
-
-
 def load_model(name_or_path: str | os.PathLike | None = None, precision: str | None = None,
                device_map: str | dict | None = None) -> LoadedModel:
     """Load a HyperSeg-lite checkpoint (ours or the official layout) ready for inference.
@@ -124,22 +78,10 @@ def load_model(name_or_path: str | os.PathLike | None = None, precision: str | N
     if is_official_checkpoint(folder):
         model, tokenizer = load_official_checkpoint(folder, precision=precision, device_map=device_map)
     else:
-        model, tokenizer = _load_ours(folder, precision, device_map)
+        model, tokenizer = load_ours(folder, precision, device_map)
     model.eval()
     name = str(name_or_path) if name_or_path is not None else "hyperseg-lite (embedded)"
     return LoadedModel(model, tokenizer, HyperSegProcessor(tokenizer, model.config), name, precision, str(folder))
-
-
-def _load_ours(folder: Path, precision: str, device_map) -> tuple[HyperSegForSegmentation, object]:
-    """Our safetensors layout -> model (through transformers/accelerate) and tokenizer."""
-    cuda = torch.cuda.is_available()
-    compute = torch.bfloat16 if (cuda and precision in ("4bit", "8bit")) else torch.float32
-    dtype = _DTYPES.get(precision, compute)
-    model = HyperSegForSegmentation.from_pretrained(
-        folder, dtype=dtype, device_map=device_map, quantization_config=quantization_config(precision, compute))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    add_seg_token(tokenizer)
-    return model, tokenizer
 
 
 def build_random_model(preset: str = "tiny", seed: int = 0, **overrides) -> LoadedModel:

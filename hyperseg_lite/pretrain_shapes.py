@@ -8,7 +8,7 @@ classifier on its mask-pooled features train
 (:mod:`~hyperseg_lite.training.shape_auxiliary`), on the objects of instance and panoptic samples of the training
 world; every other weight is kept. The output is a full checkpoint (the shape head beside it, not in it). Why: the
 ``lite`` pyramid trained from scratch with the segmentation losses learnt colour and texture but no shape
-(``tools/shape_probe.py``). Measured: on the cycle-7 weights, 500 steps at lr 7e-4 left the loss at chance (2.47
+(``research/tools/shape_probe.py``). Measured: on the cycle-7 weights, 500 steps at lr 7e-4 left the loss at chance (2.47
 against ln 12 = 2.48; model card), so the shipped model learns shape through the mask-shape embedding instead
 (``train --mask-shape-embedding --shape-loss-weight``); this stays as the experiment to rerun on a GPU, longer.
 

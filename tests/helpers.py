@@ -12,12 +12,16 @@ from hyperseg_lite.modeling.losses import SegmentationTarget
 from hyperseg_lite.prompts import class_prompt, referring_prompt, region_prompt
 
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+ROOT = Path(__file__).resolve().parents[1]
+TOOL_FOLDERS = (ROOT / "tools", ROOT / "research" / "tools")  # user tools; one-off research diagnostics
 
 
 def load_tool(name: str) -> ModuleType:
-    """A script of ``tools/`` (not a package) imported as a module, for testing its functions."""
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    """A script of ``tools/`` or ``research/tools/`` (not a package) imported as a module, for testing it."""
+    path = next((folder / f"{name}.py" for folder in TOOL_FOLDERS if (folder / f"{name}.py").exists()), None)
+    if path is None:
+        raise FileNotFoundError(f"no tool {name}.py in {', '.join(str(f) for f in TOOL_FOLDERS)}")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,4 +1,4 @@
-"""tools/choice_weights.py: each row is what the evaluation scores with that weight, and 0 is the release's rule."""
+"""research/tools/choice_weights.py: each row is what the evaluation scores with that weight, and 0 is the release's rule."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""tools/outline_oracle.py: the oracle swaps in true outlines only for masks that cover an object, reads the scene
+"""research/tools/outline_oracle.py: the oracle swaps in true outlines only for masks that cover an object, reads the scene
 the world drew, leaves the model as it was, and names the expression kinds the generator writes."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -52,15 +54,25 @@ def test_the_oracle_reads_the_drawn_scene_and_restores_the_model(tool, tmp_path)
     with torch.no_grad():
         loaded.model.mask_decoder.mask_shape.out.weight.normal_()  # "trained": the outline moves the scores
     pipe = HyperSegPipeline(loaded)
-    world = World("val", 0, image_size=loaded.model.config.image_size)
+    world = tool.SceneRecordingWorld("val", 0, image_size=loaded.model.config.image_size)
+    sample = world.sample("referring", 0)
+    assert np.array_equal(world.last_scene.image, sample.image)  # the scene of the sample just drawn
     encoder = pipe.model.mask_decoder.mask_shape
     seen = []
-    encoder.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].clone()))
+    encoder.register_forward_hook(lambda _module, inputs, _out: seen.append(inputs[0].clone()))
+    before = pipe.refer(sample.image, sample.expression)
+    # a scene whose one object is exactly mask token 0's own mask: the oracle must hand token 0 that outline
+    token = (seen[0][0, 0] > 0).float()[None, None]
+    outline = torch.nn.functional.interpolate(token, size=sample.image.shape[:2], mode="nearest")[0, 0].bool().numpy()
+    world.last_scene = SimpleNamespace(objects=[SimpleNamespace(mask=outline)])
     with tool.true_outlines(pipe, world):
-        sample = world.sample("referring", 0)
-        pipe.refer(sample.image, sample.expression)
-    assert "scene" not in vars(world) and "forward" not in vars(encoder)  # the class's methods again
-    assert seen  # the pipeline ran the embedding inside
+        inside = pipe.refer(sample.image, sample.expression)
+    after = pipe.refer(sample.image, sample.expression)
+    assert len(seen) == 3  # the pipeline ran the embedding each time
+    assert torch.equal(seen[1], tool.true_outline_logits(seen[0], outline[None]))  # inside: the scene's outlines
+    assert not torch.equal(seen[1], seen[0])
+    assert torch.equal(seen[2], seen[0]) and np.array_equal(after.masks, before.masks)  # the model as it was
+    assert inside.masks.shape[1:] == before.masks.shape[1:]
 
     folder = tmp_path / "tiny"
     loaded.model.save_pretrained(folder)

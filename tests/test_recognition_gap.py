@@ -1,4 +1,4 @@
-"""tools/recognition_gap.py separates finding masks from recognising them; it runs on the embedded model."""
+"""research/tools/recognition_gap.py separates finding masks from recognising them; it runs on the embedded model."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ import torch
 from hyperseg_lite.data.world import World
 from hyperseg_lite.evaluation.tasks import evaluate_panoptic, evaluate_semantic
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
-from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.pipeline import Candidates, HyperSegPipeline, HyperSegPredictor
+from hyperseg_lite.pipeline.answers import class_answer
 from hyperseg_lite.pipeline.inputs import check_class_names
 
 CANDIDATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
@@ -40,19 +41,16 @@ class ReplayingPipeline:
 
     def __init__(self, pipe: HyperSegPipeline):
         self.pipe = pipe
+        self.predictor = HyperSegPredictor(pipe)
         self.threshold = 0.5
-        self._cache: dict[str, tuple] = {}
+        self.cache: dict[str, Candidates] = {}
 
     def segment_classes(self, image, class_names, mode: str = "panoptic", stuff=(), threshold=None):
         key = hashlib.sha1(np.ascontiguousarray(image).tobytes() + repr((mode, list(class_names))).encode()).hexdigest()
-        if key not in self._cache:
-            frame = self.pipe._frame(image)
+        if key not in self.cache:
             names = check_class_names(class_names, self.pipe.processor.check_text)
-            logits, probs, _, _ = self.pipe._class_candidates(self.pipe._encode([frame]), frame, names, mode,
-                                                               self.pipe.chunk_size)
-            self._cache[key] = (frame, names, logits, probs)
-        frame, names, logits, probs = self._cache[key]
-        return self.pipe._class_result(frame, names, logits, probs, mode, set(stuff), self.threshold)
+            self.cache[key] = self.predictor.predict(class_names=names, mode=mode, image=self.predictor.encode(image))
+        return class_answer(self.cache[key], mode, set(stuff), self.threshold)
 
 
 @torch.inference_mode()

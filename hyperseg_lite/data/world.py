@@ -17,8 +17,9 @@ from .reasoning import reasoning_question
 from .scene import Scene, generate_scene
 from .video import as_scene, generate_clip
 from .vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES, STUFF_NAMES
+from ..tasks import TASK_NAMES
 
-TASKS = ("semantic", "instance", "panoptic", "referring", "reasoning", "interactive", "vos", "referring_video", "vis")
+TASKS = TASK_NAMES  # the registry's order seeds the samples (World.rng): hyperseg_lite/tasks.py
 SPLITS = {"train": 0, "val": 1, "test": 2, "compositional": 3}
 HELD_OUT_PAIRS = tuple(sorted({(c, COLOUR_NAMES[(3 * i) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES)} |
                               {(c, COLOUR_NAMES[(3 * i + 5) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES[:6])}))

@@ -17,6 +17,7 @@ from torchmetrics.detection import PanopticQuality
 from ..data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, STUFF_NAMES
 from ..data.world import World
 from ..pipeline import Region
+from ..tasks import TASK_NAMES, get_task
 from .coco_ap import MaskAP, stack_clip
 from .mask_metrics import IoUAccumulator, boundary_f_measure, jaccard
 
@@ -206,10 +207,9 @@ EVALUATORS: dict[str, Callable] = {
     "panoptic": evaluate_panoptic, "instance": evaluate_instance, "interactive": evaluate_interactive,
     "vos": evaluate_vos, "referring_video": evaluate_referring_video, "vis": evaluate_vis,
 }
-VIDEO_TASKS = ("vos", "referring_video", "vis")
+if set(EVALUATORS) != set(TASK_NAMES):  # every registered task is scored, and nothing else
+    raise RuntimeError(f"evaluators {sorted(EVALUATORS)} do not match the task registry {sorted(TASK_NAMES)}")
 
 
 def evaluate_task(pipe, world: World, task: str, n: int) -> dict[str, float]:
-    if task not in EVALUATORS:
-        raise ValueError(f"task must be one of {tuple(EVALUATORS)}")
-    return EVALUATORS[task](pipe, world, n)
+    return EVALUATORS[get_task(task).name](pipe, world, n)

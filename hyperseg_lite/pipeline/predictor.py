@@ -236,7 +236,7 @@ class HyperSegPredictor:
         image = self._image(image)
         regions = [regions] if isinstance(regions, Region) else regions
         given = [k for k, v in (("expression", expression), ("question", question), ("class_names", class_names),
-                                ("regions", regions or region_features)) if v is not None]
+                                ("regions", regions if regions is not None else region_features)) if v is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of expression, question, class_names, regions")
         features = image.features

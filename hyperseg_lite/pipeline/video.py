@@ -12,7 +12,7 @@ embedding per live track), and each clip is decoded once (:class:`VideoFrames`).
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,10 +22,10 @@ from scipy.optimize import linear_sum_assignment
 from ..modeling.temporal_adapter import TemporalState
 from .answers import (PROMPT_OVERLAP_WEIGHT, TRACKING_OVERLAP_WEIGHT, class_segments, prompt_extent,
                       referring_answer, region_choices, segment_masks)
+from .inputs import Region
 from .predictor import HyperSegPredictor
 from .results import SegmentationResult
 from .video_frames import VideoFrames, frames_of
-from .inputs import Region
 
 MAX_VIDEO_CLASSES = 100  # a video class list is one prompt (the temporal state is per prompt)
 
@@ -85,6 +85,8 @@ class VideoSession:
         start = (prompted[-1] if reverse else prompted[0]) if start_frame is None else start_frame
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
             raise ValueError(f"start_frame must be a frame number (0 or more), got {start_frame!r}")
+        if reverse and not self.frames.random_access:
+            raise ValueError("a generator of frames cannot be read backwards: give a list, a folder or a file")
         return self._propagate(int(start), reverse, dict((f, dict(o)) for f, o in self.prompts.items()))
 
     def _propagate(self, start: int, reverse: bool, prompts: dict[int, dict[int, Region]]

@@ -30,6 +30,7 @@ class VideoFrames:
         self._stream: Iterator[np.ndarray] | None = None
         self._capture = None
         self._position = 0
+        self._read = False  # a generator's frames, once drawn, are gone
         if isinstance(video, (str, os.PathLike)):
             path = Path(video)
             if path.is_dir():
@@ -142,6 +143,10 @@ class VideoFrames:
         if self._stream is not None:
             if start != 0:
                 raise ValueError("a generator of frames can only be read from its first frame")
+            if self._read:
+                raise ValueError("a generator of frames can be read once: give a list, a folder or a file to "
+                                 "read a clip again")
+            self._read = True
             rest = (load_image(frame).pixels for frame in self._stream)
             for index, pixels in enumerate(chain([self.first], rest)):
                 yield index, self._check(index, pixels)

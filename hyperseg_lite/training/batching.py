@@ -16,9 +16,7 @@ from .. import prompts as P
 from ..data.world import Sample
 from ..modeling.losses import SegmentationTarget
 from ..processing_hyperseg import EncodedPrompt, HyperSegProcessor, PreparedImage
-from ..visual_prompts import box_mask, disc_mask, scaled_radius, scribble_mask
-
-CLASS_TASKS = {"semantic": "semantic", "instance": "instance", "panoptic": "panoptic", "vis": "instance"}
+from ..tasks import get_task
 
 
 @dataclass
@@ -31,8 +29,8 @@ class Item:
     region_masks: torch.Tensor | None = None
 
 
-def _to_frame(masks: np.ndarray, prepared: PreparedImage, size: int) -> torch.Tensor:
-    """(n, H, W) masks at the image's resolution -> (n, S, S) on the padded model frame."""
+def masks_to_frame(masks: np.ndarray, prepared: PreparedImage, size: int) -> torch.Tensor:
+    """(n, H, W) target masks at the image's resolution -> (n, S, S) on the padded model frame."""
     if masks.shape[0] == 0:
         return torch.zeros((0, size, size), dtype=torch.bool)
     h, w = prepared.resized_size
@@ -40,17 +38,20 @@ def _to_frame(masks: np.ndarray, prepared: PreparedImage, size: int) -> torch.Te
     return F.pad(resized, (0, size - w, 0, size - h))[:, 0] > 0.5
 
 
-def render_region(region: dict, image_size: tuple[int, int], config) -> np.ndarray:
-    point_r = scaled_radius(config.point_radius, image_size, config.region_reference_size)
-    if region["kind"] == "point":
-        points = np.asarray(region["points"])[np.asarray(region["labels"]) == 1]
-        return disc_mask(image_size, points, point_r)
-    if region["kind"] == "box":
-        return box_mask(image_size, region["box"])
-    if region["kind"] == "scribble":
-        return scribble_mask(image_size, region["scribble"],
-                             scaled_radius(config.scribble_radius, image_size, config.region_reference_size))
-    return np.asarray(region["mask"], dtype=bool)
+def region_spec(region: dict) -> dict:
+    """A world sample's region ({"kind": ..., ...}) -> keyword arguments of ``HyperSegProcessor.draw_region``."""
+    kind = region["kind"]
+    if kind == "point":
+        return {"points": region["points"], "point_labels": region["labels"]}
+    if kind in ("box", "scribble", "mask"):
+        return {kind: region[kind]}
+    raise ValueError(f"unknown region kind {kind!r}")
+
+
+def region_masks(regions: list[dict], prepared: PreparedImage, processor: HyperSegProcessor) -> torch.Tensor:
+    """The regions on the model frame, rendered by the processor exactly as the pipeline renders a user's
+    prompts (a region thinner than an input pixel keeps the pixels it touches instead of vanishing)."""
+    return torch.stack([processor.region_mask(prepared, **region_spec(r)) for r in regions])
 
 
 def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0, explain: bool = True) -> Item:
@@ -67,27 +68,26 @@ def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0, e
     labels = torch.as_tensor(sample.labels, dtype=torch.long)
     ids = torch.as_tensor(sample.instance_ids, dtype=torch.long)
     video = sample.frames is not None
-    region_masks = None
-    if sample.task in CLASS_TASKS:
-        conversation = P.class_prompt(len(sample.class_names), CLASS_TASKS[sample.task], video=video)
+    rendered = None
+    task = get_task(sample.task)
+    if task.family == "class":
+        conversation = P.class_prompt(len(sample.class_names), task.class_mode, video=video)
         encoded = processor.encode(conversation, class_names=sample.class_names)
-    elif sample.task in ("referring", "referring_video"):
+    elif task.family == "referring":
         encoded = processor.encode(P.referring_prompt("referring"), expression=sample.expression)
-    elif sample.task == "reasoning":
+    elif task.family == "reasoning":
         conversation = (P.referring_prompt("reasoning_explain", explanation=sample.answer or "") if explain
                         else P.referring_prompt("reasoning"))
         encoded = processor.encode(conversation, expression=sample.expression)
-    elif sample.task in ("interactive", "vos"):
+    elif task.family == "region":
         encoded = processor.encode(P.region_prompt(len(sample.regions), video=video), num_regions=len(sample.regions))
-        first = sample.image if sample.image is not None else sample.frames[0]
-        rendered = np.stack([render_region(r, first.shape[:2], config) for r in sample.regions])
-        region_masks = _to_frame(rendered, prepared, size)
+        rendered = region_masks(sample.regions, prepared, processor)
     else:
         raise ValueError(f"no batching rule for task {sample.task!r}")
     keep = masks.reshape(masks.shape[0], -1).any(1) if masks.shape[0] else np.zeros(0, bool)
-    target = SegmentationTarget(masks=_to_frame(masks[keep], prepared, size), labels=labels[torch.from_numpy(keep)],
+    target = SegmentationTarget(masks=masks_to_frame(masks[keep], prepared, size), labels=labels[torch.from_numpy(keep)],
                                 instance_ids=ids[torch.from_numpy(keep)])
-    return Item(encoded, prepared, target, region_masks)
+    return Item(encoded, prepared, target, rendered)
 
 
 def collate(items: list[Item], processor: HyperSegProcessor) -> dict:

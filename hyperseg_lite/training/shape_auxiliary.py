@@ -7,7 +7,7 @@ off chance in short runs (model card). Both: ``python -m hyperseg_lite.train --s
 Why: HyperSeg's backbones come pretrained (SigLIP, Swin on ImageNet), so their features already tell a star from
 a heart; the ``lite`` pyramid is trained from scratch on the shapes world and, with the segmentation losses alone,
 learnt colour and texture (all its masks need) but no shape: a linear probe finds the shape category at chance in
-every stage (``tools/shape_probe.py``), and class prompts score the twelve shapes at chance.
+every stage (``research/tools/shape_probe.py``), and class prompts score the twelve shapes at chance.
 
 What: for every object of a class-prompt sample whose class is a shape category, a linear classifier predicts
 the category (cross-entropy) from the mask-shape embedding of its ground-truth mask, or from each backbone stage's

@@ -1,6 +1,6 @@
 """Does the model find the objects but fail to recognise them? Masks found vs masks chosen, per task.
 
-    python tools/recognition_gap.py --checkpoint assets/hyperseg-lite --split val --samples 100
+    python research/tools/recognition_gap.py --checkpoint assets/hyperseg-lite --split val --samples 100
 
 HyperSeg's decoder proposes one mask per mask token; recognition then scores every mask token against the
 prompt embeddings (dot products, HER). This separates the two halves for every sample that has a target:
@@ -13,7 +13,7 @@ prompt embeddings (dot products, HER). This separates the two halves for every s
 
 A high oracle mIoU with a low chosen mIoU, or well-covered segments with chance-level top-1, means the
 masks are there and the prompt scores (``loss_cls``, the features they read) are what fails.
-Samples without a target are skipped (``tools/referring_threshold.py`` covers those).
+Samples without a target are skipped (``research/tools/referring_threshold.py`` covers those).
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import json
 import numpy as np
 import torch
 
-from hyperseg_lite import prompts as P
 from hyperseg_lite.data.vocabulary import STUFF_NAMES
 from hyperseg_lite.data.world import World
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
-from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 from hyperseg_lite.pipeline import postprocess as post
 
 REFERRING_TASKS = ("referring", "reasoning")
@@ -41,17 +40,19 @@ def _ious(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def measure_referring(pipe: HyperSegPipeline, world: World, task: str, samples: int) -> dict:
+    predictor = HyperSegPredictor(pipe)
     chosen, oracle, ranks = [], [], []
     for index in range(samples):
         sample = world.sample(task, index)
         if not len(sample.masks):
             continue
-        frame = pipe._frame(sample.image)
-        conversation = P.referring_prompt(task, pipe.wording)
-        out = pipe._run(pipe._encode([frame]), [pipe.processor.encode(conversation, expression=sample.expression)])
-        logits = pipe._working_logits(out.pred_masks[0], frame.prepared)
-        ious = _ious(pipe._to_original(logits, frame), sample.masks.any(0))
-        probs = out.prompt_logits[0, :, :1].float().sigmoid()
+        image = predictor.encode(sample.image)
+        if task == "referring":
+            candidates = predictor.predict(expression=sample.expression, image=image)
+        else:
+            candidates = predictor.predict(question=sample.expression, image=image)
+        logits, probs = candidates.mask_logits, candidates.scores
+        ious = _ious(candidates.to_original(), sample.masks.any(0))
         best, _ = post.referring_choice(logits, probs)
         by_score = torch.argsort(probs[:, 0], descending=True).cpu().numpy()
         chosen.append(float(ious[best]))
@@ -62,6 +63,7 @@ def measure_referring(pipe: HyperSegPipeline, world: World, task: str, samples: 
 
 
 def measure_classes(pipe: HyperSegPipeline, world: World, task: str, samples: int) -> list[dict]:
+    predictor = HyperSegPredictor(pipe)
     found = {"thing": [], "stuff": []}
     top1 = {"thing": [], "stuff": []}
     listed = {"thing": [], "stuff": []}
@@ -69,9 +71,9 @@ def measure_classes(pipe: HyperSegPipeline, world: World, task: str, samples: in
     for index in range(samples):
         sample = world.sample(task, index)
         names = list(sample.class_names)
-        frame = pipe._frame(sample.image)
-        logits, probs, _, _ = pipe._class_candidates(pipe._encode([frame]), frame, names, task, pipe.chunk_size)
-        masks = pipe._to_original(logits, frame)
+        candidates = predictor.predict(class_names=names, mode=task, image=predictor.encode(sample.image))
+        probs = candidates.scores
+        masks = candidates.to_original()
         for truth, label in zip(sample.masks, sample.labels):
             kind = "stuff" if names[label] in STUFF_NAMES else "thing"
             ious = _ious(masks, truth)

@@ -1,10 +1,10 @@
 """How much would recognition gain if the masks had the true outlines? An upper bound for the mask-shape embedding.
 
-    python tools/outline_oracle.py --checkpoint assets/hyperseg-lite --split val --samples 100
+    python research/tools/outline_oracle.py --checkpoint assets/hyperseg-lite --split val --samples 100
 
 The mask-shape embedding (:mod:`hyperseg_lite.modeling.mask_shape`) gives each mask token's scores the outline
 of its own predicted mask. On true outlines its shape head is right far more often than on the predicted ones
-(``tools/shape_head_accuracy.py``), so this asks what the text and class prompts would score if the embedding saw
+(``research/tools/shape_head_accuracy.py``), so this asks what the text and class prompts would score if the embedding saw
 the truth: every task in ``--tasks`` is evaluated twice with the evaluation's own task code, as the model is and
 with the embedding fed, for each mask token whose mask covers a scene object (IoU > 0.5 at the decoder's
 resolution), that object's true outline; tokens that cover no object keep their own. Nothing else changes: the
@@ -71,29 +71,34 @@ def true_outline_logits(mask_logits: torch.Tensor, objects: np.ndarray) -> torch
     return torch.where((best > 0.5)[..., None, None], outline, mask_logits)
 
 
+class SceneRecordingWorld(World):
+    """A world that remembers the last scene it drew (the scene of the sample the evaluation asks about)."""
+
+    last_scene = None
+
+    def scene(self, rng):
+        self.last_scene = super().scene(rng)
+        return self.last_scene
+
+
 @contextmanager
-def true_outlines(pipe: HyperSegPipeline, world: World):
-    """Within: the mask-shape embedding reads the true outlines of the scene the world drew last."""
+def true_outlines(pipe: HyperSegPipeline, world: SceneRecordingWorld):
+    """Within: the mask-shape embedding reads the true outlines of the scene ``world`` drew last (a forward
+    pre-hook swaps its input; the model's code and weights stay as they are)."""
     encoder = pipe.model.mask_decoder.mask_shape
     if encoder is None:
         raise SystemExit("this checkpoint has no mask-shape embedding (decoder_config.mask_shape_embedding is off)")
-    drawn = {}
-    draw_scene, encode = world.scene, encoder.forward
 
-    def recording(rng):
-        drawn["scene"] = draw_scene(rng)
-        return drawn["scene"]
-
-    def reading_truth(mask_logits):
-        scene = drawn.get("scene")
+    def reading_truth(_module, inputs):
+        scene = world.last_scene
         objects = np.stack([o.mask for o in scene.objects]) if scene is not None and scene.objects else np.zeros(0)
-        return encode(true_outline_logits(mask_logits, objects))
+        return (true_outline_logits(inputs[0], objects), *inputs[1:])
 
-    world.scene, encoder.forward = recording, reading_truth
+    handle = encoder.register_forward_pre_hook(reading_truth)
     try:
         yield
     finally:
-        del world.scene, encoder.forward  # back to the class's methods
+        handle.remove()
 
 
 def referring_by_kind(pipe: HyperSegPipeline, world: World, samples: int) -> dict[str, dict]:
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     pipe = HyperSegPipeline.from_pretrained(args.checkpoint)
     report = {"checkpoint": args.checkpoint, "split": args.split, "seed": args.seed, "tasks": {}, "referring_kinds": {}}
     for way in ("predicted", "true"):
-        world = World(args.split, args.seed, image_size=pipe.model.config.image_size)
+        world = SceneRecordingWorld(args.split, args.seed, image_size=pipe.model.config.image_size)
         with true_outlines(pipe, world) if way == "true" else nullcontext():
             for task in args.tasks:
                 report["tasks"].setdefault(task, {})[way] = evaluate_task(pipe, world, task, args.samples)

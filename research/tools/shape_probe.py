@@ -1,6 +1,6 @@
 """Do the visual features know an object's shape category? Linear probes on the embedded model.
 
-    python tools/shape_probe.py --checkpoint assets/hyperseg-lite --split val --samples 60
+    python research/tools/shape_probe.py --checkpoint assets/hyperseg-lite --split val --samples 60
 
 For every thing segment of panoptic samples (ground truth), a logistic regression (5-fold cross-validation)
 is fitted to predict its shape category (circle, star, ...) from
@@ -28,7 +28,7 @@ from sklearn.model_selection import cross_val_score
 from hyperseg_lite.data.vocabulary import CATEGORIES, STUFF_NAMES
 from hyperseg_lite.data.world import World
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
-from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 
 
 def _probe(features: list[np.ndarray], labels: list[int]) -> float:
@@ -44,6 +44,7 @@ def main(argv=None) -> dict[str, float]:
     parser.add_argument("--samples", type=int, default=60)
     args = parser.parse_args(argv)
     pipe = HyperSegPipeline.from_pretrained(args.checkpoint)
+    predictor = HyperSegPredictor(pipe)
     model = pipe.model
     world = World(args.split, args.seed, image_size=model.config.image_size)
     seen: dict[str, object] = {}
@@ -62,9 +63,8 @@ def main(argv=None) -> dict[str, float]:
         for index in range(args.samples):
             sample = world.sample("panoptic", index)
             names = list(sample.class_names)
-            frame = pipe._frame(sample.image)
-            logits, _, _, _ = pipe._class_candidates(pipe._encode([frame]), frame, names, "panoptic", pipe.chunk_size)
-            masks = pipe._to_original(logits, frame)
+            image = predictor.encode(sample.image)
+            masks = predictor.predict(class_names=names, mode="panoptic", image=image).to_original()
             states = seen["states"][0].float()  # last CLASS_proj call: the decoder's final layer
             for truth, label in zip(sample.masks, sample.labels):
                 if names[label] in STUFF_NAMES:
@@ -72,7 +72,7 @@ def main(argv=None) -> dict[str, float]:
                 category = CATEGORIES.index(names[label])
                 # the ground-truth mask on the padded model frame, pooled to each stage's grid
                 frame_mask = torch.zeros(model.config.image_size, model.config.image_size)
-                h, w = frame.prepared.resized_size
+                h, w = image.prepared.resized_size
                 frame_mask[:h, :w] = F.interpolate(torch.from_numpy(truth).float()[None, None], size=(h, w))[0, 0]
                 for level, stage in enumerate(seen["stages"]):
                     weight = F.adaptive_avg_pool2d(frame_mask[None, None], stage.shape[-2:])[0, 0]

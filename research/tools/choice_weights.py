@@ -1,7 +1,7 @@
 """Pick the pipeline's overlap weights for visual prompts and tracking, and its track rule for video instances,
 on the val split.
 
-    python tools/choice_weights.py --checkpoint assets/hyperseg-lite --seeds 0 1
+    python research/tools/choice_weights.py --checkpoint assets/hyperseg-lite --seeds 0 1
 
 Visual prompts and video tasks choose among the mask tokens by score x mask quality (the release) plus a weight x
 each candidate's IoU with what is already known of the object (``HyperSegPipeline``): the box or mask drawn as

@@ -1,6 +1,6 @@
 """Pick the referring score threshold on the val split: below it the answer is "no such object".
 
-    python tools/referring_threshold.py --checkpoint assets/hyperseg-lite --samples 300
+    python research/tools/referring_threshold.py --checkpoint assets/hyperseg-lite --samples 300
 
 The pipeline answers a referring query with its best mask when score = sigmoid(prompt logit) x mask quality
 reaches the threshold, and with an empty answer otherwise (gRefCOCO's no-target case). This asks every val sample

@@ -1,6 +1,6 @@
 """How well does the mask-shape embedding tell the shapes apart from their true outlines? A training checkpoint's check.
 
-    python tools/shape_head_accuracy.py --checkpoint runs/lite10/checkpoint --split val --samples 200
+    python research/tools/shape_head_accuracy.py --checkpoint runs/lite10/checkpoint --split val --samples 200
 
 Needs a checkpoint written by ``python -m hyperseg_lite.train --shape-loss-weight ...`` or
 ``python -m hyperseg_lite.pretrain_shapes --part mask-shape`` (the model with ``decoder_config.mask_shape_embedding``
