@@ -3,11 +3,15 @@
     python app.py                                   # the embedded model (no network needed)
     python app.py --model weic22/HyperSeg-3B --precision 4bit
     HYPERSEG_MODEL=... HYPERSEG_PRECISION=bf16 python app.py   # as a Space would set them
+
+On a Hugging Face Space (README front matter, docs/app.md): the host and port come from Gradio's own variables,
+handlers take a ZeroGPU slot when the ``spaces`` package is installed, gallery examples run on first use.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +24,9 @@ from hyperseg_lite import build_random_model, load_model  # noqa: E402
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT, CheckpointNotFound  # noqa: E402
 from hyperseg_lite.pipeline import HyperSegPipeline  # noqa: E402
 
+EMBEDDED_CAVEAT = ("This model knows only hyperseg-lite's procedural shapes world (coloured shapes on simple "
+                   "backgrounds): on real photos its masks are guesses.")
+
 
 def card_trained_on(folder) -> str | None:
     """What a local checkpoint's model card says it was trained on (``trained_on`` in its YAML header), if it says."""
@@ -28,7 +35,7 @@ def card_trained_on(folder) -> str | None:
 
 
 def load_pipeline(model: str | None, precision: str | None, random_preset: str | None):
-    """The pipeline and a line saying what the model was trained on."""
+    """The pipeline and a line saying what the model was trained on (``caveat`` says if it is the embedded one)."""
     if random_preset:
         return HyperSegPipeline(build_random_model(random_preset)), "nothing: random weights (for testing the app)"
     try:
@@ -43,6 +50,11 @@ def load_pipeline(model: str | None, precision: str | None, random_preset: str |
     return HyperSegPipeline(loaded), trained_on or "see the checkpoint's model card"
 
 
+def caveat(model: str | None, random_preset: str | None) -> str | None:
+    """The line under every result: the embedded (and the random) model know only the shapes world, at best."""
+    return EMBEDDED_CAVEAT if model is None else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=os.environ.get("HYPERSEG_MODEL") or None,
@@ -51,11 +63,15 @@ def main() -> None:
                         choices=["fp32", "bf16", "fp16", "8bit", "4bit"])
     parser.add_argument("--random-preset", default=os.environ.get("HYPERSEG_RANDOM_PRESET") or None,
                         help="skip loading and use random weights of this preset (tests)")
-    parser.add_argument("--host", default=os.environ.get("HYPERSEG_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("HYPERSEG_PORT", "7860")))
+    # a Space sets GRADIO_SERVER_NAME=0.0.0.0 (and the port): honour it, as launch() would without these flags
+    parser.add_argument("--host", default=os.environ.get("HYPERSEG_HOST")
+                        or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("HYPERSEG_PORT")
+                                                        or os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     pipe, trained_on = load_pipeline(args.model, args.precision, args.random_preset)
-    demo = build_demo(pipe, trained_on)
+    demo = build_demo(pipe, trained_on, caveat=caveat(args.model, args.random_preset))
     demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, share=False,
                                                    max_file_size="50mb", footer_links=["api"], ssr_mode=False)
 

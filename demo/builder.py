@@ -10,15 +10,16 @@ import gradio as gr
 from hyperseg_lite.pipeline import HyperSegPipeline
 
 from . import tab_classes, tab_interactive, tab_reasoning, tab_referring, tab_video
+from .context import AppContext
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_UPLOAD = "50mb"
 
 
-def header(pipe: HyperSegPipeline, trained_on: str) -> str:
+def header(ctx: AppContext) -> str:
     return (f"# hyperseg-lite\nOne model for every segmentation prompt (HyperSeg, arXiv 2411.17606).\n\n"
-            f"**Model:** {pipe.loaded.describe()}  \n**Trained on:** {trained_on}  \n"
-            f"Uploads up to {MAX_UPLOAD}; videos up to {tab_video.UI_MAX_FRAMES} frames.")
+            f"**Model:** {ctx.pipe.loaded.describe()}  \n**Trained on:** {ctx.trained_on}  \n"
+            f"Uploads up to {MAX_UPLOAD}; videos: the first {tab_video.MAX_FRAMES} frames are segmented.")
 
 
 def example_rows(panoptic_threshold: float = 0.5) -> dict[str, list[list]]:
@@ -33,18 +34,20 @@ def example_rows(panoptic_threshold: float = 0.5) -> dict[str, list[list]]:
         "referring": [[str(ASSETS / e["image"]), e["expression"], 0.5] for e in images],
         "reasoning": [[str(ASSETS / e["question_image"]), e["question"], True, 0.5] for e in images],
         "interactive": [[str(ASSETS / e["image"])] for e in images],
-        "video": [[str(ASSETS / video["video"]), "box on the first frame", video["box"], ""],
-                  [str(ASSETS / video["referring_video"]), "expression", "", video["expression"]]],
+        "video": [[str(ASSETS / video["video"])], [str(ASSETS / video["referring_video"])]],
     }
 
 
-def build_demo(pipe: HyperSegPipeline, trained_on: str) -> gr.Blocks:
+def build_demo(pipe: HyperSegPipeline, trained_on: str, caveat: str | None = None,
+               cache_examples: bool = True) -> gr.Blocks:
+    """``caveat``: one line shown under every result (the embedded model's: it knows only the shapes world)."""
+    ctx = AppContext(pipe, trained_on, caveat, cache_examples)
     rows = example_rows(pipe.class_threshold("panoptic"))
     with gr.Blocks(title="hyperseg-lite", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(header(pipe, trained_on))
-        tab_classes.build(pipe, rows["classes"])
-        tab_referring.build(pipe, rows["referring"])
-        tab_reasoning.build(pipe, rows["reasoning"])
-        tab_interactive.build(pipe, rows["interactive"])
-        tab_video.build(pipe, rows["video"])
+        gr.Markdown(header(ctx))
+        tab_classes.build(ctx, rows["classes"])
+        tab_referring.build(ctx, rows["referring"])
+        tab_reasoning.build(ctx, rows["reasoning"])
+        tab_interactive.build(ctx, rows["interactive"])
+        tab_video.build(ctx, rows["video"])
     return demo
