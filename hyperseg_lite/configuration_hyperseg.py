@@ -230,14 +230,16 @@ def conv_encoder_config(kind: str, widths: list[int], depths: list[int], image_s
 
 
 def _lite2() -> dict[str, Any]:
-    """``lite`` with the v2 design: a ConvNeXt pyramid and a 2,048-entry subword vocabulary.
+    """``lite`` with the v2 design: ResNet pyramid and global tower, a 2,048-entry subword vocabulary.
 
     The encoders were picked by measurement on the world (docs/research/embedded-v2.md) and are pretrained
     on its dense annotation (stage 1) before the rest is trained."""
     base = _lite()
     base["text_config"] = dict(base["text_config"], vocab_size=2048)
-    base["pyramid_config"] = conv_encoder_config("convnext", [32, 64, 128, 256], [2, 2, 4, 2], image_size=256)
-    return base  # the global tower stays lite's small SigLIP: it measured level with a ResNet tower (research log)
+    base["pyramid_config"] = conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 2, 2], image_size=256)
+    base["vision_config"] = conv_encoder_config("resnet", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False)
+    base["vision_feature_layer"] = -1
+    return base
 
 
 def _tiny2() -> dict[str, Any]:

@@ -34,7 +34,8 @@ def test_world_tasks_reproduce_evaluate_exactly(tmp_path):
     for task in tasks:
         ours = got[f"world-{task}"]["metrics"]
         for key, value in expected[task].items():
-            if key != "seconds":
+            # out_of_world_*: evaluate's extra probe with the held-out out-of-world expressions, no benchmark's
+            if key != "seconds" and not key.startswith("out_of_world"):
                 assert ours[key] == value or (np.isnan(ours[key]) and np.isnan(value)), (task, key)
 
 

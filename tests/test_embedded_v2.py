@@ -46,6 +46,7 @@ def test_conv_model_saves_and_loads(tmp_path):
 def test_lite2_preset_uses_conv_encoders_and_3b_keeps_swin():
     lite2 = HyperSegConfig.from_preset("lite2")
     assert lite2.pyramid_config.model_type in ("resnet", "convnext")
+    assert lite2.vision_config.model_type in ("resnet", "convnext")
     assert lite2.text_config.vocab_size >= 2048
     assert HyperSegConfig.from_preset("3b").pyramid_config.model_type == "swin"
 
