@@ -306,8 +306,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 return_intermediate_masks: bool = False, return_attention: bool = False) -> HyperSegOutput:
         features = self.encode_images(pixel_values, global_pixel_values, temporal_state, return_attention)
         layout = PromptLayout.of(input_ids)
-        if not any(layout.has_expression) and not any(layout.class_names) and not any(layout.region_positions):
-            # a text-only prompt (naming what the image holds, LLMFormer-style): the LLM pass and its loss alone
+        if not any(layout.query_positions):
+            # no mask queries: a text-only prompt (naming what the image holds, LLMFormer-style), LLM and text loss
             output, hidden = HyperSegOutput(), self.run_llm(input_ids, attention_mask, features, layout=layout)
         else:
             output, hidden = self.segment(features, input_ids, attention_mask, class_spans, refer_mask, region_masks,
