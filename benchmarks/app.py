@@ -94,11 +94,21 @@ def main() -> None:
     args = parser.parse_args()
 
     port = free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", NO_PROXY="127.0.0.1,localhost",
-               HYPERSEG_PORT=str(port))
+    env = dict(
+        os.environ,
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+        NO_PROXY="127.0.0.1,localhost",
+        HYPERSEG_PORT=str(port),
+    )
     began = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args.app_args], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), *args.app_args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_up(url, process)
@@ -112,21 +122,35 @@ def main() -> None:
         image = handle_file(str(EXAMPLES / first["image"]))
         rows = {
             "open-vocabulary (panoptic, 8 classes)": lambda: client.predict(
-                handle_file(str(EXAMPLES / first["classes_image"])), first["classes"], "panoptic", 0.5,
-                api_name="/segment_classes"),
+                handle_file(str(EXAMPLES / first["classes_image"])),
+                first["classes"],
+                "panoptic",
+                0.5,
+                api_name="/segment_classes",
+            ),
             "referring": lambda: client.predict(image, first["expression"], 0.5, api_name="/refer"),
             "reasoning (with answer text)": lambda: client.predict(
-                handle_file(str(EXAMPLES / first["question_image"])), first["question"], True, 0.5, api_name="/reason"),
+                handle_file(str(EXAMPLES / first["question_image"])), first["question"], True, 0.5, api_name="/reason"
+            ),
             "interactive (1 click + 1 box)": lambda: client.predict(
-                image, json.dumps([{"points": [[60, 220]], "labels": [1]}, {"box": [int(v) for v in first["box"].split(",")]}]),
-                api_name="/interactive"),
+                image,
+                json.dumps(
+                    [{"points": [[60, 220]], "labels": [1]}, {"box": [int(v) for v in first["box"].split(",")]}]
+                ),
+                api_name="/interactive",
+            ),
         }
         video = spec["video"]
         box = [int(v) for v in video["box"].split(",")]
         rows["video (16 frames, box on frame 0, backward + forward, H.264 out)"] = lambda: client.predict(
-            video=handle_file(str(EXAMPLES / video["video"])), objects=json.dumps([{"frame": 0, "box": box}]),
-            api_name="/segment_video")
-        print(f"| measure | median (ms) |\n|---|---|\n| start-up: `python app.py` to the page answering | {1000 * startup:.0f} |")
+            video=handle_file(str(EXAMPLES / video["video"])),
+            objects=json.dumps([{"frame": 0, "box": box}]),
+            api_name="/segment_video",
+        )
+        print(
+            "| measure | median (ms) |\n|---|---|\n"
+            f"| start-up: `python app.py` to the page answering | {1000 * startup:.0f} |"
+        )
         for name, call in rows.items():
             print(f"| {name} | {median_ms(call, args.runs):.0f} |", flush=True)
     finally:

@@ -14,16 +14,22 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-
-from hyperseg_lite.modeling import deformable_attention as deform
 from pipeline_calls import ab_setup, in_turns, pipeline_calls, print_ab_table
 
-CALLS = ["referring (1 expression)", "semantic (8 classes)", "video object tracking, per frame",
-         "referring video, per frame", "video instances (8 classes), per frame"]
+from hyperseg_lite.modeling import deformable_attention as deform
+
+CALLS = [
+    "referring (1 expression)",
+    "semantic (8 classes)",
+    "video object tracking, per frame",
+    "referring video, per frame",
+    "video instances (8 classes), per frame",
+]
 
 
 def sampling(form):
     """Route the model's deformable attention through one form (``deformable_sample`` is read at call time)."""
+
     @contextmanager
     def use():
         default = deform.deformable_sample
@@ -32,11 +38,14 @@ def sampling(form):
             yield
         finally:
             deform.deformable_sample = default
+
     return use
 
 
-FORMS = {"grid_sample (the release)": sampling(deform.deformable_sample_grid),
-         "gather (CPU default)": sampling(deform.deformable_sample_gather)}
+FORMS = {
+    "grid_sample (the release)": sampling(deform.deformable_sample_grid),
+    "gather (CPU default)": sampling(deform.deformable_sample_gather),
+}
 
 
 def main() -> None:
@@ -60,8 +69,12 @@ def main() -> None:
 
     print(f"model: {loaded.describe()} | {torch.get_num_threads()} threads | {args.rounds} rounds")
     ops = {"inference": (op, 1), "forward + backward": (op_training, 1)}
-    print_ab_table(f"The op, {tokens} queries x {heads} heads x {len(shapes)} levels x {attention.num_points} points",
-                   tuple(FORMS), in_turns(ops, 3 * args.rounds, FORMS), ops)
+    print_ab_table(
+        f"The op, {tokens} queries x {heads} heads x {len(shapes)} levels x {attention.num_points} points",
+        tuple(FORMS),
+        in_turns(ops, 3 * args.rounds, FORMS),
+        ops,
+    )
     with torch.inference_mode():
         medians = in_turns(pipeline_calls(pipe, CALLS), args.rounds, FORMS)
     print_ab_table("The pipeline, 256x256 image", tuple(FORMS), medians, CALLS)

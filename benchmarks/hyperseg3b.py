@@ -82,8 +82,14 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool, graphs: bo
 
     def full():
         features = model.encode_images(pixels, global_pixels, temporal_state=state)
-        out, _ = model.segment(features, batch["input_ids"], batch["attention_mask"], refer_mask=batch["refer_mask"],
-                               temporal_state=state, layout=layout)
+        out, _ = model.segment(
+            features,
+            batch["input_ids"],
+            batch["attention_mask"],
+            refer_mask=batch["refer_mask"],
+            temporal_state=state,
+            layout=layout,
+        )
         return features, out
 
     with torch.inference_mode():
@@ -93,8 +99,9 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool, graphs: bo
             features, _ = full()
 
         def second_prompt():
-            return model.segment(features, batch["input_ids"], batch["attention_mask"], refer_mask=batch["refer_mask"],
-                                 layout=layout)
+            return model.segment(
+                features, batch["input_ids"], batch["attention_mask"], refer_mask=batch["refer_mask"], layout=layout
+            )
 
         run_full, run_second = (cuda_graphed(full), cuda_graphed(second_prompt)) if graphs else (full, second_prompt)
         if device == "cuda":
@@ -112,10 +119,18 @@ def measure(loaded, device: str, runs: int, warmup: int, video: bool, graphs: bo
             second.append(time.perf_counter() - start)
         with FlopCounterMode(display=False) as counter:
             full()
-    memory = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"ms": 1000 * statistics.median(times), "second_ms": 1000 * statistics.median(second),
-            "gflops": counter.get_total_flops() / 1e9, "memory_gb": memory, "size": size}
+    memory = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
+    return {
+        "ms": 1000 * statistics.median(times),
+        "second_ms": 1000 * statistics.median(second),
+        "gflops": counter.get_total_flops() / 1e9,
+        "memory_gb": memory,
+        "size": size,
+    }
 
 
 def main() -> None:
@@ -125,16 +140,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak (default: H100 table)")
-    parser.add_argument("--cuda-graphs", action="store_true",
-                        help="also time each query replayed from a captured CUDA graph (GPU only; not 4/8-bit)")
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="also time each query replayed from a captured CUDA graph (GPU only; not 4/8-bit)",
+    )
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.cuda_graphs and device != "cuda":
         parser.error("--cuda-graphs needs a CUDA GPU")
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; preset {args.preset}; median of {args.runs} runs after {args.warmup} warm-up")
-    print("| precision | query | latency (ms) | second prompt, same image (ms) | GFLOPs | compute floor (ms) | "
-          f"{'peak GPU memory' if device == 'cuda' else 'peak RSS'} (GB) |")
+    print(
+        "| precision | query | latency (ms) | second prompt, same image (ms) | GFLOPs | compute floor (ms) | "
+        f"{'peak GPU memory' if device == 'cuda' else 'peak RSS'} (GB) |"
+    )
     print("|---|---|---|---|---|---|---|")
     # FlopCounterMode does not see bitsandbytes' matmuls: quantized rows reuse the count of an unquantized one
     # (same architecture, same work; their floor is then the 16-bit peak they dequantize to)
@@ -161,8 +181,10 @@ def main() -> None:
             floor = gflops / (peak * 1e3) * 1e3
             query = f"video frame ({row['size']} px)" if video else f"referring {row['size']} px"
             label = f"{precision} + CUDA graph" if graphs else precision
-            print(f"| {label} | {query} | {row['ms']:.1f} | {row['second_ms']:.1f} | {gflops:.3g} | "
-                  f"{floor:.3g} | {row['memory_gb']:.2f} |")
+            print(
+                f"| {label} | {query} | {row['ms']:.1f} | {row['second_ms']:.1f} | {gflops:.3g} | "
+                f"{floor:.3g} | {row['memory_gb']:.2f} |"
+            )
         del loaded
         if device == "cuda":
             torch.cuda.empty_cache()

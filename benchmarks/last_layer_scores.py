@@ -13,11 +13,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-
 from pipeline_calls import ab_setup, in_turns, pipeline_calls, print_ab_table
 
-CALLS = ["referring (1 expression)", "semantic (8 classes)", "video object tracking, per frame",
-         "referring video, per frame", "video instances (8 classes), per frame"]
+CALLS = [
+    "referring (1 expression)",
+    "semantic (8 classes)",
+    "video object tracking, per frame",
+    "referring video, per frame",
+    "video instances (8 classes), per frame",
+]
 
 
 def main() -> None:
@@ -32,6 +36,7 @@ def main() -> None:
                 yield
             finally:
                 pipe.model.segment = segment
+
         return use
 
     variants = {"every layer scored": scoring(True), "last layer only, the pipeline": scoring(False)}

@@ -32,16 +32,20 @@ def bench(preset: str, precision: str, device: str, runs: int, warmup: int) -> d
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(precision, torch.float32)
     if precision == "4bit":
         from hyperseg_lite.loading import NOT_QUANTIZED  # noqa: F401  (documented path: load_model(..., "4bit"))
+
         raise SystemExit("4-bit timing goes through load_model on a saved checkpoint; see benchmarks/hyperseg3b.py")
     model = model.to(device=device, dtype=dtype)
     size = model.config.image_size
     image = torch.randint(0, 256, (size, size, 3), dtype=torch.uint8)
     prepared = processor.prepare_image(image)
     batch = processor.collate([processor.encode(referring_prompt(), expression="the small red star left of the ring")])
-    inputs = dict(pixel_values=prepared.pixel_values[None].to(device, dtype),
-                  global_pixel_values=prepared.global_pixel_values[None].to(device, dtype),
-                  input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                  refer_mask=batch["refer_mask"].to(device))
+    inputs = dict(
+        pixel_values=prepared.pixel_values[None].to(device, dtype),
+        global_pixel_values=prepared.global_pixel_values[None].to(device, dtype),
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        refer_mask=batch["refer_mask"].to(device),
+    )
     times = []
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -56,9 +60,15 @@ def bench(preset: str, precision: str, device: str, runs: int, warmup: int) -> d
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb()
-    return {"preset": preset, "precision": precision, "device": device, "params_m": loaded.num_parameters / 1e6,
-            "median_ms": 1000 * statistics.median(times), "memory_mb": memory,
-            "memory_kind": "peak GPU allocated" if device == "cuda" else "peak process RSS"}
+    return {
+        "preset": preset,
+        "precision": precision,
+        "device": device,
+        "params_m": loaded.num_parameters / 1e6,
+        "median_ms": 1000 * statistics.median(times),
+        "memory_mb": memory,
+        "memory_kind": "peak GPU allocated" if device == "cuda" else "peak process RSS",
+    }
 
 
 def main() -> None:
@@ -72,13 +82,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"device: {device} ({torch.cuda.get_device_name() if device == 'cuda' else f'{torch.get_num_threads()} CPU threads'})")
+    print(
+        f"device: {device} "
+        f"({torch.cuda.get_device_name() if device == 'cuda' else f'{torch.get_num_threads()} CPU threads'})"
+    )
     print("| preset | precision | params (M) | forward median (ms) | memory (MB) |")
     print("|---|---|---|---|---|")
     for preset in args.presets:
         row = bench(preset, args.precision, device, args.runs, args.warmup)
-        print(f"| {row['preset']} | {row['precision']} | {row['params_m']:.2f} | {row['median_ms']:.1f} | "
-              f"{row['memory_mb']:.0f} ({row['memory_kind']}) |")
+        print(
+            f"| {row['preset']} | {row['precision']} | {row['params_m']:.2f} | {row['median_ms']:.1f} | "
+            f"{row['memory_mb']:.0f} ({row['memory_kind']}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from pipeline_calls import SECOND_PROMPTS, in_turns, pipeline_calls
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.pipeline import HyperSegPipeline
-from pipeline_calls import SECOND_PROMPTS, in_turns, pipeline_calls
 
 
 def main() -> None:
@@ -37,8 +37,10 @@ def main() -> None:
     calls = pipeline_calls(pipe, size=args.size)
     with torch.inference_mode():
         medians = in_turns(calls, args.runs)
-    print(f"model: {loaded.describe()} | {torch.get_num_threads()} threads | image {args.size}x{args.size} | "
-          f"{args.runs} rounds")
+    print(
+        f"model: {loaded.describe()} | {torch.get_num_threads()} threads | image {args.size}x{args.size} | "
+        f"{args.runs} rounds"
+    )
     print("| task | median latency (ms) |")
     print("|---|---|")
     for name, (_, per) in calls.items():

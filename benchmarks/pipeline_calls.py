@@ -21,8 +21,10 @@ from hyperseg_lite.pipeline import HyperSegPipeline, Region
 CLASS_NAMES = ["circle", "square", "triangle", "star", "heart", "ring", "sky", "grass"]
 # a first prompt on a new image (encoded inside the call) -> the same kind of prompt asked again about that image,
 # already encoded (``pipe.encode``): what the interactive tab's next click and a second expression cost
-SECOND_PROMPTS = {"referring (1 expression)": "referring, 2nd expression on the encoded image",
-                  "interactive (1 click)": "interactive, 2nd click on the encoded image"}
+SECOND_PROMPTS = {
+    "referring (1 expression)": "referring, 2nd expression on the encoded image",
+    "interactive (1 click)": "interactive, 2nd click on the encoded image",
+}
 
 
 def ab_setup(description: str, rounds: int = 6):
@@ -37,8 +39,9 @@ def ab_setup(description: str, rounds: int = 6):
     return args, loaded, HyperSegPipeline(loaded)
 
 
-def pipeline_calls(pipe: HyperSegPipeline, names: Iterable[str] | None = None, size: int = 256,
-                   frames: int = 8) -> dict[str, tuple[Callable[[], object], int]]:
+def pipeline_calls(
+    pipe: HyperSegPipeline, names: Iterable[str] | None = None, size: int = 256, frames: int = 8
+) -> dict[str, tuple[Callable[[], object], int]]:
     """name -> (call, frames per call) on a random ``size`` x ``size`` image and a ``frames``-frame clip of it;
     ``names`` picks some (all by default), in this order."""
     rng = np.random.default_rng(0)
@@ -61,7 +64,9 @@ def pipeline_calls(pipe: HyperSegPipeline, names: Iterable[str] | None = None, s
         "interactive (1 click)": (lambda: pipe.interactive(image, Region(points=[[100, 120]])), 1),
         "interactive (1 box)": (lambda: pipe.interactive(image, box), 1),
         SECOND_PROMPTS["referring (1 expression)"]: (
-            lambda: pipe.refer(on_encoded(), "the large blue ring below the star"), 1),
+            lambda: pipe.refer(on_encoded(), "the large blue ring below the star"),
+            1,
+        ),
         SECOND_PROMPTS["interactive (1 click)"]: (lambda: pipe.interactive(on_encoded(), Region(points=[[60, 90]])), 1),
         "video object tracking, per frame": (lambda: pipe.track(clip, box), frames),
         "referring video, per frame": (lambda: pipe.refer_video(clip, "the moving star"), frames),
@@ -70,8 +75,11 @@ def pipeline_calls(pipe: HyperSegPipeline, names: Iterable[str] | None = None, s
     return calls if names is None else {name: calls[name] for name in names}
 
 
-def in_turns(calls: dict[str, tuple[Callable[[], object], int]], rounds: int,
-             variants: dict[str, Callable[[], AbstractContextManager]] | None = None) -> dict[tuple[str, str], float]:
+def in_turns(
+    calls: dict[str, tuple[Callable[[], object], int]],
+    rounds: int,
+    variants: dict[str, Callable[[], AbstractContextManager]] | None = None,
+) -> dict[tuple[str, str], float]:
     """Median ms per call (per frame for clips) of every (call, variant), after one warm-up of each.
 
     ``variants``: name -> a context manager factory under which a call runs in that variant (one plain variant,
@@ -86,7 +94,7 @@ def in_turns(calls: dict[str, tuple[Callable[[], object], int]], rounds: int,
     times = {(name, variant): [] for name in calls for variant in order}
     for round_ in range(rounds):
         for name, (fn, per) in calls.items():
-            for variant in (order if round_ % 2 == 0 else order[::-1]):
+            for variant in order if round_ % 2 == 0 else order[::-1]:
                 with variants[variant]():
                     start = time.perf_counter()
                     fn()
@@ -94,8 +102,9 @@ def in_turns(calls: dict[str, tuple[Callable[[], object], int]], rounds: int,
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def print_ab_table(title: str, header: tuple[str, str], medians: dict[tuple[str, str], float],
-                   names: Iterable[str]) -> None:
+def print_ab_table(
+    title: str, header: tuple[str, str], medians: dict[tuple[str, str], float], names: Iterable[str]
+) -> None:
     """A markdown table of two variants' medians (``header`` = their names) and what the second saves."""
     first, second = header
     print(f"\n{title}\n| call | {first} (ms) | {second} (ms) | saved |\n|---|---|---|---|")

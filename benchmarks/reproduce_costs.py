@@ -29,9 +29,9 @@ def scene(height: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros((height, width), bool)
     for k in range(4):
         y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
-        image[y:y + height // 3, x:x + width // 3] = rng.integers(0, 255, 3)
+        image[y : y + height // 3, x : x + width // 3] = rng.integers(0, 255, 3)
         if k == 0:
-            mask[y:y + height // 3, x:x + width // 3] = True
+            mask[y : y + height // 3, x : x + width // 3] = True
     return image, mask
 
 
@@ -72,6 +72,7 @@ def calls(pipe: HyperSegPipeline) -> dict[str, callable]:
             for mask, label in zip(result.masks, result.labels):
                 pred[mask] = int(label.rsplit(" ", 1)[1])
             scoring.class_iou_record(pred, gt.astype(int), list(range(count)))
+
         return call
 
     def vos():  # per frame: DAVIS-2017 480p, two objects
@@ -88,12 +89,15 @@ def calls(pipe: HyperSegPipeline) -> dict[str, callable]:
             meter.add(result.union(), scene(720, 1280, 20)[1])
         return len(ytvos)
 
-    return {"RefCOCO-style referring (640x480)": referring, "ReasonSeg reasoning (1024x768)": reasoning,
-            "COCO panoptic, 133 classes (640x480)": panoptic,
-            "ADE20K semantic, 150 classes (683x512)": semantic(ade, ade_gt, 150),
-            "PASCAL-Context semantic, 59 classes (500x375)": semantic(pc, pc_gt, 59),
-            "DAVIS-2017 VOS, 2 objects, per frame (854x480)": vos,
-            "Ref-YouTube-VOS, per frame (1280x720)": refvos}
+    return {
+        "RefCOCO-style referring (640x480)": referring,
+        "ReasonSeg reasoning (1024x768)": reasoning,
+        "COCO panoptic, 133 classes (640x480)": panoptic,
+        "ADE20K semantic, 150 classes (683x512)": semantic(ade, ade_gt, 150),
+        "PASCAL-Context semantic, 59 classes (500x375)": semantic(pc, pc_gt, 59),
+        "DAVIS-2017 VOS, 2 objects, per frame (854x480)": vos,
+        "Ref-YouTube-VOS, per frame (1280x720)": refvos,
+    }
 
 
 def main() -> None:
@@ -114,8 +118,10 @@ def main() -> None:
                 wall[name].append((time.perf_counter() - began) / frames)
                 cpu[name].append((time.process_time() - began_cpu) / frames)
     # CPU time: what the work costs on a free core; wall time also holds the waits of a busy, shared machine
-    print(f"device {pipe.device}, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, "
-          f"median of {args.runs} rounds\n")
+    print(
+        f"device {pipe.device}, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}, "
+        f"median of {args.runs} rounds\n"
+    )
     print("| benchmark protocol | wall s / sample | CPU s / sample |\n|---|---|---|")
     for name in table:
         print(f"| {name} | {statistics.median(wall[name]):.3f} | {statistics.median(cpu[name]):.3f} |")

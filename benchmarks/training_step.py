@@ -36,8 +36,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=6, help="timed steps each way, after one warm-up step each")
     args = parser.parse_args()
-    models = {"trained": load_model(args.checkpoint, precision="fp32", device_map="cpu"),
-              "frozen": load_model(args.checkpoint, precision="fp32", device_map="cpu")}
+    models = {
+        "trained": load_model(args.checkpoint, precision="fp32", device_map="cpu"),
+        "frozen": load_model(args.checkpoint, precision="fp32", device_map="cpu"),
+    }
     for loaded in models.values():
         loaded.model.train()
     freeze_vision(models["frozen"].model)

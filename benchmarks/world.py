@@ -40,7 +40,7 @@ def main() -> None:
     print(f"| one scene | {median_ms(lambda _: generate_scene(rng), args.samples):.1f} |")
     for task in TASKS:
         world.sample(task, 10_000)  # warm-up
-        print(f"| {task} sample | {median_ms(lambda i: world.sample(task, i), args.samples):.1f} |")
+        print(f"| {task} sample | {median_ms(lambda i, task=task: world.sample(task, i), args.samples):.1f} |")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,36 @@ MAX_TARGETS = 20
 # fixed at construction (a colour map sent with each answer would turn the API's value into an update): target
 # i is drawn in the overlay's colour of id i
 TARGET_COLOURS = {f"target {i}": hex_colour(i) for i in range(1, MAX_TARGETS + 1)}
-STOPWORDS = {"the", "a", "an", "is", "it", "of", "and", "because", "that", "this", "which", "what", "to", "in", "on",
-             "segment", "find", "show", "me", "thing", "object", "one", "could", "can", "be", "with", "has", "have"}
+STOPWORDS = {
+    "the",
+    "a",
+    "an",
+    "is",
+    "it",
+    "of",
+    "and",
+    "because",
+    "that",
+    "this",
+    "which",
+    "what",
+    "to",
+    "in",
+    "on",
+    "segment",
+    "find",
+    "show",
+    "me",
+    "thing",
+    "object",
+    "one",
+    "could",
+    "can",
+    "be",
+    "with",
+    "has",
+    "have",
+}
 
 
 def target_phrases(answer: str, count: int) -> list[tuple[int, int]]:

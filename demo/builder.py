@@ -17,9 +17,11 @@ MAX_UPLOAD = "50mb"
 
 
 def header(ctx: AppContext) -> str:
-    return (f"# hyperseg-lite\nOne model for every segmentation prompt (HyperSeg, arXiv 2411.17606).\n\n"
-            f"**Model:** {ctx.pipe.loaded.describe()}  \n**Trained on:** {ctx.trained_on}  \n"
-            f"Uploads up to {MAX_UPLOAD}; videos: the first {tab_video.MAX_FRAMES} frames are segmented.")
+    return (
+        f"# hyperseg-lite\nOne model for every segmentation prompt (HyperSeg, arXiv 2411.17606).\n\n"
+        f"**Model:** {ctx.pipe.loaded.describe()}  \n**Trained on:** {ctx.trained_on}  \n"
+        f"Uploads up to {MAX_UPLOAD}; videos: the first {tab_video.MAX_FRAMES} frames are segmented."
+    )
 
 
 def example_rows(panoptic_threshold: float = 0.5) -> dict[str, list[list]]:
@@ -38,8 +40,9 @@ def example_rows(panoptic_threshold: float = 0.5) -> dict[str, list[list]]:
     }
 
 
-def build_demo(pipe: HyperSegPipeline, trained_on: str, caveat: str | None = None,
-               cache_examples: bool = True) -> gr.Blocks:
+def build_demo(
+    pipe: HyperSegPipeline, trained_on: str, caveat: str | None = None, cache_examples: bool = True
+) -> gr.Blocks:
     """``caveat``: one line shown under every result (the embedded model's: it knows only the shapes world)."""
     ctx = AppContext(pipe, trained_on, caveat, cache_examples)
     rows = example_rows(pipe.class_threshold("panoptic"))

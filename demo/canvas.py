@@ -17,12 +17,23 @@ def marker_size(shape: tuple[int, ...]) -> int:
     return max(5, round(min(shape[:2]) / 40))
 
 
-def draw_prompts(image: np.ndarray, objects: list[dict], masks: list[np.ndarray | None],
-                 corner: list[float] | None = None, active: int | None = None) -> np.ndarray:
+def draw_prompts(
+    image: np.ndarray,
+    objects: list[dict],
+    masks: list[np.ndarray | None],
+    corner: list[float] | None = None,
+    active: int | None = None,
+) -> np.ndarray:
     """``objects[i]`` (points / labels / box / scribble / mask) and ``masks[i]`` drawn in the colour of object i + 1."""
     shown = [(m, i + 1) for i, m in enumerate(masks) if m is not None]
-    out = draw_overlay(image, np.array([m for m, _ in shown]).reshape(-1, *image.shape[:2]),
-                       [""] * len(shown), [i for _, i in shown], alpha=0.45, legend=False)
+    out = draw_overlay(
+        image,
+        np.array([m for m, _ in shown]).reshape(-1, *image.shape[:2]),
+        [""] * len(shown),
+        [i for _, i in shown],
+        alpha=0.45,
+        legend=False,
+    )
     radius = marker_size(image.shape)
     thickness = max(1, radius // 3)
     for i, obj in enumerate(objects):

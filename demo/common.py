@@ -62,8 +62,11 @@ _SPACES = re.compile(r"\s+")
 def clean_text(text, limit: int | None = None) -> str:
     """Text safe to display: control, format (bidi overrides, zero-width) and unassigned characters removed,
     whitespace runs collapsed; cut to ``limit`` characters with an ellipsis."""
-    text = "".join(" " if ch in "\t\n\r" else ch for ch in str(text)
-                   if ch in "\t\n\r" or not unicodedata.category(ch).startswith("C"))
+    text = "".join(
+        " " if ch in "\t\n\r" else ch
+        for ch in str(text)
+        if ch in "\t\n\r" or not unicodedata.category(ch).startswith("C")
+    )
     text = _SPACES.sub(" ", text).strip()
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
@@ -76,7 +79,8 @@ def segment_key(result: SegmentationResult, i: int) -> str:
 
 
 def hex_colour(index: int) -> str:
-    return "#%02x%02x%02x" % colour_for(index)
+    red, green, blue = colour_for(index)
+    return f"#{red:02x}{green:02x}{blue:02x}"
 
 
 def annotated(image: np.ndarray, result: SegmentationResult, key=segment_key):
@@ -142,4 +146,5 @@ class FrameWriter:
 
 
 def how_it_works(text: str, notebook: str) -> str:
-    return f"<details><summary>How this works</summary>\n\n{text}\n\nWalk-through: notebook `{notebook}` in `notebooks/`.\n</details>"
+    walk_through = f"Walk-through: notebook `{notebook}` in `notebooks/`."
+    return f"<details><summary>How this works</summary>\n\n{text}\n\n{walk_through}\n</details>"

@@ -47,15 +47,17 @@ def _name(payload) -> str:
 def ImageInput(**kwargs) -> gr.Image:  # noqa: N802 - reads like the component it builds
     """``gr.Image`` passing the uploaded file's path (no mode conversion), so the pipeline reads it itself and
     reports what it changed (transparency flattened, downscaled)."""
-    return _checked(gr.Image(type="filepath", image_mode=None, **kwargs),
-                    failure=lambda p, e: f"cannot read {_name(p)} as an image ({type(e).__name__}); "
-                                         f"upload a {IMAGE_FORMATS} file")
+    return _checked(
+        gr.Image(type="filepath", image_mode=None, **kwargs),
+        failure=lambda p, e: f"cannot read {_name(p)} as an image ({type(e).__name__}); upload a {IMAGE_FORMATS} file",
+    )
 
 
 def VideoInput(**kwargs) -> gr.Video:  # noqa: N802
-    return _checked(gr.Video(**kwargs),
-                    failure=lambda p, e: f"cannot read {_name(p)} as a video ({type(e).__name__}); "
-                                         f"upload {VIDEO_FORMATS}")
+    return _checked(
+        gr.Video(**kwargs),
+        failure=lambda p, e: f"cannot read {_name(p)} as a video ({type(e).__name__}); upload {VIDEO_FORMATS}",
+    )
 
 
 def NumberInput(**kwargs) -> gr.Slider:  # noqa: N802
@@ -96,8 +98,10 @@ def ChoiceInput(**kwargs) -> gr.Radio:  # noqa: N802
     def check(payload):
         choices = [value for _, value in radio.choices]
         if payload not in choices:
-            raise user_error(f"{radio.label or 'the choice'} must be one of {', '.join(map(str, choices))}; "
-                             f"got {str(payload)[:40]!r}")
+            raise user_error(
+                f"{radio.label or 'the choice'} must be one of {', '.join(map(str, choices))}; "
+                f"got {str(payload)[:40]!r}"
+            )
         return payload
 
     return _checked(radio, check, allow_none=False)

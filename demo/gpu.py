@@ -8,7 +8,7 @@ the handler is returned unchanged.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 IMAGE_SECONDS = 60  # one image request (class lists with naming, or an explanation, generate text)
 VIDEO_SECONDS_PER_FRAME = 0.5  # an allowance per frame for the 3B model on a ZeroGPU slice (an estimate, not measured)

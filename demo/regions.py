@@ -1,6 +1,6 @@
 """Visual prompts typed as JSON through the API -> ``Region``s, with a sentence for every malformed value.
 
-    [{"points": [[x, y], ...], "labels": [1, 0, ...]}, {"box": [x0, y0, x1, y1]}, {"scribble": [[x, y], ...]}]
+[{"points": [[x, y], ...], "labels": [1, 0, ...]}, {"box": [x0, y0, x1, y1]}, {"scribble": [[x, y], ...]}]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def parse_object(spec, number: int) -> Region:
     """One object of the JSON list -> a Region (validated against the image later by the pipeline)."""
     what = f"object {number}"
     if not isinstance(spec, dict):
-        raise ValueError(f"{what} must be a JSON object such as {{\"box\": [x0, y0, x1, y1]}}")
+        raise ValueError(f'{what} must be a JSON object such as {{"box": [x0, y0, x1, y1]}}')
     unknown = set(spec) - {*KINDS, "labels"}
     if unknown:
         raise ValueError(f"{what} has unknown keys {sorted(unknown)}; use points (+ labels), box or scribble")

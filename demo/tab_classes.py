@@ -53,11 +53,14 @@ def segment_classes(ctx: AppContext, image, classes: str, mode: str, threshold: 
             raise gr.Error("the model named no class it knows in this image: type the class names to look for")
         lines.append(f"**The model named:** {', '.join(names)}")
     listed = [clean_text(n).lower() for n in names]
-    result = ctx.pipe.segment_classes(loaded.pixels, names, mode=mode, threshold=threshold,
-                                      stuff=[n for n in listed if n in STUFF_CLASSES])
+    result = ctx.pipe.segment_classes(
+        loaded.pixels, names, mode=mode, threshold=threshold, stuff=[n for n in listed if n in STUFF_CLASSES]
+    )
     with_notices(result, loaded.notices)
-    lines += [f"**Found:** {clean_text(', '.join(sorted(set(result.labels))), 300) or 'nothing'}",
-              f"**Absent:** {clean_text(', '.join(result.absent), 300) or '-'}"]
+    lines += [
+        f"**Found:** {clean_text(', '.join(sorted(set(result.labels))), 300) or 'nothing'}",
+        f"**Absent:** {clean_text(', '.join(result.absent), 300) or '-'}",
+    ]
     lines += notice_lines(result.notices, ctx.caveat)
     return annotated(loaded.pixels, result), "  \n".join(lines), downloads(result)
 
@@ -68,11 +71,19 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         with gr.Row():
             with gr.Column():
                 image = ImageInput(label="Image", elem_id="classes-image")
-                classes = TextInput(label="Class names (comma-separated; empty = let the model name what it sees)",
-                                    placeholder="circle, star, ring, sky, grass", elem_id="classes-text")
+                classes = TextInput(
+                    label="Class names (comma-separated; empty = let the model name what it sees)",
+                    placeholder="circle, star, ring, sky, grass",
+                    elem_id="classes-text",
+                )
                 mode = ChoiceInput(choices=MODES, value="panoptic", label="Mode")
-                threshold = NumberInput(minimum=0.0, maximum=1.0, value=pipe.class_threshold("panoptic"), step=0.05,
-                                        label="Score threshold (set to the model's own for each mode)")
+                threshold = NumberInput(
+                    minimum=0.0,
+                    maximum=1.0,
+                    value=pipe.class_threshold("panoptic"),
+                    step=0.05,
+                    label="Score threshold (set to the model's own for each mode)",
+                )
                 run = gr.Button("Segment", variant="primary", elem_id="classes-run")
             with gr.Column():
                 output = gr.AnnotatedImage(label="Segments", elem_id="classes-output")
@@ -83,14 +94,29 @@ def build(ctx: AppContext, examples: list[list]) -> None:
 
         @ctx.gpu
         @user_errors
-        def segment(image: str, classes: str | None = None, mode: str = "panoptic",
-                    threshold: float = pipe.class_threshold("panoptic")):
+        def segment(
+            image: str,
+            classes: str | None = None,
+            mode: str = "panoptic",
+            threshold: float = pipe.class_threshold("panoptic"),
+        ):
             """Segment every listed class (comma-separated; empty: the model names them) in `mode`."""
             return segment_classes(ctx, image, classes, mode, threshold)
 
         run.click(segment, [image, classes, mode, threshold], [output, summary, files], api_name="segment_classes")
-        gr.Examples(examples, [image, classes, mode, threshold], [output, summary, files], fn=segment,
-                    cache_examples=ctx.cache_examples, cache_mode="lazy")
-        gr.Markdown(how_it_works("Each class name becomes a span in the prompt; the LLM's hidden states over each span "
-                                 "score every mask query (Hybrid Entity Recognition). Classes that score low everywhere "
-                                 "are reported absent.", "03_llm_and_entity_recognition.ipynb"))
+        gr.Examples(
+            examples,
+            [image, classes, mode, threshold],
+            [output, summary, files],
+            fn=segment,
+            cache_examples=ctx.cache_examples,
+            cache_mode="lazy",
+        )
+        gr.Markdown(
+            how_it_works(
+                "Each class name becomes a span in the prompt; the LLM's hidden states over each span "
+                "score every mask query (Hybrid Entity Recognition). Classes that score low everywhere "
+                "are reported absent.",
+                "03_llm_and_entity_recognition.ipynb",
+            )
+        )

@@ -39,8 +39,17 @@ def empty_object() -> dict:
 
 
 def empty_state() -> dict:
-    return {"image": None, "encoded": None, "notices": [], "objects": [empty_object()], "active": 0,
-            "corner": None, "history": [], "masks": [], "files": None}
+    return {
+        "image": None,
+        "encoded": None,
+        "notices": [],
+        "objects": [empty_object()],
+        "active": 0,
+        "corner": None,
+        "history": [],
+        "masks": [],
+        "files": None,
+    }
 
 
 def kind_of(obj: dict) -> str | None:
@@ -85,8 +94,11 @@ def segment(ctx: AppContext, state: dict) -> tuple[dict, str]:
     regions = [(i, to_region(obj)) for i, obj in enumerate(state["objects"])]
     ready = [(i, r) for i, r in regions if r is not None]
     state["masks"] = [None] * len(state["objects"])
-    waiting = [f"object {i + 1} has only exclude clicks: add an include click"
-               for i, obj in enumerate(state["objects"]) if kind_of(obj) == "points" and to_region(obj) is None]
+    waiting = [
+        f"object {i + 1} has only exclude clicks: add an include click"
+        for i, obj in enumerate(state["objects"])
+        if kind_of(obj) == "points" and to_region(obj) is None
+    ]
     if not ready:
         hint = "Click on an object to include it (or pick another tool)." if not waiting else ""
         state["files"] = None
@@ -105,8 +117,13 @@ def segment(ctx: AppContext, state: dict) -> tuple[dict, str]:
 def render(state: dict):
     if state["image"] is None:
         return None
-    return draw_prompts(state["image"], state["objects"], state["masks"] or [None] * len(state["objects"]),
-                        state["corner"], state["active"])
+    return draw_prompts(
+        state["image"],
+        state["objects"],
+        state["masks"] or [None] * len(state["objects"]),
+        state["corner"],
+        state["active"],
+    )
 
 
 def need_image(state: dict | None) -> dict:
@@ -145,8 +162,9 @@ def painted(editor_value) -> np.ndarray | None:
     if not editor_value or not editor_value.get("layers"):
         return None
     layers = [np.asarray(layer) for layer in editor_value["layers"] if layer is not None]
-    masks = [layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[-1] == 4 else np.asarray(layer).any(-1)
-             for layer in layers]
+    masks = [
+        layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[-1] == 4 else np.asarray(layer).any(-1) for layer in layers
+    ]
     if not masks:
         return None
     mask = np.logical_or.reduce(masks)
@@ -224,8 +242,11 @@ def interactive_api(ctx: AppContext, image, regions: str):
     loaded = load_image(image, ctx.pipe.max_pixels)
     result = with_notices(ctx.pipe.interactive(loaded.pixels, parsed), loaded.notices)
     status = f"{len(parsed)} region(s)"
-    return annotated(loaded.pixels, result), "  \n".join([status, *notice_lines(result.notices, ctx.caveat)]), \
-        downloads(result)
+    return (
+        annotated(loaded.pixels, result),
+        "  \n".join([status, *notice_lines(result.notices, ctx.caveat)]),
+        downloads(result),
+    )
 
 
 def build(ctx: AppContext, examples: list[list]) -> None:
@@ -240,15 +261,26 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                     clear_button = gr.Button("Clear", elem_id="interactive-clear")
                     object_button = gr.Button("New object", elem_id="interactive-new-object")
                 with gr.Accordion("Scribble / mask brush", open=True):
-                    brush = gr.ImageEditor(type="numpy", label="Paint over the object", elem_id="interactive-brush",
-                                           sources=(), transforms=(), layers=False, height=300,
-                                           brush=gr.Brush(colors=["#ff2fe0"], color_mode="fixed", default_size=6))
+                    brush = gr.ImageEditor(
+                        type="numpy",
+                        label="Paint over the object",
+                        elem_id="interactive-brush",
+                        sources=(),
+                        transforms=(),
+                        layers=False,
+                        height=300,
+                        brush=gr.Brush(colors=["#ff2fe0"], color_mode="fixed", default_size=6),
+                    )
                     with gr.Row():
                         scribble_button = gr.Button("Add painting as scribble", elem_id="interactive-add-scribble")
                         mask_button = gr.Button("Add painting as mask", elem_id="interactive-add-mask")
             with gr.Column():
-                canvas = gr.Image(label="Canvas: click here (green = include, red = exclude); masks per object",
-                                  interactive=False, elem_id="interactive-canvas", type="numpy")
+                canvas = gr.Image(
+                    label="Canvas: click here (green = include, red = exclude); masks per object",
+                    interactive=False,
+                    elem_id="interactive-canvas",
+                    type="numpy",
+                )
                 status = gr.Markdown(elem_id="interactive-status")
                 files = gr.File(label="Downloads", file_count="multiple")
         with gr.Row(visible=False):
@@ -272,11 +304,13 @@ def build(ctx: AppContext, examples: list[list]) -> None:
 
         def prompting(fn):
             """A handler that changes the prompts: the canvas redrawn, the status, the state, the downloads."""
+
             @ctx.gpu
             @user_errors
             def handler(*args):
                 new_state, message = fn(*args)
                 return render(new_state), message, new_state, new_state.get("files")
+
             return handler
 
         @ctx.gpu
@@ -288,16 +322,21 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         outputs = [canvas, status, state, files]
         # every event that changes the prompts runs alone and in order, each on the state the one before left
         # (a click made while the last one runs is queued, not lost, and cannot overwrite it)
-        edits = {"api_visibility": "private", "concurrency_id": "interactive-prompts", "concurrency_limit": 1,
-                 "trigger_mode": "multiple"}
+        edits = {
+            "api_visibility": "private",
+            "concurrency_id": "interactive-prompts",
+            "concurrency_limit": 1,
+            "trigger_mode": "multiple",
+        }
         image.change(on_image, image, [canvas, status, state, files, brush], **edits)
         canvas.select(on_click, [state, tool], outputs, **edits)
         undo_button.click(prompting(lambda st: undo(ctx, st)), state, outputs, **edits)
         clear_button.click(prompting(clear), state, outputs, **edits)
         object_button.click(prompting(new_object), state, outputs, **edits)
         for button, as_mask in ((scribble_button, False), (mask_button, True)):
-            button.click(prompting(functools.partial(add_painting, ctx, as_mask=as_mask)), [state, brush], outputs,
-                         **edits).then(blank_brush, state, brush, api_visibility="private")
+            button.click(
+                prompting(functools.partial(add_painting, ctx, as_mask=as_mask)), [state, brush], outputs, **edits
+            ).then(blank_brush, state, brush, api_visibility="private")
         tool.change(lambda st: st if st is None else st | {"corner": None}, state, state, **edits)
 
         @ctx.gpu
@@ -308,7 +347,11 @@ def build(ctx: AppContext, examples: list[list]) -> None:
 
         api_regions.submit(interactive, [image, api_regions], [api_output, status, files], api_name="interactive")
         gr.Examples(examples, [image])
-        gr.Markdown(how_it_works("Clicks are drawn as discs (radius 10 px at 1024 px), boxes filled; each object is "
-                                 "pooled from the global vision tokens into one `<region>` embedding. Exclude clicks "
-                                 "rule out masks that cover them; a box prefers the mask that fills it.",
-                                 "05_visual_prompts.ipynb"))
+        gr.Markdown(
+            how_it_works(
+                "Clicks are drawn as discs (radius 10 px at 1024 px), boxes filled; each object is "
+                "pooled from the global vision tokens into one `<region>` embedding. Exclude clicks "
+                "rule out masks that cover them; a box prefers the mask that fills it.",
+                "05_visual_prompts.ipynb",
+            )
+        )

@@ -23,14 +23,19 @@ def reason(ctx: AppContext, image, question: str, explain: bool, threshold: floa
     if image is None:
         raise gr.Error("upload an image first")
     loaded = load_image(image, ctx.pipe.max_pixels)
-    result = with_notices(ctx.pipe.reason(loaded.pixels, question, explain=explain, threshold=threshold),
-                          loaded.notices)
+    result = with_notices(
+        ctx.pipe.reason(loaded.pixels, question, explain=explain, threshold=threshold), loaded.notices
+    )
     status = "**No match.**" if result.no_match else f"**Mask** (score {result.scores[0]:.2f})"
     if explain and not result.answer:
         status += "  \nThe model ended its answer without an explanation."
     lines = [status, *notice_lines(result.notices, ctx.caveat)]
-    return (annotated(loaded.pixels, result, target_key), "  \n".join(lines),
-            highlighted_answer(result.answer, question, result), downloads(result))
+    return (
+        annotated(loaded.pixels, result, target_key),
+        "  \n".join(lines),
+        highlighted_answer(result.answer, question, result),
+        downloads(result),
+    )
 
 
 def build(ctx: AppContext, examples: list[list]) -> None:
@@ -38,18 +43,29 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         with gr.Row():
             with gr.Column():
                 image = ImageInput(label="Image", elem_id="reason-image")
-                question = TextInput(label="Question", placeholder="which object has no corners?",
-                                     elem_id="reason-text")
+                question = TextInput(
+                    label="Question", placeholder="which object has no corners?", elem_id="reason-text"
+                )
                 explain = FlagInput(value=True, label="Explain (generate the answer text)")
-                threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold",
-                                        elem_id="reason-threshold")
+                threshold = NumberInput(
+                    minimum=0.0,
+                    maximum=1.0,
+                    value=0.5,
+                    step=0.05,
+                    label="No-match threshold",
+                    elem_id="reason-threshold",
+                )
                 run = gr.Button("Ask", variant="primary", elem_id="reason-run")
             with gr.Column():
                 output = gr.AnnotatedImage(label="Mask", color_map=TARGET_COLOURS, elem_id="reason-output")
                 status = gr.Markdown(elem_id="reason-status")
-                answer = gr.HighlightedText(label="Answer: the target's name in its mask's colour",
-                                            show_legend=False, show_inline_category=True,
-                                            color_map=TARGET_COLOURS, elem_id="reason-answer")
+                answer = gr.HighlightedText(
+                    label="Answer: the target's name in its mask's colour",
+                    show_legend=False,
+                    show_inline_category=True,
+                    color_map=TARGET_COLOURS,
+                    elem_id="reason-answer",
+                )
                 files = gr.File(label="Downloads", file_count="multiple")
 
         @ctx.gpu
@@ -59,9 +75,19 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             return reason(ctx, image, question, explain, threshold)
 
         run.click(ask, [image, question, explain, threshold], [output, status, answer, files], api_name="reason")
-        gr.Examples(examples, [image, question, explain, threshold], [output, status, answer, files], fn=ask,
-                    cache_examples=ctx.cache_examples, cache_mode="lazy")
-        gr.Markdown(how_it_works("Same path as referring, with the reasoning instruction; the answer text is generated "
-                                 "by the LLM after the mask tokens. The phrase naming the target (the answer's "
-                                 "opening noun phrase) is coloured like the mask.",
-                                 "03_llm_and_entity_recognition.ipynb"))
+        gr.Examples(
+            examples,
+            [image, question, explain, threshold],
+            [output, status, answer, files],
+            fn=ask,
+            cache_examples=ctx.cache_examples,
+            cache_mode="lazy",
+        )
+        gr.Markdown(
+            how_it_works(
+                "Same path as referring, with the reasoning instruction; the answer text is generated "
+                "by the LLM after the mask tokens. The phrase naming the target (the answer's "
+                "opening noun phrase) is coloured like the mask.",
+                "03_llm_and_entity_recognition.ipynb",
+            )
+        )

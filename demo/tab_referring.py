@@ -23,8 +23,11 @@ def refer(ctx: AppContext, image, expression: str, threshold: float):
         raise gr.Error("upload an image first")
     loaded = load_image(image, ctx.pipe.max_pixels)
     result = with_notices(ctx.pipe.refer(loaded.pixels, expression, threshold=threshold), loaded.notices)
-    status = ("**No match:** nothing in the image fits this expression." if result.no_match
-              else f"**Match** (score {result.scores[0]:.2f})")
+    status = (
+        "**No match:** nothing in the image fits this expression."
+        if result.no_match
+        else f"**Match** (score {result.scores[0]:.2f})"
+    )
     lines = [status, *notice_lines(result.notices, ctx.caveat)]
     return annotated(loaded.pixels, result), "  \n".join(lines), downloads(result)
 
@@ -34,8 +37,9 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         with gr.Row():
             with gr.Column():
                 image = ImageInput(label="Image", elem_id="refer-image")
-                expression = TextInput(label="Expression", placeholder="the small red star left of the blue ring",
-                                       elem_id="refer-text")
+                expression = TextInput(
+                    label="Expression", placeholder="the small red star left of the blue ring", elem_id="refer-text"
+                )
                 threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold")
                 run = gr.Button("Segment", variant="primary", elem_id="refer-run")
             with gr.Column():
@@ -50,8 +54,18 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             return refer(ctx, image, expression, threshold)
 
         run.click(segment, [image, expression, threshold], [output, status, files], api_name="refer")
-        gr.Examples(examples, [image, expression, threshold], [output, status, files], fn=segment,
-                    cache_examples=ctx.cache_examples, cache_mode="lazy")
-        gr.Markdown(how_it_works("The expression and a [SEG] token are read by the LLM; their mean hidden state scores "
-                                 "each mask query. The best query answers unless its score is under the threshold.",
-                                 "01_prompt_design.ipynb"))
+        gr.Examples(
+            examples,
+            [image, expression, threshold],
+            [output, status, files],
+            fn=segment,
+            cache_examples=ctx.cache_examples,
+            cache_mode="lazy",
+        )
+        gr.Markdown(
+            how_it_works(
+                "The expression and a [SEG] token are read by the LLM; their mean hidden state scores "
+                "each mask query. The best query answers unless its score is under the threshold.",
+                "01_prompt_design.ipynb",
+            )
+        )

@@ -40,8 +40,17 @@ OBJECTS_EXAMPLE = '[{"frame": 0, "box": [10, 60, 70, 120]}, {"frame": 8, "points
 
 
 def empty_state() -> dict:
-    return {"video": None, "frames": 0, "fps": 8.0, "notices": [], "frame": 0, "objects": [{}], "active": 0,
-            "corner": None, "history": []}
+    return {
+        "video": None,
+        "frames": 0,
+        "fps": 8.0,
+        "notices": [],
+        "frame": 0,
+        "objects": [{}],
+        "active": 0,
+        "corner": None,
+        "history": [],
+    }
 
 
 def load_state(video) -> dict:
@@ -227,8 +236,9 @@ def write_video(state: dict, writer: FrameWriter, progress) -> str:
         segments = by_frame.get(index, {}).get("segments", [])
         masks = decode_rle(segments) if segments else None
         if masks is not None and masks.shape[1:] == pixels.shape[:2]:
-            pixels = draw_overlay(pixels, masks, [s["label"] for s in segments], [s["id"] for s in segments],
-                                  legend=False)
+            pixels = draw_overlay(
+                pixels, masks, [s["label"] for s in segments], [s["id"] for s in segments], legend=False
+            )
         out.write(pixels)
         progress((index + 1, state["frames"]), desc="writing the video", unit="frames")
     return out.close()
@@ -254,8 +264,9 @@ def propagate(ctx: AppContext, state: dict, progress) -> tuple[str, list[str], l
 def segment_text(ctx: AppContext, state: dict, expression: str, reasoning: bool, threshold: float, progress):
     """(video path, files, notices, highlighted answer, colour map) for an expression or a question."""
     writer, notices = FrameWriter(), list(state["notices"])
-    stream = ctx.pipe.refer_video_stream(iter_video(state["video"], max_frames=state["frames"]), expression,
-                                         reasoning=reasoning, threshold=threshold)
+    stream = ctx.pipe.refer_video_stream(
+        iter_video(state["video"], max_frames=state["frames"]), expression, reasoning=reasoning, threshold=threshold
+    )
     first = None
     for result in stream:
         first = first or result
@@ -264,8 +275,9 @@ def segment_text(ctx: AppContext, state: dict, expression: str, reasoning: bool,
         progress((result.frame_index + 1, state["frames"]), desc="segmenting", unit="frames")
     answer = expression
     if reasoning:  # the explanation, from the first frame (the video path itself returns masks only)
-        answer = ctx.pipe.reason(read_frame(state["video"], 0), expression, explain=True,
-                                 threshold=threshold).answer or ""
+        answer = (
+            ctx.pipe.reason(read_frame(state["video"], 0), expression, explain=True, threshold=threshold).answer or ""
+        )
     pieces = highlighted_answer(answer, expression, first) if first is not None else []
     if not reasoning and first is not None and not first.no_match:  # the expression names the object
         pieces = [(clean_text(expression), target_key(first, 0))]
@@ -319,8 +331,12 @@ def build(ctx: AppContext, examples: list[list]) -> None:
         state = gr.State(empty_state())
         with gr.Row():
             with gr.Column():
-                video = VideoInput(label=f"Video (MP4 / AVI / GIF; the first {MAX_FRAMES} frames are segmented)",
-                                   sources=["upload"], elem_id="video-input", height=240)
+                video = VideoInput(
+                    label=f"Video (MP4 / AVI / GIF; the first {MAX_FRAMES} frames are segmented)",
+                    sources=["upload"],
+                    elem_id="video-input",
+                    height=240,
+                )
                 frame = gr.Slider(0, 1, value=0, step=1, label="Frame to prompt", elem_id="video-frame")
                 tool = gr.Radio(TOOLS, value=TOOLS[0], label="A click on the frame adds", elem_id="video-tool")
                 with gr.Row():
@@ -329,19 +345,28 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                     reset_button = gr.Button("Reset", elem_id="video-reset")
                 run = gr.Button("Propagate (forward and backward)", variant="primary", elem_id="video-run")
                 with gr.Accordion("Or describe the object (referring) / ask about it (reasoning)", open=False):
-                    expression = TextInput(label="Expression or question", placeholder="the blue ring",
-                                           elem_id="video-text")
+                    expression = TextInput(
+                        label="Expression or question", placeholder="the blue ring", elem_id="video-text"
+                    )
                     reasoning = FlagInput(value=False, label="It is a question (reasoning; the answer is shown)")
                     threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold")
                     text_run = gr.Button("Segment the clip", elem_id="video-text-run")
             with gr.Column():
-                canvas = gr.Image(label="Frame: click here (green = include, red = exclude)", interactive=False,
-                                  type="numpy", elem_id="video-canvas")
+                canvas = gr.Image(
+                    label="Frame: click here (green = include, red = exclude)",
+                    interactive=False,
+                    type="numpy",
+                    elem_id="video-canvas",
+                )
                 status = gr.Markdown(elem_id="video-status")
                 output = gr.Video(label="Result (H.264)", elem_id="video-output")
-                answer = gr.HighlightedText(label="Answer: the target's name in its mask's colour",
-                                            show_legend=False, show_inline_category=True,
-                                            color_map=TARGET_COLOURS, elem_id="video-answer")
+                answer = gr.HighlightedText(
+                    label="Answer: the target's name in its mask's colour",
+                    show_legend=False,
+                    show_inline_category=True,
+                    color_map=TARGET_COLOURS,
+                    elem_id="video-answer",
+                )
                 files = gr.File(label="Per-frame masks (label PNGs) and COCO RLE JSON", file_count="multiple")
         with gr.Row(visible=False):
             api_objects = TextInput(label="objects")
@@ -352,12 +377,24 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             new_state = load_state(path)
             if not new_state["video"]:
                 return new_state, None, gr.Slider(0, 1, value=0), "", None, None, []
-            slider = gr.Slider(0, max(1, new_state["frames"] - 1), value=0, step=1,
-                               label=f"Frame to prompt (0-{new_state['frames'] - 1})",
-                               interactive=new_state["frames"] > 1)
+            slider = gr.Slider(
+                0,
+                max(1, new_state["frames"] - 1),
+                value=0,
+                step=1,
+                label=f"Frame to prompt (0-{new_state['frames'] - 1})",
+                interactive=new_state["frames"] > 1,
+            )
             head = f"{new_state['frames']} frames. Click on an object in any frame."
-            return (new_state, show_frame(new_state, ctx), slider,
-                    status_text(ctx, new_state, new_state["notices"], head), None, None, [])
+            return (
+                new_state,
+                show_frame(new_state, ctx),
+                slider,
+                status_text(ctx, new_state, new_state["notices"], head),
+                None,
+                None,
+                [],
+            )
 
         @ctx.gpu
         @user_errors
@@ -373,6 +410,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             def handler(*args):
                 new_state, message = fn(*args)
                 return new_state, show_frame(new_state, ctx), message
+
             return handler
 
         @ctx.gpu
@@ -398,24 +436,38 @@ def build(ctx: AppContext, examples: list[list]) -> None:
 
         prompt_outputs = [state, canvas, status]
         # every event that changes the prompts runs alone and in order, each on the state the one before left
-        edits = {"api_visibility": "private", "concurrency_id": "video-prompts", "concurrency_limit": 1,
-                 "trigger_mode": "multiple"}
+        edits = {
+            "api_visibility": "private",
+            "concurrency_id": "video-prompts",
+            "concurrency_limit": 1,
+            "trigger_mode": "multiple",
+        }
         video.change(on_video, video, [state, canvas, frame, status, output, files, answer], **edits)
         frame.change(on_frame, [state, frame], [state, canvas], show_progress="hidden", **edits)
         canvas.select(on_click, [state, tool], prompt_outputs, **edits)
         undo_button.click(prompting(undo), state, prompt_outputs, **edits)
         object_button.click(prompting(new_object), state, prompt_outputs, **edits)
-        reset_button.click(prompting(lambda st: (reset(st), "Reset: every prompt removed.")), state, prompt_outputs,
-                           **edits).then(lambda: (None, None, []), None, [output, files, answer],
-                                         api_visibility="private")
+        reset_button.click(
+            prompting(lambda st: (reset(st), "Reset: every prompt removed.")), state, prompt_outputs, **edits
+        ).then(lambda: (None, None, []), None, [output, files, answer], api_visibility="private")
         run.click(on_propagate, state, [output, files, status], api_visibility="private")
-        text_run.click(on_text, [state, expression, reasoning, threshold], [output, files, status, answer],
-                       api_visibility="private")
+        text_run.click(
+            on_text,
+            [state, expression, reasoning, threshold],
+            [output, files, status, answer],
+            api_visibility="private",
+        )
 
         @on_gpu(video_seconds)
         @user_errors
-        def segment_video(video: str, objects: str | None = None, expression: str | None = None,
-                          reasoning: bool = False, threshold: float = 0.5, progress=gr.Progress()):
+        def segment_video(
+            video: str,
+            objects: str | None = None,
+            expression: str | None = None,
+            reasoning: bool = False,
+            threshold: float = 0.5,
+            progress=gr.Progress(),
+        ):
             """Objects as JSON (points / box on any frame), or an expression / question: the overlay video,
             the answer, a status line and the per-frame masks."""
             if not video:
@@ -430,11 +482,19 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             path, downloads, notices, pieces = segment_text(ctx, st, expression, reasoning, threshold, progress)
             return path, pieces, status_text(ctx, st, notices, f"Segmented {st['frames']} frames."), downloads
 
-        api_objects.submit(segment_video, [video, api_objects, expression, reasoning, threshold],
-                           [output, answer, status, files], api_name="segment_video")
+        api_objects.submit(
+            segment_video,
+            [video, api_objects, expression, reasoning, threshold],
+            [output, answer, status, files],
+            api_name="segment_video",
+        )
         gr.Examples(examples, [video])
-        gr.Markdown(how_it_works("Frames are segmented one by one. The prompt embeddings are averaged over the frames "
-                                 "seen so far and the perceiver's tokens of frame t-1 seed frame t (temporal adapter). "
-                                 "Each frame keeps the mask that best continues the one chosen on the frame before; "
-                                 "frames before the first prompted one are tracked backward from it.",
-                                 "06_temporal_adapter.ipynb"))
+        gr.Markdown(
+            how_it_works(
+                "Frames are segmented one by one. The prompt embeddings are averaged over the frames "
+                "seen so far and the perceiver's tokens of frame t-1 seed frame t (temporal adapter). "
+                "Each frame keeps the mask that best continues the one chosen on the frame before; "
+                "frames before the first prompted one are tracked backward from it.",
+                "06_temporal_adapter.ipynb",
+            )
+        )

@@ -24,9 +24,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -81,8 +81,9 @@ def coco_panoptic_benchmark(reader: data.COCOPanopticReader, pipe) -> Benchmark:
         result = pipe.segment_classes(str(sample.image), reader.class_names, mode="panoptic", stuff=reader.stuff)
         pred = _panoptic_pred(result, sample.target.shape[:2], ids.__getitem__)
         record = scoring.panoptic_record(pred, sample.target, things, stuffs)
-        record.update(scoring.class_iou_record(pred[..., 0], sample.target[..., 0], classes,
-                                               valid=sample.target[..., 0] > 0))
+        record.update(
+            scoring.class_iou_record(pred[..., 0], sample.target[..., 0], classes, valid=sample.target[..., 0] > 0)
+        )
         return record
 
     def reduce(records):
@@ -135,8 +136,9 @@ def refvos_benchmark(reader: data.RefVOSReader, pipe, reasoning: bool | None = N
     def score(sample):
         meter = scoring.JFMeter()
         ask_reasoning = sample.kind == "reasoning" if reasoning is None else reasoning
-        for t, result in enumerate(pipe.refer_video_stream([str(f) for f in sample.frames], sample.text,
-                                                           reasoning=ask_reasoning)):
+        for t, result in enumerate(
+            pipe.refer_video_stream([str(f) for f in sample.frames], sample.text, reasoning=ask_reasoning)
+        ):
             truth = sample.masks(t, result.image_size)
             if truth is not None:
                 meter.add(result.union(), truth)
@@ -171,6 +173,7 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
     category = {name: k + 1 for k, name in enumerate(ALL_CLASS_NAMES)}  # 0 = void
 
     if task in ("referring", "reasoning"):
+
         def score(sample):
             size = sample.image.shape[:2]
             ask = pipe.refer if task == "referring" else pipe.reason
@@ -182,8 +185,10 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
             if task == "reasoning":
                 metrics = {k: metrics[k] for k in ("cIoU", "gIoU", "samples")}
             return metrics
+
         return Benchmark(reader, score, reduce, ("cIoU", "gIoU"))
     if task == "semantic":
+
         def score(sample):
             size = sample.image.shape[:2]
             result = pipe.segment_classes(sample.image, sample.class_names, mode="semantic")
@@ -195,6 +200,7 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
                 inter[name] = inter.get(name, 0) + int((gt & pred).sum())
                 union[name] = union.get(name, 0) + int((gt | pred).sum())
             return {"class_intersection": inter, "class_union": union}
+
         return Benchmark(reader, score, lambda records: scoring.miou(records, list(ALL_CLASS_NAMES)), ("mIoU",))
     if task == "panoptic":
         things = {category[c] for c in CATEGORIES}
@@ -207,8 +213,10 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
             for mask, label, seg_id in zip(sample.masks, sample.labels, sample.instance_ids):
                 target[mask] = (category[sample.class_names[label]], seg_id)
             return scoring.panoptic_record(_panoptic_pred(result, size, category.__getitem__), target, things, stuffs)
+
         return Benchmark(reader, score, lambda records: scoring.panoptic_quality(records, things, stuffs), ("PQ",))
     if task == "vos":
+
         def score(sample):
             first = sample.frame_masks[0]
             meters = [scoring.JFMeter() for _ in range(first.shape[0])]
@@ -217,6 +225,7 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
                     for k, meter in enumerate(meters):
                         meter.add(result.masks[k], sample.frame_masks[t][k])
             return {"objects": [m.result() for m in meters]}
+
         return Benchmark(reader, score, scoring.video_metrics, ("J&F",))
 
     def score(sample):  # referring_video
@@ -224,14 +233,30 @@ def world_benchmark(task: str, pipe, split: str, seed: int, samples: int, clip_l
         for t, result in enumerate(pipe.refer_video_stream(sample.frames, sample.expression)):
             meter.add(result.union(), sample.frame_masks[t][0])
         return {"objects": [meter.result()]}
+
     return Benchmark(reader, score, scoring.video_metrics, ("J&F",))
 
 
 # ---------------------------------------------------------------- the task table
-TASKS = ("refcoco", "refcoco+", "refcocog", "grefcoco", "reasonseg", "coco-panoptic", "ade20k-panoptic", "ade20k",
-         "pascal-context-59", "pascal-voc-20",
-         "davis17", "youtube-vos", "ref-youtube-vos", "ref-davis17", "revos", "reasonvos",
-         *(f"world-{t}" for t in WORLD_TASKS))
+TASKS = (
+    "refcoco",
+    "refcoco+",
+    "refcocog",
+    "grefcoco",
+    "reasonseg",
+    "coco-panoptic",
+    "ade20k-panoptic",
+    "ade20k",
+    "pascal-context-59",
+    "pascal-voc-20",
+    "davis17",
+    "youtube-vos",
+    "ref-youtube-vos",
+    "ref-davis17",
+    "revos",
+    "reasonvos",
+    *(f"world-{t}" for t in WORLD_TASKS),
+)
 
 
 def make_reader(task: str, args):
@@ -258,7 +283,7 @@ def make_reader(task: str, args):
 
 def build_benchmark(task: str, reader, pipe, args) -> Benchmark:
     if task.startswith("world-"):
-        return world_benchmark(task[len("world-"):], pipe, args.split, args.seed, args.samples, args.clip_length)
+        return world_benchmark(task[len("world-") :], pipe, args.split, args.seed, args.samples, args.clip_length)
     if task in ("refcoco", "refcoco+", "refcocog", "grefcoco"):
         return text_benchmark(reader, pipe, generalized=task == "grefcoco")
     if task == "reasonseg":
@@ -285,13 +310,18 @@ def _pct(value) -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| task | split | metric | ours | paper (HyperSeg-3B) | source | samples |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | split | metric | ours | paper (HyperSeg-3B) | source | samples |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for report in results:
         paper = report["paper"]
         for metric in report["headline"]:
             row = paper.get(metric)
-            lines.append(f"| {report['task']} | {report['split']} | {metric} | {_pct(report['metrics'].get(metric))} | "
-                         f"{row['value'] if row else '-'} | {row['source'] if row else '-'} | {report['metrics']['samples']} |")
+            lines.append(
+                f"| {report['task']} | {report['split']} | {metric} | {_pct(report['metrics'].get(metric))} | "
+                f"{row['value'] if row else '-'} | {row['source'] if row else '-'} | {report['metrics']['samples']} |"
+            )
     return "\n".join(lines)
 
 
@@ -302,13 +332,25 @@ def run_task(task: str, reader, pipe, args, state) -> dict | None:
     total = len(benchmark.reader) if args.limit is None else min(args.limit, len(benchmark.reader))
     parts = Path(args.out) / f"{task}-{args.split}"
     began = time.perf_counter()
-    fingerprint = {"task": task, "split": args.split, "checkpoint": str(args.checkpoint), "precision": args.precision,
-                   "total": total, "data": str(args.data), "seed": args.seed, "clip_length": list(args.clip_length),
-                   "processes": state.num_processes}
+    fingerprint = {
+        "task": task,
+        "split": args.split,
+        "checkpoint": str(args.checkpoint),
+        "precision": args.precision,
+        "total": total,
+        "data": str(args.data),
+        "seed": args.seed,
+        "clip_length": list(args.clip_length),
+        "processes": state.num_processes,
+    }
     journal = Journal(parts, state, fingerprint)  # a rerun after a kill scores only what is missing
     with my_share(state, range(total)) as mine:
-        for index in tqdm(mine, desc=f"{task} ({state.process_index + 1}/{state.num_processes})",
-                          disable=not args.progress, position=state.process_index):
+        for index in tqdm(
+            mine,
+            desc=f"{task} ({state.process_index + 1}/{state.num_processes})",
+            disable=not args.progress,
+            position=state.process_index,
+        ):
             if index not in journal.records:
                 journal.add({"index": index, **benchmark.score(benchmark.reader[index])})
         records = [journal.records[index] for index in mine]
@@ -321,10 +363,17 @@ def run_task(task: str, reader, pipe, args, state) -> dict | None:
     merged = read_parts(parts, state.num_processes)
     if [r["index"] for r in merged] != list(range(total)):
         raise RuntimeError(f"the parts in {parts} do not hold every sample once")
-    report = {"task": task, "split": args.split, "checkpoint": str(args.checkpoint), "processes": state.num_processes,
-              "metrics": benchmark.reduce(merged), "headline": list(benchmark.headline),
-              "paper": paper_figures(task, args.split), "seconds_rank0": round(seconds, 1),
-              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    report = {
+        "task": task,
+        "split": args.split,
+        "checkpoint": str(args.checkpoint),
+        "processes": state.num_processes,
+        "metrics": benchmark.reduce(merged),
+        "headline": list(benchmark.headline),
+        "paper": paper_figures(task, args.split),
+        "seconds_rank0": round(seconds, 1),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
     write_atomic(Path(args.out) / f"{task}-{args.split}.json", json.dumps(report, indent=2))
     return report
 
@@ -333,8 +382,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", nargs="+", required=True, choices=TASKS, metavar="TASK", help=", ".join(TASKS))
     parser.add_argument("--data", type=Path, default=None, help="the benchmark's folder, in its own format")
-    parser.add_argument("--split", default="val", help="val, testA, testB, test, valid... (world: val / test / compositional)")
-    parser.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="our folder, an official one, or a hub id")
+    parser.add_argument(
+        "--split", default="val", help="val, testA, testB, test, valid... (world: val / test / compositional)"
+    )
+    parser.add_argument(
+        "--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="our folder, an official one, or a hub id"
+    )
     parser.add_argument("--precision", default=None, help="fp32 / bf16 / fp16 / 8bit / 4bit (default: bf16 on GPU)")
     parser.add_argument("--out", type=Path, default=Path("benchmark_results"), help="results and per-process parts")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N samples")

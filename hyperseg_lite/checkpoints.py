@@ -20,8 +20,16 @@ from .tokenization import add_seg_token
 
 PRECISIONS = ("fp32", "bf16", "fp16", "8bit", "4bit")
 EMBEDDED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "hyperseg-lite"
-NOT_QUANTIZED = ["global_vision", "pyramid", "perceiver", "entity_recognition", "pixel_decoder", "mask_decoder",
-                 "mask_queries", "lm_head"]
+NOT_QUANTIZED = [
+    "global_vision",
+    "pyramid",
+    "perceiver",
+    "entity_recognition",
+    "pixel_decoder",
+    "mask_decoder",
+    "mask_queries",
+    "lm_head",
+]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -34,7 +42,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
     if name_or_path is None:
         if not (EMBEDDED_CHECKPOINT / "config.json").exists():
             raise CheckpointNotFound(
-                f"the embedded checkpoint is missing at {EMBEDDED_CHECKPOINT}; reinstall the project or pass a path")
+                f"the embedded checkpoint is missing at {EMBEDDED_CHECKPOINT}; reinstall the project or pass a path"
+            )
         return EMBEDDED_CHECKPOINT
     path = Path(name_or_path).expanduser()
     if path.exists():
@@ -46,8 +55,9 @@ def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(str(name_or_path), allow_patterns=["*.json", "*.safetensors", "*.txt",
-                                                                           "*.model", "*.md"]))
+        return Path(
+            snapshot_download(str(name_or_path), allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.md"])
+        )
     except Exception as error:  # network down, repo missing, offline without cache
         raise CheckpointNotFound(
             f"could not get {name_or_path!r} from the Hugging Face Hub ({type(error).__name__}: {error}). "
@@ -58,8 +68,13 @@ def resolve_checkpoint(name_or_path: str | os.PathLike | None) -> Path:
 
 def quantization_config(precision: str, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
     if precision == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=NOT_QUANTIZED)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+            llm_int8_skip_modules=NOT_QUANTIZED,
+        )
     if precision == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=NOT_QUANTIZED)
     return None
@@ -71,7 +86,8 @@ def load_ours(folder: Path, precision: str, device_map) -> tuple[HyperSegForSegm
     compute = torch.bfloat16 if (cuda and precision in ("4bit", "8bit")) else torch.float32
     dtype = DTYPES.get(precision, compute)
     model = HyperSegForSegmentation.from_pretrained(
-        folder, dtype=dtype, device_map=device_map, quantization_config=quantization_config(precision, compute))
+        folder, dtype=dtype, device_map=device_map, quantization_config=quantization_config(precision, compute)
+    )
     tokenizer = AutoTokenizer.from_pretrained(folder)
     add_seg_token(tokenizer)
     return model, tokenizer

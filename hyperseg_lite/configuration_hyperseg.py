@@ -10,7 +10,8 @@ Sub-configs:
 
 Presets (``HyperSegConfig.from_preset(name)``) are the same code with other numbers:
 ``tiny`` (unit tests), ``lite`` (the embedded model trained here), ``3b`` (the paper / released checkpoint),
-and ``lite2`` (with ``tiny2`` for its tests): the embedded model's second design (convolutional image encoders that stage 1,
+and ``lite2`` (with ``tiny2`` for its tests): the embedded model's second design (convolutional image encoders
+that stage 1,
 ``python -m hyperseg_lite.pretrain_vision``, pretrains on the world; a subword tokenizer), not part of HyperSeg.
 """
 
@@ -128,7 +129,7 @@ class HyperSegConfig(PreTrainedConfig):
 
     # ------------------------------------------------------------------ presets
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "HyperSegConfig":
+    def from_preset(cls, name: str, **overrides: Any) -> HyperSegConfig:
         """Build a named preset: ``tiny``, ``lite`` or ``3b``; keyword overrides replace top-level fields."""
         try:
             builder = _PRESETS[name]
@@ -156,16 +157,49 @@ class HyperSegConfig(PreTrainedConfig):
 
 def _tiny() -> dict[str, Any]:
     return dict(
-        text_config=dict(model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, vocab_size=272, max_position_embeddings=2048,
-                         tie_word_embeddings=False),
-        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=4, image_size=32, patch_size=8, vision_use_head=False),
-        pyramid_config=dict(model_type="swin", image_size=64, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
-                            window_size=2, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        text_config=dict(
+            model_type="llama",
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=272,
+            max_position_embeddings=2048,
+            tie_word_embeddings=False,
+        ),
+        vision_config=dict(
+            model_type="siglip_vision_model",
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            vision_use_head=False,
+        ),
+        pyramid_config=dict(
+            model_type="swin",
+            image_size=64,
+            embed_dim=8,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 2, 2, 4],
+            window_size=2,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        ),
         perceiver_config=dict(num_latents=8, hidden_size=16, num_layers=3, num_heads=2, head_dim=8),
-        decoder_config=dict(hidden_dim=32, num_queries=10, num_heads=4, dim_feedforward=64, num_layers=3, mask_dim=32,
-                            pixel_decoder_layers=1, pixel_decoder_ffn=64, num_points=4, num_groups=8),
+        decoder_config=dict(
+            hidden_dim=32,
+            num_queries=10,
+            num_heads=4,
+            dim_feedforward=64,
+            num_layers=3,
+            mask_dim=32,
+            pixel_decoder_layers=1,
+            pixel_decoder_ffn=64,
+            num_points=4,
+            num_groups=8,
+        ),
         image_size=64,
         loss_num_points=256,
     )
@@ -173,16 +207,49 @@ def _tiny() -> dict[str, Any]:
 
 def _lite() -> dict[str, Any]:
     return dict(
-        text_config=dict(model_type="llama", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, vocab_size=272, max_position_embeddings=2048,
-                         tie_word_embeddings=False),
-        vision_config=dict(model_type="siglip_vision_model", hidden_size=128, intermediate_size=384, num_hidden_layers=3,
-                           num_attention_heads=4, image_size=128, patch_size=16, vision_use_head=False),
-        pyramid_config=dict(model_type="swin", image_size=256, embed_dim=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
-                            window_size=8, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        text_config=dict(
+            model_type="llama",
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=272,
+            max_position_embeddings=2048,
+            tie_word_embeddings=False,
+        ),
+        vision_config=dict(
+            model_type="siglip_vision_model",
+            hidden_size=128,
+            intermediate_size=384,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            image_size=128,
+            patch_size=16,
+            vision_use_head=False,
+        ),
+        pyramid_config=dict(
+            model_type="swin",
+            image_size=256,
+            embed_dim=32,
+            depths=[1, 1, 2, 1],
+            num_heads=[1, 2, 4, 8],
+            window_size=8,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        ),
         perceiver_config=dict(num_latents=32, hidden_size=128, num_layers=3, num_heads=4, head_dim=32),
-        decoder_config=dict(hidden_dim=128, num_queries=20, num_heads=4, dim_feedforward=512, num_layers=6, mask_dim=128,
-                            pixel_decoder_layers=2, pixel_decoder_ffn=256, num_points=4, num_groups=16),
+        decoder_config=dict(
+            hidden_dim=128,
+            num_queries=20,
+            num_heads=4,
+            dim_feedforward=512,
+            num_layers=6,
+            mask_dim=128,
+            pixel_decoder_layers=2,
+            pixel_decoder_ffn=256,
+            num_points=4,
+            num_groups=16,
+        ),
         image_size=256,
         loss_num_points=4096,
         conversation_style="compact",
@@ -192,35 +259,82 @@ def _lite() -> dict[str, Any]:
 def _3b() -> dict[str, Any]:
     """HyperSeg-3B as released: Mipha-3B (Phi-2) + SigLIP so400m/14-384 + Swin-B @1024 (see shared params table)."""
     return dict(
-        text_config=dict(model_type="phi", hidden_size=2560, intermediate_size=10240, num_hidden_layers=32,
-                         num_attention_heads=32, num_key_value_heads=32, vocab_size=51200, partial_rotary_factor=0.4,
-                         layer_norm_eps=1e-5, hidden_act="gelu_new", max_position_embeddings=2048,
-                         tie_word_embeddings=False, rope_theta=10000.0),
-        vision_config=dict(model_type="siglip_vision_model", hidden_size=1152, intermediate_size=4304,
-                           num_hidden_layers=27, num_attention_heads=16, image_size=384, patch_size=14,
-                           vision_use_head=False),
-        pyramid_config=dict(model_type="swin", image_size=1024, embed_dim=128, depths=[2, 2, 18, 2],
-                            num_heads=[4, 8, 16, 32], window_size=12, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        text_config=dict(
+            model_type="phi",
+            hidden_size=2560,
+            intermediate_size=10240,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            vocab_size=51200,
+            partial_rotary_factor=0.4,
+            layer_norm_eps=1e-5,
+            hidden_act="gelu_new",
+            max_position_embeddings=2048,
+            tie_word_embeddings=False,
+            rope_theta=10000.0,
+        ),
+        vision_config=dict(
+            model_type="siglip_vision_model",
+            hidden_size=1152,
+            intermediate_size=4304,
+            num_hidden_layers=27,
+            num_attention_heads=16,
+            image_size=384,
+            patch_size=14,
+            vision_use_head=False,
+        ),
+        pyramid_config=dict(
+            model_type="swin",
+            image_size=1024,
+            embed_dim=128,
+            depths=[2, 2, 18, 2],
+            num_heads=[4, 8, 16, 32],
+            window_size=12,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        ),
         perceiver_config=dict(num_latents=128, hidden_size=512, num_layers=3, num_heads=8, head_dim=64),
-        decoder_config=dict(hidden_dim=256, num_queries=100, num_heads=8, dim_feedforward=2048, num_layers=9,
-                            mask_dim=256, pixel_decoder_layers=6, pixel_decoder_ffn=1024, num_points=4, num_groups=32),
+        decoder_config=dict(
+            hidden_dim=256,
+            num_queries=100,
+            num_heads=8,
+            dim_feedforward=2048,
+            num_layers=9,
+            mask_dim=256,
+            pixel_decoder_layers=6,
+            pixel_decoder_ffn=1024,
+            num_points=4,
+            num_groups=32,
+        ),
         image_size=1024,
         seg_token_id=50295,
     )
 
 
-def conv_encoder_config(kind: str, widths: list[int], depths: list[int], image_size: int,
-                        backbone: bool = True) -> dict[str, Any]:
+def conv_encoder_config(
+    kind: str, widths: list[int], depths: list[int], image_size: int, backbone: bool = True
+) -> dict[str, Any]:
     """A ResNet (BatchNorm, basic blocks) or ConvNeXt (LayerNorm) config at small sizes, from transformers.
 
     ``backbone=True`` asks for all stages as feature maps (the pyramid); otherwise it is a global tower read
     through its hidden states."""
     if kind == "resnet":
-        config = dict(model_type="resnet", embedding_size=widths[0], hidden_sizes=list(widths), depths=list(depths),
-                      layer_type="basic", downsample_in_first_stage=False)
+        config = dict(
+            model_type="resnet",
+            embedding_size=widths[0],
+            hidden_sizes=list(widths),
+            depths=list(depths),
+            layer_type="basic",
+            downsample_in_first_stage=False,
+        )
     elif kind == "convnext":
-        config = dict(model_type="convnext", num_stages=len(widths), hidden_sizes=list(widths), depths=list(depths),
-                      drop_path_rate=0.0)
+        config = dict(
+            model_type="convnext",
+            num_stages=len(widths),
+            hidden_sizes=list(widths),
+            depths=list(depths),
+            drop_path_rate=0.0,
+        )
     else:
         raise ValueError(f"unknown convolutional encoder {kind!r}; choose resnet or convnext")
     config["image_size"] = image_size

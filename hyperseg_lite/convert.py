@@ -33,19 +33,33 @@ from .configuration_hyperseg import HyperSegConfig
 from .official_names import UnmappedKeysError, convert_state_dict, map_name
 
 OFFICIAL_MODEL_TYPE = "mipha_phi"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json",
-                   "special_tokens_map.json", "tokenizer.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+)
 KNOWN_TOWER_HEADS = {"google/siglip-so400m-patch14-384": 16}
 # tensors whose shapes say the sizes of the converted model (config_from_official): a release always has them
 REQUIRED_TENSORS = (
-    "lm_head.weight", "model.vision_tower.vision_model.embeddings.patch_embedding.weight",
+    "lm_head.weight",
+    "model.vision_tower.vision_model.embeddings.patch_embedding.weight",
     "model.vision_tower.vision_model.embeddings.position_embedding.weight",
-    "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight", "model.vision_tower_mask.patch_embed.proj.weight",
-    "model.vision_tower_mask.layers.0.blocks.0.attn.relative_position_bias_table", "temporal_query",
-    "mgvp_layers.layers.0.0.to_q.weight", "mgvp_layers.layers.0.1.1.weight", "predictor.query_feat.weight",
-    "predictor.transformer_ffn_layers.0.linear1.weight", "predictor.mask_embed.layers.2.weight",
+    "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight",
+    "model.vision_tower_mask.patch_embed.proj.weight",
+    "model.vision_tower_mask.layers.0.blocks.0.attn.relative_position_bias_table",
+    "temporal_query",
+    "mgvp_layers.layers.0.0.to_q.weight",
+    "mgvp_layers.layers.0.1.1.weight",
+    "predictor.query_feat.weight",
+    "predictor.transformer_ffn_layers.0.linear1.weight",
+    "predictor.mask_embed.layers.2.weight",
     "pixel_decoder.transformer.encoder.layers.0.linear1.weight",
-    "pixel_decoder.transformer.encoder.layers.0.self_attn.attention_weights.weight")
+    "pixel_decoder.transformer.encoder.layers.0.self_attn.attention_weights.weight",
+)
 REQUIRED_CONFIG = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
 WRAPPER_PREFIXES = ("base_model.model.", "module.", "_orig_mod.")  # PEFT, DDP / DeepSpeed, torch.compile saves
 
@@ -68,16 +82,21 @@ def check_official(official: dict, shapes: dict[str, tuple[int, ...]]) -> list[s
         if wrapped and len(wrapped) >= len(shapes) // 2:
             raise ConversionError(
                 f"the tensor names start with {prefix!r} (a training wrapper's save, e.g. PEFT / DDP / torch.compile), "
-                f"not the release's names: save the unwrapped model (PEFT: merge_and_unload() first) and convert that")
+                f"not the release's names: save the unwrapped model (PEFT: merge_and_unload() first) and convert that"
+            )
     missing_config = [k for k in REQUIRED_CONFIG if k not in official]
     if missing_config:
-        raise ConversionError(f"config.json lacks {_listed(missing_config)}, which the release's mipha_phi config "
-                              "always has; use the config.json shipped with the checkpoint")
+        raise ConversionError(
+            f"config.json lacks {_listed(missing_config)}, which the release's mipha_phi config "
+            "always has; use the config.json shipped with the checkpoint"
+        )
     missing = [n for n in REQUIRED_TENSORS if n not in shapes]
     if missing:
-        raise ConversionError(f"the checkpoint lacks {len(missing)} tensor(s) every HyperSeg-3B release has "
-                              f"({_listed(missing)}): it is incomplete or not HyperSeg; check that every shard "
-                              "listed in model.safetensors.index.json is present")
+        raise ConversionError(
+            f"the checkpoint lacks {len(missing)} tensor(s) every HyperSeg-3B release has "
+            f"({_listed(missing)}): it is incomplete or not HyperSeg; check that every shard "
+            "listed in model.safetensors.index.json is present"
+        )
     unknown = []
     for name in shapes:
         try:
@@ -85,8 +104,10 @@ def check_official(official: dict, shapes: dict[str, tuple[int, ...]]) -> list[s
         except UnmappedKeysError:
             unknown.append(name)
     if unknown and len(unknown) >= len(shapes) // 2:
-        raise ConversionError(f"{len(unknown)} of {len(shapes)} tensors have names the official layout does not use "
-                              f"(e.g. {_listed(unknown)}): this is not an official HyperSeg checkpoint")
+        raise ConversionError(
+            f"{len(unknown)} of {len(shapes)} tensors have names the official layout does not use "
+            f"(e.g. {_listed(unknown)}): this is not an official HyperSeg checkpoint"
+        )
     return sorted(unknown)
 
 
@@ -133,18 +154,25 @@ def _count(shapes, pattern: str) -> int:
     return len({m.group(1) for name in shapes if (m := regex.match(name))})
 
 
-def config_from_official(official: dict, shapes: dict[str, tuple[int, ...]], image_size: int = 1024,
-                         seg_token_id: int | None = None) -> HyperSegConfig:
+def config_from_official(
+    official: dict, shapes: dict[str, tuple[int, ...]], image_size: int = 1024, seg_token_id: int | None = None
+) -> HyperSegConfig:
     """Our config from the release's config.json (LLM fields) and its tensor shapes (everything else)."""
     text = dict(
-        model_type="phi", hidden_size=official["hidden_size"], intermediate_size=official["intermediate_size"],
-        num_hidden_layers=official["num_hidden_layers"], num_attention_heads=official["num_attention_heads"],
+        model_type="phi",
+        hidden_size=official["hidden_size"],
+        intermediate_size=official["intermediate_size"],
+        num_hidden_layers=official["num_hidden_layers"],
+        num_attention_heads=official["num_attention_heads"],
         num_key_value_heads=official.get("num_key_value_heads") or official["num_attention_heads"],
         partial_rotary_factor=official.get("partial_rotary_factor", 0.4),
-        layer_norm_eps=official.get("layer_norm_eps", 1e-5), hidden_act=official.get("hidden_act", "gelu_new"),
+        layer_norm_eps=official.get("layer_norm_eps", 1e-5),
+        hidden_act=official.get("hidden_act", "gelu_new"),
         max_position_embeddings=official.get("max_position_embeddings", 2048),
-        rope_theta=official.get("rope_theta", 10000.0), vocab_size=shapes["lm_head.weight"][0],
-        tie_word_embeddings=False)
+        rope_theta=official.get("rope_theta", 10000.0),
+        vocab_size=shapes["lm_head.weight"][0],
+        tie_word_embeddings=False,
+    )
     vt = "model.vision_tower.vision_model."
     v_hidden, _, _, patch = shapes[vt + "embeddings.patch_embedding.weight"]
     grid = math.isqrt(shapes[vt + "embeddings.position_embedding.weight"][0])
@@ -153,48 +181,79 @@ def config_from_official(official: dict, shapes: dict[str, tuple[int, ...]], ima
     # head count, activation, LayerNorm eps and selected layer are read there; shapes and the tower name are
     # only a fallback for configs without it.
     tower_config = (official.get("vision_config") or {}).get("vision_tower") or {}
-    heads = tower_config.get("num_attention_heads") or KNOWN_TOWER_HEADS.get(tower) or \
-        (v_hidden // 72 if v_hidden % 72 == 0 else max(1, v_hidden // 64))
+    heads = (
+        tower_config.get("num_attention_heads")
+        or KNOWN_TOWER_HEADS.get(tower)
+        or (v_hidden // 72 if v_hidden % 72 == 0 else max(1, v_hidden // 64))
+    )
     projector = (official.get("vision_config") or {}).get("mm_projector") or {}
     projector_type = projector.get("mm_projector_type", official.get("mm_projector_type", "mlp2x_gelu"))
     if projector_type != "mlp2x_gelu":
         raise ValueError(f"the release uses the mlp2x_gelu projector; this checkpoint has {projector_type!r}")
-    vision = dict(model_type="siglip_vision_model", hidden_size=v_hidden, num_attention_heads=heads,
-                  intermediate_size=shapes[vt + "encoder.layers.0.mlp.fc1.weight"][0],
-                  num_hidden_layers=_count(shapes, re.escape(vt) + r"encoder\.layers\.(\d+)\."),
-                  patch_size=patch,
-                  image_size=tower_config.get("image_size") or (384 if (grid, patch) == (27, 14) else grid * patch),
-                  hidden_act=tower_config.get("hidden_act", "gelu_pytorch_tanh"),
-                  layer_norm_eps=tower_config.get("layer_norm_eps", 1e-6), vision_use_head=False)
+    vision = dict(
+        model_type="siglip_vision_model",
+        hidden_size=v_hidden,
+        num_attention_heads=heads,
+        intermediate_size=shapes[vt + "encoder.layers.0.mlp.fc1.weight"][0],
+        num_hidden_layers=_count(shapes, re.escape(vt) + r"encoder\.layers\.(\d+)\."),
+        patch_size=patch,
+        image_size=tower_config.get("image_size") or (384 if (grid, patch) == (27, 14) else grid * patch),
+        hidden_act=tower_config.get("hidden_act", "gelu_pytorch_tanh"),
+        layer_norm_eps=tower_config.get("layer_norm_eps", 1e-6),
+        vision_use_head=False,
+    )
     sw = "model.vision_tower_mask."
     stages = _count(shapes, re.escape(sw) + r"layers\.(\d+)\.")
     depths = [_count(shapes, re.escape(sw) + rf"layers\.{i}\.blocks\.(\d+)\.") for i in range(stages)]
     tables = [shapes[f"{sw}layers.{i}.blocks.0.attn.relative_position_bias_table"] for i in range(stages)]
     window = (math.isqrt(tables[0][0]) + 1) // 2
-    pyramid = dict(model_type="swin", image_size=image_size, embed_dim=shapes[sw + "patch_embed.proj.weight"][0],
-                   depths=depths, num_heads=[t[1] for t in tables], window_size=window,
-                   out_features=[f"stage{i + 1}" for i in range(stages)])
+    pyramid = dict(
+        model_type="swin",
+        image_size=image_size,
+        embed_dim=shapes[sw + "patch_embed.proj.weight"][0],
+        depths=depths,
+        num_heads=[t[1] for t in tables],
+        window_size=window,
+        out_features=[f"stage{i + 1}" for i in range(stages)],
+    )
     latents, p_dim = shapes["temporal_query"]
-    perceiver = dict(num_latents=latents, hidden_size=p_dim,
-                     num_layers=_count(shapes, r"mgvp_layers\.layers\.(\d+)\."),
-                     num_heads=shapes["mgvp_layers.layers.0.0.to_q.weight"][0] // 64, head_dim=64,
-                     ff_mult=shapes["mgvp_layers.layers.0.1.1.weight"][0] // p_dim, conditional_gate=False)
+    perceiver = dict(
+        num_latents=latents,
+        hidden_size=p_dim,
+        num_layers=_count(shapes, r"mgvp_layers\.layers\.(\d+)\."),
+        num_heads=shapes["mgvp_layers.layers.0.0.to_q.weight"][0] // 64,
+        head_dim=64,
+        ff_mult=shapes["mgvp_layers.layers.0.1.1.weight"][0] // p_dim,
+        conditional_gate=False,
+    )
     queries, d_hidden = shapes["predictor.query_feat.weight"]
-    decoder = dict(hidden_dim=d_hidden, num_queries=queries, num_heads=8,
-                   dim_feedforward=shapes["predictor.transformer_ffn_layers.0.linear1.weight"][0],
-                   num_layers=_count(shapes, r"predictor\.transformer_ffn_layers\.(\d+)\."),
-                   mask_dim=shapes["predictor.mask_embed.layers.2.weight"][0],
-                   pixel_decoder_layers=_count(shapes, r"pixel_decoder\.transformer\.encoder\.layers\.(\d+)\."),
-                   pixel_decoder_ffn=shapes["pixel_decoder.transformer.encoder.layers.0.linear1.weight"][0],
-                   num_points=shapes["pixel_decoder.transformer.encoder.layers.0.self_attn.attention_weights.weight"][0] // 24,
-                   num_groups=32)
-    return HyperSegConfig(preset="3b-converted", text_config=text, vision_config=vision, pyramid_config=pyramid,
-                          perceiver_config=perceiver, decoder_config=decoder, image_size=image_size,
-                          seg_token_id=seg_token_id,
-                          vision_feature_layer=tower_config.get("mm_vision_select_layer", -2),
-                          # the released video evaluation (eval_ReasonVOS.py) hands the FVP latents from frame
-                          # to frame but never averages prompt embeddings over frames: follow the code
-                          global_prompt_aggregation=False, local_space_time_injection=True)
+    decoder = dict(
+        hidden_dim=d_hidden,
+        num_queries=queries,
+        num_heads=8,
+        dim_feedforward=shapes["predictor.transformer_ffn_layers.0.linear1.weight"][0],
+        num_layers=_count(shapes, r"predictor\.transformer_ffn_layers\.(\d+)\."),
+        mask_dim=shapes["predictor.mask_embed.layers.2.weight"][0],
+        pixel_decoder_layers=_count(shapes, r"pixel_decoder\.transformer\.encoder\.layers\.(\d+)\."),
+        pixel_decoder_ffn=shapes["pixel_decoder.transformer.encoder.layers.0.linear1.weight"][0],
+        num_points=shapes["pixel_decoder.transformer.encoder.layers.0.self_attn.attention_weights.weight"][0] // 24,
+        num_groups=32,
+    )
+    return HyperSegConfig(
+        preset="3b-converted",
+        text_config=text,
+        vision_config=vision,
+        pyramid_config=pyramid,
+        perceiver_config=perceiver,
+        decoder_config=decoder,
+        image_size=image_size,
+        seg_token_id=seg_token_id,
+        vision_feature_layer=tower_config.get("mm_vision_select_layer", -2),
+        # the released video evaluation (eval_ReasonVOS.py) hands the FVP latents from frame
+        # to frame but never averages prompt embeddings over frames: follow the code
+        global_prompt_aggregation=False,
+        local_space_time_injection=True,
+    )
 
 
 def _official_seg_id(folder: Path) -> int | None:
@@ -222,8 +281,9 @@ def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
     except FileNotFoundError as error:
         raise ConversionError(str(error)) from None
     if absent:
-        raise ConversionError(f"model.safetensors.index.json lists {_listed(absent)}, which {src} does not hold: "
-                              "download every shard")
+        raise ConversionError(
+            f"model.safetensors.index.json lists {_listed(absent)}, which {src} does not hold: download every shard"
+        )
     shapes = read_shapes(src)
     extra = check_official(official, shapes)
     config = config_from_official(official, shapes, image_size=image_size, seg_token_id=_official_seg_id(src))
@@ -235,10 +295,13 @@ def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
         state = convert_state_dict(tensors, expected)
     except UnmappedKeysError as error:  # missing parameters or shape mismatches: one sentence, the first few named
         lines = [line[2:] for line in str(error).splitlines()[1:]]
-        raise ConversionError("the checkpoint does not match the official HyperSeg layout: " + "; ".join(lines)) from None
+        raise ConversionError(
+            "the checkpoint does not match the official HyperSeg layout: " + "; ".join(lines)
+        ) from None
     if extra:
-        warnings.warn(f"ignored {len(extra)} tensor(s) the official layout does not have: {_listed(extra, 10)}",
-                      stacklevel=2)
+        warnings.warn(
+            f"ignored {len(extra)} tensor(s) the official layout does not have: {_listed(extra, 10)}", stacklevel=2
+        )
     dst.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(src)
     seg_id = add_seg_token(tokenizer)
@@ -252,10 +315,14 @@ def convert_checkpoint(src: Path, dst: Path, image_size: int = 1024) -> Path:
     from huggingface_hub import save_torch_state_dict
 
     save_torch_state_dict(state, dst, max_shard_size="5GB")
-    note = (f"Converted from the official HyperSeg layout at {src.name} by hyperseg_lite.convert "
-            "(names: hyperseg_lite/official_names.py).\n")
+    note = (
+        f"Converted from the official HyperSeg layout at {src.name} by hyperseg_lite.convert "
+        "(names: hyperseg_lite/official_names.py).\n"
+    )
     if extra:
-        note += f"Ignored {len(extra)} tensor(s) the official layout does not have:\n" + "".join(f"  {n}\n" for n in extra)
+        note += f"Ignored {len(extra)} tensor(s) the official layout does not have:\n" + "".join(
+            f"  {n}\n" for n in extra
+        )
     (dst / "CONVERTED_FROM.txt").write_text(note)
     return dst
 
@@ -299,8 +366,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         src = resolve_checkpoint(args.src)
         if not is_official_checkpoint(src):
-            raise ConversionError(f"{args.src} is not in the official HyperSeg layout (its config.json's model_type "
-                                  f"is not {OFFICIAL_MODEL_TYPE!r})")
+            raise ConversionError(
+                f"{args.src} is not in the official HyperSeg layout (its config.json's model_type "
+                f"is not {OFFICIAL_MODEL_TYPE!r})"
+            )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = convert_checkpoint(src, Path(args.dst))

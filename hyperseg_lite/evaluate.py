@@ -25,15 +25,30 @@ from .tasks import REGISTRY, VIDEO_TASKS
 HEADLINE = {task.name: task.metric for task in REGISTRY}  # each task's metric, as the paper's tables report it
 
 
-def run(checkpoint, split: str = "test", seed: int = 0, tasks=tuple(EVALUATORS), samples: int = 100,
-        video_samples: int = 20, clip_length: tuple[int, int] = (8, 16), precision: str = "fp32", device: str | None = None) -> dict:
+def run(
+    checkpoint,
+    split: str = "test",
+    seed: int = 0,
+    tasks=tuple(EVALUATORS),
+    samples: int = 100,
+    video_samples: int = 20,
+    clip_length: tuple[int, int] = (8, 16),
+    precision: str = "fp32",
+    device: str | None = None,
+) -> dict:
     from .pipeline import HyperSegPipeline
 
     pipe = HyperSegPipeline.from_pretrained(str(checkpoint), precision=precision, device_map=device)
     world = World(split, seed, image_size=pipe.model.config.image_size, clip_length=tuple(clip_length))
-    report = {"checkpoint": str(checkpoint), "split": split, "seed": seed, "precision": precision,
-              "device": str(pipe.model.device),
-              "torch_threads": torch.get_num_threads(), "tasks": {}}
+    report = {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "seed": seed,
+        "precision": precision,
+        "device": str(pipe.model.device),
+        "torch_threads": torch.get_num_threads(),
+        "tasks": {},
+    }
     for task in tasks:
         began = time.perf_counter()
         metrics = evaluate_task(pipe, world, task, video_samples if task in VIDEO_TASKS else samples)
@@ -57,7 +72,9 @@ def table(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="our folder, an official one, or a hub id")
+    parser.add_argument(
+        "--checkpoint", default=str(EMBEDDED_CHECKPOINT), help="our folder, an official one, or a hub id"
+    )
     parser.add_argument("--split", default="test", choices=["val", "test", "compositional"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", nargs="+", default=list(EVALUATORS), choices=list(EVALUATORS))
@@ -68,8 +85,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the loader's choice)")
     parser.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = parser.parse_args(argv)
-    report = run(args.checkpoint, args.split, args.seed, args.tasks, args.samples, args.video_samples,
-                 args.clip_length, args.precision, args.device)
+    report = run(
+        args.checkpoint,
+        args.split,
+        args.seed,
+        args.tasks,
+        args.samples,
+        args.video_samples,
+        args.clip_length,
+        args.precision,
+        args.device,
+    )
     print()
     print(table(report))
     if args.json is not None:

@@ -29,11 +29,19 @@ import torch
 
 # where checkpoints come from and how ours are read live in checkpoints.py, which convert.py reads too (one
 # direction: loading -> convert -> checkpoints); these names stay importable from here
-from .checkpoints import (EMBEDDED_CHECKPOINT, NOT_QUANTIZED, PRECISIONS, CheckpointNotFound,  # noqa: F401
-                          load_ours, quantization_config, resolve_checkpoint)
+from .checkpoints import (  # noqa: F401
+    EMBEDDED_CHECKPOINT,
+    NOT_QUANTIZED,
+    PRECISIONS,
+    CheckpointNotFound,
+    load_ours,
+    quantization_config,
+    resolve_checkpoint,
+)
 from .configuration_hyperseg import HyperSegConfig
 from .modeling.modeling_hyperseg import HyperSegForSegmentation
 from .processing_hyperseg import HyperSegProcessor
+
 
 @dataclass
 class LoadedModel:
@@ -55,12 +63,15 @@ class LoadedModel:
         return sum(p.numel() for p in self.model.parameters())
 
     def describe(self) -> str:
-        return (f"{self.name} | {self.num_parameters / 1e6:.1f} M parameters | {self.precision} | {self.device} | "
-                f"preset {self.model.config.preset}")
+        return (
+            f"{self.name} | {self.num_parameters / 1e6:.1f} M parameters | {self.precision} | {self.device} | "
+            f"preset {self.model.config.preset}"
+        )
 
 
-def load_model(name_or_path: str | os.PathLike | None = None, precision: str | None = None,
-               device_map: str | dict | None = None) -> LoadedModel:
+def load_model(
+    name_or_path: str | os.PathLike | None = None, precision: str | None = None, device_map: str | dict | None = None
+) -> LoadedModel:
     """Load a HyperSeg-lite checkpoint (ours or the official layout) ready for inference.
 
     ``precision`` defaults to ``bf16`` on a GPU and ``fp32`` on CPU; ``device_map`` to ``"auto"`` on a GPU.
@@ -101,13 +112,15 @@ def build_random_model(preset: str = "tiny", seed: int = 0, tokenizer=None, **ov
     elif isinstance(tokenizer, (str, Path)):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         add_seg_token(tokenizer)
-    config = HyperSegConfig.from_preset(preset, seg_token_id=tokenizer.convert_tokens_to_ids("[SEG]"),
-                                        **overrides)
+    config = HyperSegConfig.from_preset(preset, seg_token_id=tokenizer.convert_tokens_to_ids("[SEG]"), **overrides)
     if len(tokenizer) > config.text_config.vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} entries but preset {preset!r} embeds only "
-                         f"{config.text_config.vocab_size}: pick a preset whose vocabulary fits it")
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} entries but preset {preset!r} embeds only "
+            f"{config.text_config.vocab_size}: pick a preset whose vocabulary fits it"
+        )
     config.text_config.pad_token_id = tokenizer.pad_token_id
     config.text_config.eos_token_id = tokenizer.eos_token_id
     model = HyperSegForSegmentation(config).eval()
-    return LoadedModel(model, tokenizer, HyperSegProcessor(tokenizer, config), f"random {preset}", "fp32",
-                       f"random init, seed {seed}")
+    return LoadedModel(
+        model, tokenizer, HyperSegProcessor(tokenizer, config), f"random {preset}", "fp32", f"random init, seed {seed}"
+    )

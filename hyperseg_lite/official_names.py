@@ -17,15 +17,17 @@ Our ``llm.lm_head.bias`` has no official counterpart (the release's head is bias
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 DROPPED: dict[str, str] = {
-    r"model\.vision_tower\.vision_model\.head\..*":
-        "SigLIP's attention-pooling head: HyperSeg reads patch tokens of layer -2 and never calls it",
-    r"model\.vision_tower_mask\.layers\.\d+\.blocks\.\d+\.attn\.relative_position_index":
-        "a constant index buffer, recomputed by transformers' Swin from the window size",
+    r"model\.vision_tower\.vision_model\.head\..*": (
+        "SigLIP's attention-pooling head: HyperSeg reads patch tokens of layer -2 and never calls it"
+    ),
+    r"model\.vision_tower_mask\.layers\.\d+\.blocks\.\d+\.attn\.relative_position_index": (
+        "a constant index buffer, recomputed by transformers' Swin from the window size"
+    ),
 }
 
 _SWIN = r"model\.vision_tower_mask\."
@@ -42,20 +44,41 @@ RULES: list[tuple[str, str, str]] = [
     # --- pyramid backbone (detectron2-style Swin -> transformers SwinBackbone) ---
     (_SWIN + r"patch_embed\.proj\.(weight|bias)", _OURS_SWIN + r"embeddings.patch_embeddings.projection.\1", "copy"),
     (_SWIN + r"patch_embed\.norm\.(weight|bias)", _OURS_SWIN + r"embeddings.norm.\1", "copy"),
-    (_SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.norm1\.(weight|bias)",
-     _OURS_SWIN + r"encoder.layers.\1.blocks.\2.layernorm_before.\3", "copy"),
-    (_SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.norm2\.(weight|bias)",
-     _OURS_SWIN + r"encoder.layers.\1.blocks.\2.layernorm_after.\3", "copy"),
-    (_SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)",
-     _OURS_SWIN + r"encoder.layers.\1.blocks.\2.attention.{q,k,v}_proj.\3", "qkv"),
-    (_SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.attn\.proj\.(weight|bias)",
-     _OURS_SWIN + r"encoder.layers.\1.blocks.\2.attention.o_proj.\3", "copy"),
-    (_SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table",
-     _OURS_SWIN + r"encoder.layers.\1.blocks.\2.attention.relative_position_bias.relative_position_bias_table", "copy"),
-    (_SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)",
-     _OURS_SWIN + r"encoder.layers.\1.blocks.\2.mlp.\3.\4", "copy"),
-    (_SWIN + r"layers\.(\d+)\.downsample\.(reduction|norm)\.(weight|bias)",
-     _OURS_SWIN + r"encoder.layers.\1.downsample.\2.\3", "copy"),
+    (
+        _SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.norm1\.(weight|bias)",
+        _OURS_SWIN + r"encoder.layers.\1.blocks.\2.layernorm_before.\3",
+        "copy",
+    ),
+    (
+        _SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.norm2\.(weight|bias)",
+        _OURS_SWIN + r"encoder.layers.\1.blocks.\2.layernorm_after.\3",
+        "copy",
+    ),
+    (
+        _SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)",
+        _OURS_SWIN + r"encoder.layers.\1.blocks.\2.attention.{q,k,v}_proj.\3",
+        "qkv",
+    ),
+    (
+        _SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.attn\.proj\.(weight|bias)",
+        _OURS_SWIN + r"encoder.layers.\1.blocks.\2.attention.o_proj.\3",
+        "copy",
+    ),
+    (
+        _SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table",
+        _OURS_SWIN + r"encoder.layers.\1.blocks.\2.attention.relative_position_bias.relative_position_bias_table",
+        "copy",
+    ),
+    (
+        _SWIN + r"layers\.(\d+)\.blocks\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)",
+        _OURS_SWIN + r"encoder.layers.\1.blocks.\2.mlp.\3.\4",
+        "copy",
+    ),
+    (
+        _SWIN + r"layers\.(\d+)\.downsample\.(reduction|norm)\.(weight|bias)",
+        _OURS_SWIN + r"encoder.layers.\1.downsample.\2.\3",
+        "copy",
+    ),
     (_SWIN + r"norm([0-3])\.(weight|bias)", "pyramid.backbone.hidden_states_norms.stage{norm+1}.\\2", "copy"),
     # --- Fine-grained Visual Perceiver ---
     (r"temporal_query", "perceiver.latents", "copy"),
@@ -133,19 +156,26 @@ def convert_state_dict(official: dict[str, torch.Tensor], expected: dict[str, to
     if "llm.lm_head.bias" in expected and "llm.lm_head.bias" not in ours:
         ours["llm.lm_head.bias"] = torch.zeros(expected["llm.lm_head.bias"], dtype=ours["llm.lm_head.weight"].dtype)
     extra = sorted(set(ours) - set(expected))
-    wrong = sorted(f"{k}: official gives {tuple(ours[k].shape)}, model needs {tuple(expected[k])}"
-                   for k in set(ours) & set(expected) if tuple(ours[k].shape) != tuple(expected[k]))
+    wrong = sorted(
+        f"{k}: official gives {tuple(ours[k].shape)}, model needs {tuple(expected[k])}"
+        for k in set(ours) & set(expected)
+        if tuple(ours[k].shape) != tuple(expected[k])
+    )
     problems = []
     if unknown:
         problems.append(f"{len(unknown)} unknown official parameter(s): {', '.join(unknown[:20])}")
     if missing:
-        problems.append(f"{len(missing)} parameter(s) of our model not found in the checkpoint: {', '.join(missing[:20])}")
+        problems.append(
+            f"{len(missing)} parameter(s) of our model not found in the checkpoint: {', '.join(missing[:20])}"
+        )
     if extra:
         problems.append(f"{len(extra)} mapped name(s) our model does not have: {', '.join(extra[:20])}")
     if wrong:
         problems.append(f"{len(wrong)} shape mismatch(es): {'; '.join(wrong[:10])}")
     if problems:
-        raise UnmappedKeysError("the checkpoint does not match the official HyperSeg layout:\n- " + "\n- ".join(problems))
+        raise UnmappedKeysError(
+            "the checkpoint does not match the official HyperSeg layout:\n- " + "\n- ".join(problems)
+        )
     return ours
 
 
@@ -194,20 +224,39 @@ _INVERSE = [
     (r"llm\.lm_head\.weight", "lm_head.weight"),
     (r"global_vision\.encoder\.(.*)", r"model.vision_tower.vision_model.\1"),
     (r"global_vision\.projector\.(.*)", r"model.mm_projector.\1"),
-    (r"pyramid\.backbone\.swin\.embeddings\.patch_embeddings\.projection\.(.*)", r"model.vision_tower_mask.patch_embed.proj.\1"),
+    (
+        r"pyramid\.backbone\.swin\.embeddings\.patch_embeddings\.projection\.(.*)",
+        r"model.vision_tower_mask.patch_embed.proj.\1",
+    ),
     (r"pyramid\.backbone\.swin\.embeddings\.norm\.(.*)", r"model.vision_tower_mask.patch_embed.norm.\1"),
-    (r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.layernorm_before\.(.*)",
-     r"model.vision_tower_mask.layers.\1.blocks.\2.norm1.\3"),
-    (r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.layernorm_after\.(.*)",
-     r"model.vision_tower_mask.layers.\1.blocks.\2.norm2.\3"),
-    (r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.attention\.[qkv]_proj\.(.*)",
-     r"model.vision_tower_mask.layers.\1.blocks.\2.attn.qkv.\3"),
-    (r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.attention\.o_proj\.(.*)",
-     r"model.vision_tower_mask.layers.\1.blocks.\2.attn.proj.\3"),
-    (r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.attention\.relative_position_bias\.relative_position_bias_table",
-     r"model.vision_tower_mask.layers.\1.blocks.\2.attn.relative_position_bias_table"),
-    (r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.mlp\.(.*)", r"model.vision_tower_mask.layers.\1.blocks.\2.mlp.\3"),
-    (r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.downsample\.(.*)", r"model.vision_tower_mask.layers.\1.downsample.\2"),
+    (
+        r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.layernorm_before\.(.*)",
+        r"model.vision_tower_mask.layers.\1.blocks.\2.norm1.\3",
+    ),
+    (
+        r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.layernorm_after\.(.*)",
+        r"model.vision_tower_mask.layers.\1.blocks.\2.norm2.\3",
+    ),
+    (
+        r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.attention\.[qkv]_proj\.(.*)",
+        r"model.vision_tower_mask.layers.\1.blocks.\2.attn.qkv.\3",
+    ),
+    (
+        r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.attention\.o_proj\.(.*)",
+        r"model.vision_tower_mask.layers.\1.blocks.\2.attn.proj.\3",
+    ),
+    (
+        r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.attention\.relative_position_bias\.relative_position_bias_table",
+        r"model.vision_tower_mask.layers.\1.blocks.\2.attn.relative_position_bias_table",
+    ),
+    (
+        r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.blocks\.(\d+)\.mlp\.(.*)",
+        r"model.vision_tower_mask.layers.\1.blocks.\2.mlp.\3",
+    ),
+    (
+        r"pyramid\.backbone\.swin\.encoder\.layers\.(\d+)\.downsample\.(.*)",
+        r"model.vision_tower_mask.layers.\1.downsample.\2",
+    ),
     (r"perceiver\.latents", "temporal_query"),
     (r"perceiver\.level_projections\.(.*)", r"local_project.\1"),
     (r"perceiver\.level_embed\.weight", "level_embed.weight"),

@@ -16,7 +16,8 @@ done), ``NAME.png`` (16-bit label map, 0 = background), with ``--mode panoptic``
 panoptic ids as R + 256 G + 256^2 B) and, once all inputs are done, ``panoptic.json`` (COCO panoptic format),
 with ``--overlay`` ``NAME_overlay.jpg``. Per video: ``NAME.jsonl`` (one result per frame) and ``NAME/<frame>.png``.
 Every file is written to a temporary name and renamed, so a killed run leaves no half file and a rerun skips
-every finished input. An input that cannot be read is named on stderr and left out (exit status 1 at the end). Inputs are read one at a time and videos streamed frame by frame: memory stays bounded.
+every finished input. An input that cannot be read is named on stderr and left out (exit status 1 at the end). Inputs
+are read one at a time and videos streamed frame by frame: memory stays bounded.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import glob
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -143,7 +144,9 @@ class Predictor:
         if self.kind == "classes":
             return self.pipe.video_instances_stream(str(path), a.classes, threshold=a.threshold)
         if self.kind in ("expression", "question"):
-            return self.pipe.refer_video_stream(str(path), a.expression or a.question, reasoning=self.kind == "question")
+            return self.pipe.refer_video_stream(
+                str(path), a.expression or a.question, reasoning=self.kind == "question"
+            )
         return self.pipe.track_stream(str(path), regions_for(self.regions, path))
 
     def image(self, path: Path, name: str, out: Path) -> None:
@@ -184,8 +187,10 @@ def merge_panoptic(out: Path, inputs: list[Path], names: list[str], classes: lis
         record = json.loads(marker.read_text())
         height, width = record["image_size"]
         images.append({"id": image_id, "file_name": path.name, "height": height, "width": width})
-        segments = [{"id": k + 1, "category_id": classes.index(s["label"]) + 1, "iscrowd": 0, "score": s["score"]}
-                    for k, s in enumerate(record["segments"])]
+        segments = [
+            {"id": k + 1, "category_id": classes.index(s["label"]) + 1, "iscrowd": 0, "score": s["score"]}
+            for k, s in enumerate(record["segments"])
+        ]
         annotations.append({"image_id": image_id, "file_name": record["panoptic_png"], "segments_info": segments})
     target = out / "panoptic.json"
     write_atomic(target, json.dumps({"images": images, "annotations": annotations, "categories": categories}))
@@ -207,12 +212,17 @@ def run(args, pipe=None, after_each: Callable[[Path], None] | None = None) -> di
     if pipe is None:
         from .pipeline import HyperSegPipeline
 
-        predictor.pipe = HyperSegPipeline.from_pretrained(args.checkpoint, precision=args.precision,
-                                                          device_map=str(state.device))
+        predictor.pipe = HyperSegPipeline.from_pretrained(
+            args.checkpoint, precision=args.precision, device_map=str(state.device)
+        )
     counts = {"done": 0, "skipped": 0, "failed": 0}
     with my_share(state, list(range(len(inputs)))) as mine:
-        for index in tqdm(mine, desc=f"predict ({state.process_index + 1}/{state.num_processes})",
-                          disable=not args.progress, position=state.process_index):
+        for index in tqdm(
+            mine,
+            desc=f"predict ({state.process_index + 1}/{state.num_processes})",
+            disable=not args.progress,
+            position=state.process_index,
+        ):
             path, name = inputs[index], names[index]
             if done_marker(out, name, path).exists():
                 counts["skipped"] += 1

@@ -8,7 +8,8 @@ classifier on its mask-pooled features train
 (:mod:`~hyperseg_lite.training.shape_auxiliary`), on the objects of instance and panoptic samples of the training
 world; every other weight is kept. The output is a full checkpoint (the shape head beside it, not in it). Why: the
 ``lite`` pyramid trained from scratch with the segmentation losses learnt colour and texture but no shape
-(``research/tools/shape_probe.py``). Measured: on the cycle-7 weights, 500 steps at lr 7e-4 left the loss at chance (2.47
+(``research/tools/shape_probe.py``). Measured: on the cycle-7 weights, 500 steps at lr 7e-4 left the loss at chance
+(2.47
 against ln 12 = 2.48; model card), so the shipped model learns shape through the mask-shape embedding instead
 (``train --mask-shape-embedding --shape-loss-weight``); this stays as the experiment to rerun on a GPU, longer.
 
@@ -42,8 +43,14 @@ from transformers import get_cosine_schedule_with_warmup
 from .data.world import World
 from .loading import load_model
 from .training.batching import sample_items
-from .training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, decoder_mask_size,
-                                      load_shape_head, object_categories)
+from .training.shape_auxiliary import (
+    SHAPE_HEAD_FILE,
+    MaskShapeAuxiliary,
+    ShapeAuxiliary,
+    decoder_mask_size,
+    load_shape_head,
+    object_categories,
+)
 
 SHAPE_TASKS = ("instance", "panoptic")
 PARTS = ("backbone", "mask-shape")
@@ -58,10 +65,15 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="training-world seed (scenes)")
-    parser.add_argument("--part", choices=PARTS, default="backbone",
-                        help="what learns: the pyramid backbone, or the decoder's mask-shape embedding")
-    parser.add_argument("--head-only", action="store_true",
-                        help="keep the part's weights and fit only a shape head on its features")
+    parser.add_argument(
+        "--part",
+        choices=PARTS,
+        default="backbone",
+        help="what learns: the pyramid backbone, or the decoder's mask-shape embedding",
+    )
+    parser.add_argument(
+        "--head-only", action="store_true", help="keep the part's weights and fit only a shape head on its features"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
         parser.error("--steps and --batch-size must be positive")
@@ -115,23 +127,34 @@ def main(argv: list[str] | None = None) -> Path:
             optimizer.step()
             scheduler.step()
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{accuracy:.2f}")
-            log.writerow([step + 1, f"{loss.item():.5f}", f"{accuracy:.4f}", f"{time.perf_counter() - began:.3f}",
-                          f"{scheduler.get_last_lr()[0]:.3g}"])
+            log.writerow(
+                [
+                    step + 1,
+                    f"{loss.item():.5f}",
+                    f"{accuracy:.4f}",
+                    f"{time.perf_counter() - began:.3f}",
+                    f"{scheduler.get_last_lr()[0]:.3g}",
+                ]
+            )
     checkpoint = args.output / "checkpoint"
     model.to("cpu").eval()
     model.save_pretrained(checkpoint)
     loaded.tokenizer.save_pretrained(checkpoint)
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, checkpoint / SHAPE_HEAD_FILE)
     (checkpoint / "pretrain_state.json").write_text(
-        json.dumps({"steps": args.steps, "init": str(args.init), "part": args.part, "head_only": args.head_only}))
+        json.dumps({"steps": args.steps, "init": str(args.init), "part": args.part, "head_only": args.head_only})
+    )
     return checkpoint
 
 
 def _on(target, device):
     from .modeling.losses import SegmentationTarget
 
-    return SegmentationTarget(target.masks.to(device), target.labels.to(device),
-                              None if target.instance_ids is None else target.instance_ids.to(device))
+    return SegmentationTarget(
+        target.masks.to(device),
+        target.labels.to(device),
+        None if target.instance_ids is None else target.instance_ids.to(device),
+    )
 
 
 if __name__ == "__main__":

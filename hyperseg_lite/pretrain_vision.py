@@ -38,8 +38,7 @@ from .modeling.pyramid_backbone import PyramidBackbone
 from .modeling.vision_tower import GlobalVisionTower, tower_width
 from .processing_hyperseg import HyperSegProcessor
 from .tokenization import build_byte_tokenizer
-from .training.vision_heads import (DensePyramidHead, TokenHead, cell_labels, dense_losses, split_dense,
-                                    token_losses)
+from .training.vision_heads import DensePyramidHead, TokenHead, cell_labels, dense_losses, split_dense, token_losses
 from .training.vision_targets import NUM_CLASSES, NUM_COLOURS, DenseTargets, ScenePool, fixed_scenes
 
 ENCODERS_FILE = "encoders.safetensors"
@@ -53,8 +52,16 @@ PYRAMIDS = {
     "convnext": conv_encoder_config("convnext", [32, 64, 128, 256], [2, 2, 4, 2], image_size=256),
 }
 GLOBAL_TOWERS = {
-    "siglip": dict(model_type="siglip_vision_model", hidden_size=128, intermediate_size=384, num_hidden_layers=3,
-                   num_attention_heads=4, image_size=128, patch_size=16, vision_use_head=False),  # lite's
+    "siglip": dict(
+        model_type="siglip_vision_model",
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        image_size=128,
+        patch_size=16,
+        vision_use_head=False,
+    ),  # lite's
     "resnet": conv_encoder_config("resnet", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
     "convnext": conv_encoder_config("convnext", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
 }
@@ -66,13 +73,17 @@ class ImageEncoders(nn.Module):
     def __init__(self, config: HyperSegConfig) -> None:
         super().__init__()
         self.pyramid = PyramidBackbone(config.pyramid_config)
-        self.global_vision = GlobalVisionTower(config.vision_config, config.llm_hidden_size,
-                                               config.vision_feature_layer)
+        self.global_vision = GlobalVisionTower(
+            config.vision_config, config.llm_hidden_size, config.vision_feature_layer
+        )
 
     def encoder_state(self) -> dict[str, torch.Tensor]:
         """Everything but the global projector, which stage 2 trains with the LLM."""
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items()
-                if not k.startswith("global_vision.projector.")}
+        return {
+            k: v.detach().contiguous()
+            for k, v in self.state_dict().items()
+            if not k.startswith("global_vision.projector.")
+        }
 
 
 def build_config(preset: str, pyramid: str | None, global_tower: str | None) -> HyperSegConfig:
@@ -98,18 +109,24 @@ def to_tensors(processor: HyperSegProcessor, items: list[DenseTargets], flip: np
         classes.append(torch.from_numpy(arrays[1]).long())
         colours.append(torch.from_numpy(arrays[2]).long())
         outline.append(torch.from_numpy(arrays[3]).float())
-    return (torch.stack(pixels), torch.stack(globals_), torch.stack(classes), torch.stack(colours),
-            torch.stack(outline))
+    return (
+        torch.stack(pixels),
+        torch.stack(globals_),
+        torch.stack(classes),
+        torch.stack(colours),
+        torch.stack(outline),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def object_features(encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def object_features(
+    encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]
+) -> tuple[np.ndarray, np.ndarray]:
     """Mask-pooled pyramid features of every object (all four stages concatenated) and its category."""
     features, labels = [], []
     for start in range(0, len(items), 16):
-        chunk = items[start:start + 16]
+        chunk = items[start : start + 16]
         pixels, *_ = to_tensors(processor, chunk)
         pyramid = encoders.pyramid(pixels)
         for row, item in enumerate(chunk):
@@ -140,7 +157,7 @@ def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
     inter, union = torch.zeros(NUM_CLASSES), torch.zeros(NUM_CLASSES)
     colour_hits = colour_total = token_hits = token_colour_hits = token_total = 0
     for start in range(0, len(items), 16):
-        pixels, global_pixels, classes, colours, _ = to_tensors(processor, items[start:start + 16])
+        pixels, global_pixels, classes, colours, _ = to_tensors(processor, items[start : start + 16])
         logits = heads["dense"](encoders.pyramid(pixels))
         logits = F.interpolate(logits, size=classes.shape[-2:], mode="bilinear", align_corners=False)
         class_logits, colour_logits, _ = split_dense(logits)
@@ -159,9 +176,13 @@ def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
         token_colour_hits += int((token_logits[..., NUM_CLASSES:].argmax(-1) == cell_colours).sum())
         token_total += cell_classes.numel()
     iou = inter / union.clamp(min=1)
-    return {"thing_miou": float(iou[:NUM_THINGS].mean()), "stuff_miou": float(iou[NUM_THINGS:].mean()),
-            "colour_acc": colour_hits / max(colour_total, 1), "token_class_acc": token_hits / max(token_total, 1),
-            "token_colour_acc": token_colour_hits / max(token_total, 1)}
+    return {
+        "thing_miou": float(iou[:NUM_THINGS].mean()),
+        "stuff_miou": float(iou[NUM_THINGS:].mean()),
+        "colour_acc": colour_hits / max(colour_total, 1),
+        "token_class_acc": token_hits / max(token_total, 1),
+        "token_colour_acc": token_colour_hits / max(token_total, 1),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -185,24 +206,44 @@ def load_encoders(encoders: nn.Module, checkpoint: Path) -> None:
     own = encoders.state_dict()
     foreign = [k for k, v in weights.items() if k not in own or own[k].shape != v.shape]
     if foreign:
-        raise ValueError(f"{checkpoint} holds encoder weights that do not fit this model ({foreign[0]}): "
-                         "was it pretrained for another preset?")
+        raise ValueError(
+            f"{checkpoint} holds encoder weights that do not fit this model ({foreign[0]}): "
+            "was it pretrained for another preset?"
+        )
     encoders.load_state_dict(weights, strict=False)
 
 
 # ---------------------------------------------------------------------------------------------- the run
-SWITCHES = ("preset", "pyramid", "global_tower", "steps", "batch_size", "lr", "warmup", "weight_decay", "seed",
-            "pool_size", "pool_refresh", "eval_scenes", "probe_scenes", "save_every", "eval_every")
+SWITCHES = (
+    "preset",
+    "pyramid",
+    "global_tower",
+    "steps",
+    "batch_size",
+    "lr",
+    "warmup",
+    "weight_decay",
+    "seed",
+    "pool_size",
+    "pool_refresh",
+    "eval_scenes",
+    "probe_scenes",
+    "save_every",
+    "eval_every",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="lite2")
     parser.add_argument("--pyramid", choices=sorted(PYRAMIDS), default=None, help="override the preset's pyramid")
-    parser.add_argument("--global-tower", choices=sorted(GLOBAL_TOWERS), default=None,
-                        help="override the preset's global tower")
+    parser.add_argument(
+        "--global-tower", choices=sorted(GLOBAL_TOWERS), default=None, help="override the preset's global tower"
+    )
     parser.add_argument("--output", type=Path, default=Path("runs/vision"))
-    parser.add_argument("--resume", type=Path, default=None, help="a previous --output folder (its switches are reused)")
+    parser.add_argument(
+        "--resume", type=Path, default=None, help="a previous --output folder (its switches are reused)"
+    )
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -238,8 +279,9 @@ def main(argv: list[str] | None = None) -> dict:
     config = build_config(args.preset, args.pyramid, args.global_tower)
     processor = HyperSegProcessor(build_byte_tokenizer(), config)  # images only: any tokenizer will do
     encoders = ImageEncoders(config)
-    heads = nn.ModuleDict({"dense": DensePyramidHead(encoders.pyramid.channels),
-                           "tokens": TokenHead(tower_width(config.vision_config))})
+    heads = nn.ModuleDict(
+        {"dense": DensePyramidHead(encoders.pyramid.channels), "tokens": TokenHead(tower_width(config.vision_config))}
+    )
     params = [p for p in encoders.parameters() if p.requires_grad] + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
@@ -255,10 +297,14 @@ def main(argv: list[str] | None = None) -> dict:
         start, next_scene = state["step"], state["next_scene"]
     else:
         (args.output / "args.json").write_text(json.dumps({k: getattr(args, k) for k in SWITCHES}, indent=1))
-    print(f"stage 1: pyramid {config.pyramid_config.model_type} "
-          f"({sum(p.numel() for p in encoders.pyramid.parameters()) / 1e6:.2f} M), global tower "
-          f"{config.vision_config.model_type} ({sum(p.numel() for p in encoders.global_vision.encoder.parameters()) / 1e6:.2f} M, "
-          f"{config.num_global_tokens} tokens); steps {start} -> {args.steps}", flush=True)
+    print(
+        f"stage 1: pyramid {config.pyramid_config.model_type} "
+        f"({sum(p.numel() for p in encoders.pyramid.parameters()) / 1e6:.2f} M), global tower "
+        f"{config.vision_config.model_type} "
+        f"({sum(p.numel() for p in encoders.global_vision.encoder.parameters()) / 1e6:.2f} M, "
+        f"{config.num_global_tokens} tokens); steps {start} -> {args.steps}",
+        flush=True,
+    )
 
     world = World("train", args.seed, image_size=config.image_size)
     pool = ScenePool(world, size=args.pool_size, refresh=args.pool_refresh, start=max(0, next_scene - args.pool_size))
@@ -267,8 +313,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     def evaluate(step: int) -> dict:
         encoders.eval(), heads.eval()
-        row = {"step": step, **dense_metrics(encoders, heads, processor, val_items),
-               "shape_probe": shape_probe(encoders, processor, probe_items, val_items)}
+        row = {
+            "step": step,
+            **dense_metrics(encoders, heads, processor, val_items),
+            "shape_probe": shape_probe(encoders, processor, probe_items, val_items),
+        }
         encoders.train(), heads.train()
         row["gates_met"] = row["shape_probe"] >= PROBE_GATE and row["thing_miou"] >= THING_MIOU_GATE
         new = not (args.output / "eval.csv").exists()
@@ -302,11 +351,18 @@ def main(argv: list[str] | None = None) -> dict:
             writer = csv.writer(handle)
             if new:
                 writer.writerow(["step", "seconds", "loss", *losses])
-            writer.writerow([step, f"{time.time() - started:.1f}", f"{sum(losses.values()):.4f}",
-                             *(f"{v:.4f}" for v in losses.values())])
+            writer.writerow(
+                [
+                    step,
+                    f"{time.time() - started:.1f}",
+                    f"{sum(losses.values()):.4f}",
+                    *(f"{v:.4f}" for v in losses.values()),
+                ]
+            )
         if step % args.save_every == 0 or step == args.steps:
-            save_checkpoint(checkpoint, encoders, heads, optimizer, scheduler,
-                            {"step": step, "next_scene": pool.next_index})
+            save_checkpoint(
+                checkpoint, encoders, heads, optimizer, scheduler, {"step": step, "next_scene": pool.next_index}
+            )
         if step % args.eval_every == 0 or step == args.steps:
             last = evaluate(step)
     return last

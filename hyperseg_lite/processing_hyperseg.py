@@ -17,16 +17,28 @@ release's ``FixedSizeCrop``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .configuration_hyperseg import HyperSegConfig
-from .constants import (CLS_TOKEN, GT_TOKEN, IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX, PLACEHOLDER_IDS,
-                        REFER_TOKEN, REGION_TOKEN, SEG_TOKEN, SEG_TOKEN_INDEX, TEMPORAL_TOKEN, TEMPORAL_TOKEN_INDEX)
+from .constants import (
+    CLS_TOKEN,
+    GT_TOKEN,
+    IGNORE_INDEX,
+    IMAGE_TOKEN,
+    IMAGE_TOKEN_INDEX,
+    PLACEHOLDER_IDS,
+    REFER_TOKEN,
+    REGION_TOKEN,
+    SEG_TOKEN,
+    SEG_TOKEN_INDEX,
+    TEMPORAL_TOKEN,
+    TEMPORAL_TOKEN_INDEX,
+)
 from .prompts import Conversation
 from .visual_prompts import box_mask, disc_mask, scaled_radius, scribble_mask
 
@@ -84,13 +96,21 @@ class HyperSegProcessor:
             raise ValueError(f"the {what} is empty: type a few words")
         limit = self.config.max_text_tokens
         if len(self._tokens(stripped)) > limit:
-            raise ValueError(f"the {what} is too long: at most {limit} tokens (about {limit} characters "
-                             f"for the byte-level tokenizer); shorten it")
+            raise ValueError(
+                f"the {what} is too long: at most {limit} tokens (about {limit} characters "
+                f"for the byte-level tokenizer); shorten it"
+            )
         return stripped
 
-    def encode(self, conversation: Conversation, expression: str | None = None,
-               class_names: Sequence[str] | None = None, num_regions: int = 0, with_answer: bool = True,
-               close_turn: bool = True) -> EncodedPrompt:
+    def encode(
+        self,
+        conversation: Conversation,
+        expression: str | None = None,
+        class_names: Sequence[str] | None = None,
+        num_regions: int = 0,
+        with_answer: bool = True,
+        close_turn: bool = True,
+    ) -> EncodedPrompt:
         """Tokenize one conversation.
 
         ``with_answer=False`` stops after ``[/INST] `` (generation from scratch); ``close_turn=False`` keeps the
@@ -109,8 +129,9 @@ class HyperSegProcessor:
         refer: list[bool] = []
         counts = {CLS_TOKEN: 0, REGION_TOKEN: 0, REFER_TOKEN: 0}
 
-        def push(new_ids: Sequence[int], is_answer: bool, span: int = 0, is_refer: bool = False,
-                 supervise: bool = True) -> None:
+        def push(
+            new_ids: Sequence[int], is_answer: bool, span: int = 0, is_refer: bool = False, supervise: bool = True
+        ) -> None:
             ids.extend(new_ids)
             labels.extend(new_ids if (is_answer and supervise) else [IGNORE_INDEX] * len(new_ids))
             spans.extend([span] * len(new_ids))
@@ -199,16 +220,18 @@ class HyperSegProcessor:
         pixel_values = ((padded - mean) / std)[0]
 
         global_size = self.config.vision_config.image_size
-        global_img = F.interpolate(chw, size=(global_size, global_size), mode="bicubic", align_corners=False,
-                                   antialias=True).clamp(0, 255)
+        global_img = F.interpolate(
+            chw, size=(global_size, global_size), mode="bicubic", align_corners=False, antialias=True
+        ).clamp(0, 255)
         g_mean = torch.tensor(self.config.global_image_mean).view(1, 3, 1, 1)
         g_std = torch.tensor(self.config.global_image_std).view(1, 3, 1, 1)
         global_pixel_values = ((global_img - g_mean) / g_std)[0]
         return PreparedImage(pixel_values, global_pixel_values, (height, width), (new_h, new_w))
 
     # ------------------------------------------------------------------ visual prompts (training and inference)
-    def draw_region(self, image_size: tuple[int, int], points=None, point_labels=None, box=None, scribble=None,
-                    mask=None) -> np.ndarray:
+    def draw_region(
+        self, image_size: tuple[int, int], points=None, point_labels=None, box=None, scribble=None, mask=None
+    ) -> np.ndarray:
         """One visual prompt rendered as the paper does, (H, W) bool on the grid of the image it was drawn on:
         positive clicks as discs (``config.point_radius`` at ``config.region_reference_size`` px, scaled to the
         image), a scribble as a stroke of ``config.scribble_radius``, a box filled, a mask as it is. Give one

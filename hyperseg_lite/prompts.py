@@ -21,14 +21,22 @@ placeholders into ids and the model turns those ids into embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from .constants import CLS_TOKEN, GT_TOKEN, REFER_TOKEN, REGION_TOKEN, SEG_TOKEN
 
 Wording = Literal["official", "paper"]
 TaskFamily = Literal[
-    "referring", "reasoning", "reasoning_explain", "video_reasoning", "panoptic", "semantic", "instance", "region",
+    "referring",
+    "reasoning",
+    "reasoning_explain",
+    "video_reasoning",
+    "panoptic",
+    "semantic",
+    "instance",
+    "region",
     "describe",
 ]
 
@@ -108,8 +116,11 @@ def instruction(task: TaskFamily, wording: Wording = "official") -> str:
     return table[task]
 
 
-def referring_prompt(task: Literal["referring", "reasoning", "reasoning_explain"] = "referring",
-                     wording: Wording = "official", explanation: str = "") -> Conversation:
+def referring_prompt(
+    task: Literal["referring", "reasoning", "reasoning_explain"] = "referring",
+    wording: Wording = "official",
+    explanation: str = "",
+) -> Conversation:
     """Referring / reasoning: the expression itself goes in at ``<refer>`` (tokens + [SEG])."""
     user = IMAGE_PREFIX + instruction(task, wording) + "\n" + REFER_TOKEN
     answer = SEGMENTATION_ANSWER + GT_TOKEN + SEG_TOKEN
@@ -123,8 +134,12 @@ def video_reasoning_prompt(wording: Wording = "official") -> Conversation:
     return Conversation(user, SEGMENTATION_ANSWER + GT_TOKEN + SEG_TOKEN)
 
 
-def class_prompt(num_classes: int, task: Literal["panoptic", "semantic", "instance"] = "panoptic",
-                 wording: Wording = "official", video: bool = False) -> Conversation:
+def class_prompt(
+    num_classes: int,
+    task: Literal["panoptic", "semantic", "instance"] = "panoptic",
+    wording: Wording = "official",
+    video: bool = False,
+) -> Conversation:
     """Class-list prompt; each ``<cls>`` is replaced by one class name's tokens."""
     if num_classes < 1:
         raise ValueError("a class prompt needs at least one class name")

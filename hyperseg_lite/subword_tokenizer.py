@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -50,11 +50,15 @@ def world_texts(samples_per_task: int = 1000, seed: int = 0) -> Iterator[str]:
     placeholders = re.compile("|".join(re.escape(p) for p in [*PLACEHOLDER_IDS, "<gt>"]))
     for wording in ("official", "paper"):
         for style in ("phi_v0", "compact", "llava_phi"):
-            conversations = [P.referring_prompt(t, wording, explanation="") for t in
-                             ("referring", "reasoning", "reasoning_explain")]
+            conversations = [
+                P.referring_prompt(t, wording, explanation="") for t in ("referring", "reasoning", "reasoning_explain")
+            ]
             conversations += [P.class_prompt(2, t, wording) for t in ("panoptic", "semantic", "instance")]
-            conversations += [P.region_prompt(2, wording), P.video_reasoning_prompt(wording),
-                              P.describe_prompt(wording, P.format_class_list(ALL_CLASS_NAMES))]
+            conversations += [
+                P.region_prompt(2, wording),
+                P.video_reasoning_prompt(wording),
+                P.describe_prompt(wording, P.format_class_list(ALL_CLASS_NAMES)),
+            ]
             for conversation in conversations:
                 text = P.Conversation(conversation.user, conversation.answer, style).render()
                 yield placeholders.sub(" ", text)
@@ -80,16 +84,23 @@ def train_subword_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> Pre
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[END_OF_TEXT, SEG_VOCAB_TOKEN],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[END_OF_TEXT, SEG_VOCAB_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     backend.train_from_iterator(texts, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=END_OF_TEXT, pad_token=END_OF_TEXT,
-                                        model_max_length=4096)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token=END_OF_TEXT, pad_token=END_OF_TEXT, model_max_length=4096
+    )
     add_seg_token(tokenizer)
     return tokenizer
 
 
-def build(output: Path, vocab_size: int = 2048, samples_per_task: int = 1000, english: int = 5000) -> PreTrainedTokenizerFast:
+def build(
+    output: Path, vocab_size: int = 2048, samples_per_task: int = 1000, english: int = 5000
+) -> PreTrainedTokenizerFast:
     """Train on the world's texts (each as often as it occurs) plus each English word once; save both files."""
     texts = list(world_texts(samples_per_task))
     words = english_words(english) if english else []
@@ -110,8 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     tokenizer = build(args.output, args.vocab_size, args.samples_per_task, args.english_words)
     probe = "the small red star left of the blue ring"
-    print(f"{len(tokenizer)} entries; {probe!r} -> {len(tokenizer(probe)['input_ids'])} tokens "
-          f"({len(probe.encode())} bytes); saved to {args.output}")
+    print(
+        f"{len(tokenizer)} entries; {probe!r} -> {len(tokenizer(probe)['input_ids'])} tokens "
+        f"({len(probe.encode())} bytes); saved to {args.output}"
+    )
 
 
 if __name__ == "__main__":

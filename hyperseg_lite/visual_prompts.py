@@ -7,7 +7,7 @@ All functions work on the pixel grid of the image the user clicked on (x = colum
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ def disc_mask(image_size: tuple[int, int], centers: Sequence[Sequence[float]], r
     mask = np.zeros((height, width), dtype=bool)
     ys, xs = np.ogrid[:height, :width]
     for x, y in centers:
-        mask |= (xs - x) ** 2 + (ys - y) ** 2 <= radius ** 2
+        mask |= (xs - x) ** 2 + (ys - y) ** 2 <= radius**2
     return mask
 
 
@@ -35,7 +35,7 @@ def box_mask(image_size: tuple[int, int], box: Sequence[float]) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
     c0, c1 = int(np.floor(max(0, min(x0, x1)))), int(np.ceil(min(width, max(x0, x1))))
     r0, r1 = int(np.floor(max(0, min(y0, y1)))), int(np.ceil(min(height, max(y0, y1))))
-    mask[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)] = True
+    mask[r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)] = True
     return mask
 
 

@@ -66,60 +66,138 @@ def write_refcoco(root: Path) -> dict:
     masks = {10: box_mask(BOXES[0]), 11: box_mask(BOXES[1]), 20: box_mask(BOXES[0]), 21: box_mask(BOXES[1])}
     # COCO annotations: polygons for the first, RLE (as iscrowd regions are stored) for the second of each image
     annotations = []
-    for ann_id, image_id, box, as_rle in ((10, 1, BOXES[0], False), (11, 1, BOXES[1], True),
-                                          (20, 2, BOXES[0], False), (21, 2, BOXES[1], False)):
+    for ann_id, image_id, box, as_rle in (
+        (10, 1, BOXES[0], False),
+        (11, 1, BOXES[1], True),
+        (20, 2, BOXES[0], False),
+        (21, 2, BOXES[1], False),
+    ):
         segmentation = rle_of(masks[ann_id]) if as_rle else [polygon(box)]
-        annotations.append({"id": ann_id, "image_id": image_id, "category_id": 1, "segmentation": segmentation,
-                            "area": float(masks[ann_id].sum()), "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                            "iscrowd": 0})
-    instances = {"images": [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg", "height": H, "width": W}
-                            for i in (1, 2)],
-                 "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]}
+        annotations.append(
+            {
+                "id": ann_id,
+                "image_id": image_id,
+                "category_id": 1,
+                "segmentation": segmentation,
+                "area": float(masks[ann_id].sum()),
+                "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                "iscrowd": 0,
+            }
+        )
+    instances = {
+        "images": [{"id": i, "file_name": f"COCO_train2014_{i:012d}.jpg", "height": H, "width": W} for i in (1, 2)],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "thing"}],
+    }
     (folder / "instances.json").write_text(json.dumps(instances))
 
     def sent(text, k):
         return {"sent": text, "raw": text, "sent_id": k, "tokens": text.split()}
 
     refs = [
-        {"ref_id": 0, "ann_id": 10, "image_id": 1, "split": "val", "category_id": 1, "sent_ids": [0, 1],
-         "sentences": [sent("the red box on the left", 0), sent("red square", 1)]},
-        {"ref_id": 1, "ann_id": 11, "image_id": 1, "split": "val", "category_id": 1, "sent_ids": [2],
-         "sentences": [sent("the green box", 2)]},
-        {"ref_id": 2, "ann_id": 21, "image_id": 2, "split": "testA", "category_id": 1, "sent_ids": [3],
-         "sentences": [sent("green one on the right", 3)]},
+        {
+            "ref_id": 0,
+            "ann_id": 10,
+            "image_id": 1,
+            "split": "val",
+            "category_id": 1,
+            "sent_ids": [0, 1],
+            "sentences": [sent("the red box on the left", 0), sent("red square", 1)],
+        },
+        {
+            "ref_id": 1,
+            "ann_id": 11,
+            "image_id": 1,
+            "split": "val",
+            "category_id": 1,
+            "sent_ids": [2],
+            "sentences": [sent("the green box", 2)],
+        },
+        {
+            "ref_id": 2,
+            "ann_id": 21,
+            "image_id": 2,
+            "split": "testA",
+            "category_id": 1,
+            "sent_ids": [3],
+            "sentences": [sent("green one on the right", 3)],
+        },
     ]
     (folder / "refs(unc).json").write_text(json.dumps(refs))
     grefs = [
-        {"ref_id": 0, "ann_id": [20, 21], "image_id": 2, "split": "val", "category_id": [1], "no_target": False,
-         "sentences": [sent("both boxes", 0)]},
-        {"ref_id": 1, "ann_id": [-1], "image_id": 2, "split": "val", "category_id": [], "no_target": True,
-         "sentences": [sent("the purple dog", 1)]},
-        {"ref_id": 2, "ann_id": [20], "image_id": 2, "split": "val", "category_id": [1], "no_target": False,
-         "sentences": [sent("the red box", 2)]},
+        {
+            "ref_id": 0,
+            "ann_id": [20, 21],
+            "image_id": 2,
+            "split": "val",
+            "category_id": [1],
+            "no_target": False,
+            "sentences": [sent("both boxes", 0)],
+        },
+        {
+            "ref_id": 1,
+            "ann_id": [-1],
+            "image_id": 2,
+            "split": "val",
+            "category_id": [],
+            "no_target": True,
+            "sentences": [sent("the purple dog", 1)],
+        },
+        {
+            "ref_id": 2,
+            "ann_id": [20],
+            "image_id": 2,
+            "split": "val",
+            "category_id": [1],
+            "no_target": False,
+            "sentences": [sent("the red box", 2)],
+        },
     ]
     (folder / "grefs(unc).json").write_text(json.dumps(grefs))
     # MDETR's export of the same val split: one image entry per sentence, its annotations by image_id
     entries = [(0, "the red box on the left", 10), (0, "red square", 10), (1, "the green box", 11)]
-    mdetr = {"images": [{"id": k, "file_name": "COCO_train2014_000000000001.jpg", "height": H, "width": W,
-                         "caption": text, "original_id": 1, "dataset_name": "refcoco"} for k, (_, text, _) in enumerate(entries)],
-             "annotations": [dict(instances["annotations"][[10, 11, 20, 21].index(ann)], id=100 + k, image_id=k)
-                             for k, (_, _, ann) in enumerate(entries)],
-             "categories": [{"id": 1, "name": "thing"}]}
+    mdetr = {
+        "images": [
+            {
+                "id": k,
+                "file_name": "COCO_train2014_000000000001.jpg",
+                "height": H,
+                "width": W,
+                "caption": text,
+                "original_id": 1,
+                "dataset_name": "refcoco",
+            }
+            for k, (_, text, _) in enumerate(entries)
+        ],
+        "annotations": [
+            dict(instances["annotations"][[10, 11, 20, 21].index(ann)], id=100 + k, image_id=k)
+            for k, (_, _, ann) in enumerate(entries)
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
     (folder / "final_refcoco_val.json").write_text(json.dumps(mdetr))
-    return {"folder": folder, "val_masks": [masks[10], masks[10], masks[11]],
-            "val_texts": ["the red box on the left", "red square", "the green box"],
-            "grefs_masks": [masks[20] | masks[21], np.zeros((H, W), bool), masks[20]]}
+    return {
+        "folder": folder,
+        "val_masks": [masks[10], masks[10], masks[11]],
+        "val_texts": ["the red box on the left", "red square", "the green box"],
+        "grefs_masks": [masks[20] | masks[21], np.zeros((H, W), bool), masks[20]],
+    }
 
 
 def write_reasonseg(root: Path) -> dict:
     """LISA's ReasonSeg: ``val/<name>.jpg`` + ``val/<name>.json`` (target, ignore and flag polygons)."""
     folder = root / "ReasonSeg" / "val"
     save_jpeg(folder / "a1.jpg", picture(BOXES))
-    shapes = [{"label": "target", "points": [[4, 6], [23, 6], [23, 29], [4, 29]], "shape_type": "polygon"},
-              {"label": "ignore", "points": [[8, 10], [12, 10], [12, 14], [8, 14]], "shape_type": "polygon"},
-              {"label": "flag", "points": [[40, 40], [44, 40], [44, 44]], "shape_type": "polygon"}]
-    (folder / "a1.json").write_text(json.dumps({"text": ["which object is the colour of a fire truck?", "second"],
-                                                "is_sentence": True, "shapes": shapes}))
+    shapes = [
+        {"label": "target", "points": [[4, 6], [23, 6], [23, 29], [4, 29]], "shape_type": "polygon"},
+        {"label": "ignore", "points": [[8, 10], [12, 10], [12, 14], [8, 14]], "shape_type": "polygon"},
+        {"label": "flag", "points": [[40, 40], [44, 40], [44, 44]], "shape_type": "polygon"},
+    ]
+    (folder / "a1.json").write_text(
+        json.dumps(
+            {"text": ["which object is the colour of a fire truck?", "second"], "is_sentence": True, "shapes": shapes}
+        )
+    )
     save_jpeg(folder / "b2.jpg", picture(BOXES))
     shapes = [{"label": "target", "points": [[34, 10], [57, 10], [57, 39], [34, 39]], "shape_type": "polygon"}]
     (folder / "b2.json").write_text(json.dumps({"text": "what is green?", "is_sentence": False, "shapes": shapes}))
@@ -132,13 +210,17 @@ def write_coco_panoptic(root: Path, layout: str = "coco") -> dict:
     """COCO panoptic: ``annotations/panoptic_val2017.json`` + PNGs with RGB-encoded ids + ``val2017/`` images;
     ``layout="ade20k"``: detectron2's ADE20K panoptic files in ``ADEChallengeData2016``."""
     folder = root / ("coco" if layout == "coco" else "ADEChallengeData2016")
-    json_path = folder / "annotations" / "panoptic_val2017.json" if layout == "coco" else folder / "ade20k_panoptic_val.json"
+    json_path = (
+        folder / "annotations" / "panoptic_val2017.json" if layout == "coco" else folder / "ade20k_panoptic_val.json"
+    )
     png_dir = json_path.with_suffix("")
     image_dir = folder / "val2017" if layout == "coco" else folder / "images" / "validation"
     raw = (1, 2, 184) if layout == "coco" else (0, 1, 2)  # some exports number categories from 0
-    categories = [{"id": raw[0], "name": "red box", "isthing": 1, "supercategory": "x"},
-                  {"id": raw[1], "name": "green box", "isthing": 1, "supercategory": "x"},
-                  {"id": raw[2], "name": "wall", "isthing": 0, "supercategory": "y"}]
+    categories = [
+        {"id": raw[0], "name": "red box", "isthing": 1, "supercategory": "x"},
+        {"id": raw[1], "name": "green box", "isthing": 1, "supercategory": "x"},
+        {"id": raw[2], "name": "wall", "isthing": 0, "supercategory": "y"},
+    ]
     contiguous = {r: k + 1 for k, r in enumerate(raw)}  # what the reader returns: 1..K, 0 = void
     annotations, images, targets = [], [], []
     for image_id in (1, 2, 3):
@@ -148,9 +230,11 @@ def write_coco_panoptic(root: Path, layout: str = "coco") -> dict:
         ids[box_mask(BOXES[0])] = 1000 + image_id
         ids[box_mask(BOXES[1])] = 70000 + image_id  # needs the B channel
         ids[:2, :2] = 0  # unlabelled
-        segments = [{"id": 261, "category_id": raw[2], "iscrowd": 0},
-                    {"id": 1000 + image_id, "category_id": raw[0], "iscrowd": 0},
-                    {"id": 70000 + image_id, "category_id": raw[1], "iscrowd": int(image_id == 3)}]
+        segments = [
+            {"id": 261, "category_id": raw[2], "iscrowd": 0},
+            {"id": 1000 + image_id, "category_id": raw[0], "iscrowd": 0},
+            {"id": 70000 + image_id, "category_id": raw[1], "iscrowd": int(image_id == 3)},
+        ]
         rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
         png_dir.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rgb).save(png_dir / f"{name}.png")
@@ -178,8 +262,9 @@ def write_ade(root: Path) -> dict:
         (folder / "annotations" / "validation").mkdir(parents=True, exist_ok=True)
         Image.fromarray(label, mode="L").save(folder / "annotations" / "validation" / f"ADE_val_{k:08d}.png")
         labels.append(label.astype(np.int64) - 1)
-    (folder / "objectInfo150.csv").write_text("Idx,Ratio,Train,Val,Name\n1,0.1,1,1,wall\n2,0.1,1,1,\"box;crate\"\n"
-                                              "3,0.1,1,1,plant;flora\n")
+    (folder / "objectInfo150.csv").write_text(
+        'Idx,Ratio,Train,Val,Name\n1,0.1,1,1,wall\n2,0.1,1,1,"box;crate"\n3,0.1,1,1,plant;flora\n'
+    )
     return {"folder": folder, "labels": labels, "classes": ["wall", "box", "plant"]}
 
 
@@ -246,8 +331,13 @@ def write_youtube_vos(root: Path, frames: int = 4) -> dict:
         if t >= 1:
             ids[box_mask(boxes[1])] = 2
         save_palette(folder / "train" / "Annotations" / "v1" / f"{name}.png", ids)
-    meta = {"videos": {"v1": {"objects": {"1": {"category": "box", "frames": names},
-                                          "2": {"category": "box", "frames": names[1:]}}}}}
+    meta = {
+        "videos": {
+            "v1": {
+                "objects": {"1": {"category": "box", "frames": names}, "2": {"category": "box", "frames": names[1:]}}
+            }
+        }
+    }
     (folder / "train" / "meta.json").write_text(json.dumps(meta))
     return {"folder": folder, "names": names}
 
@@ -263,8 +353,17 @@ def write_ref_youtube_vos(root: Path, frames: int = 3) -> dict:
         ids[box_mask(boxes[0])] = 1
         ids[box_mask(boxes[1])] = 2
         save_palette(folder / "train" / "Annotations" / "v1" / f"{name}.png", ids)
-    meta = {"videos": {"v1": {"expressions": {"0": {"exp": "the red box moving right", "obj_id": "1"},
-                                              "1": {"exp": "the green box", "obj_id": "2"}}, "frames": names}}}
+    meta = {
+        "videos": {
+            "v1": {
+                "expressions": {
+                    "0": {"exp": "the red box moving right", "obj_id": "1"},
+                    "1": {"exp": "the green box", "obj_id": "2"},
+                },
+                "frames": names,
+            }
+        }
+    }
     (folder / "meta_expressions" / "train").mkdir(parents=True)
     (folder / "meta_expressions" / "train" / "meta_expressions.json").write_text(json.dumps(meta))
     return {"folder": folder, "masks": [[box_mask(moving_boxes(t)[k]) for t in range(frames)] for k in range(2)]}
@@ -279,9 +378,18 @@ def write_revos(root: Path, frames: int = 3) -> dict:
     red = [rle_of(box_mask(moving_boxes(t)[0])) for t in range(frames)]
     green = [rle_of(box_mask(moving_boxes(t)[1])) if t else None for t in range(frames)]
     (folder / "mask_dict.json").write_text(json.dumps({"7": red, "8": green}))
-    meta = {"videos": {"v1": {"vid_id": 1, "frames": names, "expressions": {
-        "0": {"exp": "the red box", "obj_id": [0], "anno_id": [7], "type_id": 0},
-        "1": {"exp": "what could hold plants?", "obj_id": [0, 1], "anno_id": [7, 8], "type_id": 1}}}}}
+    meta = {
+        "videos": {
+            "v1": {
+                "vid_id": 1,
+                "frames": names,
+                "expressions": {
+                    "0": {"exp": "the red box", "obj_id": [0], "anno_id": [7], "type_id": 0},
+                    "1": {"exp": "what could hold plants?", "obj_id": [0, 1], "anno_id": [7, 8], "type_id": 1},
+                },
+            }
+        }
+    }
     (folder / "meta_expressions_valid_.json").write_text(json.dumps(meta))
     both = [box_mask(moving_boxes(t)[0]) | (box_mask(moving_boxes(t)[1]) if t else False) for t in range(frames)]
     return {"folder": folder, "red": [box_mask(moving_boxes(t)[0]) for t in range(frames)], "both": both}
@@ -297,7 +405,16 @@ def write_reasonvos(root: Path, frames: int = 3) -> dict:
         mask = box_mask(moving_boxes(t)[1]).astype(np.uint8) * 255
         (folder / "Annotations" / "MeViS_v9_2").mkdir(parents=True, exist_ok=True)
         Image.fromarray(mask, mode="L").save(folder / "Annotations" / "MeViS_v9_2" / f"{name}.png")
-    meta = {"videos": {"v9": {"source": "MeViS", "frames": names, "expressions": [
-        {"exp_id": 0, "obj_id": 2, "exp_text": "which box could hold plants?", "is_sent": True}]}}}
+    meta = {
+        "videos": {
+            "v9": {
+                "source": "MeViS",
+                "frames": names,
+                "expressions": [
+                    {"exp_id": 0, "obj_id": 2, "exp_text": "which box could hold plants?", "is_sent": True}
+                ],
+            }
+        }
+    }
     (folder / "meta_expressions.json").write_text(json.dumps(meta))
     return {"folder": folder, "green": [box_mask(moving_boxes(t)[1]) for t in range(frames)]}

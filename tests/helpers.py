@@ -11,7 +11,6 @@ import torch
 from hyperseg_lite.modeling.losses import SegmentationTarget
 from hyperseg_lite.prompts import class_prompt, referring_prompt, region_prompt
 
-
 ROOT = Path(__file__).resolve().parents[1]
 TOOL_FOLDERS = (ROOT / "tools", ROOT / "research" / "tools")  # user tools; one-off research diagnostics
 
@@ -30,8 +29,10 @@ def load_tool(name: str) -> ModuleType:
 def image_batch(processor, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Random images of odd sizes, prepared like the pipeline does."""
     gen = torch.Generator().manual_seed(seed)
-    prepared = [processor.prepare_image(torch.randint(0, 256, (37 + 9 * i, 53 - 5 * i, 3), generator=gen,
-                                                      dtype=torch.uint8)) for i in range(batch)]
+    prepared = [
+        processor.prepare_image(torch.randint(0, 256, (37 + 9 * i, 53 - 5 * i, 3), generator=gen, dtype=torch.uint8))
+        for i in range(batch)
+    ]
     return torch.stack([p.pixel_values for p in prepared]), torch.stack([p.global_pixel_values for p in prepared])
 
 
@@ -52,13 +53,15 @@ def encode_mixed(processor, kinds: list[str]) -> tuple[dict, list]:
             count = 1 + i % 2
             masks = torch.zeros(count, size, size, dtype=torch.bool)
             for r in range(count):
-                masks[r, 4 + 8 * r: 20 + 8 * r, 6:30] = True
+                masks[r, 4 + 8 * r : 20 + 8 * r, 6:30] = True
             encoded.append(processor.encode(region_prompt(count), num_regions=count))
             region_masks.append(masks)
     return processor.collate(encoded), region_masks
 
 
-def targets_for(batch: dict, region_masks: list, kinds: list[str], size: int, seed: int = 0) -> list[SegmentationTarget]:
+def targets_for(
+    batch: dict, region_masks: list, kinds: list[str], size: int, seed: int = 0
+) -> list[SegmentationTarget]:
     gen = torch.Generator().manual_seed(seed)
     targets = []
     for i, kind in enumerate(kinds):

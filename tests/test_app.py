@@ -64,8 +64,9 @@ def app_url(served):
     pipe, trained_on, caveat = served
     demo = build_demo(pipe, trained_on, caveat=caveat)
     port = free_port()
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                                                   quiet=True, share=False, ssr_mode=False)
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False
+    )
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -103,8 +104,11 @@ def test_class_threshold_slider_starts_at_the_models_own_value():
     slider = next(b for b in demo.blocks.values() if isinstance(b, gr.Slider) and b.label.startswith("Score"))
     mode = next(b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Mode")
     assert slider.value == 0.2 and mode.value == "panoptic"
-    on_mode = [f for f in demo.fns.values() if [c._id for c in f.inputs] == [mode._id]
-               and [c._id for c in f.outputs] == [slider._id]]
+    on_mode = [
+        f
+        for f in demo.fns.values()
+        if [c._id for c in f.inputs] == [mode._id] and [c._id for c in f.outputs] == [slider._id]
+    ]
     assert len(on_mode) == 1
     assert [on_mode[0].fn(m) for m in ("semantic", "instance", "panoptic")] == [0.4, 0.2, 0.2]
     examples = next(b for b in demo.blocks.values() if isinstance(b, gr.Dataset) and slider in b._components)
@@ -156,11 +160,17 @@ def test_video_prompts_on_a_later_frame_with_two_objects(ctx):
 
 
 def test_regions_json_gets_a_sentence_for_each_mistake():
-    for text, message in [("[1, 2, 3]", "must be a JSON object"), ('{"points": [1, 2]}', r"\[x, y\] pair"),
-                          ('[{"points": [[5, 5]], "labels": [5]}]', "1 \\(include\\) or 0"),
-                          ('[{"points": [[5, 5]], "labels": [0]}]', "only exclude points"),
-                          ('[{"box": [1, 2]}]', "four numbers"), ('[{"box": [1, 2, 3, NaN]}]', "finite number"),
-                          ("", "as JSON"), ("[", "must be JSON"), ('[{"circle": 3}]', "unknown keys")]:
+    for text, message in [
+        ("[1, 2, 3]", "must be a JSON object"),
+        ('{"points": [1, 2]}', r"\[x, y\] pair"),
+        ('[{"points": [[5, 5]], "labels": [5]}]', "1 \\(include\\) or 0"),
+        ('[{"points": [[5, 5]], "labels": [0]}]', "only exclude points"),
+        ('[{"box": [1, 2]}]', "four numbers"),
+        ('[{"box": [1, 2, 3, NaN]}]', "finite number"),
+        ("", "as JSON"),
+        ("[", "must be JSON"),
+        ('[{"circle": 3}]', "unknown keys"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_regions(text)
     assert len(parse_regions('{"points": [[1, 2]]}')) == 1
@@ -180,8 +190,9 @@ def test_the_phrase_naming_each_target_takes_its_colour():
     result = SegmentationResult("reasoning", "q", np.ones((1, 4, 4), bool), ["q"], np.array([0.8]), np.array([1]))
     pieces = highlighted_answer("The blue ring, because it is round.", "what could roll?", result)
     assert pieces[0] == ("The blue ring", "target 1") and pieces[1][1] is None
-    two = SegmentationResult("reasoning", "q", np.ones((2, 4, 4), bool), ["a", "b"], np.array([0.8, 0.7]),
-                             np.array([1, 2]))
+    two = SegmentationResult(
+        "reasoning", "q", np.ones((2, 4, 4), bool), ["a", "b"], np.array([0.8, 0.7]), np.array([1, 2])
+    )
     labelled = [p for p in highlighted_answer("The red star and the blue ring, as both shine.", "q", two) if p[1]]
     assert labelled == [("The red star", "target 1"), ("the blue ring", "target 2")]
     assert TARGET_COLOURS["target 1"] != TARGET_COLOURS["target 2"]
@@ -197,8 +208,9 @@ def test_a_user_error_is_one_log_line_and_one_sentence(caplog):
     with caplog.at_level(logging.WARNING, logger="hyperseg_lite.app"), pytest.raises(gr.Error) as raised:
         handler(1)
     assert raised.value.print_exception is False  # Gradio prints no traceback
-    assert [r.getMessage() for r in caplog.records] == ["user error: the box has zero area: drag a box at least 1 "
-                                                        "pixel wide and tall"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "user error: the box has zero area: drag a box at least 1 pixel wide and tall"
+    ]
 
 
 def test_gpu_decorator_is_a_no_op_off_spaces():
@@ -216,14 +228,21 @@ def test_gpu_decorator_is_a_no_op_off_spaces():
 def test_endpoints_have_named_parameters_and_optional_ones_are_optional(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/segment_classes", "/refer", "/reason", "/interactive", "/segment_video"}
-    params = {name: {p["parameter_name"]: p["parameter_has_default"] for p in e["parameters"]}
-              for name, e in endpoints.items()}
+    params = {
+        name: {p["parameter_name"]: p["parameter_has_default"] for p in e["parameters"]}
+        for name, e in endpoints.items()
+    }
     assert params["/segment_classes"] == {"image": False, "classes": True, "mode": True, "threshold": True}
     assert params["/refer"] == {"image": False, "expression": False, "threshold": True}
     assert params["/reason"] == {"image": False, "question": False, "explain": True, "threshold": True}
     assert params["/interactive"] == {"image": False, "regions": False}
-    assert params["/segment_video"] == {"video": False, "objects": True, "expression": True, "reasoning": True,
-                                        "threshold": True}
+    assert params["/segment_video"] == {
+        "video": False,
+        "objects": True,
+        "expression": True,
+        "reasoning": True,
+        "threshold": True,
+    }
 
 
 def check_annotated(output, size):
@@ -236,26 +255,32 @@ def test_every_tab_endpoint_answers(client, served):
 
     size = image_size(EXAMPLE)
     picture = handle_file(str(EXAMPLE))
-    annotated, summary, files = client.predict(image=picture, classes="circle, star, sky", mode="semantic",
-                                               threshold=0.0, api_name="/segment_classes")
+    annotated, summary, files = client.predict(
+        image=picture, classes="circle, star, sky", mode="semantic", threshold=0.0, api_name="/segment_classes"
+    )
     check_annotated(annotated, size)
     assert "Found" in summary and served[2] in summary and len(files) == 2  # the caveat under every result
     annotated, status, files = client.predict(image=picture, expression="the cup", threshold=0.0, api_name="/refer")
     check_annotated(annotated, size)
-    annotated, status, answer, files = client.predict(image=picture, question="what is hot?", threshold=0.0,
-                                                      api_name="/reason")
+    annotated, status, answer, files = client.predict(
+        image=picture, question="what is hot?", threshold=0.0, api_name="/reason"
+    )
     check_annotated(annotated, size)
     assert [a["label"] for a in annotated["annotations"]] == ["target 1"]
     annotated, status, files = client.predict(
-        image=picture, regions='[{"points": [[50, 60]], "labels": [1]}, {"box": [5, 5, 90, 80]}]',
-        api_name="/interactive")
+        image=picture,
+        regions='[{"points": [[50, 60]], "labels": [1]}, {"box": [5, 5, 90, 80]}]',
+        api_name="/interactive",
+    )
     assert len(annotated["annotations"]) == 2 and status.startswith("2 region")
     video, answer, status, files = client.predict(
-        video=handle_file(str(VIDEO)), objects='[{"frame": 5, "box": [12, 62, 68, 118]}]', api_name="/segment_video")
+        video=handle_file(str(VIDEO)), objects='[{"frame": 5, "box": [12, 62, 68, 118]}]', api_name="/segment_video"
+    )
     assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 0
     assert any(str(f).endswith(".zip") for f in files)
-    video, answer, status, files = client.predict(video=handle_file(str(VIDEO)), expression="the blue ring",
-                                                  api_name="/segment_video")
+    video, answer, status, files = client.predict(
+        video=handle_file(str(VIDEO)), expression="the blue ring", api_name="/segment_video"
+    )
     assert Path(video).stat().st_size > 0
 
 
@@ -279,20 +304,23 @@ def bad_files(folder: Path) -> dict[str, Path]:
     return {name: folder / name for name in files}
 
 
-@pytest.mark.parametrize("kwargs, api_name, message", [
-    ({"expression": "   "}, "/refer", "empty"),
-    ({"question": ""}, "/reason", "empty"),
-    ({"classes": ",,", "mode": "panoptic"}, "/segment_classes", "named no class"),
-    ({"classes": "circle", "mode": "everything"}, "/segment_classes", "must be one of"),
-    ({"expression": "cup", "threshold": "high"}, "/refer", "must be a number"),
-    ({"expression": "cup", "threshold": 7}, "/refer", "between 0 and 1"),
-    ({"regions": '[{"points": [[5000, 5]], "labels": [1]}]'}, "/interactive", "outside"),
-    ({"regions": '[{"box": [5, 5, 5, 40]}]'}, "/interactive", "zero area"),
-    ({"regions": "not json"}, "/interactive", "JSON"),
-    ({"regions": "[1, 2, 3]"}, "/interactive", "JSON object"),
-    ({"regions": '{"points": [1, 2]}'}, "/interactive", "pair"),
-    ({"regions": '[{"points": [[5, 5]], "labels": [5]}]'}, "/interactive", "1 \\(include\\) or 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, api_name, message",
+    [
+        ({"expression": "   "}, "/refer", "empty"),
+        ({"question": ""}, "/reason", "empty"),
+        ({"classes": ",,", "mode": "panoptic"}, "/segment_classes", "named no class"),
+        ({"classes": "circle", "mode": "everything"}, "/segment_classes", "must be one of"),
+        ({"expression": "cup", "threshold": "high"}, "/refer", "must be a number"),
+        ({"expression": "cup", "threshold": 7}, "/refer", "between 0 and 1"),
+        ({"regions": '[{"points": [[5000, 5]], "labels": [1]}]'}, "/interactive", "outside"),
+        ({"regions": '[{"box": [5, 5, 5, 40]}]'}, "/interactive", "zero area"),
+        ({"regions": "not json"}, "/interactive", "JSON"),
+        ({"regions": "[1, 2, 3]"}, "/interactive", "JSON object"),
+        ({"regions": '{"points": [1, 2]}'}, "/interactive", "pair"),
+        ({"regions": '[{"points": [[5, 5]], "labels": [5]}]'}, "/interactive", "1 \\(include\\) or 0"),
+    ],
+)
 def test_bad_input_gives_the_intended_message(client, kwargs, api_name, message):
     from gradio_client import handle_file
 
@@ -316,8 +344,9 @@ def test_video_needs_objects_or_an_expression(client):
     with pytest.raises(Exception, match="either objects"):
         client.predict(video=handle_file(str(VIDEO)), api_name="/segment_video")
     with pytest.raises(Exception, match="frame must be"):
-        client.predict(video=handle_file(str(VIDEO)), objects='[{"frame": -1, "box": [1, 1, 9, 9]}]',
-                       api_name="/segment_video")
+        client.predict(
+            video=handle_file(str(VIDEO)), objects='[{"frame": -1, "box": [1, 1, 9, 9]}]', api_name="/segment_video"
+        )
 
 
 def test_two_concurrent_clients_get_their_own_results(app_url, tmp_path):
@@ -328,8 +357,12 @@ def test_two_concurrent_clients_get_their_own_results(app_url, tmp_path):
 
     def ask(name):
         path = tmp_path / f"{name}.png"
-        Image.fromarray((np.random.default_rng(len(name)).random((*sizes[name][::-1], 3)) * 255).astype(np.uint8)).save(path)
-        annotated, _, _ = Client(app_url, verbose=False).predict(handle_file(str(path)), "the thing", 0.0, api_name="/refer")
+        Image.fromarray((np.random.default_rng(len(name)).random((*sizes[name][::-1], 3)) * 255).astype(np.uint8)).save(
+            path
+        )
+        annotated, _, _ = Client(app_url, verbose=False).predict(
+            handle_file(str(path)), "the thing", 0.0, api_name="/refer"
+        )
         outputs[name] = image_size(annotated["image"])
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in sizes]
@@ -342,7 +375,9 @@ def test_two_concurrent_clients_get_their_own_results(app_url, tmp_path):
 
 # ---------------------------------------------------------------- real browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -355,8 +390,15 @@ def shots(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser_page(app_url):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -373,11 +415,13 @@ def upload(page, elem_id, path):
 def wait_text(page, elem_id, text, timeout=60_000):
     """Wait until element ``elem_id`` shows ``text``; its text then (and in the failure message if it never does)."""
     try:
-        page.wait_for_function(f"(document.querySelector('#{elem_id}')?.innerText || '').includes({json.dumps(text)})",
-                               timeout=timeout)
+        page.wait_for_function(
+            f"(document.querySelector('#{elem_id}')?.innerText || '').includes({json.dumps(text)})", timeout=timeout
+        )
     except Exception as error:  # noqa: BLE001 - re-raised with what the page showed instead
-        raise AssertionError(f"#{elem_id} never showed {text!r}; it shows {page.locator(f'#{elem_id}').inner_text()!r}"
-                             ) from error
+        raise AssertionError(
+            f"#{elem_id} never showed {text!r}; it shows {page.locator(f'#{elem_id}').inner_text()!r}"
+        ) from error
     return page.locator(f"#{elem_id}").inner_text()
 
 
@@ -390,8 +434,9 @@ def click_image(page, elem_id, x, y, size):
     image.click(position={"x": x * box["width"] / size[0], "y": y * box["height"] / size[1]})
     # every click redraws the canvas: wait for the new picture, so the next click lands on it
     try:
-        page.wait_for_function(f"document.querySelector('#{elem_id} img')?.src !== {json.dumps(before)}",
-                               timeout=60_000)
+        page.wait_for_function(
+            f"document.querySelector('#{elem_id} img')?.src !== {json.dumps(before)}", timeout=60_000
+        )
     except Exception as error:  # noqa: BLE001
         page.screenshot(path="/tmp/click_failure.png", full_page=True)
         status = page.locator(f"#{elem_id.replace('canvas', 'status')}").inner_text()
@@ -476,8 +521,9 @@ def test_video_tab_two_objects_on_a_later_frame(browser_page, shots):
     frame = page.locator("#video-frame input[type=number]")
     frame.fill("8")
     frame.press("Enter")
-    page.wait_for_function(f"document.querySelector('#video-canvas img')?.src !== {json.dumps(first_frame)}",
-                           timeout=60_000)  # frame 8 shown
+    page.wait_for_function(
+        f"document.querySelector('#video-canvas img')?.src !== {json.dumps(first_frame)}", timeout=60_000
+    )  # frame 8 shown
     height, width = read_frame(str(VIDEO), 0).shape[:2]
     size = (width, height)
     click_image(page, "video-canvas", size[0] * 0.45, size[1] * 0.6, size)

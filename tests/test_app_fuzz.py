@@ -42,8 +42,9 @@ def client():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                                                   quiet=True, share=False, ssr_mode=False)
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False, ssr_mode=False
+    )
     yield Client(f"http://127.0.0.1:{port}/", verbose=False)
     demo.close()
 
@@ -108,18 +109,40 @@ def endpoint_calls(fuzz: Fuzzer) -> list[tuple[str, dict]]:
     calls = []
     for _ in range(FUZZ_CASES):
         calls += [
-            ("/segment_classes", {"image": fuzz.file(IMAGE), "classes": fuzz.text(),
-                                  "mode": fuzz.rng.choice(["panoptic", "semantic", "instance", fuzz.string()]),
-                                  "threshold": fuzz.number()}),
+            (
+                "/segment_classes",
+                {
+                    "image": fuzz.file(IMAGE),
+                    "classes": fuzz.text(),
+                    "mode": fuzz.rng.choice(["panoptic", "semantic", "instance", fuzz.string()]),
+                    "threshold": fuzz.number(),
+                },
+            ),
             ("/refer", {"image": fuzz.file(IMAGE), "expression": fuzz.text(), "threshold": fuzz.number()}),
-            ("/reason", {"image": fuzz.file(IMAGE), "question": fuzz.text(), "explain": fuzz.flag(),
-                         "threshold": fuzz.number()}),
+            (
+                "/reason",
+                {
+                    "image": fuzz.file(IMAGE),
+                    "question": fuzz.text(),
+                    "explain": fuzz.flag(),
+                    "threshold": fuzz.number(),
+                },
+            ),
             ("/interactive", {"image": fuzz.file(IMAGE), "regions": fuzz.text()}),
         ]
     for _ in range(max(2, FUZZ_CASES // 2)):  # videos cost more per request
-        calls.append(("/segment_video", {"video": fuzz.file(VIDEO), "objects": fuzz.text(),
-                                         "expression": fuzz.rng.choice([None, fuzz.string()]),
-                                         "reasoning": fuzz.flag(), "threshold": fuzz.number()}))
+        calls.append(
+            (
+                "/segment_video",
+                {
+                    "video": fuzz.file(VIDEO),
+                    "objects": fuzz.text(),
+                    "expression": fuzz.rng.choice([None, fuzz.string()]),
+                    "reasoning": fuzz.flag(),
+                    "threshold": fuzz.number(),
+                },
+            )
+        )
     return calls
 
 
@@ -142,7 +165,8 @@ def test_every_endpoint_answers_random_input_with_a_sentence_and_stays_up(client
     assert not failures, "requests without a clear message:\n" + "\n".join(failures)
     assert refused > 0 and answered + refused == 4 * FUZZ_CASES + max(2, FUZZ_CASES // 2)
     # still alive and still right
-    annotated, _, _ = client.predict(image=handle_file(str(IMAGE)), expression="the cup", threshold=0.0,
-                                     api_name="/refer")
+    annotated, _, _ = client.predict(
+        image=handle_file(str(IMAGE)), expression="the cup", threshold=0.0, api_name="/refer"
+    )
     assert annotated["annotations"]
     assert time.perf_counter() - began < 60

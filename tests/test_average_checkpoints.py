@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
+from helpers import load_tool
 from safetensors.torch import load_file, save_file
 
 from hyperseg_lite import build_random_model
 from hyperseg_lite.loading import load_model
 from hyperseg_lite.training.shape_auxiliary import SHAPE_HEAD_FILE
-
-from helpers import load_tool
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +37,9 @@ def test_the_mean_loads_and_holds_the_weighted_mean_of_every_parameter(tool, tmp
     differing = [n for n in first if first[n].is_floating_point() and not torch.equal(first[n], second[n])]
     assert differing  # two seeds: the test would prove nothing if the weights were equal
     for name in first:
-        expected = 0.75 * first[name].float() + 0.25 * second[name].float() if first[name].is_floating_point() \
-            else first[name]
+        expected = (
+            0.75 * first[name].float() + 0.25 * second[name].float() if first[name].is_floating_point() else first[name]
+        )
         torch.testing.assert_close(mean[name].float(), expected.float())
     head = load_file(out / SHAPE_HEAD_FILE)["classifier.weight"]
     torch.testing.assert_close(head, torch.full((3, 4), 0.25))

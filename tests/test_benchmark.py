@@ -11,9 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_fixtures import (
+    write_ade,
+    write_coco_panoptic,
+    write_davis,
+    write_reasonseg,
+    write_refcoco,
+    write_revos,
+    write_youtube_vos,
+)
 
-from benchmark_fixtures import (write_ade, write_coco_panoptic, write_davis, write_reasonseg, write_refcoco,
-                                write_revos, write_youtube_vos)
 from hyperseg_lite import benchmark, evaluate
 from hyperseg_lite.benchmarks_data import COCOPanopticReader, scoring
 
@@ -27,10 +34,13 @@ def run(args, out) -> dict:
 
 def test_world_tasks_reproduce_evaluate_exactly(tmp_path):
     tasks = ["referring", "semantic", "panoptic", "vos"]  # every kind of sum: pixels, per class, PQ, J and F
-    expected = evaluate.run(evaluate.EMBEDDED_CHECKPOINT, "test", 0, tasks, samples=2, video_samples=2,
-                            clip_length=(3, 3))["tasks"]
-    got = run(["--task", *(f"world-{t}" for t in tasks), "--split", "test", "--samples", "2", "--clip-length", "3", "3"],
-              tmp_path)
+    expected = evaluate.run(
+        evaluate.EMBEDDED_CHECKPOINT, "test", 0, tasks, samples=2, video_samples=2, clip_length=(3, 3)
+    )["tasks"]
+    got = run(
+        ["--task", *(f"world-{t}" for t in tasks), "--split", "test", "--samples", "2", "--clip-length", "3", "3"],
+        tmp_path,
+    )
     for task in tasks:
         ours = got[f"world-{task}"]["metrics"]
         for key, value in expected[task].items():
@@ -42,11 +52,13 @@ def test_world_tasks_reproduce_evaluate_exactly(tmp_path):
 def test_every_image_format_runs_end_to_end_with_the_paper_beside_ours(tmp_path, capsys):
     refcoco, reasonseg = write_refcoco(tmp_path), write_reasonseg(tmp_path)
     coco, ade = write_coco_panoptic(tmp_path), write_ade(tmp_path)
-    reports = {**run(["--task", "refcoco", "--data", str(refcoco["folder"])], tmp_path / "out"),
-               **run(["--task", "grefcoco", "--data", str(refcoco["folder"])], tmp_path / "out"),
-               **run(["--task", "reasonseg", "--data", str(reasonseg["folder"])], tmp_path / "out"),
-               **run(["--task", "coco-panoptic", "--data", str(coco["folder"]), "--limit", "2"], tmp_path / "out"),
-               **run(["--task", "ade20k", "--data", str(ade["folder"])], tmp_path / "out")}
+    reports = {
+        **run(["--task", "refcoco", "--data", str(refcoco["folder"])], tmp_path / "out"),
+        **run(["--task", "grefcoco", "--data", str(refcoco["folder"])], tmp_path / "out"),
+        **run(["--task", "reasonseg", "--data", str(reasonseg["folder"])], tmp_path / "out"),
+        **run(["--task", "coco-panoptic", "--data", str(coco["folder"]), "--limit", "2"], tmp_path / "out"),
+        **run(["--task", "ade20k", "--data", str(ade["folder"])], tmp_path / "out"),
+    }
     assert reports["refcoco"]["metrics"]["samples"] == 3
     assert reports["refcoco"]["paper"]["cIoU"]["value"] == 84.8  # from benchmarks_data/paper_results.json
     assert reports["grefcoco"]["metrics"]["samples"] == 3 and "no_target_accuracy" in reports["grefcoco"]["metrics"]
@@ -61,10 +73,16 @@ def test_every_image_format_runs_end_to_end_with_the_paper_beside_ours(tmp_path,
 
 
 def test_video_formats_run_end_to_end(tmp_path):
-    davis, ytvos, revos = write_davis(tmp_path, frames=3), write_youtube_vos(tmp_path, frames=3), write_revos(tmp_path, frames=2)
-    reports = {**run(["--task", "davis17", "--data", str(davis["folder"])], tmp_path / "out"),
-               **run(["--task", "youtube-vos", "--data", str(ytvos["folder"]), "--split", "train"], tmp_path / "out"),
-               **run(["--task", "revos", "--data", str(revos["folder"]), "--split", "valid"], tmp_path / "out")}
+    davis, ytvos, revos = (
+        write_davis(tmp_path, frames=3),
+        write_youtube_vos(tmp_path, frames=3),
+        write_revos(tmp_path, frames=2),
+    )
+    reports = {
+        **run(["--task", "davis17", "--data", str(davis["folder"])], tmp_path / "out"),
+        **run(["--task", "youtube-vos", "--data", str(ytvos["folder"]), "--split", "train"], tmp_path / "out"),
+        **run(["--task", "revos", "--data", str(revos["folder"]), "--split", "valid"], tmp_path / "out"),
+    }
     assert reports["davis17"]["metrics"]["samples"] == 1  # one sequence; its middle frame scored, 2 objects
     assert 0.0 <= reports["davis17"]["metrics"]["J&F"] <= 1.0
     assert 0.0 <= reports["youtube-vos"]["metrics"]["J&F"] <= 1.0
@@ -96,8 +114,9 @@ def test_a_missing_folder_is_one_line_and_exit_status_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         benchmark.main(["--task", "reasonseg", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'nowhere' / 'val'} is not a folder; --data is the "
-                                               "ReasonSeg folder holding val/")
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'nowhere' / 'val'} is not a folder; --data is the ReasonSeg folder holding val/"
+    )
 
 
 def test_two_accelerate_processes_score_bit_for_bit_like_one(tmp_path):
@@ -107,10 +126,34 @@ def test_two_accelerate_processes_score_bit_for_bit_like_one(tmp_path):
     args = ["--task", "grefcoco", "world-panoptic", "--data", str(refcoco["folder"]), "--samples", "4", "--no-progress"]
     single = run(args, tmp_path / "one")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "--main_process_port", "29571", "-m", "hyperseg_lite.benchmark", *args,
-                          "--out", str(tmp_path / "two")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29571",
+            "-m",
+            "hyperseg_lite.benchmark",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     for task in ("grefcoco", "world-panoptic"):
         double = json.loads((tmp_path / "two" / f"{task}-val.json").read_text())
@@ -134,6 +177,7 @@ def test_a_killed_run_resumes_and_scores_only_what_is_missing(tmp_path, monkeypa
                 raise KeyboardInterrupt  # as a killed job
             scored.append(1)
             return score(sample)
+
         built.score = counted
         return built
 

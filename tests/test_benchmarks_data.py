@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from benchmark_fixtures import (
+    H,
+    W,
+    write_ade,
+    write_coco_panoptic,
+    write_davis,
+    write_pascal_context,
+    write_pascal_voc,
+    write_reasonseg,
+    write_reasonvos,
+    write_ref_youtube_vos,
+    write_refcoco,
+    write_revos,
+    write_youtube_vos,
+)
 
-from benchmark_fixtures import (H, W, write_ade, write_coco_panoptic, write_davis, write_pascal_context,
-                                write_pascal_voc, write_reasonseg, write_reasonvos, write_ref_youtube_vos,
-                                write_refcoco, write_revos, write_youtube_vos)
-from hyperseg_lite.benchmarks_data import (BenchmarkDataError, COCOPanopticReader, ReasonSegReader, RefCOCOReader,
-                                           RefVOSReader, SemanticReader, VOSReader)
+from hyperseg_lite.benchmarks_data import (
+    BenchmarkDataError,
+    COCOPanopticReader,
+    ReasonSegReader,
+    RefCOCOReader,
+    RefVOSReader,
+    SemanticReader,
+    VOSReader,
+)
 
 
 def test_refcoco_reads_one_sample_per_sentence_with_polygon_and_rle_masks(tmp_path):

@@ -1,17 +1,18 @@
-"""research/tools/choice_weights.py: each row is what the evaluation scores with that weight, and 0 is the release's rule."""
+"""research/tools/choice_weights.py: each row is what the evaluation scores with that weight.
+
+0 is the release's rule."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from helpers import load_tool
 
 from hyperseg_lite import build_random_model
 from hyperseg_lite.data.world import World
 from hyperseg_lite.evaluation.tasks import evaluate_interactive, evaluate_vis, evaluate_vos
 from hyperseg_lite.pipeline import HyperSegPipeline
-
-from helpers import load_tool
 
 
 def test_rows_match_the_evaluation_at_each_weight(tmp_path):
@@ -21,11 +22,33 @@ def test_rows_match_the_evaluation_at_each_weight(tmp_path):
     loaded.model.save_pretrained(folder)
     loaded.tokenizer.save_pretrained(folder)
     out = tmp_path / "weights.json"
-    rows = tool.main(["--checkpoint", str(folder), "--seeds", "0", "--prompt-weights", "0", "10",
-                      "--tracking-weights", "0", "--track-rules", "match-classes", "--samples", "2", "--clips", "1",
-                      "--json", str(out)])
-    assert [(r["weight"], r["value"]) for r in rows] == [("prompt", 0.0), ("prompt", 10.0), ("tracking", 0.0),
-                                                         ("track_rule", "match-classes")]
+    rows = tool.main(
+        [
+            "--checkpoint",
+            str(folder),
+            "--seeds",
+            "0",
+            "--prompt-weights",
+            "0",
+            "10",
+            "--tracking-weights",
+            "0",
+            "--track-rules",
+            "match-classes",
+            "--samples",
+            "2",
+            "--clips",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
+    assert [(r["weight"], r["value"]) for r in rows] == [
+        ("prompt", 0.0),
+        ("prompt", 10.0),
+        ("tracking", 0.0),
+        ("track_rule", "match-classes"),
+    ]
     assert json.loads(out.read_text())["rows"] == rows
     world = World("val", 0, image_size=loaded.model.config.image_size)
     release = HyperSegPipeline(loaded, prompt_overlap_weight=0.0, tracking_overlap_weight=0.0)

@@ -6,14 +6,13 @@ import json
 import shutil
 
 import pytest
+from helpers import load_tool
 
 from hyperseg_lite import build_random_model
 from hyperseg_lite.data.world import World
 from hyperseg_lite.evaluation.tasks import evaluate_panoptic, evaluate_semantic
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT, load_model
 from hyperseg_lite.pipeline import HyperSegPipeline
-
-from helpers import load_tool
 
 
 @pytest.fixture(scope="module")
@@ -44,5 +43,7 @@ def test_prints_a_table_and_writes_the_best_values_into_the_checkpoint(tool, tmp
     assert best["semantic_threshold"] in tool.CANDIDATES and best["segment_threshold"] in tool.CANDIDATES
     assert "| threshold | semantic mIoU | PQ |" in capsys.readouterr().out
     config = load_model(checkpoint).model.config  # the edited config still loads, with the chosen values
-    assert (config.semantic_threshold, config.segment_threshold) == (best["semantic_threshold"],
-                                                                     best["segment_threshold"])
+    assert (config.semantic_threshold, config.segment_threshold) == (
+        best["semantic_threshold"],
+        best["segment_threshold"],
+    )

@@ -50,22 +50,67 @@ def tiny_official_config() -> HyperSegConfig:
     tokenizer = build_byte_tokenizer()
     return HyperSegConfig(
         preset="tiny-official",
-        text_config=dict(model_type="phi", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, vocab_size=272, partial_rotary_factor=0.4,
-                         layer_norm_eps=1e-5, hidden_act="gelu_new", max_position_embeddings=2048,
-                         tie_word_embeddings=False, rope_theta=10000.0),
-        vision_config=dict(model_type="siglip_vision_model", hidden_size=72, intermediate_size=96, num_hidden_layers=2,
-                           num_attention_heads=1, image_size=56, patch_size=14, vision_use_head=False),
-        pyramid_config=dict(model_type="swin", image_size=1024, embed_dim=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
-                            window_size=12, out_features=["stage1", "stage2", "stage3", "stage4"]),
+        text_config=dict(
+            model_type="phi",
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            vocab_size=272,
+            partial_rotary_factor=0.4,
+            layer_norm_eps=1e-5,
+            hidden_act="gelu_new",
+            max_position_embeddings=2048,
+            tie_word_embeddings=False,
+            rope_theta=10000.0,
+        ),
+        vision_config=dict(
+            model_type="siglip_vision_model",
+            hidden_size=72,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=1,
+            image_size=56,
+            patch_size=14,
+            vision_use_head=False,
+        ),
+        pyramid_config=dict(
+            model_type="swin",
+            image_size=1024,
+            embed_dim=32,
+            depths=[1, 1, 2, 1],
+            num_heads=[1, 2, 4, 8],
+            window_size=12,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        ),
         perceiver_config=dict(num_latents=8, hidden_size=64, num_layers=3, num_heads=1, head_dim=64, ff_mult=4),
-        decoder_config=dict(hidden_dim=32, num_queries=6, num_heads=8, dim_feedforward=64, num_layers=3, mask_dim=32,
-                            pixel_decoder_layers=1, pixel_decoder_ffn=64, num_points=4, num_groups=32),
-        image_size=1024, seg_token_id=tokenizer.convert_tokens_to_ids("[SEG]"))
+        decoder_config=dict(
+            hidden_dim=32,
+            num_queries=6,
+            num_heads=8,
+            dim_feedforward=64,
+            num_layers=3,
+            mask_dim=32,
+            pixel_decoder_layers=1,
+            pixel_decoder_ffn=64,
+            num_points=4,
+            num_groups=32,
+        ),
+        image_size=1024,
+        seg_token_id=tokenizer.convert_tokens_to_ids("[SEG]"),
+    )
 
 
-LLM_PREFIXES = ("model.layers.", "model.embed_tokens", "model.final_layernorm", "lm_head", "model.vision_tower.",
-                "model.mm_projector", "region_projector")  # stored in fp16 in the release (see the .md)
+LLM_PREFIXES = (
+    "model.layers.",
+    "model.embed_tokens",
+    "model.final_layernorm",
+    "lm_head",
+    "model.vision_tower.",
+    "model.mm_projector",
+    "region_projector",
+)  # stored in fp16 in the release (see the .md)
 
 
 def write_official(folder: Path, model: HyperSegForSegmentation, official_vocab: int) -> dict[str, torch.Tensor]:
@@ -75,10 +120,13 @@ def write_official(folder: Path, model: HyperSegForSegmentation, official_vocab:
     swin_layers = model.config.pyramid_config.depths
     for stage, depth in enumerate(swin_layers):  # the release saves these buffers too
         for block in range(depth):
-            tensors[f"model.vision_tower_mask.layers.{stage}.blocks.{block}.attn.relative_position_index"] = \
+            tensors[f"model.vision_tower_mask.layers.{stage}.blocks.{block}.attn.relative_position_index"] = (
                 torch.zeros(144, 144, dtype=torch.int64)
-    tensors = {k: (v.half() if k.startswith(LLM_PREFIXES) and v.is_floating_point() else v).contiguous()
-               for k, v in tensors.items()}
+            )
+    tensors = {
+        k: (v.half() if k.startswith(LLM_PREFIXES) and v.is_floating_point() else v).contiguous()
+        for k, v in tensors.items()
+    }
     names = sorted(tensors)
     half = len(names) // 2
     shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
@@ -87,13 +135,27 @@ def write_official(folder: Path, model: HyperSegForSegmentation, official_vocab:
     index = {"metadata": {}, "weight_map": {k: f for f, keys in shards.items() for k in keys}}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     text = model.config.text_config
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "mipha_phi", "architectures": ["HyperSeg"], "hidden_size": text.hidden_size,
-        "intermediate_size": text.intermediate_size, "num_hidden_layers": text.num_hidden_layers,
-        "num_attention_heads": text.num_attention_heads, "partial_rotary_factor": 0.4, "layer_norm_eps": 1e-5,
-        "hidden_act": "gelu_new", "vocab_size": official_vocab, "mm_vision_tower": "tiny-test-siglip",
-        "mm_projector_type": "mlp2x_gelu", "swin_type": "base", "mask_decode_train": True,
-        "torch_dtype": "float16"}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "mipha_phi",
+                "architectures": ["HyperSeg"],
+                "hidden_size": text.hidden_size,
+                "intermediate_size": text.intermediate_size,
+                "num_hidden_layers": text.num_hidden_layers,
+                "num_attention_heads": text.num_attention_heads,
+                "partial_rotary_factor": 0.4,
+                "layer_norm_eps": 1e-5,
+                "hidden_act": "gelu_new",
+                "vocab_size": official_vocab,
+                "mm_vision_tower": "tiny-test-siglip",
+                "mm_projector_type": "mlp2x_gelu",
+                "swin_type": "base",
+                "mask_decode_train": True,
+                "torch_dtype": "float16",
+            }
+        )
+    )
     tokenizer = build_byte_tokenizer()
     tokenizer.save_pretrained(folder)
     (folder / "added_tokens.json").write_text(json.dumps({"[SEG]": tokenizer.convert_tokens_to_ids("[SEG]")}))
@@ -216,11 +278,15 @@ def test_extra_tensors_are_reported_and_ignored(official_folder, tmp_path, capsy
     folder, reference = official_folder
     extra = rewritten(folder, tmp_path / "extra", lambda t: {**t, "model.some_new_module.weight": torch.zeros(3)})
     convert_main([str(extra), str(tmp_path / "ours")])
-    assert "note: ignored 1 tensor(s) the official layout does not have: 'model.some_new_module.weight'" in capsys.readouterr().out
+    assert (
+        "note: ignored 1 tensor(s) the official layout does not have: 'model.some_new_module.weight'"
+        in capsys.readouterr().out
+    )
     assert "model.some_new_module.weight" in (tmp_path / "ours" / "CONVERTED_FROM.txt").read_text()
     loaded = load_model(tmp_path / "ours", precision="fp32", device_map="cpu")
-    assert torch.allclose(query(loaded.model, loaded.processor).pred_masks,
-                          query(reference, loaded.processor).pred_masks, atol=1e-5)
+    assert torch.allclose(
+        query(loaded.model, loaded.processor).pred_masks, query(reference, loaded.processor).pred_masks, atol=1e-5
+    )
 
 
 def test_command_line_writes_our_format(official_folder, tmp_path):
@@ -229,8 +295,9 @@ def test_command_line_writes_our_format(official_folder, tmp_path):
     assert (tmp_path / "ours" / "config.json").exists()
     assert json.loads((tmp_path / "ours" / "config.json").read_text())["model_type"] == "hyperseg_lite"
     loaded = load_model(tmp_path / "ours", precision="fp32", device_map="cpu")
-    assert torch.allclose(query(loaded.model, loaded.processor).pred_masks,
-                          query(reference, loaded.processor).pred_masks, atol=1e-5)
+    assert torch.allclose(
+        query(loaded.model, loaded.processor).pred_masks, query(reference, loaded.processor).pred_masks, atol=1e-5
+    )
 
 
 def test_offline_hub_without_cache_names_the_fallback(tmp_path, monkeypatch):

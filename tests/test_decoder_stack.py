@@ -9,8 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hyperseg_lite.modeling.deformable_attention import (MultiScaleDeformableAttention, deformable_sample,
-                                                         deformable_sample_gather, deformable_sample_grid)
+from hyperseg_lite.modeling.deformable_attention import (
+    MultiScaleDeformableAttention,
+    deformable_sample,
+    deformable_sample_gather,
+    deformable_sample_grid,
+)
 from hyperseg_lite.modeling.mask_decoder import MaskDecoder
 from hyperseg_lite.modeling.pixel_decoder import DeformableEncoder, PixelDecoder
 from hyperseg_lite.modeling.position_encoding import sine_position_embedding
@@ -39,19 +43,23 @@ def features(batch: int = 2, size: int = 64, seed: int = 0) -> list[torch.Tensor
 
 def build(seed: int = 0) -> tuple[PixelDecoder, MaskDecoder]:
     torch.manual_seed(seed)
-    pixel = PixelDecoder(CHANNELS, conv_dim=HIDDEN, mask_dim=HIDDEN, num_heads=4, dim_feedforward=64,
-                         num_encoder_layers=2, num_groups=8)
-    decoder = MaskDecoder(hidden_dim=HIDDEN, num_queries=QUERIES, num_heads=4, dim_feedforward=64, num_layers=3,
-                          mask_dim=HIDDEN)
+    pixel = PixelDecoder(
+        CHANNELS, conv_dim=HIDDEN, mask_dim=HIDDEN, num_heads=4, dim_feedforward=64, num_encoder_layers=2, num_groups=8
+    )
+    decoder = MaskDecoder(
+        hidden_dim=HIDDEN, num_queries=QUERIES, num_heads=4, dim_feedforward=64, num_layers=3, mask_dim=HIDDEN
+    )
     return pixel.eval(), decoder.eval()
 
 
 def prompts(batch: int = 2, seed: int = 1) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {"queries": torch.randn(batch, QUERIES, HIDDEN, generator=gen),
-            "refer_embeddings": torch.randn(batch, 1, HIDDEN, generator=gen),
-            "class_embeddings": torch.randn(batch, 3, HIDDEN, generator=gen),
-            "region_embeddings": torch.randn(batch, 2, HIDDEN, generator=gen)}
+    return {
+        "queries": torch.randn(batch, QUERIES, HIDDEN, generator=gen),
+        "refer_embeddings": torch.randn(batch, 1, HIDDEN, generator=gen),
+        "class_embeddings": torch.randn(batch, 3, HIDDEN, generator=gen),
+        "region_embeddings": torch.randn(batch, 2, HIDDEN, generator=gen),
+    }
 
 
 def test_shapes_for_every_prompt_kind():
@@ -60,7 +68,11 @@ def test_shapes_for_every_prompt_kind():
         mask_features, scales = pixel(features())
         out = decoder(scales, mask_features, **prompts(), predict_boxes=True, return_intermediate_masks=True)
     assert mask_features.shape == (2, HIDDEN, 16, 16)
-    assert [tuple(s.shape) for s in scales] == [(2, HIDDEN, 2, 2), (2, HIDDEN, 4, 4), (2, HIDDEN, 8, 8)]  # strides 32..8
+    assert [tuple(s.shape) for s in scales] == [
+        (2, HIDDEN, 2, 2),
+        (2, HIDDEN, 4, 4),
+        (2, HIDDEN, 8, 8),
+    ]  # strides 32..8
     assert out.pred_masks.shape == (2, QUERIES, 16, 16)
     assert out.refer_logits.shape == (2, QUERIES, 1)
     assert out.class_logits.shape == (2, QUERIES, 3)
@@ -124,7 +136,9 @@ def naive_deformable(value, shapes, locations, weights) -> torch.Tensor:
                     grid = per_level[level][b, :, m].T.reshape(dim, h, w)
                     for p in range(locations.shape[4]):
                         x, y = locations[b, q, m, level, p].tolist()
-                        out[b, q, m * dim:(m + 1) * dim] += weights[b, q, m, level, p].item() * naive_bilinear(grid, x, y)
+                        out[b, q, m * dim : (m + 1) * dim] += weights[b, q, m, level, p].item() * naive_bilinear(
+                            grid, x, y
+                        )
     return out
 
 
@@ -226,8 +240,12 @@ def test_gradients_reach_every_used_parameter(predict_boxes):
         loss = loss + out.pred_boxes.sum()
     loss.backward()
     unused = UNUSED if predict_boxes else UNUSED + ("box_embed",)
-    dead = [name for module in (pixel, decoder) for name, p in module.named_parameters()
-            if (p.grad is None or not p.grad.abs().sum() > 0) and not name.startswith(unused)]
+    dead = [
+        name
+        for module in (pixel, decoder)
+        for name, p in module.named_parameters()
+        if (p.grad is None or not p.grad.abs().sum() > 0) and not name.startswith(unused)
+    ]
     assert not dead, dead
     assert all(p.grad is None for name, p in decoder.named_parameters() if name.startswith(unused))
 
@@ -241,8 +259,13 @@ def test_an_empty_mask_attends_everywhere():
         decoder.mask_embed.layers[-1].weight.zero_()
         decoder.mask_embed.layers[-1].bias.fill_(1.0)  # mask logits = sum of mask_features over channels
         ones = torch.ones(2, HIDDEN, 16, 16)
-        empty = decoder(scales, -ones, inputs["queries"], refer_embeddings=inputs["refer_embeddings"],
-                        return_intermediate_masks=True)
+        empty = decoder(
+            scales,
+            -ones,
+            inputs["queries"],
+            refer_embeddings=inputs["refer_embeddings"],
+            return_intermediate_masks=True,
+        )
         full = decoder(scales, ones, inputs["queries"], refer_embeddings=inputs["refer_embeddings"])
         half = ones.clone()
         half[..., :8] = -1

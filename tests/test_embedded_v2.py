@@ -18,6 +18,7 @@ from hyperseg_lite.pretrain_vision import main as pretrain_vision
 from hyperseg_lite.subword_tokenizer import real_word_fraction, train_subword_tokenizer, world_texts
 from hyperseg_lite.training.vision_targets import STUFF_COLOUR, dense_targets
 
+
 @pytest.mark.parametrize("kind", ["resnet", "convnext"])
 def test_conv_encoders_run_every_prompt_family(kind):
     loaded = build_random_model("tiny2", pyramid_config=conv_encoder_config(kind, [8, 16, 16, 32], [1, 1, 1, 1], 64))
@@ -25,9 +26,15 @@ def test_conv_encoders_run_every_prompt_family(kind):
     assert config.num_global_tokens == (32 // 16) ** 2 == loaded.processor.num_image_tokens
     batch, regions = encode_mixed(loaded.processor, ["referring", "class", "region"])
     pixels, global_pixels = image_batch(loaded.processor, 3)
-    out = loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=pixels,
-                       global_pixel_values=global_pixels, class_spans=batch["class_spans"],
-                       refer_mask=batch["refer_mask"], region_masks=regions)
+    out = loaded.model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        pixel_values=pixels,
+        global_pixel_values=global_pixels,
+        class_spans=batch["class_spans"],
+        refer_mask=batch["refer_mask"],
+        region_masks=regions,
+    )
     assert out.pred_masks.shape[-1] == 64 // 4 and torch.isfinite(out.pred_masks).all()
 
 
@@ -66,8 +73,24 @@ def test_dense_targets_follow_the_scene():
 
 def test_pretrain_vision_checkpoints_resumes_from_the_folder_and_loads_into_the_model(tmp_path, capsys):
     run = tmp_path / "vision"
-    common = ["--steps", "2", "--batch-size", "2", "--pool-size", "4", "--eval-scenes", "4", "--probe-scenes", "8",
-              "--save-every", "1", "--eval-every", "2", "--threads", "1"]
+    common = [
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--pool-size",
+        "4",
+        "--eval-scenes",
+        "4",
+        "--probe-scenes",
+        "8",
+        "--save-every",
+        "1",
+        "--eval-every",
+        "2",
+        "--threads",
+        "1",
+    ]
     metrics = pretrain_vision(["--preset", "tiny2", "--output", str(run), *common])
     assert {"shape_probe", "thing_miou", "token_class_acc", "gates_met"} <= set(metrics)
     assert json.loads((run / "args.json").read_text())["preset"] == "tiny2"
@@ -80,11 +103,13 @@ def test_pretrain_vision_checkpoints_resumes_from_the_folder_and_loads_into_the_
     rows = (run / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
 
-    from hyperseg_lite.pretrain_vision import build_config
     from hyperseg_lite.modeling.modeling_hyperseg import HyperSegForSegmentation
+    from hyperseg_lite.pretrain_vision import build_config
+
     model = HyperSegForSegmentation(build_config("tiny2", None, None))
     load_encoders(model, run / "checkpoint")
     from safetensors.torch import load_file
+
     saved = load_file(str(run / "checkpoint" / ENCODERS_FILE))
     assert saved and all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
     assert not any(k.startswith("global_vision.projector") for k in saved)
@@ -98,8 +123,17 @@ def subword():
     return train_subword_tokenizer(texts, vocab_size=600)
 
 
-@pytest.mark.parametrize("text", ["der lila Elefant auf dem Mond", "紫色的大象 🐘🌙", "a\x00b\x07c\u202etxt\u200b",
-                                  "ÆØÅ æøå — “quotes” …", "\U0001F600" * 5, ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "der lila Elefant auf dem Mond",
+        "紫色的大象 🐘🌙",
+        "a\x00b\x07c\u202etxt\u200b",
+        "ÆØÅ æøå — “quotes” …",
+        "\U0001f600" * 5,
+        "",
+    ],
+)
 def test_subword_tokenizer_encodes_any_text_and_decodes_it_back(subword, text):
     ids = subword(text, add_special_tokens=False)["input_ids"]
     assert all(0 <= i < len(subword) for i in ids)
@@ -126,10 +160,31 @@ def test_out_of_world_expressions_are_held_out_from_training_and_name_nothing_in
     from hyperseg_lite.data import out_of_world as oow
 
     assert len(set(oow.HELD_OUT_EXPRESSIONS)) >= 100
-    function_words = {"the", "a", "on", "in", "of", "by", "with", "two", "der", "die", "ein", "im", "le", "la",
-                      "el", "il", "o"}
-    trained = ({w for n in oow.TRAIN_NOUNS for w in n.split()} | set(oow.TRAIN_ADJECTIVES) |
-               {w for p in oow.TRAIN_FOREIGN for w in p.lower().split()} | set(oow.TRAIN_EMOJI))
+    function_words = {
+        "the",
+        "a",
+        "on",
+        "in",
+        "of",
+        "by",
+        "with",
+        "two",
+        "der",
+        "die",
+        "ein",
+        "im",
+        "le",
+        "la",
+        "el",
+        "il",
+        "o",
+    }
+    trained = (
+        {w for n in oow.TRAIN_NOUNS for w in n.split()}
+        | set(oow.TRAIN_ADJECTIVES)
+        | {w for p in oow.TRAIN_FOREIGN for w in p.lower().split()}
+        | set(oow.TRAIN_EMOJI)
+    )
     world = {name.lower() for name in ALL_CLASS_NAMES}
     for expression in oow.HELD_OUT_EXPRESSIONS:
         words = set(re.findall(r"\w+", expression.lower())) - function_words
@@ -148,14 +203,52 @@ def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_e
     from hyperseg_lite.train import main as train
 
     vision = tmp_path / "vision"
-    pretrain_vision(["--preset", "tiny2", "--output", str(vision), "--steps", "1", "--batch-size", "2",
-                     "--pool-size", "2", "--eval-scenes", "2", "--probe-scenes", "4", "--threads", "1"])
+    pretrain_vision(
+        [
+            "--preset",
+            "tiny2",
+            "--output",
+            str(vision),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--pool-size",
+            "2",
+            "--eval-scenes",
+            "2",
+            "--probe-scenes",
+            "4",
+            "--threads",
+            "1",
+        ]
+    )
     tokenizer_dir = tmp_path / "tokenizer"
     train_subword_tokenizer(list(world_texts(samples_per_task=3)), vocab_size=270).save_pretrained(tokenizer_dir)
     run = tmp_path / "run"
-    train(["--preset", "tiny2", "--tokenizer", str(tokenizer_dir), "--init-vision", str(vision / "checkpoint"),
-           "--freeze-encoders", "--tasks", "referring", "--steps", "2", "--batch-size", "1", "--workers", "0",
-           "--save-every", "2", "--output", str(run)])
+    train(
+        [
+            "--preset",
+            "tiny2",
+            "--tokenizer",
+            str(tokenizer_dir),
+            "--init-vision",
+            str(vision / "checkpoint"),
+            "--freeze-encoders",
+            "--tasks",
+            "referring",
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--workers",
+            "0",
+            "--save-every",
+            "2",
+            "--output",
+            str(run),
+        ]
+    )
     trained = load_model(run / "checkpoint", precision="fp32", device_map="cpu")
     assert len(trained.tokenizer) == 270  # the subword tokenizer travels with the checkpoint
     stage1 = load_file(str(vision / "checkpoint" / ENCODERS_FILE))

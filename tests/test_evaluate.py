@@ -14,7 +14,7 @@ from hyperseg_lite.evaluation.tasks import interior_click, tight_box
 
 def square(y, x, side=10, size=40):
     mask = np.zeros((size, size), dtype=bool)
-    mask[y:y + side, x:x + side] = True
+    mask[y : y + side, x : x + side] = True
     return mask
 
 
@@ -89,13 +89,13 @@ def test_a_video_track_is_scored_with_the_label_of_its_last_frame():
             results = []
             for t, masks in enumerate(sample.frame_masks):
                 label = other if t < len(frames) - 1 else truth[0]
-                results.append(SegmentationResult("video_instance", "", masks[:1], [label], np.array([0.9]),
-                                                  np.array([1])))
+                results.append(
+                    SegmentationResult("video_instance", "", masks[:1], [label], np.array([0.9]), np.array([1]))
+                )
             return results
 
     alone = MaskAP(sorted(set(sample.class_names)))  # what a perfect track of object 0 scores
-    alone.add(stack_clip(sample.frame_masks), truth, stack_clip([m[:1] for m in sample.frame_masks]), truth[:1],
-              [0.9])
+    alone.add(stack_clip(sample.frame_masks), truth, stack_clip([m[:1] for m in sample.frame_masks]), truth[:1], [0.9])
     assert evaluate_vis(Replay(), world, 1)["AP"] == pytest.approx(alone.compute()["AP"])
 
 
@@ -104,8 +104,21 @@ def test_evaluate_cli_runs_every_task(tiny, tmp_path):
 
     tiny.model.save_pretrained(tmp_path / "ckpt")
     tiny.tokenizer.save_pretrained(tmp_path / "ckpt")
-    report = main(["--checkpoint", str(tmp_path / "ckpt"), "--samples", "2", "--video-samples", "1",
-                   "--clip-length", "3", "3", "--json", str(tmp_path / "out.json")])
+    report = main(
+        [
+            "--checkpoint",
+            str(tmp_path / "ckpt"),
+            "--samples",
+            "2",
+            "--video-samples",
+            "1",
+            "--clip-length",
+            "3",
+            "3",
+            "--json",
+            str(tmp_path / "out.json"),
+        ]
+    )
     saved = json.loads((tmp_path / "out.json").read_text())
     assert saved["split"] == "test" and set(saved["tasks"]) == set(report["tasks"])
     for task, metrics in saved["tasks"].items():

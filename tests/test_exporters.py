@@ -15,7 +15,9 @@ def result():
     masks = rng.random((3, 37, 53)) > 0.7
     masks[1] &= ~masks[0]
     masks[2] &= ~(masks[0] | masks[1])
-    return SegmentationResult("instance", "a, b", masks, ["a", "b", "a"], np.array([0.9, 0.5, 0.7]), np.array([1, 2, 3]))
+    return SegmentationResult(
+        "instance", "a, b", masks, ["a", "b", "a"], np.array([0.9, 0.5, 0.7]), np.array([1, 2, 3])
+    )
 
 
 def test_rle_round_trip():

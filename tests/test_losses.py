@@ -22,7 +22,7 @@ def blobs(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
     masks = torch.zeros(n, size, size, dtype=torch.bool)
     for i in range(n):
         y, x = torch.randint(0, size - side, (2,), generator=gen)
-        masks[i, y:y + side, x:x + side] = True
+        masks[i, y : y + side, x : x + side] = True
     return masks
 
 
@@ -35,8 +35,9 @@ def confident(masks: torch.Tensor, size: int | None = None) -> torch.Tensor:
 
 
 def empty_target(size: int = 32) -> SegmentationTarget:
-    return SegmentationTarget(masks=torch.zeros(0, size, size, dtype=torch.bool),
-                              labels=torch.zeros(0, dtype=torch.long))
+    return SegmentationTarget(
+        masks=torch.zeros(0, size, size, dtype=torch.bool), labels=torch.zeros(0, dtype=torch.long)
+    )
 
 
 # ---------------------------------------------------------------- point sampling
@@ -74,7 +75,7 @@ def test_matcher_recovers_a_permutation_with_targets_at_higher_resolution():
     logits = torch.full((1, 6, 3), -5.0)
     logits[0, perm, torch.arange(3)] = 5.0
     target = SegmentationTarget(masks=masks, labels=torch.arange(3))
-    (queries, objects), = HungarianMatcher(num_points=512)(pred, logits, torch.ones(1, 3, dtype=torch.bool), [target])
+    ((queries, objects),) = HungarianMatcher(num_points=512)(pred, logits, torch.ones(1, 3, dtype=torch.bool), [target])
     assert queries.dtype == objects.dtype == torch.long
     assert queries.tolist() == sorted(queries.tolist())
     assert dict(zip(objects.tolist(), queries.tolist())) == {0: 4, 1: 0, 2: 2}
@@ -147,8 +148,9 @@ def test_unmatched_rows_are_down_weighted_by_eos_coef():
     indices = [(torch.tensor([2]), torch.tensor([0]))]
     valid = torch.ones(1, 2, dtype=torch.bool)
     # at logit 0 every cell costs log 2, whatever the weights
-    assert torch.isclose(prompt_score_loss(logits, valid, [target], indices, eos_coef=0.1), torch.tensor(0.6931),
-                         atol=1e-4)
+    assert torch.isclose(
+        prompt_score_loss(logits, valid, [target], indices, eos_coef=0.1), torch.tensor(0.6931), atol=1e-4
+    )
     logits[0, 2, 1] = 10.0  # the positive cell becomes right: only the other cells remain
     low = prompt_score_loss(logits, valid, [target], indices, eos_coef=0.1)
     high = prompt_score_loss(logits, valid, [target], indices, eos_coef=1.0)
@@ -187,8 +189,9 @@ def test_aux_layers_are_matched_separately_and_add_their_own_losses():
         return pred, logits
 
     final, aux_a, aux_b = perfect(torch.tensor([0, 1])), perfect(torch.tensor([3, 2])), perfect(torch.tensor([1, 3]))
-    losses, indices = HyperSegCriterion(num_points=256)(*final, valid, [target], aux_outputs=[
-        aux_a, {"pred_masks": aux_b[0], "prompt_logits": aux_b[1]}])
+    losses, indices = HyperSegCriterion(num_points=256)(
+        *final, valid, [target], aux_outputs=[aux_a, {"pred_masks": aux_b[0], "prompt_logits": aux_b[1]}]
+    )
     expected = {f"loss_{kind}{suffix}" for kind in ("cls", "mask", "dice") for suffix in ("", "_0", "_1")}
     assert set(losses) == expected
     for suffix in ("", "_0", "_1"):  # each layer found its own permutation (a wrong one costs ~80)
@@ -202,8 +205,9 @@ def test_losses_are_float32_under_bf16_autocast():
     pred = torch.randn(1, 4, 8, 8, requires_grad=True)
     logits = torch.randn(1, 4, 3, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        losses, _ = HyperSegCriterion(num_points=256)(pred.bfloat16(), logits.bfloat16(),
-                                                      torch.ones(1, 3, dtype=torch.bool), [target])
+        losses, _ = HyperSegCriterion(num_points=256)(
+            pred.bfloat16(), logits.bfloat16(), torch.ones(1, 3, dtype=torch.bool), [target]
+        )
         total = sum(losses.values())
     assert all(value.dtype == torch.float32 and torch.isfinite(value) for value in losses.values())
     total.backward()
@@ -232,8 +236,10 @@ def test_contrastive_loss_prefers_matching_identities():
     assert same < shuffled
     # a newcomer in frame b (no partner in a) is skipped
     extra = torch.cat([emb, torch.randn(1, 16, generator=gen)])
-    assert torch.isclose(instance_contrastive_loss(emb, ids, extra, torch.tensor([0, 1, 2, 3, 9])),
-                         instance_contrastive_loss(emb, ids, emb, ids))
+    assert torch.isclose(
+        instance_contrastive_loss(emb, ids, extra, torch.tensor([0, 1, 2, 3, 9])),
+        instance_contrastive_loss(emb, ids, emb, ids),
+    )
     lonely = torch.randn(2, 16, requires_grad=True)
     zero = instance_contrastive_loss(lonely, torch.tensor([7, 8]), lonely, torch.tensor([1, 2]))
     assert zero.item() == 0 and zero.requires_grad

@@ -4,10 +4,10 @@ over trained weights, and saved / loaded with the config switch."""
 from __future__ import annotations
 
 import torch
+from helpers import encode_mixed, image_batch
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.modeling.mask_shape import MaskShapeEncoder, crop_to_grid, mask_boxes
-from helpers import encode_mixed, image_batch
 
 
 def test_boxes_are_tight_and_an_empty_mask_gets_the_whole_map():
@@ -20,7 +20,7 @@ def test_the_crop_sees_the_outline_whatever_the_size_and_place():
     def triangle(size: int, top: int, left: int) -> torch.Tensor:
         canvas = torch.zeros(64, 64)
         for row in range(size):
-            canvas[top + row, left:left + row + 1] = 1.0
+            canvas[top + row, left : left + row + 1] = 1.0
         return canvas
 
     small, large = triangle(12, 5, 40), triangle(36, 20, 4)
@@ -40,9 +40,15 @@ def test_switching_it_on_over_trained_weights_changes_nothing_until_trained(tmp_
 
     def run(m):
         with torch.no_grad():
-            return m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=pixels,
-                     global_pixel_values=global_pixels, class_spans=batch["class_spans"],
-                     refer_mask=batch["refer_mask"], region_masks=region_masks)
+            return m(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                pixel_values=pixels,
+                global_pixel_values=global_pixels,
+                class_spans=batch["class_spans"],
+                refer_mask=batch["refer_mask"],
+                region_masks=region_masks,
+            )
 
     before = run(model)
     model.config.decoder_config.mask_shape_embedding = True
@@ -82,8 +88,15 @@ def test_inference_scores_only_the_last_layer_and_answers_the_same():
         calls.clear()
         with torch.no_grad():
             features = model.encode_images(pixels, global_pixels)
-            out, _ = model.segment(features, batch["input_ids"], batch["attention_mask"], batch["class_spans"],
-                                   batch["refer_mask"], region_masks, aux_scores=aux_scores)
+            out, _ = model.segment(
+                features,
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["class_spans"],
+                batch["refer_mask"],
+                region_masks,
+                aux_scores=aux_scores,
+            )
         return out, len(calls)
 
     full, full_calls = run(True)

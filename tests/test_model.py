@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from helpers import encode_mixed, image_batch, targets_for
@@ -16,10 +15,18 @@ def run(model, processor, kinds, with_targets=False, state=None, seed=0):
     batch, regions = encode_mixed(processor, kinds)
     pixels, global_pixels = image_batch(processor, len(kinds), seed)
     targets = targets_for(batch, regions, kinds, processor.config.image_size) if with_targets else None
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=pixels,
-                global_pixel_values=global_pixels, class_spans=batch["class_spans"], refer_mask=batch["refer_mask"],
-                region_masks=regions, labels=batch["labels"] if with_targets else None, targets=targets,
-                temporal_state=state)
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        pixel_values=pixels,
+        global_pixel_values=global_pixels,
+        class_spans=batch["class_spans"],
+        refer_mask=batch["refer_mask"],
+        region_masks=regions,
+        labels=batch["labels"] if with_targets else None,
+        targets=targets,
+        temporal_state=state,
+    )
     return out, batch, targets
 
 
@@ -69,8 +76,9 @@ def test_tiny_forward_is_shaped(tiny):
     assert out.instance_embeddings.shape[:2] == (2, q)
 
 
-@pytest.mark.parametrize("kinds", [["refer", "refer", "refer"], ["class", "class"], ["region", "region"],
-                                   ["refer", "class", "region"]])
+@pytest.mark.parametrize(
+    "kinds", [["refer", "refer", "refer"], ["class", "class"], ["region", "region"], ["refer", "class", "region"]]
+)
 def test_every_prompt_family_batched(tiny, kinds):
     with torch.no_grad():
         out, batch, _ = run(tiny.model, tiny.processor, kinds)
@@ -78,8 +86,11 @@ def test_every_prompt_family_batched(tiny, kinds):
     assert torch.isfinite(out.pred_masks).all() and torch.isfinite(out.prompt_logits).all()
     for row, kind in enumerate(kinds):
         valid = int(out.prompt_valid[row].sum())
-        expected = {"refer": 1, "class": int(batch["class_spans"][row].max()),
-                    "region": int((batch["input_ids"][row] == REGION_TOKEN_INDEX).sum())}[kind]
+        expected = {
+            "refer": 1,
+            "class": int(batch["class_spans"][row].max()),
+            "region": int((batch["input_ids"][row] == REGION_TOKEN_INDEX).sum()),
+        }[kind]
         assert valid == expected
 
 
@@ -114,15 +125,25 @@ def test_losses_and_gradients_reach_every_trainable_module():
     out2, _, targets2 = run(model, loaded.processor, kinds, with_targets=True, state=out.temporal_state, seed=3)
     loss = out.loss + out2.loss + model.instance_association_loss(out, out2, targets, targets2)
     loss.backward()
-    unused = ("mask_decoder.SEG_query_embed", "mask_decoder.box_embed", "mask_decoder.iou_head",  # kept for loading
-              "mask_decoder.query_feat",  # replaced by the LLM's mask tokens, as in the release
-              "perceiver.from_llm",  # video only: checked in test_local_injection_gets_gradient_through_two_frames
-              "pixel_decoder.transformer.level_embed",  # reaches the loss only through the zero-initialised
-              # offset/weight projections of deformable attention (Deformable DETR init): zero at step 0
-              "llm.lm_head")  # only sees answer tokens; checked below
-    missing = [n for n, p in model.named_parameters()
-               if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0) and not n.startswith(unused)
-               and "post_layernorm" not in n and f"layers.{model.config.vision_config.num_hidden_layers - 1}." not in n]
+    unused = (
+        "mask_decoder.SEG_query_embed",
+        "mask_decoder.box_embed",
+        "mask_decoder.iou_head",  # kept for loading
+        "mask_decoder.query_feat",  # replaced by the LLM's mask tokens, as in the release
+        "perceiver.from_llm",  # video only: checked in test_local_injection_gets_gradient_through_two_frames
+        "pixel_decoder.transformer.level_embed",  # reaches the loss only through the zero-initialised
+        # offset/weight projections of deformable attention (Deformable DETR init): zero at step 0
+        "llm.lm_head",
+    )  # only sees answer tokens; checked below
+    missing = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad
+        and (p.grad is None or p.grad.abs().sum() == 0)
+        and not n.startswith(unused)
+        and "post_layernorm" not in n
+        and f"layers.{model.config.vision_config.num_hidden_layers - 1}." not in n
+    ]
     assert not missing, missing
     assert model.llm.lm_head.weight.grad is not None
 
@@ -154,9 +175,13 @@ def test_one_optimizer_step_lowers_the_loss():
 
 def test_conditional_gate_switch_changes_the_perceiver():
     plain = build_random_model("tiny", seed=0).model
-    gated = build_random_model("tiny", seed=0, perceiver_config=dict(num_latents=8, hidden_size=16, num_layers=3,
-                                                                      num_heads=2, head_dim=8,
-                                                                      conditional_gate=True)).model
+    gated = build_random_model(
+        "tiny",
+        seed=0,
+        perceiver_config=dict(
+            num_latents=8, hidden_size=16, num_layers=3, num_heads=2, head_dim=8, conditional_gate=True
+        ),
+    ).model
     assert plain.perceiver.gates is None
     assert gated.perceiver.gates is not None and len(gated.perceiver.gates) == 3
     assert not any("gates" in n for n, _ in plain.named_parameters())
@@ -207,8 +232,17 @@ def test_quantized_loading_on_cpu_is_close_to_fp32(tmp_path, precision):
     from hyperseg_lite import load_model
 
     # an LLM at least one quantization block (64) wide: bitsandbytes' CPU 4-bit kernel needs in_features >= 64
-    text = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, vocab_size=272, max_position_embeddings=2048, tie_word_embeddings=False)
+    text = dict(
+        model_type="llama",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=272,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    )
     reference = build_random_model("tiny", seed=5, text_config=text)
     reference.model.save_pretrained(tmp_path)
     reference.tokenizer.save_pretrained(tmp_path)

@@ -33,9 +33,18 @@ def test_vision_side_shapes(config):
 @pytest.mark.parametrize("gate", [False, True])
 def test_perceiver_shapes_and_attention_maps(gate):
     torch.manual_seed(0)
-    perceiver = FineGrainedVisualPerceiver([8, 16, 32, 64], num_latents=5, dim=16, num_layers=3, num_heads=2,
-                                           head_dim=8, ff_mult=2, llm_hidden=24, pyramid_levels=[1, 2, 3],
-                                           conditional_gate=gate)
+    perceiver = FineGrainedVisualPerceiver(
+        [8, 16, 32, 64],
+        num_latents=5,
+        dim=16,
+        num_layers=3,
+        num_heads=2,
+        head_dim=8,
+        ff_mult=2,
+        llm_hidden=24,
+        pyramid_levels=[1, 2, 3],
+        conditional_gate=gate,
+    )
     feats = [torch.randn(2, c, s, s) for c, s in zip([8, 16, 32, 64], [16, 8, 4, 2])]
     tokens, maps = perceiver(feats, return_attention=True)
     assert tokens.shape == (2, 5, 24)
@@ -97,7 +106,8 @@ def test_templates_match_the_release():
         "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
         "detailed, and polite answers to the user's questions. USER: This is an image <image>\n<temporal>\n, Please "
         "doing Referring Segmentation according to the following instruction:\n<refer> ASSISTANT: \nSure, the "
-        "segmentation result is <gt><seg><|endoftext|>")
+        "segmentation result is <gt><seg><|endoftext|>"
+    )
     assert "Please segment all the positive objects" in class_prompt(2, wording="paper").user
     assert class_prompt(3).user.endswith("This is all the candidate categories: <cls>, <cls>, <cls>.\n")
     assert parse_class_list("cat, sky,  cat , dog.<|endoftext|>") == ["cat", "sky", "dog"]

@@ -1,5 +1,5 @@
-"""research/tools/outline_oracle.py: the oracle swaps in true outlines only for masks that cover an object, reads the scene
-the world drew, leaves the model as it was, and names the expression kinds the generator writes."""
+"""research/tools/outline_oracle.py: the oracle swaps in true outlines only for masks that cover an object,
+reads the scene the world drew, leaves the model as it was, and names the expression kinds the generator writes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers import load_tool
 
 from hyperseg_lite import build_random_model
 from hyperseg_lite.data.world import World
 from hyperseg_lite.pipeline import HyperSegPipeline
-
-from helpers import load_tool
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +76,9 @@ def test_the_oracle_reads_the_drawn_scene_and_restores_the_model(tool, tmp_path)
     folder = tmp_path / "tiny"
     loaded.model.save_pretrained(folder)
     loaded.tokenizer.save_pretrained(folder)
-    report = tool.main(["--checkpoint", str(folder), "--samples", "2", "--referring-samples", "3",
-                        "--tasks", "semantic", "referring"])
+    report = tool.main(
+        ["--checkpoint", str(folder), "--samples", "2", "--referring-samples", "3", "--tasks", "semantic", "referring"]
+    )
     assert set(report["tasks"]) == {"semantic", "referring"}
     assert set(report["tasks"]["semantic"]) == {"predicted", "true"}
     assert report["referring_kinds"]["predicted"]["all"]["samples"] == 3

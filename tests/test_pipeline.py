@@ -87,11 +87,13 @@ def test_absent_class_scores_give_no_segment():
     gen = torch.Generator().manual_seed(0)
     logits = torch.full((6, 16, 16), -6.0)
     for q in range(6):  # six separate blobs
-        logits[q, (q // 3) * 8:(q // 3) * 8 + 6, (q % 3) * 5:(q % 3) * 5 + 4] = 6.0
+        logits[q, (q // 3) * 8 : (q // 3) * 8 + 6, (q % 3) * 5 : (q % 3) * 5 + 4] = 6.0
     probs = torch.rand(6, 3, generator=gen) * 0.3 + 0.6
     probs[:, 1] = 0.05  # class 1 absent
-    for segments in (post.instance_inference(logits, probs, 0.3),
-                     post.panoptic_inference(logits, probs, [False, False, True], 0.3)):
+    for segments in (
+        post.instance_inference(logits, probs, 0.3),
+        post.panoptic_inference(logits, probs, [False, False, True], 0.3),
+    ):
         assert segments and all(s.label != 1 for s in segments)
     label_map = post.semantic_inference(logits, probs, 0.3)
     assert not (label_map == 1).any()
@@ -110,12 +112,12 @@ def test_long_class_lists_are_chunked_and_merged(pipe):
         queries = pipe.model.num_queries
         assert logits.shape[0] == probs.shape[0] == 3 * queries and probs.shape[1] == 5
         for chunk_index, start in enumerate(range(0, 5, 2)):
-            chunk = names[start:start + 2]
+            chunk = names[start : start + 2]
             alone = predictor.predict(class_names=chunk, mode="panoptic", image=image, chunk_size=2)
             rows = slice(chunk_index * queries, (chunk_index + 1) * queries)
             assert torch.allclose(logits[rows], alone.mask_logits, atol=1e-4)
-            assert torch.allclose(probs[rows, start:start + len(chunk)], alone.scores, atol=1e-5)
-            assert probs[rows].sum() == pytest.approx(probs[rows, start:start + len(chunk)].sum().item(), rel=1e-5)
+            assert torch.allclose(probs[rows, start : start + len(chunk)], alone.scores, atol=1e-5)
+            assert probs[rows].sum() == pytest.approx(probs[rows, start : start + len(chunk)].sum().item(), rel=1e-5)
         single = pipe.segment_classes(image.pixels, names, chunk_size=10, threshold=0.0)
         chunked_as_one = pipe.segment_classes(image.pixels, names, chunk_size=5, threshold=0.0)
     assert single.labels == chunked_as_one.labels and np.array_equal(single.masks, chunked_as_one.masks)
@@ -136,8 +138,12 @@ def test_interactive_points_boxes_scribbles_masks(pipe):
     image = picture(50, 70)
     mask = np.zeros((50, 70), dtype=bool)
     mask[10:20, 30:50] = True
-    regions = [Region(points=[[10, 10], [40, 30]], point_labels=[1, 0]), Region(box=[5, 5, 30, 40]),
-               Region(scribble=[[50, 10], [60, 20], [65, 40]]), Region(mask=mask)]
+    regions = [
+        Region(points=[[10, 10], [40, 30]], point_labels=[1, 0]),
+        Region(box=[5, 5, 30, 40]),
+        Region(scribble=[[50, 10], [60, 20], [65, 40]]),
+        Region(mask=mask),
+    ]
     result = pipe.interactive(image, regions)
     assert result.masks.shape == (4, 50, 70) and result.labels == [f"region {i}" for i in range(1, 5)]
 

@@ -43,13 +43,16 @@ def test_huge_images_are_downscaled_with_a_notice():
     assert loaded.pixels.shape[0] * loaded.pixels.shape[1] <= 30_000 and "downscaled" in loaded.notices[0]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("/no/such/file.png", "no image file"),
-    (np.zeros((0, 5, 3), np.uint8), "empty"),
-    (np.zeros((4, 4, 7), np.uint8), "must be"),
-    (np.full((4, 4, 3), np.nan), "NaN"),
-    (12, "unsupported image type"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("/no/such/file.png", "no image file"),
+        (np.zeros((0, 5, 3), np.uint8), "empty"),
+        (np.zeros((4, 4, 7), np.uint8), "must be"),
+        (np.full((4, 4, 3), np.nan), "NaN"),
+        (12, "unsupported image type"),
+    ],
+)
 def test_bad_images(bad, message):
     with pytest.raises(ValueError, match=message):
         load_image(bad)
@@ -83,20 +86,23 @@ def test_too_many_classes_and_bad_mode(pipe):
         pipe.segment_classes(IMAGE, ["a"], mode="everything")
 
 
-@pytest.mark.parametrize("region, message", [
-    (Region(points=[[100, 5]]), "outside"),
-    (Region(points=[[-1, 5]]), "outside"),
-    (Region(points=[[5, 5]], point_labels=[0]), "only negative"),
-    (Region(points=[]), "at least one point"),
-    (Region(box=[10, 10, 10, 30]), "zero area"),
-    (Region(box=[10, 10, 90, 30]), "leaves"),
-    (Region(box=[1, 2, 3]), "four numbers"),
-    (Region(scribble=[[5, 5], [70, 5]]), "outside"),
-    (Region(mask=np.zeros((40, 60), bool)), "empty"),
-    (Region(mask=np.ones((10, 10), bool)), "must be 40x60"),
-    (Region(), "exactly one"),
-    (Region(points=[[5, 5]], box=[1, 1, 9, 9]), "exactly one"),
-])
+@pytest.mark.parametrize(
+    "region, message",
+    [
+        (Region(points=[[100, 5]]), "outside"),
+        (Region(points=[[-1, 5]]), "outside"),
+        (Region(points=[[5, 5]], point_labels=[0]), "only negative"),
+        (Region(points=[]), "at least one point"),
+        (Region(box=[10, 10, 10, 30]), "zero area"),
+        (Region(box=[10, 10, 90, 30]), "leaves"),
+        (Region(box=[1, 2, 3]), "four numbers"),
+        (Region(scribble=[[5, 5], [70, 5]]), "outside"),
+        (Region(mask=np.zeros((40, 60), bool)), "empty"),
+        (Region(mask=np.ones((10, 10), bool)), "must be 40x60"),
+        (Region(), "exactly one"),
+        (Region(points=[[5, 5]], box=[1, 1, 9, 9]), "exactly one"),
+    ],
+)
 def test_bad_visual_prompts(pipe, region, message):
     with pytest.raises(ValueError, match=message):
         pipe.interactive(IMAGE, [region])
@@ -148,7 +154,11 @@ def test_a_click_or_thin_scribble_on_a_large_image_is_not_lost_in_resizing(pipe)
     image = (np.random.default_rng(1).random((256, 256, 3)) * 255).astype(np.uint8)  # the tiny model reads 64 px
     predictor = HyperSegPredictor(pipe)
     loaded = predictor.load(image)
-    for region in (Region(points=[[101, 121]]), Region(scribble=[[10, 201], [240, 201]]), Region(box=[100, 100, 101, 101])):
+    for region in (
+        Region(points=[[101, 121]]),
+        Region(scribble=[[10, 201], [240, 201]]),
+        Region(box=[100, 100, 101, 101]),
+    ):
         mask = predictor.region_masks([region], loaded)[0]
         assert mask.any() and mask.sum() <= 4 * 64, region
         assert len(pipe.interactive(image, region)) == 1

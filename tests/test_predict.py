@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_fixtures import BOXES, moving_boxes, picture
 from PIL import Image
 
-from benchmark_fixtures import BOXES, moving_boxes, picture
 from hyperseg_lite.pipeline import HyperSegPipeline
 from hyperseg_lite.pipeline.exporters import decode_rle, load_label_png
 from hyperseg_lite.predict import main, parse_args, run
@@ -29,8 +29,19 @@ def images(folder: Path, count: int = 3) -> Path:
 
 def test_class_prompts_write_rle_json_label_pngs_and_one_panoptic_json(tmp_path, pipe):
     folder = images(tmp_path / "in")
-    args = parse_args([str(folder), "--out", str(tmp_path / "out"), "--classes", "red box, green box, wall",
-                       "--stuff", "wall", "--overlay", "--no-progress"])
+    args = parse_args(
+        [
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--classes",
+            "red box, green box, wall",
+            "--stuff",
+            "wall",
+            "--overlay",
+            "--no-progress",
+        ]
+    )
     assert run(args, pipe) == {"done": 3, "skipped": 0, "failed": 0}
     out = tmp_path / "out"
     record = json.loads((out / "img0.json").read_text())
@@ -79,8 +90,10 @@ def test_videos_stream_to_jsonl_and_per_frame_pngs_and_regions_prompt_images(tmp
     Image.fromarray(picture(BOXES)).save(tmp_path / "in" / "still.png")
     regions = tmp_path / "regions.json"
     regions.write_text(json.dumps([{"points": [[10, 15]], "point_labels": [1]}, {"box": [34, 10, 58, 40]}]))
-    assert run(parse_args([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--regions", str(regions),
-                           "--no-progress"]), pipe) == {"done": 2, "skipped": 0, "failed": 0}
+    assert run(
+        parse_args([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--regions", str(regions), "--no-progress"]),
+        pipe,
+    ) == {"done": 2, "skipped": 0, "failed": 0}
     lines = (tmp_path / "out" / "clip.jsonl").read_text().splitlines()
     assert [json.loads(line)["frame_index"] for line in lines] == [0, 1, 2]
     assert len(list((tmp_path / "out" / "clip").glob("*.png"))) == 3
@@ -102,7 +115,10 @@ def test_bad_regions_are_one_line_and_exit_status_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         main([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--regions", str(regions), "--no-progress"])
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: unknown region keys ['clicks']; use ['box', 'point_labels', 'points', 'scribble']"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: unknown region keys ['clicks']; use ['box', 'point_labels', 'points', 'scribble']"
+    )
 
 
 def test_two_accelerate_processes_write_the_files_of_one(tmp_path, pipe):
@@ -115,11 +131,34 @@ def test_two_accelerate_processes_write_the_files_of_one(tmp_path, pipe):
     args = [str(folder), "--classes", "red box, green box, wall", "--stuff", "wall", "--no-progress"]
     run(parse_args([*args, "--out", str(tmp_path / "one")]), pipe)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "--main_process_port", "29572", "-m", "hyperseg_lite.predict", *args,
-                          "--out", str(tmp_path / "two")], cwd=Path(__file__).resolve().parents[1], env=env,
-                         capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29572",
+            "-m",
+            "hyperseg_lite.predict",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     files = sorted(p.name for p in (tmp_path / "one").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "two").iterdir()) and "panoptic.json" in files

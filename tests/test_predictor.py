@@ -35,8 +35,14 @@ class CountingEncoder:
 
 
 def same(a, b):
-    return (np.array_equal(a.masks, b.masks) and np.array_equal(a.scores, b.scores) and a.labels == b.labels
-            and list(a.ids) == list(b.ids) and a.answer == b.answer and a.notices == b.notices)
+    return (
+        np.array_equal(a.masks, b.masks)
+        and np.array_equal(a.scores, b.scores)
+        and a.labels == b.labels
+        and list(a.ids) == list(b.ids)
+        and a.answer == b.answer
+        and a.notices == b.notices
+    )
 
 
 def test_every_image_task_answers_an_encoded_image_as_the_image_without_encoding_again(pipe):
@@ -49,7 +55,9 @@ def test_every_image_task_answers_an_encoded_image_as_the_image_without_encoding
         "instance": lambda x: pipe.segment_classes(x, "circle, square", mode="instance", threshold=0.0),
         "no class list": lambda x: pipe.segment_classes(x, None),
         "click": lambda x: pipe.interactive(x, Region(points=[[10, 12], [30, 20]], point_labels=[1, 0])),
-        "box and scribble": lambda x: pipe.interactive(x, [Region(box=[2, 3, 30, 25]), Region(scribble=[[5, 5], [40, 30]])]),
+        "box and scribble": lambda x: pipe.interactive(
+            x, [Region(box=[2, 3, 30, 25]), Region(scribble=[[5, 5], [40, 30]])]
+        ),
     }
     encoded = pipe.encode(image)
     assert isinstance(encoded, EncodedImage) and encoded.size == (40, 60) and encoded.features is not None

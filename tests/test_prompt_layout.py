@@ -34,7 +34,9 @@ def test_layout_counts_a_mixed_batch(tiny):
     assert layout.fvp_positions == (processor.num_latents,) * 3
     assert layout.query_positions == (processor.num_queries,) * 3
     assert layout.class_names == (0, 3, 0) and layout.max_class_names == 3  # encode_mixed: row 1 has 3 names
-    assert layout.region_positions == (0, 0, region_masks[2].shape[0]) and layout.max_regions == region_masks[2].shape[0]
+    assert (
+        layout.region_positions == (0, 0, region_masks[2].shape[0]) and layout.max_regions == region_masks[2].shape[0]
+    )
 
 
 def test_a_prompt_must_ask_for_exactly_one_kind_of_target(tiny):
@@ -61,8 +63,14 @@ def test_placeholder_counts_that_do_not_match_the_embeddings_are_clear_errors(ti
             model.segment(features, ids, batch["attention_mask"], batch["class_spans"], batch["refer_mask"])
         regions, masks = encode_mixed(processor, ["region"])
         with pytest.raises(ValueError, match="region masks were given"):
-            model.segment(features, regions["input_ids"], regions["attention_mask"], regions["class_spans"],
-                          regions["refer_mask"], region_masks=[masks[0][:1].repeat(3, 1, 1)])
+            model.segment(
+                features,
+                regions["input_ids"],
+                regions["attention_mask"],
+                regions["class_spans"],
+                regions["refer_mask"],
+                region_masks=[masks[0][:1].repeat(3, 1, 1)],
+            )
 
 
 def test_layout_given_or_derived_gives_the_same_output(tiny):
@@ -93,8 +101,13 @@ def test_the_forward_never_reads_values_back_from_the_device(tiny, kinds):
         state = TemporalState()
         for _ in range(2):
             features = model.encode_images(pixels, global_pixels, temporal_state=state)
-            out, _ = model.segment(features, *(batch[k] for k in PROMPT_KEYS), temporal_state=state,
-                                   region_features=region_features, layout=layout)
+            out, _ = model.segment(
+                features,
+                *(batch[k] for k in PROMPT_KEYS),
+                temporal_state=state,
+                region_features=region_features,
+                layout=layout,
+            )
             state = out.temporal_state
     assert isinstance(out.pred_masks, FakeTensor) and out.prompt_kind == kinds
     assert out.pred_masks.shape[:2] == (len(kinds), model.num_queries)

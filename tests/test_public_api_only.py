@@ -37,8 +37,11 @@ def private_definitions() -> dict[str, set[Path]]:
                 for target in targets:
                     if isinstance(target, ast.Name):
                         names.append(target.id)
-                    elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
-                            and target.value.id in ("self", "cls"):
+                    elif (
+                        isinstance(target, ast.Attribute)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id in ("self", "cls")
+                    ):
                         names.append(target.attr)
             for name in names:
                 if is_private(name):
@@ -58,15 +61,20 @@ def violations(path: Path, defined: dict[str, set[Path]]) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and project_module(node.module):
-            found += [f"{shown(path)}:{node.lineno}: from {node.module} import {alias.name}"
-                      for alias in node.names if is_private(alias.name)]
+            found += [
+                f"{shown(path)}:{node.lineno}: from {node.module} import {alias.name}"
+                for alias in node.names
+                if is_private(alias.name)
+            ]
         elif isinstance(node, ast.Attribute) and is_private(node.attr):
             if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
                 continue
             owners = defined.get(node.attr, set())
             if owners and owners != {path}:
-                found.append(f"{shown(path)}:{node.lineno}: .{node.attr} "
-                             f"(private to {', '.join(sorted(shown(o) for o in owners))})")
+                found.append(
+                    f"{shown(path)}:{node.lineno}: .{node.attr} "
+                    f"(private to {', '.join(sorted(shown(o) for o in owners))})"
+                )
     return found
 
 
@@ -79,7 +87,9 @@ def test_no_test_tool_or_benchmark_reads_another_modules_private_names():
 def test_the_check_catches_private_use(tmp_path):
     defined = {"_frame": {ROOT / "hyperseg_lite" / "pipeline" / "pipeline.py"}}
     bad = tmp_path / "bad.py"
-    bad.write_text("from hyperseg_lite.pipeline.video import _TrackBank\nframe = pipe._frame(image)\n"
-                   "self._frame = 1\nx.__class__\n")
+    bad.write_text(
+        "from hyperseg_lite.pipeline.video import _TrackBank\nframe = pipe._frame(image)\n"
+        "self._frame = 1\nx.__class__\n"
+    )
     found = violations(bad, defined)
     assert len(found) == 2 and "_TrackBank" in found[0] and "._frame" in found[1]

@@ -39,8 +39,9 @@ def test_the_shape_loss_reaches_the_backbone_only_through_class_prompt_objects()
     aux = ShapeAuxiliary(loaded.model.pyramid.channels)
     _, parts = training_step(loaded, [world.sample("referring", 0)], "cpu", shape_aux=aux, shape_weight=1.0)
     assert "loss_shape" not in parts  # no class list, no shape labels
-    loss, parts = training_step(loaded, [world.sample("panoptic", i) for i in range(2)], "cpu", shape_aux=aux,
-                                shape_weight=1.0)
+    loss, parts = training_step(
+        loaded, [world.sample("panoptic", i) for i in range(2)], "cpu", shape_aux=aux, shape_weight=1.0
+    )
     assert parts["loss_shape"] > 0
     loss.backward()
     assert aux.classifier.weight.grad.abs().sum() > 0
@@ -49,12 +50,40 @@ def test_the_shape_loss_reaches_the_backbone_only_through_class_prompt_objects()
 
 def test_cli_logs_the_shape_loss_saves_its_head_and_resumes_with_it(tmp_path):
     out = tmp_path / "run"
-    checkpoint = main(["--preset", "tiny", "--steps", "2", "--batch-size", "2", "--output", str(out),
-                       "--tasks", "panoptic", "--shape-loss-weight", "1"])
+    checkpoint = main(
+        [
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--output",
+            str(out),
+            "--tasks",
+            "panoptic",
+            "--shape-loss-weight",
+            "1",
+        ]
+    )
     assert (checkpoint / SHAPE_HEAD_FILE).is_file()
     assert not any(k.startswith("classifier") for k in json.loads((checkpoint / "config.json").read_text()))
-    main(["--output", str(out), "--resume", str(out), "--steps", "3", "--batch-size", "2", "--tasks", "panoptic",
-          "--shape-loss-weight", "1"])
+    main(
+        [
+            "--output",
+            str(out),
+            "--resume",
+            str(out),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--tasks",
+            "panoptic",
+            "--shape-loss-weight",
+            "1",
+        ]
+    )
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert all("loss_shape" in json.loads(r["parts"]) for r in rows)
@@ -70,8 +99,9 @@ def test_backbone_pretraining_changes_only_the_backbone_and_writes_a_loadable_ch
     loaded.model.save_pretrained(tmp_path / "init")
     loaded.tokenizer.save_pretrained(tmp_path / "init")
     before = load_file(tmp_path / "init" / "model.safetensors")
-    checkpoint = pretrain(["--init", str(tmp_path / "init"), "--steps", "2", "--batch-size", "2",
-                           "--output", str(tmp_path / "out")])
+    checkpoint = pretrain(
+        ["--init", str(tmp_path / "init"), "--steps", "2", "--batch-size", "2", "--output", str(tmp_path / "out")]
+    )
     after = load_file(checkpoint / "model.safetensors")
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("pyramid.") for k in changed)
@@ -88,8 +118,9 @@ def test_with_a_mask_shape_embedding_the_shape_loss_teaches_it_from_the_true_out
     loaded = build_random_model("tiny", seed=0)
     loaded.model.mask_decoder.enable_mask_shape()
     aux = MaskShapeAuxiliary(loaded.model.config.decoder_config.hidden_dim)
-    loss, parts = training_step(loaded, [world.sample("panoptic", i) for i in range(2)], "cpu", shape_aux=aux,
-                                shape_weight=1.0)
+    loss, parts = training_step(
+        loaded, [world.sample("panoptic", i) for i in range(2)], "cpu", shape_aux=aux, shape_weight=1.0
+    )
     assert parts["loss_shape"] > 0
     loss.backward()
     encoder = loaded.model.mask_decoder.mask_shape
@@ -114,8 +145,24 @@ def test_mask_shape_pretraining_changes_only_the_embedding_and_train_init_contin
 
     init = _tiny_checkpoint(tmp_path / "init", mask_shape=True)
     before = load_file(init / "model.safetensors")
-    checkpoint = pretrain(["--init", str(init), "--part", "mask-shape", "--steps", "3", "--batch-size", "4",
-                           "--lr", "1e-2", "--warmup", "0", "--output", str(tmp_path / "out")])
+    checkpoint = pretrain(
+        [
+            "--init",
+            str(init),
+            "--part",
+            "mask-shape",
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--lr",
+            "1e-2",
+            "--warmup",
+            "0",
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     after = load_file(checkpoint / "model.safetensors")
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("mask_decoder.mask_shape.") for k in changed)
@@ -124,15 +171,42 @@ def test_mask_shape_pretraining_changes_only_the_embedding_and_train_init_contin
 
     # a multi-task cycle started from it goes on with that head when asked (a near-zero rate leaves it where it
     # was), else starts a fresh one, as the cycles before the pretraining did
-    common = ["--init", str(checkpoint), "--steps", "1", "--batch-size", "2", "--tasks", "panoptic",
-              "--shape-loss-weight", "1", "--lr", "1e-12", "--new-parts-lr-scale", "1"]
-    continued = load_file(main(common + ["--continue-shape-head", "--output", str(tmp_path / "go_on")]) / SHAPE_HEAD_FILE)
+    common = [
+        "--init",
+        str(checkpoint),
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--tasks",
+        "panoptic",
+        "--shape-loss-weight",
+        "1",
+        "--lr",
+        "1e-12",
+        "--new-parts-lr-scale",
+        "1",
+    ]
+    continued = load_file(
+        main(common + ["--continue-shape-head", "--output", str(tmp_path / "go_on")]) / SHAPE_HEAD_FILE
+    )
     assert all(torch.allclose(continued[k], head[k], atol=1e-6) for k in head)
     fresh = load_file(main(common + ["--output", str(tmp_path / "fresh")]) / SHAPE_HEAD_FILE)
     assert not torch.allclose(fresh["classifier.weight"], head["classifier.weight"], atol=1e-3)
     with pytest.raises(SystemExit):  # nothing to continue from
-        main(["--preset", "tiny", "--steps", "1", "--shape-loss-weight", "1", "--continue-shape-head",
-              "--output", str(tmp_path / "none")])
+        main(
+            [
+                "--preset",
+                "tiny",
+                "--steps",
+                "1",
+                "--shape-loss-weight",
+                "1",
+                "--continue-shape-head",
+                "--output",
+                str(tmp_path / "none"),
+            ]
+        )
 
 
 def test_mask_shape_pretraining_needs_a_model_with_the_embedding(tmp_path, capsys):
@@ -168,8 +242,20 @@ def test_shape_head_accuracy_tool_measures_the_head_beside_a_checkpoint_and_refu
     with pytest.raises(SystemExit):  # no head beside the weights yet
         tool.main(["--checkpoint", str(init), "--samples", "4"])
     assert "shape_head.safetensors" in capsys.readouterr().err
-    checkpoint = pretrain(["--init", str(init), "--part", "mask-shape", "--steps", "1", "--batch-size", "2",
-                           "--output", str(tmp_path / "out")])
+    checkpoint = pretrain(
+        [
+            "--init",
+            str(init),
+            "--part",
+            "mask-shape",
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     out = tmp_path / "acc.json"
     report = tool.main(["--checkpoint", str(checkpoint), "--samples", "6", "--json", str(out)])
     assert report["objects"] > 0 and 0.0 <= report["accuracy"] <= 1.0 and report["cross_entropy"] > 0
@@ -185,17 +271,55 @@ def test_head_only_fits_a_head_to_the_fixed_embedding_and_the_next_cycle_continu
 
     init = _tiny_checkpoint(tmp_path / "init", mask_shape=True)
     before = load_file(init / "model.safetensors")
-    checkpoint = pretrain(["--init", str(init), "--part", "mask-shape", "--head-only", "--steps", "6",
-                           "--batch-size", "4", "--lr", "5e-2", "--warmup", "0", "--output", str(tmp_path / "out")])
+    checkpoint = pretrain(
+        [
+            "--init",
+            str(init),
+            "--part",
+            "mask-shape",
+            "--head-only",
+            "--steps",
+            "6",
+            "--batch-size",
+            "4",
+            "--lr",
+            "5e-2",
+            "--warmup",
+            "0",
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     after = load_file(checkpoint / "model.safetensors")
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     rows = list(csv.DictReader(open(tmp_path / "out" / "log.csv")))
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])  # the head learns on the fixed features
     assert json.loads((checkpoint / "pretrain_state.json").read_text())["head_only"] is True
     head = load_file(checkpoint / SHAPE_HEAD_FILE)
-    continued = load_file(main(["--init", str(checkpoint), "--steps", "1", "--batch-size", "2", "--tasks", "panoptic",
-                                "--shape-loss-weight", "1", "--lr", "1e-12", "--new-parts-lr-scale", "1",
-                                "--continue-shape-head", "--output", str(tmp_path / "go_on")]) / SHAPE_HEAD_FILE)
+    continued = load_file(
+        main(
+            [
+                "--init",
+                str(checkpoint),
+                "--steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--tasks",
+                "panoptic",
+                "--shape-loss-weight",
+                "1",
+                "--lr",
+                "1e-12",
+                "--new-parts-lr-scale",
+                "1",
+                "--continue-shape-head",
+                "--output",
+                str(tmp_path / "go_on"),
+            ]
+        )
+        / SHAPE_HEAD_FILE
+    )
     assert all(torch.allclose(continued[k], head[k], atol=1e-6) for k in head)
 
 

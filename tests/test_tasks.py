@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hyperseg_lite import build_random_model, prompts
-from hyperseg_lite.data.world import TASKS as WORLD_TASKS, World
+from hyperseg_lite.data.world import TASKS as WORLD_TASKS
+from hyperseg_lite.data.world import World
 from hyperseg_lite.evaluate import HEADLINE
 from hyperseg_lite.evaluation.tasks import EVALUATORS
 from hyperseg_lite.pipeline import HyperSegPipeline, Region

@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from helpers import load_tool
 
 

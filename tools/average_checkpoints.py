@@ -46,8 +46,9 @@ def check_compatible(folders: list[Path]) -> None:
     first = folders[0]
     for folder in folders[1:]:
         if _architecture(folder) != _architecture(first):
-            raise ValueError(f"{folder} and {first} have different configs: only checkpoints of one architecture "
-                             "can be averaged")
+            raise ValueError(
+                f"{folder} and {first} have different configs: only checkpoints of one architecture can be averaged"
+            )
         for name in TOKENIZER_FILES:
             if (folder / name).read_bytes() != (first / name).read_bytes():
                 raise ValueError(f"{folder} and {first} have different {name}")
@@ -87,11 +88,13 @@ def average_checkpoints(folders: list[Path], output: Path, weights: list[float] 
     if (output / WEIGHTS_FILE).exists():
         raise ValueError(f"{output} already holds {WEIGHTS_FILE}: give the mean another folder")
     output.mkdir(parents=True, exist_ok=True)
-    save_file(average_tensors([load_file(f / WEIGHTS_FILE) for f in folders], weights), output / WEIGHTS_FILE,
-              metadata={"format": "pt"})
+    save_file(
+        average_tensors([load_file(f / WEIGHTS_FILE) for f in folders], weights),
+        output / WEIGHTS_FILE,
+        metadata={"format": "pt"},
+    )
     if all((f / SHAPE_HEAD_FILE).is_file() for f in folders):
-        save_file(average_tensors([load_file(f / SHAPE_HEAD_FILE) for f in folders], weights),
-                  output / SHAPE_HEAD_FILE)
+        save_file(average_tensors([load_file(f / SHAPE_HEAD_FILE) for f in folders], weights), output / SHAPE_HEAD_FILE)
     for name in ("config.json", *TOKENIZER_FILES):
         shutil.copy2(folders[0] / name, output / name)
     return output

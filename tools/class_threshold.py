@@ -82,13 +82,17 @@ def main(argv=None) -> dict:
     config = pipe.model.config
     world = World("val", args.seed, image_size=config.image_size)
     report = sweep(pipe, world, args.samples, tuple(args.candidates))
-    print(f"val seed {args.seed}, {args.samples} samples per mode; checkpoint's thresholds: semantic "
-          f"{config.semantic_threshold}, segment {config.segment_threshold}")
+    print(
+        f"val seed {args.seed}, {args.samples} samples per mode; checkpoint's thresholds: semantic "
+        f"{config.semantic_threshold}, segment {config.segment_threshold}"
+    )
     print("| threshold | semantic mIoU | PQ | SQ | RQ |\n|---|---|---|---|---|")
     for sem, pan in zip(report["semantic"], report["panoptic"]):
         print(f"| {sem['threshold']:.2f} | {sem['mIoU']:.3f} | {pan['PQ']:.3f} | {pan['SQ']:.3f} | {pan['RQ']:.3f} |")
-    report["best"] = {"semantic_threshold": best(report["semantic"], "mIoU"),
-                      "segment_threshold": best(report["panoptic"], "PQ")}
+    report["best"] = {
+        "semantic_threshold": best(report["semantic"], "mIoU"),
+        "segment_threshold": best(report["panoptic"], "PQ"),
+    }
     print(f"best on val: {report['best']}")
     if args.json:
         with open(args.json, "w") as f:

@@ -37,8 +37,11 @@ def _first_answered(world: World, pipe: HyperSegPipeline, task: str, start: int,
         sample = world.sample(task, index)
         if sample.no_target:
             continue
-        result = pipe.refer(sample.image, sample.expression) if task == "referring" else \
-            pipe.reason(sample.image, sample.expression)
+        result = (
+            pipe.refer(sample.image, sample.expression)
+            if task == "referring"
+            else pipe.reason(sample.image, sample.expression)
+        )
         predicted = result.union() if len(result) else np.zeros(sample.image.shape[:2], bool)
         if jaccard(predicted, sample.masks.any(0)) >= 0.5:
             return sample
@@ -57,26 +60,62 @@ def main() -> None:
         name = f"world_{k + 1}.png"
         Image.fromarray(referring.image).save(OUT / name)
         Image.fromarray(reasoning.image).save(OUT / f"world_{k + 1}_question.png")
-        examples["images"].append({"image": name, "expression": referring.expression,
-                                   "box": _box_of(referring.masks[0]),
-                                   "question_image": f"world_{k + 1}_question.png", "question": reasoning.expression,
-                                   "answer": reasoning.answer, "classes_image": f"world_{k + 1}_classes.png",
-                                   "classes": ", ".join(panoptic.class_names), "stuff": panoptic.stuff_names})
+        examples["images"].append(
+            {
+                "image": name,
+                "expression": referring.expression,
+                "box": _box_of(referring.masks[0]),
+                "question_image": f"world_{k + 1}_question.png",
+                "question": reasoning.expression,
+                "answer": reasoning.answer,
+                "classes_image": f"world_{k + 1}_classes.png",
+                "classes": ", ".join(panoptic.class_names),
+                "stuff": panoptic.stuff_names,
+            }
+        )
         Image.fromarray(panoptic.image).save(OUT / f"world_{k + 1}_classes.png")
     clip = world.sample("vos", 0)
     frames = np.stack(clip.frames)
     height, width = frames.shape[1:3]
     path = OUT / "world_clip.mp4"
-    command = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-               "-r", "8", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", str(path)]
+    command = [
+        "ffmpeg",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        "8",
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-crf",
+        "18",
+        str(path),
+    ]
     if shutil.which("ffmpeg") is None:
         raise SystemExit("ffmpeg is needed to write the example clip (apt-get install ffmpeg)")
     subprocess.run(command, input=frames.tobytes(), check=True)
     referring_video = world.sample("referring_video", 0)
-    subprocess.run(command[:-1] + [str(OUT / "world_clip_referring.mp4")],
-                   input=np.stack(referring_video.frames).tobytes(), check=True)
-    examples["video"] = {"video": path.name, "box": _box_of(clip.frame_masks[0][0]),
-                         "referring_video": "world_clip_referring.mp4", "expression": referring_video.expression}
+    subprocess.run(
+        command[:-1] + [str(OUT / "world_clip_referring.mp4")],
+        input=np.stack(referring_video.frames).tobytes(),
+        check=True,
+    )
+    examples["video"] = {
+        "video": path.name,
+        "box": _box_of(clip.frame_masks[0][0]),
+        "referring_video": "world_clip_referring.mp4",
+        "expression": referring_video.expression,
+    }
     (OUT / "examples.json").write_text(json.dumps(examples, indent=2))
     print(json.dumps(examples, indent=2))
 

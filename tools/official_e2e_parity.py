@@ -1,7 +1,8 @@
 """End-to-end parity with the official HyperSeg code: the release's own ``HyperSeg.eval_seg`` under transformers 4.38
 against our converted model under transformers 5, on the same weights and the same referring query (two video frames).
 
-    python -m venv --system-site-packages /path/venv438 && /path/venv438/bin/pip install transformers==4.38.2 einops addict fvcore
+    python -m venv --system-site-packages /path/venv438
+    /path/venv438/bin/pip install transformers==4.38.2 einops addict fvcore
     git clone https://github.com/congvvc/HyperSeg /path/to/HyperSeg               # on a machine with network
     python tools/official_e2e_parity.py --official-repo /path/to/HyperSeg --official-python /path/venv438/bin/python
 
@@ -38,12 +39,32 @@ from pathlib import Path
 import torch
 
 # small LLM / SigLIP (the release's mask side is built at full size from its yaml)
-PHI = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-           partial_rotary_factor=0.4, layer_norm_eps=1e-5, hidden_act="gelu_new", max_position_embeddings=2048,
-           rope_theta=10000.0, tie_word_embeddings=False)
-SIGLIP = dict(hidden_size=96, intermediate_size=192, num_hidden_layers=3, num_attention_heads=4, image_size=384,
-              patch_size=14, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, mm_vision_select_layer=-2,
-              mm_vision_select_feature="patch", vision_model_name_or_path="google/siglip-so400m-patch14-384")
+PHI = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    partial_rotary_factor=0.4,
+    layer_norm_eps=1e-5,
+    hidden_act="gelu_new",
+    max_position_embeddings=2048,
+    rope_theta=10000.0,
+    tie_word_embeddings=False,
+)
+SIGLIP = dict(
+    hidden_size=96,
+    intermediate_size=192,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    image_size=384,
+    patch_size=14,
+    hidden_act="gelu_pytorch_tanh",
+    layer_norm_eps=1e-6,
+    mm_vision_select_layer=-2,
+    mm_vision_select_feature="patch",
+    vision_model_name_or_path="google/siglip-so400m-patch14-384",
+)
 EXPRESSION = "the small red car on the left"  # the release appends "." (RefCOCO_dataset_test)
 IMAGE, SEG, REFER, TEMPORAL = -200, -201, -204, -205
 
@@ -88,9 +109,12 @@ def install_stand_ins() -> None:
     _stub_module("detectron2.config", configurable=lambda f: f)  # mappers' __init__(self, cfg) stays callable
     _stub_module("timm")
     _stub_module("timm.models")
-    _stub_module("timm.models.layers", DropPath=lambda p=0.0: nn.Identity(),
-                 to_2tuple=lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x),
-                 trunc_normal_=lambda t, std=1.0, **_: nn.init.trunc_normal_(t, std=std))
+    _stub_module(
+        "timm.models.layers",
+        DropPath=lambda p=0.0: nn.Identity(),
+        to_2tuple=lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x),
+        trunc_normal_=lambda t, std=1.0, **_: nn.init.trunc_normal_(t, std=std),
+    )
     _stub_module("MultiScaleDeformableAttention")  # empty: the release falls back to ms_deform_attn_core_pytorch
 
 
@@ -103,20 +127,31 @@ def official_prompt(tokenizer_dir: Path, seg_id: int) -> dict[str, torch.Tensor]
     from hyperseg.eval.eval_dataset import eval_datasets
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"),
-                                        eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(tokenizer_dir / "tokenizer.json"), eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
     tokenizer.add_special_tokens({"additional_special_tokens": ["[SEG]"]})
     assert tokenizer.convert_tokens_to_ids("[SEG]") == seg_id
     mapper = types.SimpleNamespace(preprocess=lambda data, mask_format=None: data)  # images are given separately
-    data_args = types.SimpleNamespace(refcoco_image_folder="", image_processor={"instance": mapper},
-                                      sum_ref_pred_answer=False)
+    data_args = types.SimpleNamespace(
+        refcoco_image_folder="", image_processor={"instance": mapper}, sum_ref_pred_answer=False
+    )
     dataset = eval_datasets.RefCOCO_dataset_test.__new__(eval_datasets.RefCOCO_dataset_test)
-    dataset.data = [{"image_info": {"file_name": "x.jpg", "height": 1024, "width": 1024}, "new_img_id": 0,
-                     "anns": [], "instruction": [{"sent": EXPRESSION}]}]
+    dataset.data = [
+        {
+            "image_info": {"file_name": "x.jpg", "height": 1024, "width": 1024},
+            "new_img_id": 0,
+            "anns": [],
+            "instruction": [{"sent": EXPRESSION}],
+        }
+    ]
     dataset.tokenizer, dataset.data_args, dataset.mask_format = tokenizer, data_args, "polygon"
     item = dataset[0]
-    return {"prompt.input_ids": item["input_ids"], "prompt.token_refer_id": item["token_refer_id"],
-            "prompt.refer_embedding_indices": item["refer_embedding_indices"]}
+    return {
+        "prompt.input_ids": item["input_ids"],
+        "prompt.token_refer_id": item["token_refer_id"],
+        "prompt.refer_embedding_indices": item["refer_embedding_indices"],
+    }
 
 
 def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.dtype) -> None:
@@ -140,9 +175,18 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
     cfg.MODEL.MASK_FORMER.SEG_TASK = "referring"
 
     vision = {k: v for k, v in SIGLIP.items()}
-    config = MiphaPhiConfig(vision_config={"vision_tower": vision, "mm_projector": {
-        "mm_projector_type": "mlp2x_gelu", "mm_hidden_size": SIGLIP["hidden_size"], "hidden_size": PHI["hidden_size"]}},
-        vocab_size=vocab, **PHI)
+    config = MiphaPhiConfig(
+        vision_config={
+            "vision_tower": vision,
+            "mm_projector": {
+                "mm_projector_type": "mlp2x_gelu",
+                "mm_hidden_size": SIGLIP["hidden_size"],
+                "hidden_size": PHI["hidden_size"],
+            },
+        },
+        vocab_size=vocab,
+        **PHI,
+    )
     config.mm_vision_tower = SIGLIP["vision_model_name_or_path"]
     config.swin_type = "base"
     config.mask_decode_train = True
@@ -151,7 +195,7 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
     model = HyperSeg(config, mask_decoder_cfg=cfg)
     with torch.no_grad():  # perturb every parameter so no zero / one init hides a mistake
         gen = torch.Generator().manual_seed(1)
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             noise = torch.randn(p.shape, generator=gen)
             if p.ndim == 1 or torch.all(p == p.flatten()[0]):
                 p.add_(0.05 * noise)
@@ -168,18 +212,23 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
     def keep(name):
         def hook(_module, _args, output):
             captured[f"f{frame['index']}.{name}"] = output.detach().clone()
+
         return hook
 
     inner = model.get_model()
     inner.vision_tower_mask.register_forward_hook(
-        lambda m, a, out: captured.update({f"f{frame['index']}.res{i + 2}": o.detach().clone() for i, o in enumerate(out)}))
+        lambda m, a, out: captured.update(
+            {f"f{frame['index']}.res{i + 2}": o.detach().clone() for i, o in enumerate(out)}
+        )
+    )
     inner.mm_projector.register_forward_hook(keep("image_tokens"))
     model.expanded_seg_query_project.register_forward_hook(keep("fvp_tokens"))
     model.seg_query_projector.register_forward_hook(keep("mask_queries"))
     model.SEG_token_projector.register_forward_hook(keep("refer"))
     model.temporal_query_project.register_forward_hook(keep("next_latents"))
-    inner.register_forward_hook(lambda m, a, out: captured.update(
-        {f"f{frame['index']}.llm_hidden": out.last_hidden_state.detach().clone()}))
+    inner.register_forward_hook(
+        lambda m, a, out: captured.update({f"f{frame['index']}.llm_hidden": out.last_hidden_state.detach().clone()})
+    )
     forward_features = model.pixel_decoder.forward_features
 
     def pixel_decoder_features(features):
@@ -204,18 +253,24 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
         for index in range(2):
             frame["index"] = index
             try:
-                model.eval_seg(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool),
-                               images=inputs["pixel_values"][index:index + 1].to(dtype),
-                               images_clip=inputs["global_pixel_values"][index:index + 1].to(dtype),
-                               seg_info=[{}], token_refer_id=[captured["prompt.token_refer_id"]],
-                               refer_embedding_indices=refer_indices, use_temporal_query=True,
-                               cur_temporal_query=latents)
+                model.eval_seg(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids, dtype=torch.bool),
+                    images=inputs["pixel_values"][index : index + 1].to(dtype),
+                    images_clip=inputs["global_pixel_values"][index : index + 1].to(dtype),
+                    seg_info=[{}],
+                    token_refer_id=[captured["prompt.token_refer_id"]],
+                    refer_embedding_indices=refer_indices,
+                    use_temporal_query=True,
+                    cur_temporal_query=latents,
+                )
             except _StopAfterPredictor:
                 pass
             # eval_seg returns the projected latents after post-processing; the hook caught the same tensor
             latents = captured[f"f{index}.next_latents"]
-    torch.save({k: v if k.startswith("prompt.") else v.float() for k, v in captured.items()},
-               work / "official_outputs.pt")
+    torch.save(
+        {k: v if k.startswith("prompt.") else v.float() for k, v in captured.items()}, work / "official_outputs.pt"
+    )
     print(f"official stage: {len(captured)} tensors captured, checkpoint in {work / 'official'}")
 
 
@@ -223,8 +278,10 @@ def run_official(repo: Path, work: Path, vocab: int, seg_id: int, dtype: torch.d
 def build_inputs(work: Path) -> dict:
     """Two random 'frames', already normalized (both models take normalized tensors)."""
     gen = torch.Generator().manual_seed(2)
-    inputs = {"pixel_values": torch.randn(2, 3, 1024, 1024, generator=gen),
-              "global_pixel_values": torch.rand(2, 3, 384, 384, generator=gen) * 2 - 1}
+    inputs = {
+        "pixel_values": torch.randn(2, 3, 1024, 1024, generator=gen),
+        "global_pixel_values": torch.rand(2, 3, 384, 384, generator=gen) * 2 - 1,
+    }
     torch.save(inputs, work / "inputs.pt")
     return inputs
 
@@ -232,8 +289,11 @@ def build_inputs(work: Path) -> dict:
 def expand(official_ids: torch.Tensor, refer_ids: torch.Tensor, config) -> tuple[torch.Tensor, torch.Tensor]:
     """The official one-id placeholders -> our expanded ids (one position per embedding) and the refer mask."""
     vision = config.vision_config
-    counts = {IMAGE: (vision.image_size // vision.patch_size) ** 2, TEMPORAL: config.perceiver_config.num_latents,
-              SEG: config.decoder_config.num_queries}
+    counts = {
+        IMAGE: (vision.image_size // vision.patch_size) ** 2,
+        TEMPORAL: config.perceiver_config.num_latents,
+        SEG: config.decoder_config.num_queries,
+    }
     ids, refer = [], []
     for token in official_ids.tolist():
         if token == REFER:
@@ -259,8 +319,10 @@ def compare(work: Path, tolerance: float) -> int:
 
     encoded = loaded.processor.encode(referring_prompt(), expression=EXPRESSION + ".")
     same_ids = torch.equal(encoded.input_ids, ids[0]) and torch.equal(encoded.refer_mask, refer_mask[0])
-    print(f"prompt ids (processor vs release's RefCOCO_dataset_test): {'identical' if same_ids else 'DIFFERENT'} "
-          f"({ids.shape[1]} positions after expansion)")
+    print(
+        f"prompt ids (processor vs release's RefCOCO_dataset_test): {'identical' if same_ids else 'DIFFERENT'} "
+        f"({ids.shape[1]} positions after expansion)"
+    )
     if not same_ids:
         decode = loaded.tokenizer.decode
         print("  ours   :", repr(decode(encoded.input_ids.clamp(min=0)[:200])))
@@ -270,18 +332,24 @@ def compare(work: Path, tolerance: float) -> int:
     state = None
     with torch.no_grad():
         for index in range(2):
-            pixels = inputs["pixel_values"][index:index + 1]
-            global_pixels = inputs["global_pixel_values"][index:index + 1]
+            pixels = inputs["pixel_values"][index : index + 1]
+            global_pixels = inputs["global_pixel_values"][index : index + 1]
             pyramid = model.pyramid(pixels)
             ours |= {f"f{index}.res{i + 2}": f for i, f in enumerate(pyramid)}
             features = model.encode_images(pixels, global_pixels, temporal_state=state)
             out, hidden = model.segment(features, ids, mask, refer_mask=refer_mask, temporal_state=state)
             prompts = model.entity_recognition(hidden, ids, None, refer_mask, model.num_queries)
-            ours |= {f"f{index}.image_tokens": features.global_tokens, f"f{index}.fvp_tokens": features.fvp_tokens,
-                     f"f{index}.llm_hidden": hidden, f"f{index}.mask_queries": prompts.mask_queries,
-                     f"f{index}.refer": prompts.refer, f"f{index}.mask_features": features.mask_features,
-                     f"f{index}.pred_masks": out.pred_masks, f"f{index}.refer_logits": out.prompt_logits[..., :1],
-                     f"f{index}.next_latents": out.temporal_state.latents}
+            ours |= {
+                f"f{index}.image_tokens": features.global_tokens,
+                f"f{index}.fvp_tokens": features.fvp_tokens,
+                f"f{index}.llm_hidden": hidden,
+                f"f{index}.mask_queries": prompts.mask_queries,
+                f"f{index}.refer": prompts.refer,
+                f"f{index}.mask_features": features.mask_features,
+                f"f{index}.pred_masks": out.pred_masks,
+                f"f{index}.refer_logits": out.prompt_logits[..., :1],
+                f"f{index}.next_latents": out.temporal_state.latents,
+            }
             ours |= {f"f{index}.multi_scale{i}": level for i, level in enumerate(features.multi_scale_features)}
             state = out.temporal_state
     print("| frame.output | shape | max abs diff | max abs value | relative |\n|---|---|---|---|---|")
@@ -319,11 +387,18 @@ def compare(work: Path, tolerance: float) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official-repo", type=Path, required=True, help="checkout of congvvc/HyperSeg")
-    parser.add_argument("--official-python", default=None,
-                        help="interpreter with transformers 4.38 + einops, addict, fvcore (required for stage 2)")
+    parser.add_argument(
+        "--official-python",
+        default=None,
+        help="interpreter with transformers 4.38 + einops, addict, fvcore (required for stage 2)",
+    )
     parser.add_argument("--work", type=Path, default=Path("parity_e2e"), help="scratch folder (checkpoint, tensors)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                        help="official side precision (the release evaluates in fp32)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        help="official side precision (the release evaluates in fp32)",
+    )
     parser.add_argument("--tolerance", type=float, default=1e-3, help="max relative difference accepted")
     parser.add_argument("--reuse", action="store_true", help="skip stage 1 when its outputs are already in --work")
     parser.add_argument("--stage", default="both", choices=["both", "official"], help=argparse.SUPPRESS)
@@ -348,12 +423,30 @@ def main() -> None:
         sys.exit(compare(work, args.tolerance))
     build_inputs(work)
     tokenizer.save_pretrained(work / "tokenizer")  # read by the release's dataset class in stage 1
-    subprocess.run([args.official_python, str(Path(__file__).resolve()), "--stage", "official", "--official-repo",
-                    str(args.official_repo.resolve()), "--work", str(work), "--dtype", args.dtype,
-                    "--vocab", str(len(tokenizer)), "--seg-id", str(tokenizer.convert_tokens_to_ids("[SEG]"))],
-                   check=True, env={**os.environ, "PYTHONPATH": ""})
+    subprocess.run(
+        [
+            args.official_python,
+            str(Path(__file__).resolve()),
+            "--stage",
+            "official",
+            "--official-repo",
+            str(args.official_repo.resolve()),
+            "--work",
+            str(work),
+            "--dtype",
+            args.dtype,
+            "--vocab",
+            str(len(tokenizer)),
+            "--seg-id",
+            str(tokenizer.convert_tokens_to_ids("[SEG]")),
+        ],
+        check=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     tokenizer.save_pretrained(work / "official")  # the release ships Phi-2's tokenizer + [SEG]; here the byte one
-    (work / "official" / "added_tokens.json").write_text(json.dumps({"[SEG]": tokenizer.convert_tokens_to_ids("[SEG]")}))
+    (work / "official" / "added_tokens.json").write_text(
+        json.dumps({"[SEG]": tokenizer.convert_tokens_to_ids("[SEG]")})
+    )
     sys.exit(compare(work, args.tolerance))
 
 

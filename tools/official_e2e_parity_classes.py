@@ -61,8 +61,12 @@ def to_official(input_ids: torch.Tensor, class_spans: torch.Tensor) -> dict[str,
             ids.append(token)
         previous_span, previous_id = span, token
     official = torch.tensor(ids)
-    return {"input_ids": official, "class_name_ids": torch.tensor(names), "cls_indices": torch.tensor(owners),
-            "class_name_embedding_indices": (official == CLS).long()}
+    return {
+        "input_ids": official,
+        "class_name_ids": torch.tensor(names),
+        "cls_indices": torch.tensor(owners),
+        "class_name_embedding_indices": (official == CLS).long(),
+    }
 
 
 def from_official(official: dict[str, torch.Tensor], counts: dict[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,9 +111,18 @@ def run_official(repo: Path, work: Path, vocab: int) -> None:
     cfg.update(Config.fromfile(str(yaml)).__dict__.items())
     cfg = Config(cfg)
     cfg.MODEL.MASK_FORMER.SEG_TASK = "panoptic"
-    config = MiphaPhiConfig(vision_config={"vision_tower": dict(SIGLIP), "mm_projector": {
-        "mm_projector_type": "mlp2x_gelu", "mm_hidden_size": SIGLIP["hidden_size"], "hidden_size": PHI["hidden_size"]}},
-        vocab_size=vocab, **PHI)
+    config = MiphaPhiConfig(
+        vision_config={
+            "vision_tower": dict(SIGLIP),
+            "mm_projector": {
+                "mm_projector_type": "mlp2x_gelu",
+                "mm_hidden_size": SIGLIP["hidden_size"],
+                "hidden_size": PHI["hidden_size"],
+            },
+        },
+        vocab_size=vocab,
+        **PHI,
+    )
     config.mm_vision_tower = SIGLIP["vision_model_name_or_path"]
     config.swin_type, config.mask_decode_train, config.architectures = "base", True, ["HyperSeg"]
     torch.manual_seed(0)
@@ -118,7 +131,9 @@ def run_official(repo: Path, work: Path, vocab: int) -> None:
         gen = torch.Generator().manual_seed(1)
         for p in model.parameters():
             noise = torch.randn(p.shape, generator=gen)
-            p.add_(0.05 * noise if p.ndim == 1 or torch.all(p == p.flatten()[0]) else 0.2 * p.std().clamp(min=1e-3) * noise)
+            p.add_(
+                0.05 * noise if p.ndim == 1 or torch.all(p == p.flatten()[0]) else 0.2 * p.std().clamp(min=1e-3) * noise
+            )
     model.eval()
     model.save_pretrained(work / "official", safe_serialization=True, max_shard_size="200MB")
 
@@ -126,9 +141,15 @@ def run_official(repo: Path, work: Path, vocab: int) -> None:
     prompt = torch.load(work / "official_prompt.pt")
     captured: dict[str, torch.Tensor] = {}
     inner = model.get_model()
-    inner.register_forward_hook(lambda m, a, out: captured.update({"llm_hidden": out.last_hidden_state.detach().clone()}))
-    model.seg_query_projector.register_forward_hook(lambda m, a, out: captured.update({"mask_queries": out.detach().clone()}))
-    model.class_name_projector.register_forward_hook(lambda m, a, out: captured.update({"class_names": out.detach().clone()}))
+    inner.register_forward_hook(
+        lambda m, a, out: captured.update({"llm_hidden": out.last_hidden_state.detach().clone()})
+    )
+    model.seg_query_projector.register_forward_hook(
+        lambda m, a, out: captured.update({"mask_queries": out.detach().clone()})
+    )
+    model.class_name_projector.register_forward_hook(
+        lambda m, a, out: captured.update({"class_names": out.detach().clone()})
+    )
 
     class Stop(Exception):
         pass
@@ -140,15 +161,23 @@ def run_official(repo: Path, work: Path, vocab: int) -> None:
 
     model.predictor.register_forward_hook(stop)
     ids = prompt["input_ids"][None]
-    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool),
-                  images=inputs["pixel_values"][:1], images_clip=inputs["global_pixel_values"][:1], seg_info=[{}],
-                  class_name_embedding_indices=prompt["class_name_embedding_indices"][None],
-                  class_name_ids=prompt["class_name_ids"][None], cls_indices=prompt["cls_indices"][None],
-                  is_thing_list=[name not in STUFF for name in CLASS_NAMES])
+    kwargs = dict(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids, dtype=torch.bool),
+        images=inputs["pixel_values"][:1],
+        images_clip=inputs["global_pixel_values"][:1],
+        seg_info=[{}],
+        class_name_embedding_indices=prompt["class_name_embedding_indices"][None],
+        class_name_ids=prompt["class_name_ids"][None],
+        cls_indices=prompt["cls_indices"][None],
+        is_thing_list=[name not in STUFF for name in CLASS_NAMES],
+    )
     accepted = inspect.signature(model.eval_seg).parameters
     unknown = [k for k in kwargs if k not in accepted and not any(p.kind == p.VAR_KEYWORD for p in accepted.values())]
     if unknown:
-        raise SystemExit(f"the release's eval_seg takes {list(accepted)}; this script passes {unknown}: adapt run_official")
+        raise SystemExit(
+            f"the release's eval_seg takes {list(accepted)}; this script passes {unknown}: adapt run_official"
+        )
     with torch.no_grad():
         try:
             model.eval_seg(**kwargs)
@@ -172,9 +201,13 @@ def compare(work: Path, tolerance: float) -> int:
         features = model.encode_images(inputs["pixel_values"][:1], inputs["global_pixel_values"][:1])
         out, hidden = model.segment(features, ids, torch.ones_like(ids), class_spans=spans)
         prompts = model.entity_recognition(hidden, ids, spans, None, model.num_queries)
-    ours = {"llm_hidden": hidden, "mask_queries": prompts.mask_queries, "class_names": prompts.classes,
-            "pred_masks": out.pred_masks,
-            "class_logits": out.prompt_logits[..., :len(CLASS_NAMES)]}
+    ours = {
+        "llm_hidden": hidden,
+        "mask_queries": prompts.mask_queries,
+        "class_names": prompts.classes,
+        "pred_masks": out.pred_masks,
+        "class_logits": out.prompt_logits[..., : len(CLASS_NAMES)],
+    }
     worst = 0.0
     print("| output | shape | max abs diff | max abs value | relative |\n|---|---|---|---|---|")
     for name, theirs_value in theirs.items():
@@ -228,11 +261,26 @@ def main() -> None:
     encoded = our_prompt(HyperSegProcessor(tokenizer, config))
     torch.save(to_official(encoded.input_ids, encoded.class_spans), work / "official_prompt.pt")
     build_inputs(work)
-    subprocess.run([args.official_python, str(Path(__file__).resolve()), "--stage", "official", "--official-repo",
-                    str(args.official_repo.resolve()), "--work", str(work), "--vocab", str(len(tokenizer))],
-                   check=True, env={**os.environ, "PYTHONPATH": ""})
+    subprocess.run(
+        [
+            args.official_python,
+            str(Path(__file__).resolve()),
+            "--stage",
+            "official",
+            "--official-repo",
+            str(args.official_repo.resolve()),
+            "--work",
+            str(work),
+            "--vocab",
+            str(len(tokenizer)),
+        ],
+        check=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     tokenizer.save_pretrained(work / "official")
-    (work / "official" / "added_tokens.json").write_text(json.dumps({"[SEG]": tokenizer.convert_tokens_to_ids("[SEG]")}))
+    (work / "official" / "added_tokens.json").write_text(
+        json.dumps({"[SEG]": tokenizer.convert_tokens_to_ids("[SEG]")})
+    )
     sys.exit(compare(work, args.tolerance))
 
 

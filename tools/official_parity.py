@@ -96,12 +96,13 @@ def main() -> None:
     args = parser.parse_args()
     official = load_official(args.official_repo.resolve())
 
+    from transformers import SwinConfig
+
     from hyperseg_lite.modeling.mask_decoder import MaskDecoder
     from hyperseg_lite.modeling.perceiver import FineGrainedVisualPerceiver
     from hyperseg_lite.modeling.pixel_decoder import PixelDecoder
     from hyperseg_lite.modeling.pyramid_backbone import PyramidBackbone
     from hyperseg_lite.official_names import map_name
-    from transformers import SwinConfig
 
     def load_converted(ours: nn.Module, their_state: dict, their_prefix: str, our_prefix: str) -> None:
         converted = {}
@@ -112,7 +113,7 @@ def main() -> None:
             targets, transform = mapped
             values = list(tensor.chunk(3)) if transform == "qkv" else [tensor]
             for target, value in zip(targets, values):
-                converted[target[len(our_prefix):]] = value.clone()
+                converted[target[len(our_prefix) :]] = value.clone()
         ours.load_state_dict(converted, strict=True)
 
     torch.manual_seed(0)
@@ -121,11 +122,20 @@ def main() -> None:
 
     # --- Swin at 1024 px, small widths, the release's window of 12 ---
     depths, heads, embed = [1, 1, 2, 1], [1, 2, 4, 8], 32
-    theirs = official.swin.SwinTransformer(embed_dim=embed, depths=depths, num_heads=heads, window_size=12,
-                                           drop_path_rate=0.0, out_indices=(0, 1, 2, 3))
+    theirs = official.swin.SwinTransformer(
+        embed_dim=embed, depths=depths, num_heads=heads, window_size=12, drop_path_rate=0.0, out_indices=(0, 1, 2, 3)
+    )
     theirs.eval()  # the release's train() returns None, so no chaining
-    ours = PyramidBackbone(SwinConfig(image_size=1024, embed_dim=embed, depths=depths, num_heads=heads, window_size=12,
-                                      out_features=["stage1", "stage2", "stage3", "stage4"])).eval()
+    ours = PyramidBackbone(
+        SwinConfig(
+            image_size=1024,
+            embed_dim=embed,
+            depths=depths,
+            num_heads=heads,
+            window_size=12,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        )
+    ).eval()
     load_converted(ours, theirs.state_dict(), "model.vision_tower_mask.", "pyramid.")
     image = torch.randn(1, 3, 1024, 1024)
     with torch.no_grad():
@@ -135,17 +145,21 @@ def main() -> None:
         worst = max(worst, report(f"Swin res{level + 2}", x, y))
 
     # --- Fine-grained Visual Perceiver, res3..res5 of that Swin ---
-    channels = [embed * 2 ** i for i in range(4)]
+    channels = [embed * 2**i for i in range(4)]
     resampler = official.perceiver.PerceiverResampler(dim=64, depth=3).eval()
     local_project = nn.ModuleList(nn.Conv2d(c, 64, 1) for c in channels[1:])
     level_embed, latents = nn.Embedding(3, 64), nn.Parameter(torch.randn(8, 64))
     to_llm = nn.Linear(64, 96)
     their_state = {f"mgvp_layers.{k}": v for k, v in resampler.state_dict().items()}
     their_state |= {f"local_project.{k}": v for k, v in local_project.state_dict().items()}
-    their_state |= {"level_embed.weight": level_embed.weight.data, "temporal_query": latents.data,
-                    "expanded_seg_query_project.weight": to_llm.weight.data,
-                    "expanded_seg_query_project.bias": to_llm.bias.data,
-                    "temporal_query_project.weight": torch.zeros(64, 96), "temporal_query_project.bias": torch.zeros(64)}
+    their_state |= {
+        "level_embed.weight": level_embed.weight.data,
+        "temporal_query": latents.data,
+        "expanded_seg_query_project.weight": to_llm.weight.data,
+        "expanded_seg_query_project.bias": to_llm.bias.data,
+        "temporal_query_project.weight": torch.zeros(64, 96),
+        "temporal_query_project.bias": torch.zeros(64),
+    }
     ours_fvp = FineGrainedVisualPerceiver(channels, 8, 64, 3, 8, 64, 4, 96, [1, 2, 3]).eval()  # release: 8 heads x 64
     load_converted(ours_fvp, their_state, "", "perceiver.")
     with torch.no_grad():
@@ -156,10 +170,13 @@ def main() -> None:
     worst = max(worst, report("FVP tokens", our_out, their_out))
 
     # --- pixel decoder ---
-    shape = {f"res{i + 2}": types.SimpleNamespace(channel=c, stride=4 * 2 ** i) for i, c in enumerate(channels)}
-    their_pixel = official.pixel.MSDeformAttnPixelDecoder(shape, 0.0, 8, 64, 1, 32, 32, ["res3", "res4", "res5"], 4).eval()
-    our_pixel = PixelDecoder(channels, conv_dim=32, mask_dim=32, num_heads=8, dim_feedforward=64,
-                             num_encoder_layers=1).eval()
+    shape = {f"res{i + 2}": types.SimpleNamespace(channel=c, stride=4 * 2**i) for i, c in enumerate(channels)}
+    their_pixel = official.pixel.MSDeformAttnPixelDecoder(
+        shape, 0.0, 8, 64, 1, 32, 32, ["res3", "res4", "res5"], 4
+    ).eval()
+    our_pixel = PixelDecoder(
+        channels, conv_dim=32, mask_dim=32, num_heads=8, dim_feedforward=64, num_encoder_layers=1
+    ).eval()
     our_pixel.load_state_dict(their_pixel.state_dict(), strict=True)  # same names: no conversion needed
     with torch.no_grad():
         mf_ours, ms_ours = our_pixel(feats)
@@ -170,8 +187,11 @@ def main() -> None:
 
     # --- predictor with referring, class and region prompts ---
     their_pred = official.predictor.MultiScaleMaskedTransformerDecoderForOPTPreTrain(
-        32, 32, 6, 8, 64, 3, False, 32, False, False, False, True, False).eval()
-    our_pred = MaskDecoder(hidden_dim=32, num_queries=6, num_heads=8, dim_feedforward=64, num_layers=3, mask_dim=32).eval()
+        32, 32, 6, 8, 64, 3, False, 32, False, False, False, True, False
+    ).eval()
+    our_pred = MaskDecoder(
+        hidden_dim=32, num_queries=6, num_heads=8, dim_feedforward=64, num_layers=3, mask_dim=32
+    ).eval()
     our_pred.load_state_dict(their_pred.state_dict(), strict=True)
     queries, refer = torch.randn(1, 6, 32), torch.randn(1, 1, 32)
     classes, regions = torch.randn(1, 4, 32), torch.randn(1, 2, 32)

@@ -41,13 +41,24 @@ def append_cycle(history: list[dict], run_log: Path) -> list[dict]:
         raise SystemExit(f"{run_log} has no steps")
     if _already_recorded(history, rows):
         raise SystemExit(f"{run_log} is already in the history (same steps, tasks and losses); nothing appended")
-    return history + [{"cycle": cycle, "step": row["step"], "total_step": offset + int(row["step"]),
-                       "task": row["task"], "loss": row["loss"], "seconds": row["seconds"], "lr": row["lr"]}
-                      for row in rows]
+    return history + [
+        {
+            "cycle": cycle,
+            "step": row["step"],
+            "total_step": offset + int(row["step"]),
+            "task": row["task"],
+            "loss": row["loss"],
+            "seconds": row["seconds"],
+            "lr": row["lr"],
+        }
+        for row in rows
+    ]
 
 
 def _already_recorded(history: list[dict], rows: list[dict]) -> bool:
-    """True when some cycle holds exactly these (step, task, loss) rows: running the tool twice must not double a cycle."""
+    """True when some cycle holds exactly these (step, task, loss) rows.
+
+    Running the tool twice must not double a cycle."""
     wanted = [(int(r["step"]), r["task"], float(r["loss"])) for r in rows]
     for cycle in {row["cycle"] for row in history}:
         have = [(int(r["step"]), r["task"], float(r["loss"])) for r in history if r["cycle"] == cycle]
@@ -64,7 +75,7 @@ def plot(history: list[dict], path: Path, window: int = 50) -> None:
         losses = np.array([float(row["loss"]) for row in rows])
         width = min(window, len(losses))
         smooth = np.convolve(losses, np.ones(width) / width, mode="valid")
-        axis.plot(steps[width - 1:], smooth, label=task, linewidth=1.2)
+        axis.plot(steps[width - 1 :], smooth, label=task, linewidth=1.2)
     cycles = sorted({int(row["cycle"]) for row in history})
     for cycle in cycles[1:]:
         first = min(int(row["total_step"]) for row in history if int(row["cycle"]) == cycle)

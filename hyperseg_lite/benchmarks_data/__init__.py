@@ -22,5 +22,12 @@ from .refvos import RefVOSReader
 from .semantic import SemanticReader
 from .vos import VOSReader
 
-__all__ = ["BenchmarkDataError", "COCOPanopticReader", "ReasonSegReader", "RefCOCOReader", "RefVOSReader",
-           "SemanticReader", "VOSReader"]
+__all__ = [
+    "BenchmarkDataError",
+    "COCOPanopticReader",
+    "ReasonSegReader",
+    "RefCOCOReader",
+    "RefVOSReader",
+    "SemanticReader",
+    "VOSReader",
+]

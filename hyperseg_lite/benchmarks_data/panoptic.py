@@ -38,8 +38,7 @@ class COCOPanopticReader:
             images = [data / "images" / ("validation" if split == "val" else "training")]
         else:
             raise BenchmarkDataError("layout must be 'coco' or 'ade20k'")
-        self.json_path = first_existing([data / "annotations" / f"{name}.json", data / f"{name}.json"],
-                                        f"{name}.json")
+        self.json_path = first_existing([data / "annotations" / f"{name}.json", data / f"{name}.json"], f"{name}.json")
         self.png_dir = first_existing([self.json_path.parent / name, data / name], f"{name}/ PNG folder")
         self.image_dir = first_existing(images, "image folder")
         content = read_json(self.json_path)

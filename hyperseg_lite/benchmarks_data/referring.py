@@ -28,10 +28,18 @@ from PIL import Image
 
 from .common import BenchmarkDataError, coco_segmentation_mask, first_existing, read_json
 
-REFS_FILES = {"refcoco": "refs(unc).json", "refcoco+": "refs(unc).json", "refcocog": "refs(umd).json",
-              "grefcoco": "grefs(unc).json"}
-SPLITS = {"refcoco": ("val", "testA", "testB"), "refcoco+": ("val", "testA", "testB"),
-          "refcocog": ("val", "test"), "grefcoco": ("val", "testA", "testB")}
+REFS_FILES = {
+    "refcoco": "refs(unc).json",
+    "refcoco+": "refs(unc).json",
+    "refcocog": "refs(umd).json",
+    "grefcoco": "grefs(unc).json",
+}
+SPLITS = {
+    "refcoco": ("val", "testA", "testB"),
+    "refcoco+": ("val", "testA", "testB"),
+    "refcocog": ("val", "test"),
+    "grefcoco": ("val", "testA", "testB"),
+}
 
 
 @dataclass
@@ -53,8 +61,11 @@ def image_folder(data: Path, images: Path | None, file_name: str) -> Path:
     if images is not None:
         return Path(images)
     roots = [data, data.parent, data.parent.parent]
-    candidates = [root / sub for root in roots for sub in ("images/mscoco/images/train2014", "images/train2014",
-                                                            "train2014", "images")]
+    candidates = [
+        root / sub
+        for root in roots
+        for sub in ("images/mscoco/images/train2014", "images/train2014", "train2014", "images")
+    ]
     for folder in candidates:
         if (folder / file_name).exists():
             return folder
@@ -75,8 +86,10 @@ class RefCOCOReader:
             self._read_mdetr(mdetr)
             return
         if not refs_path.exists() and refs_path.with_suffix(".p").exists():
-            raise BenchmarkDataError(f"{refs_path.with_suffix('.p')} is a pickle, which is never opened here; export "
-                                     f"it to {refs_path.name} (see hyperseg_lite/benchmarks_data/referring.py)")
+            raise BenchmarkDataError(
+                f"{refs_path.with_suffix('.p')} is a pickle, which is never opened here; export "
+                f"it to {refs_path.name} (see hyperseg_lite/benchmarks_data/referring.py)"
+            )
         refs = read_json(first_existing([refs_path, self.data / "refs.json"], f"{dataset} refs JSON"))
         instances = read_json(first_existing([self.data / "instances.json"], "instances.json"))
         self.images = {image["id"]: image for image in instances["images"]}
@@ -102,8 +115,10 @@ class RefCOCOReader:
             ann_id = ann.get("id", k)
             self.annotations[ann_id] = ann
             targets.setdefault(ann["image_id"], []).append(ann_id)
-        self.samples = [(image.get("original_id", image_id), 0, image_id, targets[image_id], image["caption"])
-                        for image_id, image in self.images.items()]
+        self.samples = [
+            (image.get("original_id", image_id), 0, image_id, targets[image_id], image["caption"])
+            for image_id, image in self.images.items()
+        ]
         if not self.samples:
             raise BenchmarkDataError(f"{path.name} has no images")
 

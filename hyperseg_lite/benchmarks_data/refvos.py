@@ -22,8 +22,12 @@ import numpy as np
 
 from .common import BenchmarkDataError, coco_segmentation_mask, first_existing, read_json, read_palette_png
 
-META_NAMES = ("meta_expressions.json", "meta_expressions_valid_.json", "meta_expressions_valid.json",
-              "meta_expressions_v2.json")
+META_NAMES = (
+    "meta_expressions.json",
+    "meta_expressions_valid_.json",
+    "meta_expressions_valid.json",
+    "meta_expressions_v2.json",
+)
 
 
 @dataclass
@@ -32,14 +36,19 @@ class RefVideoSample:
     frames: list[Path]
     text: str
     kind: str  # "referring" or "reasoning"
-    masks: "MaskSource"
+    masks: MaskSource
 
 
 class MaskSource:
     """The target of one expression on frame ``t`` ((H, W) bool), read only when asked."""
 
-    def __init__(self, pngs: list[Path] | None = None, obj_ids: list[int] = (), rles: list[list] | None = None,
-                 binary: bool = False) -> None:
+    def __init__(
+        self,
+        pngs: list[Path] | None = None,
+        obj_ids: list[int] = (),
+        rles: list[list] | None = None,
+        binary: bool = False,
+    ) -> None:
         self.pngs, self.obj_ids, self.rles, self.binary = pngs, [int(o) for o in obj_ids], rles, binary
 
     def __call__(self, t: int, size: tuple[int, int]) -> np.ndarray | None:
@@ -63,15 +72,25 @@ class RefVOSReader:
         self.videos = read_json(self.meta_path)["videos"]
         for vid, video in self.videos.items():  # ReasonVOS as released: a list of expressions -> ReVOS's dict form
             if isinstance(video["expressions"], list):
-                video["expressions"] = {str(k): {"exp": e["exp_text"], "obj_id": e["obj_id"], "type_id": 1,
-                                                 "object_folder": f"{video.get('source', '')}_{vid}_{e['obj_id']}"}
-                                        for k, e in enumerate(video["expressions"])}
+                video["expressions"] = {
+                    str(k): {
+                        "exp": e["exp_text"],
+                        "obj_id": e["obj_id"],
+                        "type_id": 1,
+                        "object_folder": f"{video.get('source', '')}_{vid}_{e['obj_id']}",
+                    }
+                    for k, e in enumerate(video["expressions"])
+                }
         self.frame_root = first_existing([data / split / "JPEGImages", data / "JPEGImages"], "JPEGImages/ folder")
         self.anno_root = next((p for p in (data / split / "Annotations", data / "Annotations") if p.exists()), None)
         self.data = data
-        mask_dict = next((p for p in (data / "mask_dict.json", data / "mask_dict_v2.json") if p.exists()), data / "mask_dict.json")
+        mask_dict = next(
+            (p for p in (data / "mask_dict.json", data / "mask_dict_v2.json") if p.exists()), data / "mask_dict.json"
+        )
         self.mask_dict = read_json(mask_dict) if mask_dict.exists() else None
-        self.items = [(vid, exp_id) for vid in sorted(self.videos) for exp_id in sorted(self.videos[vid]["expressions"], key=int)]
+        self.items = [
+            (vid, exp_id) for vid in sorted(self.videos) for exp_id in sorted(self.videos[vid]["expressions"], key=int)
+        ]
         if not self.items:
             raise BenchmarkDataError(f"{self.meta_path.name} lists no expressions")
 

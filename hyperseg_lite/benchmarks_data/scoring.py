@@ -24,8 +24,13 @@ def text_record(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = No
     pred, gt = pred.astype(bool), gt.astype(bool)
     if ignore is not None:
         pred, gt = pred & ~ignore, gt & ~ignore
-    return {"intersection": int(np.logical_and(pred, gt).sum()), "union": int(np.logical_or(pred, gt).sum()),
-            "iou": jaccard(pred, gt), "gt_empty": not gt.any(), "pred_empty": not pred.any()}
+    return {
+        "intersection": int(np.logical_and(pred, gt).sum()),
+        "union": int(np.logical_or(pred, gt).sum()),
+        "iou": jaccard(pred, gt),
+        "gt_empty": not gt.any(),
+        "pred_empty": not pred.any(),
+    }
 
 
 def text_metrics(records: list[dict]) -> dict:
@@ -39,9 +44,13 @@ def text_metrics(records: list[dict]) -> dict:
             scores.no_target_hits.append(r["pred_empty"])
         else:
             found_target.append(not r["pred_empty"])
-    return {"cIoU": scores.ciou, "gIoU": scores.giou, "no_target_accuracy": scores.no_target_accuracy,
-            "target_accuracy": float(np.mean(found_target)) if found_target else float("nan"),
-            "samples": len(records)}
+    return {
+        "cIoU": scores.ciou,
+        "gIoU": scores.giou,
+        "no_target_accuracy": scores.no_target_accuracy,
+        "target_accuracy": float(np.mean(found_target)) if found_target else float("nan"),
+        "samples": len(records),
+    }
 
 
 # ---------------------------------------------------------------- semantic: mIoU from per-class sums
@@ -76,8 +85,13 @@ def panoptic_metric(things: set[int], stuffs: set[int]) -> PanopticQuality:
 
     ``sync_on_compute=False``: the records already hold every process's sums; torchmetrics must not add them
     again across processes."""
-    return PanopticQuality(things=set(things), stuffs=set(stuffs) | {UNLABELLED}, return_sq_and_rq=True,
-                           return_per_class=True, sync_on_compute=False)
+    return PanopticQuality(
+        things=set(things),
+        stuffs=set(stuffs) | {UNLABELLED},
+        return_sq_and_rq=True,
+        return_per_class=True,
+        sync_on_compute=False,
+    )
 
 
 def panoptic_record(pred: np.ndarray, target: np.ndarray, things: set[int], stuffs: set[int]) -> dict:
@@ -85,8 +99,13 @@ def panoptic_record(pred: np.ndarray, target: np.ndarray, things: set[int], stuf
     metric = panoptic_metric(things, stuffs)
     metric.update(torch.from_numpy(pred)[None], torch.from_numpy(target)[None])
     seen = set(np.unique(target[..., 0]).tolist()) | set(np.unique(pred[..., 0]).tolist())
-    return {"iou_sum": metric.iou_sum.tolist(), "tp": metric.true_positives.tolist(),
-            "fp": metric.false_positives.tolist(), "fn": metric.false_negatives.tolist(), "seen": sorted(seen)}
+    return {
+        "iou_sum": metric.iou_sum.tolist(),
+        "tp": metric.true_positives.tolist(),
+        "fp": metric.false_positives.tolist(),
+        "fn": metric.false_negatives.tolist(),
+        "seen": sorted(seen),
+    }
 
 
 def panoptic_quality(records: list[dict], things: set[int], stuffs: set[int]) -> dict:
@@ -128,6 +147,7 @@ class JFMeter:
 
 def video_metrics(records: list[dict]) -> dict:
     """J&F = (mean J + mean F) / 2 over objects (VOS) or expressions (referring video); per kind when labelled."""
+
     def summary(objects):
         js = [o[0] for o in objects]
         fs = [o[1] for o in objects]

@@ -23,7 +23,7 @@ class Query:
     size: str | None = None
     position: str | None = None  # "left": the leftmost of the matches
     relation: str | None = None
-    anchor: "Query | None" = None
+    anchor: Query | None = None
     plural: bool = False  # "all red objects", "the triangles"
 
     def text(self) -> str:
@@ -34,16 +34,24 @@ class Query:
             return " ".join(words)
         words = ["the"] + [w for w in (self.size, self.colour) if w] + [noun]
         if self.position:
-            words.append({"left": "on the left", "right": "on the right", "top": "at the top",
-                          "bottom": "at the bottom"}[self.position])
+            words.append(
+                {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}[
+                    self.position
+                ]
+            )
         if self.relation and self.anchor:
             words += [self.relation, self.anchor.text()]
         return " ".join(words)
 
 
 def _attribute_matches(query: Query, objects: list[SceneObject]) -> list[SceneObject]:
-    return [o for o in objects if (query.category in (None, o.category)) and (query.colour in (None, o.colour))
-            and (query.size in (None, o.size))]
+    return [
+        o
+        for o in objects
+        if (query.category in (None, o.category))
+        and (query.colour in (None, o.colour))
+        and (query.size in (None, o.size))
+    ]
 
 
 def evaluate(query: Query, scene: Scene) -> list[SceneObject]:
@@ -63,8 +71,14 @@ def evaluate(query: Query, scene: Scene) -> list[SceneObject]:
         ordered = sorted(key)
         margin = 0.08 * scene.size[0]
         # the extreme object must be clearly extreme, or the expression is ambiguous
-        if len(found) > 1 and abs(ordered[0 if query.position in ("left", "top") else -1] -
-                                  ordered[1 if query.position in ("left", "top") else -2]) < margin:
+        if (
+            len(found) > 1
+            and abs(
+                ordered[0 if query.position in ("left", "top") else -1]
+                - ordered[1 if query.position in ("left", "top") else -2]
+            )
+            < margin
+        ):
             return found  # ambiguous: several candidates (generators reject this)
         found = [found[pick]]
     return found
@@ -79,10 +93,13 @@ def union(objects: list[SceneObject], size: tuple[int, int]) -> np.ndarray:
 
 def describe_uniquely(target: SceneObject, scene: Scene, rng: np.random.Generator) -> Query | None:
     """A single-target expression for ``target``, choosing among the attribute / position / relation forms."""
-    candidates = [Query(category=target.category), Query(category=target.category, colour=target.colour),
-                  Query(category=target.category, size=target.size),
-                  Query(category=target.category, colour=target.colour, size=target.size),
-                  Query(colour=target.colour)]
+    candidates = [
+        Query(category=target.category),
+        Query(category=target.category, colour=target.colour),
+        Query(category=target.category, size=target.size),
+        Query(category=target.category, colour=target.colour, size=target.size),
+        Query(colour=target.colour),
+    ]
     candidates += [Query(category=target.category, position=p) for p in POSITIONS]
     candidates += [Query(category=target.category, colour=target.colour, position=p) for p in POSITIONS]
     others = [o for o in scene.objects if o is not target]
@@ -91,9 +108,18 @@ def describe_uniquely(target: SceneObject, scene: Scene, rng: np.random.Generato
         anchor = describe_anchor(anchor_obj, scene)
         if anchor is not None:
             for relation in RELATIONS:
-                candidates.append(Query(category=target.category, colour=target.colour, relation=relation, anchor=anchor))
-                candidates.append(Query(category=target.category, size=target.size, colour=target.colour,
-                                        relation=relation, anchor=anchor))
+                candidates.append(
+                    Query(category=target.category, colour=target.colour, relation=relation, anchor=anchor)
+                )
+                candidates.append(
+                    Query(
+                        category=target.category,
+                        size=target.size,
+                        colour=target.colour,
+                        relation=relation,
+                        anchor=anchor,
+                    )
+                )
     good = [q for q in candidates if evaluate(q, scene) == [target]]
     if not good:
         return None
@@ -104,8 +130,11 @@ def describe_uniquely(target: SceneObject, scene: Scene, rng: np.random.Generato
 
 
 def describe_anchor(obj: SceneObject, scene: Scene) -> Query | None:
-    for query in (Query(category=obj.category), Query(category=obj.category, colour=obj.colour),
-                  Query(category=obj.category, colour=obj.colour, size=obj.size)):
+    for query in (
+        Query(category=obj.category),
+        Query(category=obj.category, colour=obj.colour),
+        Query(category=obj.category, colour=obj.colour, size=obj.size),
+    ):
         if evaluate(query, scene) == [obj]:
             return query
     return None

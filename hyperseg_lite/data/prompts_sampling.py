@@ -27,10 +27,18 @@ def box(mask: np.ndarray, rng: np.random.Generator, jitter: float = 0.1) -> list
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     w, h = x1 - x0, y1 - y0
     height, width = mask.shape
-    out = [x0 + rng.normal(0, jitter) * w, y0 + rng.normal(0, jitter) * h,
-           x1 + rng.normal(0, jitter) * w, y1 + rng.normal(0, jitter) * h]
-    out = [float(np.clip(out[0], 0, width - 2)), float(np.clip(out[1], 0, height - 2)),
-           float(np.clip(out[2], 0, width)), float(np.clip(out[3], 0, height))]
+    out = [
+        x0 + rng.normal(0, jitter) * w,
+        y0 + rng.normal(0, jitter) * h,
+        x1 + rng.normal(0, jitter) * w,
+        y1 + rng.normal(0, jitter) * h,
+    ]
+    out = [
+        float(np.clip(out[0], 0, width - 2)),
+        float(np.clip(out[1], 0, height - 2)),
+        float(np.clip(out[2], 0, width)),
+        float(np.clip(out[3], 0, height)),
+    ]
     if out[2] - out[0] < 2:
         out[2] = min(width, out[0] + 2)
     if out[3] - out[1] < 2:

@@ -6,7 +6,7 @@ the answer names the target and says why (used for the text loss and shown in th
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,7 +30,11 @@ def has_hole(scene: Scene, rng) -> Question | None:
     found = [o for o in scene.objects if o.facts.has_hole]
     if len(found) != 1:
         return None
-    return "segment the shape that has a hole in it", f"{_name(found[0]).capitalize()}, because a ring is hollow.", found
+    return (
+        "segment the shape that has a hole in it",
+        f"{_name(found[0]).capitalize()}, because a ring is hollow.",
+        found,
+    )
 
 
 def largest_roller(scene: Scene, rng) -> Question | None:
@@ -41,8 +45,11 @@ def largest_roller(scene: Scene, rng) -> Question | None:
     if len(radii) > 1 and radii[0] < radii[1] * 1.2:
         return None
     best = max(rollers, key=lambda o: o.radius)
-    return ("the largest thing that could roll", f"{_name(best).capitalize()}, because it is round and the biggest "
-            "of the round shapes.", [best])
+    return (
+        "the largest thing that could roll",
+        f"{_name(best).capitalize()}, because it is round and the biggest of the round shapes.",
+        [best],
+    )
 
 
 def most_corners(scene: Scene, rng) -> Question | None:
@@ -50,8 +57,11 @@ def most_corners(scene: Scene, rng) -> Question | None:
     if len(counts) < 2 or counts[0] == counts[1]:
         return None
     best = max(scene.objects, key=lambda o: o.facts.corners)
-    return ("the object with the most corners", f"{_name(best).capitalize()}, because it has {best.facts.corners} "
-            "corners, more than any other shape here.", [best])
+    return (
+        "the object with the most corners",
+        f"{_name(best).capitalize()}, because it has {best.facts.corners} corners, more than any other shape here.",
+        [best],
+    )
 
 
 def same_colour_as(scene: Scene, rng) -> Question | None:
@@ -63,10 +73,13 @@ def same_colour_as(scene: Scene, rng) -> Question | None:
     for anchor in anchors:
         mates = [o for o in scene.objects if o is not anchor and o.colour == anchor.colour]
         if mates:
-            names = " and ".join(sorted({f'the {m.category}' for m in mates}))
-            return (f"what shape is the same colour as the {anchor.category}?",
-                    f"{names.capitalize()}, because {'they are' if len(mates) > 1 else 'it is'} {anchor.colour} "
-                    f"like the {anchor.category}.", mates)
+            names = " and ".join(sorted({f"the {m.category}" for m in mates}))
+            return (
+                f"what shape is the same colour as the {anchor.category}?",
+                f"{names.capitalize()}, because {'they are' if len(mates) > 1 else 'it is'} {anchor.colour} "
+                f"like the {anchor.category}.",
+                mates,
+            )
     return None
 
 
@@ -74,13 +87,21 @@ def pointy(scene: Scene, rng) -> Question | None:
     found = [o for o in scene.objects if o.category in ("star", "arrow")]
     if len(found) != 1:
         return None
-    return ("which shape looks like it could point at something or shine in the night sky?",
-            f"{_name(found[0]).capitalize()}, because {'stars shine' if found[0].category == 'star' else 'arrows point'}.",
-            found)
+    return (
+        "which shape looks like it could point at something or shine in the night sky?",
+        f"{_name(found[0]).capitalize()}, because {'stars shine' if found[0].category == 'star' else 'arrows point'}.",
+        found,
+    )
 
 
 GENERATORS: tuple[Callable[[Scene, np.random.Generator], Question | None], ...] = (
-    no_corners, has_hole, largest_roller, most_corners, same_colour_as, pointy)
+    no_corners,
+    has_hole,
+    largest_roller,
+    most_corners,
+    same_colour_as,
+    pointy,
+)
 
 
 def reasoning_question(scene: Scene, rng: np.random.Generator) -> Question | None:

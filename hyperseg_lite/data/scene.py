@@ -64,7 +64,9 @@ class Scene:
 
     @property
     def stuff_present(self) -> list[str]:
-        return [STUFF_NAMES[i] for i in np.unique(self.stuff_map) if i >= 0 and self.stuff_visible(STUFF_NAMES[i]).any()]
+        return [
+            STUFF_NAMES[i] for i in np.unique(self.stuff_map) if i >= 0 and self.stuff_visible(STUFF_NAMES[i]).any()
+        ]
 
     def things_mask(self) -> np.ndarray:
         out = np.zeros(self.size, dtype=bool)
@@ -98,13 +100,14 @@ def _stuff_layout(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray
     top = STUFF_NAMES.index("sky" if rng.random() < 0.7 else "wall")
     bottom = STUFF_NAMES.index(rng.choice(["grass", "water", "sand"]))
     horizon = height * rng.uniform(0.3, 0.6) + rng.uniform(2, 8) * np.sin(
-        np.linspace(0, rng.uniform(2, 8), width) + rng.uniform(0, 6.3))
+        np.linspace(0, rng.uniform(2, 8), width) + rng.uniform(0, 6.3)
+    )
     rows = np.arange(height)[:, None]
     stuff = np.where(rows < horizon[None, :], top, bottom).astype(np.int64)
     if rng.random() < 0.3:  # a patch of a third stuff class
         third = STUFF_NAMES.index(rng.choice([n for n in STUFF_NAMES if STUFF_NAMES.index(n) not in (top, bottom)]))
         y0, x0 = int(rng.uniform(0.65, 0.8) * height), int(rng.uniform(0, 0.6) * width)
-        stuff[y0:, x0:x0 + int(rng.uniform(0.2, 0.4) * width)] = third
+        stuff[y0:, x0 : x0 + int(rng.uniform(0.2, 0.4) * width)] = third
     return stuff
 
 
@@ -116,8 +119,13 @@ def _paint_background(rng: np.random.Generator, stuff: np.ndarray) -> np.ndarray
     return canvas
 
 
-def generate_scene(rng: np.random.Generator, size: tuple[int, int] = (256, 256), num_objects: tuple[int, int] = (3, 10),
-                   pairs: list[tuple[str, str]] | None = None, required: list[tuple[str, str]] | None = None) -> Scene:
+def generate_scene(
+    rng: np.random.Generator,
+    size: tuple[int, int] = (256, 256),
+    num_objects: tuple[int, int] = (3, 10),
+    pairs: list[tuple[str, str]] | None = None,
+    required: list[tuple[str, str]] | None = None,
+) -> Scene:
     """A random scene; ``pairs`` limits (category, colour) choices, ``required`` pairs are placed first."""
     height, width = size
     stuff = _stuff_layout(rng, size)
@@ -125,7 +133,7 @@ def generate_scene(rng: np.random.Generator, size: tuple[int, int] = (256, 256),
     allowed = pairs or [(c, k) for c in CATEGORY_TABLE for k in COLOURS]
     wanted = int(rng.integers(num_objects[0], num_objects[1] + 1))
     plan = list(required or []) + [allowed[i] for i in rng.integers(0, len(allowed), wanted)]
-    plan = plan[:max(wanted, len(required or []))]
+    plan = plan[: max(wanted, len(required or []))]
     objects: list[SceneObject] = []
     side = min(height, width)
     for category, colour in plan:
@@ -143,8 +151,9 @@ def generate_scene(rng: np.random.Generator, size: tuple[int, int] = (256, 256),
             continue
         for other in objects:
             other.mask = other.mask & ~full
-        objects.append(SceneObject(len(objects) + 1, category, colour, size_name, center, radius, angle, full,
-                                   int(full.sum())))
+        objects.append(
+            SceneObject(len(objects) + 1, category, colour, size_name, center, radius, angle, full, int(full.sum()))
+        )
         ys, xs = np.nonzero(full)
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # texture only the object's box
         texture = textures.tinted(textures.patch(rng, (y1 - y0, x1 - x0)), COLOURS[colour], rng, 0.3)

@@ -30,8 +30,24 @@ def _outline(category: str, r: float) -> list[np.ndarray] | None:
         return [np.stack([outer, inner], 1).reshape(-1, 2)]
     if category == "cross":
         a, b = r * 0.33, r
-        return [np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a],
-                          [-b, -a], [-a, -a]])]
+        return [
+            np.array(
+                [
+                    [-a, -b],
+                    [a, -b],
+                    [a, -a],
+                    [b, -a],
+                    [b, a],
+                    [a, a],
+                    [a, b],
+                    [-a, b],
+                    [-a, a],
+                    [-b, a],
+                    [-b, -a],
+                    [-a, -a],
+                ]
+            )
+        ]
     if category == "arrow":
         s, h = r * 0.3, r * 0.65
         return [np.array([[-r, -s], [r * 0.15, -s], [r * 0.15, -h], [r, 0], [r * 0.15, h], [r * 0.15, s], [-r, s]])]
@@ -43,8 +59,9 @@ def _outline(category: str, r: float) -> list[np.ndarray] | None:
     return None
 
 
-def rasterize(category: str, size: tuple[int, int], center: tuple[float, float], radius: float,
-              angle: float) -> np.ndarray:
+def rasterize(
+    category: str, size: tuple[int, int], center: tuple[float, float], radius: float, angle: float
+) -> np.ndarray:
     """Boolean mask of one object on an (H, W) canvas."""
     height, width = size
     canvas = np.zeros((height, width), dtype=np.uint8)
@@ -61,8 +78,10 @@ def rasterize(category: str, size: tuple[int, int], center: tuple[float, float],
     if category == "ring":
         cv2.circle(canvas, centre, int(round(radius * 0.55 * 16)), 0, -1, shift=4)
     elif category == "crescent":
-        offset = (int(round((cx + radius * 0.45 * math.cos(angle)) * 16)),
-                  int(round((cy + radius * 0.45 * math.sin(angle)) * 16)))
+        offset = (
+            int(round((cx + radius * 0.45 * math.cos(angle)) * 16)),
+            int(round((cy + radius * 0.45 * math.sin(angle)) * 16)),
+        )
         cv2.circle(canvas, offset, int(round(radius * 0.85 * 16)), 0, -1, shift=4)
     elif category != "circle":
         raise ValueError(f"unknown category {category!r}")

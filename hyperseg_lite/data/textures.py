@@ -34,8 +34,11 @@ def photos() -> tuple[np.ndarray, ...]:
             image = np.repeat(image[..., None], 3, axis=-1)
         image = image[..., :3].astype(np.float32) / 255.0
         scale = 256 / min(image.shape[:2])
-        out.append(cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                              interpolation=cv2.INTER_AREA))
+        out.append(
+            cv2.resize(
+                image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA
+            )
+        )
     if not out:
         raise RuntimeError("no sample photos available from scikit-image / scikit-learn")
     return tuple(out)
@@ -47,7 +50,7 @@ def patch(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     height, width = photo.shape[:2]
     ch, cw = rng.integers(48, min(height, width) + 1), rng.integers(48, min(height, width) + 1)
     y, x = rng.integers(0, height - ch + 1), rng.integers(0, width - cw + 1)
-    return cv2.resize(photo[y:y + ch, x:x + cw], (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(photo[y : y + ch, x : x + cw], (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def tinted(base: np.ndarray, colour: tuple[int, int, int], rng: np.random.Generator, strength: float) -> np.ndarray:

@@ -24,8 +24,13 @@ class Clip:
         return np.array([o.instance_id for o in self.objects])
 
 
-def generate_clip(rng: np.random.Generator, size: tuple[int, int] = (256, 256), num_frames: int = 8,
-                  num_objects: tuple[int, int] = (2, 5), pairs: list[tuple[str, str]] | None = None) -> Clip:
+def generate_clip(
+    rng: np.random.Generator,
+    size: tuple[int, int] = (256, 256),
+    num_frames: int = 8,
+    num_objects: tuple[int, int] = (2, 5),
+    pairs: list[tuple[str, str]] | None = None,
+) -> Clip:
     height, width = size
     stuff = _stuff_layout(rng, size)
     background = _paint_background(rng, stuff)
@@ -45,9 +50,20 @@ def generate_clip(rng: np.random.Generator, size: tuple[int, int] = (256, 256), 
             start = np.array([-radius * 1.2, rng.uniform(radius, height - radius)])
             velocity = np.array([abs(velocity[0]) + 3 * side / 256, velocity[1]])
         texture = textures.tinted(textures.patch(rng, size), COLOURS[colour], rng, 0.3)
-        tracks.append(dict(id=index + 1, category=category, colour=colour, size=size_name, radius=radius,
-                           position=start, velocity=velocity, angle=rng.uniform(0, 2 * np.pi),
-                           spin=rng.uniform(-0.15, 0.15), texture=texture))
+        tracks.append(
+            dict(
+                id=index + 1,
+                category=category,
+                colour=colour,
+                size=size_name,
+                radius=radius,
+                position=start,
+                velocity=velocity,
+                angle=rng.uniform(0, 2 * np.pi),
+                spin=rng.uniform(-0.15, 0.15),
+                texture=texture,
+            )
+        )
     frames, masks = [], []
     for _ in range(num_frames):
         canvas = background.copy()
@@ -59,7 +75,7 @@ def generate_clip(rng: np.random.Generator, size: tuple[int, int] = (256, 256), 
         visible = []
         for i, mask in enumerate(full):
             hidden = np.zeros(size, dtype=bool)
-            for later in full[i + 1:]:
+            for later in full[i + 1 :]:
                 hidden |= later
             visible.append(mask & ~hidden)
         frames.append(np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8))
@@ -67,14 +83,38 @@ def generate_clip(rng: np.random.Generator, size: tuple[int, int] = (256, 256), 
         for track in tracks:
             track["position"] = track["position"] + track["velocity"]
             track["angle"] += track["spin"]
-    objects = [SceneObject(t["id"], t["category"], t["colour"], t["size"], tuple(t["position"]), t["radius"],
-                           t["angle"], masks[0][i], int(masks[0][i].sum())) for i, t in enumerate(tracks)]
+    objects = [
+        SceneObject(
+            t["id"],
+            t["category"],
+            t["colour"],
+            t["size"],
+            tuple(t["position"]),
+            t["radius"],
+            t["angle"],
+            masks[0][i],
+            int(masks[0][i].sum()),
+        )
+        for i, t in enumerate(tracks)
+    ]
     return Clip(frames, objects, masks)
 
 
 def as_scene(clip: Clip, frame: int) -> Scene:
     """One frame as a Scene (for expressions evaluated on a frame)."""
-    objects = [SceneObject(o.instance_id, o.category, o.colour, o.size, o.center, o.radius, o.angle,
-                           clip.masks[frame][i], max(1, int(clip.masks[frame][i].sum())))
-               for i, o in enumerate(clip.objects) if clip.masks[frame][i].any()]
+    objects = [
+        SceneObject(
+            o.instance_id,
+            o.category,
+            o.colour,
+            o.size,
+            o.center,
+            o.radius,
+            o.angle,
+            clip.masks[frame][i],
+            max(1, int(clip.masks[frame][i].sum())),
+        )
+        for i, o in enumerate(clip.objects)
+        if clip.masks[frame][i].any()
+    ]
     return Scene(clip.frames[frame], objects, np.zeros(clip.frames[frame].shape[:2], dtype=np.int64))

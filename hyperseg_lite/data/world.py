@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..prompts import format_class_list
+from ..tasks import TASK_NAMES
 from .expressions import describe_uniquely, evaluate, multi_target, no_target, union
 from .out_of_world import out_of_world_expression
 from .prompts_sampling import sample_region
@@ -19,13 +20,16 @@ from .reasoning import reasoning_question
 from .scene import Scene, generate_scene
 from .video import as_scene, generate_clip
 from .vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES, STUFF_NAMES
-from ..tasks import TASK_NAMES
 
 TASKS = TASK_NAMES  # the registry's order seeds the samples (World.rng): hyperseg_lite/tasks.py
 NO_TARGET_RATE = 0.15  # share of referring samples that name nothing in the scene
 SPLITS = {"train": 0, "val": 1, "test": 2, "compositional": 3}
-HELD_OUT_PAIRS = tuple(sorted({(c, COLOUR_NAMES[(3 * i) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES)} |
-                              {(c, COLOUR_NAMES[(3 * i + 5) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES[:6])}))
+HELD_OUT_PAIRS = tuple(
+    sorted(
+        {(c, COLOUR_NAMES[(3 * i) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES)}
+        | {(c, COLOUR_NAMES[(3 * i + 5) % len(COLOUR_NAMES)]) for i, c in enumerate(CATEGORIES[:6])}
+    )
+)
 TRAIN_PAIRS = tuple((c, k) for c in CATEGORIES for k in COLOUR_NAMES if (c, k) not in HELD_OUT_PAIRS)
 
 
@@ -53,8 +57,14 @@ class Sample:
 
 
 class World:
-    def __init__(self, split: str = "train", seed: int = 0, image_size: int | tuple[int, int] = 256,
-                 clip_length: tuple[int, int] = (8, 16), out_of_world_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        split: str = "train",
+        seed: int = 0,
+        image_size: int | tuple[int, int] = 256,
+        clip_length: tuple[int, int] = (8, 16),
+        out_of_world_rate: float = 0.0,
+    ) -> None:
         """``out_of_world_rate``: share of referring samples whose no-match expression comes from outside the
         world (other nouns, languages, nonsense: ``data/out_of_world.py``); 0 keeps every split as it was."""
         if split not in SPLITS:
@@ -103,14 +113,24 @@ class World:
             semantic = scene.semantic_masks()
             for k, name in enumerate(names):
                 if name in semantic and semantic[name].any():
-                    masks.append(semantic[name]); labels.append(k); ids.append(k + 1)
+                    masks.append(semantic[name])
+                    labels.append(k)
+                    ids.append(k + 1)
         else:
             for name, mask, is_thing, seg_id in scene.panoptic_segments():
                 if name in names and mask.any() and (is_thing or task == "panoptic"):
-                    masks.append(mask); labels.append(names.index(name)); ids.append(seg_id)
-        return Sample(task, image=scene.image, class_names=names, stuff_names=[n for n in names if n in STUFF_NAMES],
-                      masks=np.array(masks, dtype=bool).reshape(-1, *self.size), labels=np.array(labels, dtype=np.int64),
-                      instance_ids=np.array(ids, dtype=np.int64))
+                    masks.append(mask)
+                    labels.append(names.index(name))
+                    ids.append(seg_id)
+        return Sample(
+            task,
+            image=scene.image,
+            class_names=names,
+            stuff_names=[n for n in names if n in STUFF_NAMES],
+            masks=np.array(masks, dtype=bool).reshape(-1, *self.size),
+            labels=np.array(labels, dtype=np.int64),
+            instance_ids=np.array(ids, dtype=np.int64),
+        )
 
     def _semantic(self, rng):
         return self._class_sample(rng, "semantic")
@@ -126,9 +146,15 @@ class World:
         scene = self.scene(rng)
         present = scene.present_classes()
         names = [name for name in ALL_CLASS_NAMES if name in present]
-        return Sample("describe", image=scene.image, class_names=names, answer=format_class_list(names),
-                      masks=np.zeros((0, *self.size), bool), labels=np.zeros(0, np.int64),
-                      instance_ids=np.zeros(0, np.int64))
+        return Sample(
+            "describe",
+            image=scene.image,
+            class_names=names,
+            answer=format_class_list(names),
+            masks=np.zeros((0, *self.size), bool),
+            labels=np.zeros(0, np.int64),
+            instance_ids=np.zeros(0, np.int64),
+        )
 
     # ------------------------------------------------------------------ language prompts
     def _referring(self, rng) -> Sample | None:
@@ -140,16 +166,23 @@ class World:
                 expression = out_of_world_expression(rng)
             else:
                 expression = no_target(scene, rng, self.pairs).text()
-            return Sample("referring", image=scene.image, expression=expression, no_target=True,
-                          masks=np.zeros((0, *self.size), bool), labels=np.zeros(0, np.int64),
-                          instance_ids=np.zeros(0, np.int64))
+            return Sample(
+                "referring",
+                image=scene.image,
+                expression=expression,
+                no_target=True,
+                masks=np.zeros((0, *self.size), bool),
+                labels=np.zeros(0, np.int64),
+                instance_ids=np.zeros(0, np.int64),
+            )
         if roll < 0.3:
             query = multi_target(scene, rng)
             if query is None:
                 return None
         else:
-            targets = [o for o in scene.objects if self.split != "compositional" or
-                       (o.category, o.colour) in HELD_OUT_PAIRS]
+            targets = [
+                o for o in scene.objects if self.split != "compositional" or (o.category, o.colour) in HELD_OUT_PAIRS
+            ]
             if not targets:
                 return None
             query = describe_uniquely(targets[int(rng.integers(len(targets)))], scene, rng)
@@ -158,9 +191,14 @@ class World:
         found = evaluate(query, scene)
         if not found:
             return None
-        return Sample("referring", image=scene.image, expression=query.text(),
-                      masks=union(found, self.size)[None], labels=np.zeros(1, np.int64),
-                      instance_ids=np.array([found[0].instance_id]))
+        return Sample(
+            "referring",
+            image=scene.image,
+            expression=query.text(),
+            masks=union(found, self.size)[None],
+            labels=np.zeros(1, np.int64),
+            instance_ids=np.array([found[0].instance_id]),
+        )
 
     def _reasoning(self, rng) -> Sample | None:
         scene = self.scene(rng)
@@ -168,9 +206,15 @@ class World:
         if question is None:
             return None
         text, answer, found = question
-        return Sample("reasoning", image=scene.image, expression=text, answer=answer,
-                      masks=union(found, self.size)[None], labels=np.zeros(1, np.int64),
-                      instance_ids=np.array([found[0].instance_id]))
+        return Sample(
+            "reasoning",
+            image=scene.image,
+            expression=text,
+            answer=answer,
+            masks=union(found, self.size)[None],
+            labels=np.zeros(1, np.int64),
+            instance_ids=np.array([found[0].instance_id]),
+        )
 
     # ------------------------------------------------------------------ visual prompts
     def _interactive(self, rng) -> Sample | None:
@@ -180,15 +224,21 @@ class World:
             return None
         picked = rng.choice(len(objects), size=int(rng.integers(1, min(3, len(objects)) + 1)), replace=False)
         chosen = [objects[i] for i in picked]
-        return Sample("interactive", image=scene.image, regions=[sample_region(o.mask, rng) for o in chosen],
-                      masks=np.stack([o.mask for o in chosen]), labels=np.arange(len(chosen)),
-                      instance_ids=np.array([o.instance_id for o in chosen]))
+        return Sample(
+            "interactive",
+            image=scene.image,
+            regions=[sample_region(o.mask, rng) for o in chosen],
+            masks=np.stack([o.mask for o in chosen]),
+            labels=np.arange(len(chosen)),
+            instance_ids=np.array([o.instance_id for o in chosen]),
+        )
 
     # ------------------------------------------------------------------ video
     def _clip(self, rng):
         length = int(rng.integers(self.clip_length[0], self.clip_length[1] + 1))
-        return generate_clip(rng, self.size, length, pairs=self.pairs if self.split != "compositional"
-                             else list(HELD_OUT_PAIRS))
+        return generate_clip(
+            rng, self.size, length, pairs=self.pairs if self.split != "compositional" else list(HELD_OUT_PAIRS)
+        )
 
     def _vos(self, rng) -> Sample | None:
         clip = self._clip(rng)
@@ -196,8 +246,14 @@ class World:
         if not first:
             return None
         regions = [sample_region(clip.masks[0][i], rng) for i in first]
-        return Sample("vos", frames=clip.frames, regions=regions, labels=np.arange(len(first)),
-                      instance_ids=clip.instance_ids[first], frame_masks=[m[first] for m in clip.masks])
+        return Sample(
+            "vos",
+            frames=clip.frames,
+            regions=regions,
+            labels=np.arange(len(first)),
+            instance_ids=clip.instance_ids[first],
+            frame_masks=[m[first] for m in clip.masks],
+        )
 
     def _referring_video(self, rng) -> Sample | None:
         clip = self._clip(rng)
@@ -209,8 +265,14 @@ class World:
         if query is None or query.position or query.relation:  # positions change over a clip: attributes only
             return None
         row = [o.instance_id for o in clip.objects].index(target.instance_id)
-        return Sample("referring_video", frames=clip.frames, expression=query.text(), labels=np.zeros(1, np.int64),
-                      instance_ids=np.array([target.instance_id]), frame_masks=[m[row:row + 1] for m in clip.masks])
+        return Sample(
+            "referring_video",
+            frames=clip.frames,
+            expression=query.text(),
+            labels=np.zeros(1, np.int64),
+            instance_ids=np.array([target.instance_id]),
+            frame_masks=[m[row : row + 1] for m in clip.masks],
+        )
 
     def _vis(self, rng) -> Sample | None:
         clip = self._clip(rng)
@@ -219,6 +281,11 @@ class World:
         names = present + list(rng.choice(absent, size=min(3, len(absent)), replace=False))
         rng.shuffle(names)
         names = [str(n) for n in names]
-        return Sample("vis", frames=clip.frames, class_names=names,
-                      labels=np.array([names.index(o.category) for o in clip.objects]), instance_ids=clip.instance_ids,
-                      frame_masks=clip.masks)
+        return Sample(
+            "vis",
+            frames=clip.frames,
+            class_names=names,
+            labels=np.array([names.index(o.category) for o in clip.objects]),
+            instance_ids=clip.instance_ids,
+            frame_masks=clip.masks,
+        )

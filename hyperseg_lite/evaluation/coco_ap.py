@@ -32,17 +32,34 @@ class MaskAP:
     def add(self, gt_masks, gt_labels, pred_masks, pred_labels, pred_scores) -> None:
         """Masks (N, H, W) bool, labels as category names; clips: stack frames first with ``stack_clip``."""
         image_id = len(self.images) + 1
-        height, width = (gt_masks[0].shape if len(gt_masks) else pred_masks[0].shape) if (
-            len(gt_masks) or len(pred_masks)) else (1, 1)
+        height, width = (
+            (gt_masks[0].shape if len(gt_masks) else pred_masks[0].shape)
+            if (len(gt_masks) or len(pred_masks))
+            else (1, 1)
+        )
         self.images.append({"id": image_id, "height": int(height), "width": int(width)})
         for mask, label in zip(gt_masks, gt_labels):
             rle = self._rle(mask)
-            self.gt.append({"id": len(self.gt) + 1, "image_id": image_id, "category_id": self.categories.index(label) + 1,
-                            "segmentation": rle, "area": float(mask.sum()), "iscrowd": 0,
-                            "bbox": [float(v) for v in mask_utils.toBbox(rle)]})
+            self.gt.append(
+                {
+                    "id": len(self.gt) + 1,
+                    "image_id": image_id,
+                    "category_id": self.categories.index(label) + 1,
+                    "segmentation": rle,
+                    "area": float(mask.sum()),
+                    "iscrowd": 0,
+                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                }
+            )
         for mask, label, score in zip(pred_masks, pred_labels, pred_scores):
-            self.pred.append({"image_id": image_id, "category_id": self.categories.index(label) + 1,
-                              "segmentation": self._rle(mask), "score": float(score)})
+            self.pred.append(
+                {
+                    "image_id": image_id,
+                    "category_id": self.categories.index(label) + 1,
+                    "segmentation": self._rle(mask),
+                    "score": float(score),
+                }
+            )
 
     def compute(self) -> dict[str, float]:
         """AP (IoU .50:.95), AP50 and AP75, as COCOeval reports them; NaN when there is no ground truth."""
@@ -51,8 +68,11 @@ class MaskAP:
         if not self.pred:
             return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
         coco = COCO()
-        coco.dataset = {"images": self.images, "annotations": self.gt,
-                        "categories": [{"id": k + 1, "name": n} for k, n in enumerate(self.categories)]}
+        coco.dataset = {
+            "images": self.images,
+            "annotations": self.gt,
+            "categories": [{"id": k + 1, "name": n} for k, n in enumerate(self.categories)],
+        }
         with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
             detections = coco.loadRes(self.pred)

@@ -7,7 +7,7 @@ as DAVIS's semi-supervised protocol), all frames scored (referring video, as Ref
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -48,8 +48,9 @@ def _referring_like(pipe, world: World, task: str, n: int) -> dict[str, float]:
     return metrics
 
 
-def evaluate_out_of_world(pipe, world: World, scenes: int = 8,
-                          expressions: tuple[str, ...] = HELD_OUT_EXPRESSIONS) -> dict[str, float]:
+def evaluate_out_of_world(
+    pipe, world: World, scenes: int = 8, expressions: tuple[str, ...] = HELD_OUT_EXPRESSIONS
+) -> dict[str, float]:
     """Share of the held-out out-of-world expressions (other nouns, languages, nonsense) that find nothing.
 
     Expression ``i`` is asked on referring scene ``i % scenes`` of the split; each scene is encoded once."""
@@ -125,8 +126,7 @@ def evaluate_instance(pipe, world: World, n: int) -> dict[str, float]:
     for index in range(n):
         sample = world.sample("instance", index)
         result = pipe.segment_classes(sample.image, sample.class_names, mode="instance", threshold=AP_THRESHOLD)
-        ap.add(sample.masks, [sample.class_names[k] for k in sample.labels], result.masks, result.labels,
-               result.scores)
+        ap.add(sample.masks, [sample.class_names[k] for k in sample.labels], result.masks, result.labels, result.scores)
     return {**ap.compute(), "samples": n}
 
 
@@ -151,8 +151,12 @@ def evaluate_interactive(pipe, world: World, n: int) -> dict[str, float]:
             clicks.append(jaccard(clicked.masks[0], gt))
             boxed = pipe.interactive(sample.image, Region(box=tight_box(gt)))
             boxes.append(jaccard(boxed.masks[0], gt))
-    return {"mIoU_click": float(np.mean(clicks)), "mIoU_box": float(np.mean(boxes)), "objects": len(clicks),
-            "samples": n}
+    return {
+        "mIoU_click": float(np.mean(clicks)),
+        "mIoU_box": float(np.mean(boxes)),
+        "objects": len(clicks),
+        "samples": n,
+    }
 
 
 def _j_and_f(preds: list[np.ndarray], gts: list[np.ndarray]) -> tuple[float, float]:
@@ -171,8 +175,12 @@ def evaluate_vos(pipe, world: World, n: int) -> dict[str, float]:
             j, f = _j_and_f([r.masks[k] for r in results[1:]], [m[k] for m in sample.frame_masks[1:]])
             js.append(j)
             fs.append(f)
-    return {"J&F": (float(np.mean(js)) + float(np.mean(fs))) / 2, "J": float(np.mean(js)), "F": float(np.mean(fs)),
-            "samples": n}
+    return {
+        "J&F": (float(np.mean(js)) + float(np.mean(fs))) / 2,
+        "J": float(np.mean(js)),
+        "F": float(np.mean(fs)),
+        "samples": n,
+    }
 
 
 def evaluate_referring_video(pipe, world: World, n: int) -> dict[str, float]:
@@ -184,8 +192,12 @@ def evaluate_referring_video(pipe, world: World, n: int) -> dict[str, float]:
         j, f = _j_and_f([_union(r, size) for r in results], [m[0] for m in sample.frame_masks])
         js.append(j)
         fs.append(f)
-    return {"J&F": (float(np.mean(js)) + float(np.mean(fs))) / 2, "J": float(np.mean(js)), "F": float(np.mean(fs)),
-            "samples": n}
+    return {
+        "J&F": (float(np.mean(js)) + float(np.mean(fs))) / 2,
+        "J": float(np.mean(js)),
+        "F": float(np.mean(fs)),
+        "samples": n,
+    }
 
 
 def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
@@ -200,9 +212,10 @@ def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
         tracks: dict[int, dict] = {}
         for t, result in enumerate(results):
             for mask, label, score, track in zip(result.masks, result.labels, result.scores, result.ids):
-                entry = tracks.setdefault(int(track), {"masks": [np.zeros(size, bool)] * len(results),
-                                                        "labels": [], "scores": []})
-                entry["masks"] = entry["masks"][:t] + [mask] + entry["masks"][t + 1:]
+                entry = tracks.setdefault(
+                    int(track), {"masks": [np.zeros(size, bool)] * len(results), "labels": [], "scores": []}
+                )
+                entry["masks"] = entry["masks"][:t] + [mask] + entry["masks"][t + 1 :]
                 entry["labels"].append(label)
                 entry["scores"].append(float(score))
         pred_masks = [stack_clip([m[None] for m in e["masks"]])[0] for e in tracks.values()]
@@ -228,9 +241,15 @@ def evaluate_describe(pipe, world: World, n: int) -> dict[str, float]:
 
 
 EVALUATORS: dict[str, Callable] = {
-    "referring": evaluate_referring, "reasoning": evaluate_reasoning, "semantic": evaluate_semantic,
-    "panoptic": evaluate_panoptic, "instance": evaluate_instance, "interactive": evaluate_interactive,
-    "vos": evaluate_vos, "referring_video": evaluate_referring_video, "vis": evaluate_vis,
+    "referring": evaluate_referring,
+    "reasoning": evaluate_reasoning,
+    "semantic": evaluate_semantic,
+    "panoptic": evaluate_panoptic,
+    "instance": evaluate_instance,
+    "interactive": evaluate_interactive,
+    "vos": evaluate_vos,
+    "referring_video": evaluate_referring_video,
+    "vis": evaluate_vis,
     "describe": evaluate_describe,
 }
 if set(EVALUATORS) != set(TASK_NAMES):  # every registered task is scored, and nothing else

@@ -8,7 +8,8 @@ sum over levels and points - exactly what the op computes. It runs on CPU, CUDA 
 by autograd.
 
 On CPU a second form of the same sum is faster (3.2x on the ``lite`` pixel decoder's 1,344 queries: 6.3 against
-20.1 ms per call on the project's 2-core CPU, ``benchmarks/deformable_attention.py``): every bilinear tap becomes one row of a zero-bordered
+20.1 ms per call on the project's 2-core CPU, ``benchmarks/deformable_attention.py``): every bilinear tap becomes one
+row of a zero-bordered
 value table and ``F.embedding_bag`` adds the rows up, weighted by bilinear x attention weight, without building
 the (levels x points) stack of sampled values. It agrees with the ``grid_sample`` form to float32 rounding
 (values and gradients; ``tests/test_decoder_stack.py``). :func:`deformable_sample` picks it for CPU tensors.
@@ -28,8 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def deformable_sample(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]], sampling_locations: torch.Tensor,
-                      attention_weights: torch.Tensor) -> torch.Tensor:
+def deformable_sample(
+    value: torch.Tensor,
+    spatial_shapes: Sequence[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
     """Core of the op (the release's ``ms_deform_attn_core_pytorch``), computed in float32.
 
     value (B, S, M, D) with S = sum(H_l * W_l) in level order; sampling_locations (B, Lq, M, L, P, 2) as
@@ -41,8 +46,12 @@ def deformable_sample(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, i
     return deformable_sample_grid(value, spatial_shapes, sampling_locations, attention_weights)
 
 
-def deformable_sample_grid(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
-                           sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+def deformable_sample_grid(
+    value: torch.Tensor,
+    spatial_shapes: Sequence[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
     """:func:`deformable_sample` as the release computes it: one ``grid_sample`` per level, then a weighted sum."""
     batch, _, heads, dim = value.shape
     _, queries, _, levels, points, _ = sampling_locations.shape
@@ -54,15 +63,20 @@ def deformable_sample_grid(value: torch.Tensor, spatial_shapes: Sequence[tuple[i
         # (B, H*W, M, D) -> (B*M, D, H, W)
         level_value = per_level[level].flatten(2).transpose(1, 2).reshape(batch * heads, dim, height, width)
         level_grid = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)  # (B*M, Lq, P, 2)
-        sampled.append(F.grid_sample(level_value, level_grid, mode="bilinear", padding_mode="zeros",
-                                     align_corners=False))  # (B*M, D, Lq, P)
+        sampled.append(
+            F.grid_sample(level_value, level_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        )  # (B*M, D, Lq, P)
     weights = attention_weights.float().transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)  # (B*M, D, Lq)
     return out.view(batch, heads * dim, queries).transpose(1, 2).contiguous().to(out_dtype)
 
 
-def deformable_sample_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
-                             sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
+def deformable_sample_gather(
+    value: torch.Tensor,
+    spatial_shapes: Sequence[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
     """:func:`deformable_sample` as one weighted ``embedding_bag`` over the four bilinear taps of every point.
 
     Each level is padded with one zero row / column before and two after, and pixel coordinates are clamped to
@@ -91,8 +105,10 @@ def deformable_sample_gather(value: torch.Tensor, spatial_shapes: Sequence[tuple
     fx, fy = (pixels - corner).unbind(-1)
     x0, y0 = (corner + 1).long().unbind(-1)  # +1: the padded map's index
     pitch = torch.tensor(pitches, device=device).view(levels, 1)
-    head_start = (torch.arange(batch, device=device).view(batch, 1, 1, 1, 1) * heads
-                  + torch.arange(heads, device=device).view(1, 1, heads, 1, 1)) * rows_per_head
+    head_start = (
+        torch.arange(batch, device=device).view(batch, 1, 1, 1, 1) * heads
+        + torch.arange(heads, device=device).view(1, 1, heads, 1, 1)
+    ) * rows_per_head
     top_left = torch.tensor(starts, device=device).view(levels, 1) + y0 * pitch + x0 + head_start
     rows = torch.stack((top_left, top_left + 1, top_left + pitch, top_left + pitch + 1), -1)
     taps = torch.stack(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), -1)
@@ -153,8 +169,14 @@ class MultiScaleDeformableAttention(nn.Module):
 
     reset_parameters = _reset_parameters
 
-    def forward(self, query: torch.Tensor, reference_points: torch.Tensor, values: torch.Tensor,
-                spatial_shapes: Sequence[tuple[int, int]], level_sizes: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        query: torch.Tensor,
+        reference_points: torch.Tensor,
+        values: torch.Tensor,
+        spatial_shapes: Sequence[tuple[int, int]],
+        level_sizes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """query (B, Lq, C); reference_points (B, Lq, L, 2) as (x, y) in [0, 1]; values (B, S, C), the levels
         flattened and concatenated in ``spatial_shapes`` order ((H, W) per level). Returns (B, Lq, C).
         ``level_sizes``: :func:`level_size_tensor` of ``spatial_shapes``, made once for all layers."""
@@ -168,6 +190,8 @@ class MultiScaleDeformableAttention(nn.Module):
         # offsets are in pixels of each level: divide by (W, H) since locations are (x, y)
         if level_sizes is None:
             level_sizes = level_size_tensor(spatial_shapes, query.device)
-        locations = (reference_points.float()[:, :, None, :, None, :]
-                     + offsets.float() / level_sizes[None, None, None, :, None, :])
+        locations = (
+            reference_points.float()[:, :, None, :, None, :]
+            + offsets.float() / level_sizes[None, None, None, :, None, :]
+        )
         return self.output_proj(deformable_sample(value, spatial_shapes, locations, weights))

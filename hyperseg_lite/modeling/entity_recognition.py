@@ -67,8 +67,9 @@ def mean_over_mask(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     return pooled.unsqueeze(1), count.squeeze(-1) > 0
 
 
-def mean_over_spans(hidden: torch.Tensor, spans: torch.Tensor, num_spans: int | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def mean_over_spans(
+    hidden: torch.Tensor, spans: torch.Tensor, num_spans: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``spans`` (B, L) holds k+1 on span k -> per-span means (B, K, H) and validity (B, K).
 
     ``num_spans`` (K) comes from the host-side layout; left out, it is read from ``spans`` (one device sync).
@@ -76,15 +77,18 @@ def mean_over_spans(hidden: torch.Tensor, spans: torch.Tensor, num_spans: int | 
     if num_spans is None:
         num_spans = int(spans.max().item()) if spans.numel() else 0
     if num_spans == 0:
-        return hidden.new_zeros((hidden.shape[0], 0, hidden.shape[-1])), spans.new_zeros((hidden.shape[0], 0), dtype=torch.bool)
+        return hidden.new_zeros((hidden.shape[0], 0, hidden.shape[-1])), spans.new_zeros(
+            (hidden.shape[0], 0), dtype=torch.bool
+        )
     one_hot = F.one_hot(spans.clamp(0, num_spans), num_spans + 1)[..., 1:].to(hidden.dtype)  # (B, L, K)
     counts = one_hot.sum(dim=1)  # (B, K)
     sums = one_hot.transpose(1, 2) @ hidden  # (B, K, H)
     return sums / counts.clamp(min=1).unsqueeze(-1), counts > 0
 
 
-def gather_variable(hidden: torch.Tensor, positions: torch.Tensor, num: int | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_variable(
+    hidden: torch.Tensor, positions: torch.Tensor, num: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden states at a variable number of positions per row -> (B, R, H) zero padded, validity (B, R).
 
     ``num`` (R, the most positions in a row) comes from the host-side layout; left out, it is read from
@@ -108,8 +112,15 @@ class HybridEntityRecognition(nn.Module):
         self.class_projector = nn.Linear(llm_hidden, decoder_dim)  # official: class_name_projector
         self.region_projector = nn.Linear(llm_hidden, decoder_dim)  # official: region_projector
 
-    def forward(self, hidden: torch.Tensor, input_ids: torch.Tensor, class_spans: torch.Tensor | None,
-                refer_mask: torch.Tensor | None, num_queries: int, layout: PromptLayout | None = None) -> PromptEmbeddings:
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        input_ids: torch.Tensor,
+        class_spans: torch.Tensor | None,
+        refer_mask: torch.Tensor | None,
+        num_queries: int,
+        layout: PromptLayout | None = None,
+    ) -> PromptEmbeddings:
         """``layout`` (counts read on the host) keeps this free of device syncs; left out, it is derived."""
         layout = layout if layout is not None else PromptLayout.of(input_ids, class_spans, refer_mask)
         layout.check_filled("mask-query", layout.query_positions, num_queries)
@@ -127,8 +138,12 @@ class HybridEntityRecognition(nn.Module):
             mask_queries=mask_queries,
             refer=self.refer_projector(refer),
             refer_valid=refer_valid,
-            classes=self.class_projector(classes) if classes.shape[1] else classes.new_zeros((batch, 0, mask_queries.shape[-1])),
+            classes=self.class_projector(classes)
+            if classes.shape[1]
+            else classes.new_zeros((batch, 0, mask_queries.shape[-1])),
             class_valid=class_valid,
-            regions=self.region_projector(regions) if regions.shape[1] else regions.new_zeros((batch, 0, mask_queries.shape[-1])),
+            regions=self.region_projector(regions)
+            if regions.shape[1]
+            else regions.new_zeros((batch, 0, mask_queries.shape[-1])),
             region_valid=region_valid,
         )

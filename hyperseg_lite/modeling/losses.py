@@ -45,8 +45,9 @@ def _zero_like_graph(*tensors: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def _flat_matches(targets: Sequence[SegmentationTarget], indices: Indices,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _flat_matches(
+    targets: Sequence[SegmentationTarget], indices: Indices, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Concatenate the per-item matches into (batch index, query index, object index) long vectors."""
     rows, queries, objects = [], [], []
     for row, (query_idx, object_idx) in enumerate(indices):
@@ -55,12 +56,20 @@ def _flat_matches(targets: Sequence[SegmentationTarget], indices: Indices,
         queries.append(query_idx)
         objects.append(object_idx)
     empty = torch.zeros(0, dtype=torch.long, device=device)
-    return (torch.cat(rows) if rows else empty, torch.cat(queries) if queries else empty,
-            torch.cat(objects) if objects else empty)
+    return (
+        torch.cat(rows) if rows else empty,
+        torch.cat(queries) if queries else empty,
+        torch.cat(objects) if objects else empty,
+    )
 
 
-def prompt_score_loss(prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | None,
-                      targets: Sequence[SegmentationTarget], indices: Indices, eos_coef: float = 0.1) -> torch.Tensor:
+def prompt_score_loss(
+    prompt_logits: torch.Tensor,
+    prompt_valid: torch.Tensor | None,
+    targets: Sequence[SegmentationTarget],
+    indices: Indices,
+    eos_coef: float = 0.1,
+) -> torch.Tensor:
     """Weighted-mean BCE over every query and every valid prompt column.
 
     Goal: 1 at (matched query, its object's label), 0 everywhere else. Rows of matched queries weigh 1, the
@@ -73,8 +82,16 @@ def prompt_score_loss(prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | 
     if prompt_valid is None:
         prompt_valid = torch.ones(batch, num_prompts, dtype=torch.bool, device=device)
     rows, query_idx, object_idx = _flat_matches(targets, indices, device)
-    labels = torch.cat([target.labels.to(device=device, dtype=torch.long)[obj.to(device)]
-                        for target, (_, obj) in zip(targets, indices)]) if len(indices) else object_idx
+    labels = (
+        torch.cat(
+            [
+                target.labels.to(device=device, dtype=torch.long)[obj.to(device)]
+                for target, (_, obj) in zip(targets, indices)
+            ]
+        )
+        if len(indices)
+        else object_idx
+    )
     goal = torch.zeros_like(logits)
     goal[rows, query_idx, labels] = 1.0
     row_weight = torch.full((batch, queries), float(eos_coef), device=device)
@@ -97,10 +114,15 @@ def point_dice_loss(pred_points: torch.Tensor, target_points: torch.Tensor) -> t
     return 1 - (numerator + 1) / (denominator + 1)
 
 
-def sigmoid_bce_dice_mask_loss(pred_masks: torch.Tensor, targets: Sequence[SegmentationTarget], indices: Indices,
-                               num_masks: float | None = None, num_points: int = 12544,
-                               oversample_ratio: float = 3.0,
-                               importance_sample_ratio: float = 0.75) -> tuple[torch.Tensor, torch.Tensor]:
+def sigmoid_bce_dice_mask_loss(
+    pred_masks: torch.Tensor,
+    targets: Sequence[SegmentationTarget],
+    indices: Indices,
+    num_masks: float | None = None,
+    num_points: int = 12544,
+    oversample_ratio: float = 3.0,
+    importance_sample_ratio: float = 0.75,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Point-sampled BCE and Dice over the matched (query, object) pairs, each summed and divided by ``num_masks``.
 
     Points are chosen per matched prediction by uncertainty (PointRend); the target is read as float at the
@@ -125,7 +147,7 @@ def sigmoid_bce_dice_mask_loss(pred_masks: torch.Tensor, targets: Sequence[Segme
             count = object_idx.numel()
             if count:
                 masks = target.masks.to(device)[object_idx.to(device)]
-                target_points.append(point_sample(masks.float(), coords[start:start + count]))
+                target_points.append(point_sample(masks.float(), coords[start : start + count]))
             start += count
         target_points = torch.cat(target_points)
     bce = point_bce_loss(pred_points, target_points).sum() / num_masks
@@ -133,8 +155,9 @@ def sigmoid_bce_dice_mask_loss(pred_masks: torch.Tensor, targets: Sequence[Segme
     return bce, dice
 
 
-def instance_contrastive_loss(emb_a: torch.Tensor, ids_a: torch.Tensor, emb_b: torch.Tensor, ids_b: torch.Tensor,
-                              temperature: float = 0.1) -> torch.Tensor:
+def instance_contrastive_loss(
+    emb_a: torch.Tensor, ids_a: torch.Tensor, emb_b: torch.Tensor, ids_b: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
     """InfoNCE association across two frames (paper's L_ins).
 
     Each embedding of frame b is a query over all embeddings of frame a (cosine similarity / ``temperature``);
@@ -165,12 +188,22 @@ class HyperSegCriterion(nn.Module):
     association loss). Summing them is the caller's job.
     """
 
-    def __init__(self, matcher: HungarianMatcher | None = None, class_weight: float = 2.0, mask_weight: float = 5.0,
-                 dice_weight: float = 5.0, instance_weight: float = 1.0, num_points: int = 12544,
-                 oversample_ratio: float = 3.0, importance_sample_ratio: float = 0.75, eos_coef: float = 0.1) -> None:
+    def __init__(
+        self,
+        matcher: HungarianMatcher | None = None,
+        class_weight: float = 2.0,
+        mask_weight: float = 5.0,
+        dice_weight: float = 5.0,
+        instance_weight: float = 1.0,
+        num_points: int = 12544,
+        oversample_ratio: float = 3.0,
+        importance_sample_ratio: float = 0.75,
+        eos_coef: float = 0.1,
+    ) -> None:
         super().__init__()
-        self.matcher = matcher if matcher is not None else HungarianMatcher(class_weight, mask_weight, dice_weight,
-                                                                            num_points)
+        self.matcher = (
+            matcher if matcher is not None else HungarianMatcher(class_weight, mask_weight, dice_weight, num_points)
+        )
         self.class_weight = class_weight
         self.mask_weight = mask_weight
         self.dice_weight = dice_weight
@@ -180,22 +213,42 @@ class HyperSegCriterion(nn.Module):
         self.importance_sample_ratio = importance_sample_ratio
         self.eos_coef = eos_coef
 
-    def layer_losses(self, pred_masks: torch.Tensor, prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | None,
-                     targets: Sequence[SegmentationTarget], num_masks: float,
-                     suffix: str = "") -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+    def layer_losses(
+        self,
+        pred_masks: torch.Tensor,
+        prompt_logits: torch.Tensor,
+        prompt_valid: torch.Tensor | None,
+        targets: Sequence[SegmentationTarget],
+        num_masks: float,
+        suffix: str = "",
+    ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
         """Match one layer's outputs and return its weighted losses (keys end in ``suffix``) and the matching."""
         indices = self.matcher(pred_masks, prompt_logits, prompt_valid, targets)
-        bce, dice = sigmoid_bce_dice_mask_loss(pred_masks, targets, indices, num_masks, self.num_points,
-                                               self.oversample_ratio, self.importance_sample_ratio)
+        bce, dice = sigmoid_bce_dice_mask_loss(
+            pred_masks,
+            targets,
+            indices,
+            num_masks,
+            self.num_points,
+            self.oversample_ratio,
+            self.importance_sample_ratio,
+        )
         score = prompt_score_loss(prompt_logits, prompt_valid, targets, indices, self.eos_coef)
-        losses = {f"loss_cls{suffix}": self.class_weight * score,
-                  f"loss_mask{suffix}": self.mask_weight * bce,
-                  f"loss_dice{suffix}": self.dice_weight * dice}
+        losses = {
+            f"loss_cls{suffix}": self.class_weight * score,
+            f"loss_mask{suffix}": self.mask_weight * bce,
+            f"loss_dice{suffix}": self.dice_weight * dice,
+        }
         return losses, indices
 
-    def forward(self, pred_masks: torch.Tensor, prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | None,
-                targets: Sequence[SegmentationTarget], aux_outputs: Sequence[AuxOutput] | None = None,
-                ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+    def forward(
+        self,
+        pred_masks: torch.Tensor,
+        prompt_logits: torch.Tensor,
+        prompt_valid: torch.Tensor | None,
+        targets: Sequence[SegmentationTarget],
+        aux_outputs: Sequence[AuxOutput] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
         """``aux_outputs``: per earlier decoder layer ``(pred_masks, prompt_logits)`` or a dict with those keys."""
         targets = list(targets)
         if len(targets) != pred_masks.shape[0]:
@@ -210,7 +263,13 @@ class HyperSegCriterion(nn.Module):
                 losses.update(aux_losses)
         return losses, indices
 
-    def association_loss(self, emb_a: torch.Tensor, ids_a: torch.Tensor, emb_b: torch.Tensor,
-                         ids_b: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    def association_loss(
+        self,
+        emb_a: torch.Tensor,
+        ids_a: torch.Tensor,
+        emb_b: torch.Tensor,
+        ids_b: torch.Tensor,
+        temperature: float = 0.1,
+    ) -> torch.Tensor:
         """``instance_weight`` * :func:`instance_contrastive_loss` (frame a -> frame b)."""
         return self.instance_weight * instance_contrastive_loss(emb_a, ids_a, emb_b, ids_b, temperature)

@@ -66,10 +66,17 @@ class CrossAttentionLayer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         _xavier_matrices(self)
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor, pos: torch.Tensor,
-                query_pos: torch.Tensor) -> torch.Tensor:
-        out = self.multihead_attn(query=tgt + query_pos, key=memory + pos, value=memory, attn_mask=memory_mask,
-                                  need_weights=False)[0]
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+    ) -> torch.Tensor:
+        out = self.multihead_attn(
+            query=tgt + query_pos, key=memory + pos, value=memory, attn_mask=memory_mask, need_weights=False
+        )[0]
         return self.norm(tgt + out)
 
 
@@ -116,19 +123,29 @@ class _Prediction(NamedTuple):
 
 
 class MaskDecoder(nn.Module):
-    def __init__(self, hidden_dim: int = 256, num_queries: int = 100, num_heads: int = 8, dim_feedforward: int = 2048,
-                 num_layers: int = 9, mask_dim: int = 256, num_feature_levels: int = 3,
-                 mask_shape_embedding: bool = False) -> None:
+    def __init__(
+        self,
+        hidden_dim: int = 256,
+        num_queries: int = 100,
+        num_heads: int = 8,
+        dim_feedforward: int = 2048,
+        num_layers: int = 9,
+        mask_dim: int = 256,
+        num_feature_levels: int = 3,
+        mask_shape_embedding: bool = False,
+    ) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
         self.num_queries = num_queries
         self.num_heads = num_heads
         self.num_layers = num_layers
         self.num_feature_levels = num_feature_levels
-        self.transformer_self_attention_layers = nn.ModuleList(SelfAttentionLayer(hidden_dim, num_heads)
-                                                               for _ in range(num_layers))
-        self.transformer_cross_attention_layers = nn.ModuleList(CrossAttentionLayer(hidden_dim, num_heads)
-                                                                for _ in range(num_layers))
+        self.transformer_self_attention_layers = nn.ModuleList(
+            SelfAttentionLayer(hidden_dim, num_heads) for _ in range(num_layers)
+        )
+        self.transformer_cross_attention_layers = nn.ModuleList(
+            CrossAttentionLayer(hidden_dim, num_heads) for _ in range(num_layers)
+        )
         self.transformer_ffn_layers = nn.ModuleList(FFNLayer(hidden_dim, dim_feedforward) for _ in range(num_layers))
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.query_feat = nn.Embedding(num_queries, hidden_dim)  # unused here (checkpoint compatibility)
@@ -152,9 +169,15 @@ class MaskDecoder(nn.Module):
             reference = self.CLASS_proj.layers[0].weight
             self.mask_shape = MaskShapeEncoder(self.hidden_dim).to(device=reference.device, dtype=reference.dtype)
 
-    def _predict(self, output: torch.Tensor, mask_features: torch.Tensor, attn_size: tuple[int, int] | None,
-                 refer: torch.Tensor | None, classes: torch.Tensor | None,
-                 regions: torch.Tensor | None) -> _Prediction:
+    def _predict(
+        self,
+        output: torch.Tensor,
+        mask_features: torch.Tensor,
+        attn_size: tuple[int, int] | None,
+        refer: torch.Tensor | None,
+        classes: torch.Tensor | None,
+        regions: torch.Tensor | None,
+    ) -> _Prediction:
         """The release's ``forward_prediction_heads`` on (Q, B, C) states; attn_size None skips the mask."""
         states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
         mask_embed = self.mask_embed(states)
@@ -164,8 +187,7 @@ class MaskDecoder(nn.Module):
             scored = states + self.mask_shape(masks).to(states.dtype)  # only what a score reads
         refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(scored), refer) if refer is not None else None
         class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
-        region_logits = (torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions)
-                         if regions is not None else None)
+        region_logits = torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions) if regions is not None else None
         attn_mask = None
         if attn_size is not None:
             # resized in float, thresholded in the head's dtype, as the release
@@ -174,11 +196,18 @@ class MaskDecoder(nn.Module):
             attn_mask = attn.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1).detach()
         return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask)
 
-    def forward(self, multi_scale_features: Sequence[torch.Tensor], mask_features: torch.Tensor,
-                queries: torch.Tensor, refer_embeddings: torch.Tensor | None = None,
-                class_embeddings: torch.Tensor | None = None, region_embeddings: torch.Tensor | None = None,
-                predict_boxes: bool = False, return_intermediate_masks: bool = False,
-                score_every_layer: bool = True) -> MaskDecoderOutput:
+    def forward(
+        self,
+        multi_scale_features: Sequence[torch.Tensor],
+        mask_features: torch.Tensor,
+        queries: torch.Tensor,
+        refer_embeddings: torch.Tensor | None = None,
+        class_embeddings: torch.Tensor | None = None,
+        region_embeddings: torch.Tensor | None = None,
+        predict_boxes: bool = False,
+        return_intermediate_masks: bool = False,
+        score_every_layer: bool = True,
+    ) -> MaskDecoderOutput:
         """multi_scale_features: the pixel decoder's 3 maps (B, C, H_l, W_l), lowest resolution first;
         mask_features (B, mask_dim, H/4, W/4); queries (B, Q, C) projected LLM mask queries;
         refer_embeddings (B, 1, C); class_embeddings (B, K, C); region_embeddings (B, R, C), padded.
@@ -206,8 +235,9 @@ class MaskDecoder(nn.Module):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
             attn_mask = attn_mask & ~attn_mask.all(dim=-1, keepdim=True)  # an empty mask attends everywhere
-            output = self.transformer_cross_attention_layers[i](output, sources[level], attn_mask, positions[level],
-                                                                query_pos)
+            output = self.transformer_cross_attention_layers[i](
+                output, sources[level], attn_mask, positions[level], query_pos
+            )
             output = self.transformer_self_attention_layers[i](output, query_pos)
             output = self.transformer_ffn_layers[i](output)
             last = i == self.num_layers - 1
@@ -216,14 +246,24 @@ class MaskDecoder(nn.Module):
 
         aux = []
         for p in predictions[:-1]:
-            entry = {"pred_masks": p.masks, "refer_logits": p.refer_logits, "class_logits": p.class_logits,
-                     "region_logits": p.region_logits}
+            entry = {
+                "pred_masks": p.masks,
+                "refer_logits": p.refer_logits,
+                "class_logits": p.class_logits,
+                "region_logits": p.region_logits,
+            }
             if predict_boxes:
                 entry["pred_boxes"] = self.box_embed(p.states).sigmoid()
             aux.append(entry)
         final = predictions[-1]
         return MaskDecoderOutput(
-            pred_masks=final.masks, refer_logits=final.refer_logits, class_logits=final.class_logits,
-            region_logits=final.region_logits, instance_embeddings=self.reid_embed_head(final.states),
-            query_states=final.states, pred_boxes=self.box_embed(final.states).sigmoid() if predict_boxes else None,
-            aux_outputs=aux, intermediate_masks=[p.masks for p in predictions] if return_intermediate_masks else None)
+            pred_masks=final.masks,
+            refer_logits=final.refer_logits,
+            class_logits=final.class_logits,
+            region_logits=final.region_logits,
+            instance_embeddings=self.reid_embed_head(final.states),
+            query_states=final.states,
+            pred_boxes=self.box_embed(final.states).sigmoid() if predict_boxes else None,
+            aux_outputs=aux,
+            intermediate_masks=[p.masks for p in predictions] if return_intermediate_masks else None,
+        )

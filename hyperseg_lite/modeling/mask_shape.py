@@ -3,7 +3,8 @@
 Not in HyperSeg (an improvement, ``decoder_config.mask_shape_embedding``, off by default and in every converted
 checkpoint). Why: a mask token's class / referring / region scores read only its decoder state, which pools
 features *inside* its mask (masked attention). HyperSeg's pretrained backbones put the object's identity into
-those features; the from-scratch ``lite`` backbone did not learn shape (``research/tools/shape_probe.py``: chance in every
+those features; the from-scratch ``lite`` backbone did not learn shape (``research/tools/shape_probe.py``: chance in
+every
 stage) although its masks have the right outlines. This reads the outline directly: each mask (detached: the
 scores must not reshape the masks) is cropped to its bounding box, resampled to a fixed grid (so the encoding
 does not depend on size or position) and encoded by a small CNN into the decoder width. The last layer starts
@@ -56,9 +57,13 @@ class MaskShapeEncoder(nn.Module):
         self.grid = grid
         c1, c2, c3 = channels
         self.convs = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.GELU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.GELU())
+            nn.Conv2d(1, c1, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1),
+            nn.GELU(),
+        )
         self.out = nn.Linear(c3 * (grid // 4) ** 2, dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

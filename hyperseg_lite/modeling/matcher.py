@@ -60,8 +60,9 @@ class HungarianMatcher(nn.Module):
     Holds no parameters (an ``nn.Module`` only so it nests in the criterion); every call runs without grad.
     """
 
-    def __init__(self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0,
-                 num_points: int = 12544) -> None:
+    def __init__(
+        self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0, num_points: int = 12544
+    ) -> None:
         super().__init__()
         if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
             raise ValueError("all matching costs are 0")
@@ -71,12 +72,19 @@ class HungarianMatcher(nn.Module):
         self.num_points = num_points
 
     def extra_repr(self) -> str:
-        return (f"cost_class={self.cost_class}, cost_mask={self.cost_mask}, cost_dice={self.cost_dice}, "
-                f"num_points={self.num_points}")
+        return (
+            f"cost_class={self.cost_class}, cost_mask={self.cost_mask}, cost_dice={self.cost_dice}, "
+            f"num_points={self.num_points}"
+        )
 
     @torch.no_grad()
-    def cost_matrices(self, pred_masks: torch.Tensor, prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | None,
-                      targets: Sequence) -> list[torch.Tensor]:
+    def cost_matrices(
+        self,
+        pred_masks: torch.Tensor,
+        prompt_logits: torch.Tensor,
+        prompt_valid: torch.Tensor | None,
+        targets: Sequence,
+    ) -> list[torch.Tensor]:
         """Per batch item a (Q, n_b) float32 cost matrix (NaN / inf replaced), on the predictions' device."""
         batch, queries = pred_masks.shape[:2]
         if len(targets) != batch:
@@ -100,16 +108,23 @@ class HungarianMatcher(nn.Module):
                 if int(labels.min()) < 0 or int(labels.max()) >= num_prompts:
                     raise ValueError(f"target labels {labels.tolist()} outside the {num_prompts} prompt columns")
                 class_cost = -scores[row][:, labels] * prompt_valid[row, labels].to(scores.dtype)  # (Q, n)
-                target_points = point_sample(target.masks.to(device)[None].float(), coords[row:row + 1])[0]  # (n, P)
-                cost = (self.cost_class * class_cost
-                        + self.cost_mask * batch_bce_cost(pred_points[row], target_points)
-                        + self.cost_dice * batch_dice_cost(pred_points[row], target_points))
+                target_points = point_sample(target.masks.to(device)[None].float(), coords[row : row + 1])[0]  # (n, P)
+                cost = (
+                    self.cost_class * class_cost
+                    + self.cost_mask * batch_bce_cost(pred_points[row], target_points)
+                    + self.cost_dice * batch_dice_cost(pred_points[row], target_points)
+                )
                 costs.append(torch.nan_to_num(cost, nan=_LARGE_COST, posinf=_LARGE_COST, neginf=-_LARGE_COST))
         return costs
 
     @torch.no_grad()
-    def forward(self, pred_masks: torch.Tensor, prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | None,
-                targets: Sequence) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self,
+        pred_masks: torch.Tensor,
+        prompt_logits: torch.Tensor,
+        prompt_valid: torch.Tensor | None,
+        targets: Sequence,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``pred_masks`` (B, Q, h, w) logits, ``prompt_logits`` (B, Q, K), ``prompt_valid`` (B, K) bool,
         ``targets`` B objects with ``masks`` (n, H, W) and ``labels`` (n,) -> per item (query indices,
         target indices), both long, sorted by query, ``min(Q, n)`` long; empty when ``n == 0``.
@@ -121,6 +136,10 @@ class HungarianMatcher(nn.Module):
                 indices.append(_empty_match(device))
                 continue
             query_idx, target_idx = linear_sum_assignment(cost.cpu().double().numpy())
-            indices.append((torch.as_tensor(query_idx, dtype=torch.long, device=device),
-                            torch.as_tensor(target_idx, dtype=torch.long, device=device)))
+            indices.append(
+                (
+                    torch.as_tensor(query_idx, dtype=torch.long, device=device),
+                    torch.as_tensor(target_idx, dtype=torch.long, device=device),
+                )
+            )
         return indices

@@ -15,8 +15,8 @@ The model knows nothing of files, UIs or datasets: inputs are tensors made by :m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,13 +54,17 @@ class ImageFeatures:
     def batch_size(self) -> int:
         return self.mask_features.shape[0]
 
-    def select(self, index: torch.Tensor | Sequence[int]) -> "ImageFeatures":
+    def select(self, index: torch.Tensor | Sequence[int]) -> ImageFeatures:
         """Rows ``index`` (e.g. ``[0, 0, 0]`` to ask three prompts about one image without re-encoding it)."""
         index = torch.as_tensor(index, dtype=torch.long).to(self.mask_features.device, non_blocking=True)
         pick = lambda t: t.index_select(0, index)  # noqa: E731
-        return ImageFeatures(pick(self.mask_features), [pick(t) for t in self.multi_scale_features],
-                             pick(self.global_tokens), pick(self.fvp_tokens),
-                             [pick(a) for a in self.perceiver_attention])
+        return ImageFeatures(
+            pick(self.mask_features),
+            [pick(t) for t in self.multi_scale_features],
+            pick(self.global_tokens),
+            pick(self.fvp_tokens),
+            [pick(a) for a in self.perceiver_attention],
+        )
 
 
 @dataclass
@@ -104,25 +108,46 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         self.global_vision = GlobalVisionTower(config.vision_config, llm_hidden, config.vision_feature_layer)
         self.pyramid = PyramidBackbone(config.pyramid_config)
         self.perceiver = FineGrainedVisualPerceiver(
-            in_channels=self.pyramid.channels, num_latents=per.num_latents, dim=per.hidden_size,
-            num_layers=per.num_layers, num_heads=per.num_heads, head_dim=per.head_dim, ff_mult=per.ff_mult,
-            llm_hidden=llm_hidden, pyramid_levels=list(per.pyramid_levels), conditional_gate=per.conditional_gate)
+            in_channels=self.pyramid.channels,
+            num_latents=per.num_latents,
+            dim=per.hidden_size,
+            num_layers=per.num_layers,
+            num_heads=per.num_heads,
+            head_dim=per.head_dim,
+            ff_mult=per.ff_mult,
+            llm_hidden=llm_hidden,
+            pyramid_levels=list(per.pyramid_levels),
+            conditional_gate=per.conditional_gate,
+        )
         self.mask_queries = nn.Parameter(torch.zeros(dec.num_queries, llm_hidden))  # official: seg_query
         nn.init.normal_(self.mask_queries, std=0.02)
         self.entity_recognition = HybridEntityRecognition(llm_hidden, dec.hidden_dim)
         self.pixel_decoder = PixelDecoder(
-            in_channels=self.pyramid.channels, conv_dim=dec.hidden_dim, mask_dim=dec.mask_dim, num_heads=dec.num_heads,
-            dim_feedforward=dec.pixel_decoder_ffn, num_encoder_layers=dec.pixel_decoder_layers,
-            num_points=dec.num_points, num_groups=dec.num_groups)
+            in_channels=self.pyramid.channels,
+            conv_dim=dec.hidden_dim,
+            mask_dim=dec.mask_dim,
+            num_heads=dec.num_heads,
+            dim_feedforward=dec.pixel_decoder_ffn,
+            num_encoder_layers=dec.pixel_decoder_layers,
+            num_points=dec.num_points,
+            num_groups=dec.num_groups,
+        )
         self.mask_decoder = MaskDecoder(
-            hidden_dim=dec.hidden_dim, num_queries=dec.num_queries, num_heads=dec.num_heads,
-            dim_feedforward=dec.dim_feedforward, num_layers=dec.num_layers, mask_dim=dec.mask_dim,
-            mask_shape_embedding=getattr(dec, "mask_shape_embedding", False))
+            hidden_dim=dec.hidden_dim,
+            num_queries=dec.num_queries,
+            num_heads=dec.num_heads,
+            dim_feedforward=dec.dim_feedforward,
+            num_layers=dec.num_layers,
+            mask_dim=dec.mask_dim,
+            mask_shape_embedding=getattr(dec, "mask_shape_embedding", False),
+        )
         self.criterion = self.build_criterion()
-        self._no_split_modules = list(dict.fromkeys(
-            list(getattr(self.llm, "_no_split_modules", None) or []) + ["GlobalVisionTower", "PyramidBackbone",
-                                                                   "FineGrainedVisualPerceiver", "PixelDecoder",
-                                                                   "MaskDecoder"]))
+        self._no_split_modules = list(
+            dict.fromkeys(
+                list(getattr(self.llm, "_no_split_modules", None) or [])
+                + ["GlobalVisionTower", "PyramidBackbone", "FineGrainedVisualPerceiver", "PixelDecoder", "MaskDecoder"]
+            )
+        )
         self.post_init()
 
     # ------------------------------------------------------------------ helpers
@@ -130,11 +155,19 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         """The training losses and matcher from the config's ``loss_*`` weights (rebuilt when a run changes them)."""
         config = self.config
         return HyperSegCriterion(
-            matcher=HungarianMatcher(cost_class=config.loss_class_weight, cost_mask=config.loss_mask_bce_weight,
-                                     cost_dice=config.loss_dice_weight, num_points=config.loss_num_points),
-            class_weight=config.loss_class_weight, mask_weight=config.loss_mask_bce_weight,
-            dice_weight=config.loss_dice_weight, instance_weight=config.loss_instance_weight,
-            num_points=config.loss_num_points, eos_coef=config.no_object_weight)
+            matcher=HungarianMatcher(
+                cost_class=config.loss_class_weight,
+                cost_mask=config.loss_mask_bce_weight,
+                cost_dice=config.loss_dice_weight,
+                num_points=config.loss_num_points,
+            ),
+            class_weight=config.loss_class_weight,
+            mask_weight=config.loss_mask_bce_weight,
+            dice_weight=config.loss_dice_weight,
+            instance_weight=config.loss_instance_weight,
+            num_points=config.loss_num_points,
+            eos_coef=config.no_object_weight,
+        )
 
     @property
     def num_queries(self) -> int:
@@ -153,8 +186,13 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         return self.pixel_decoder.mask_features.weight.dtype
 
     # ------------------------------------------------------------------ stage 1: pixels
-    def encode_images(self, pixel_values: torch.Tensor, global_pixel_values: torch.Tensor,
-                      temporal_state: TemporalState | None = None, return_attention: bool = False) -> ImageFeatures:
+    def encode_images(
+        self,
+        pixel_values: torch.Tensor,
+        global_pixel_values: torch.Tensor,
+        temporal_state: TemporalState | None = None,
+        return_attention: bool = False,
+    ) -> ImageFeatures:
         """(B, 3, S, S) pyramid input and (B, 3, G, G) global input -> :class:`ImageFeatures`."""
         pyramid = self.pyramid(pixel_values)
         mask_features, multi_scale = self.pixel_decoder([f.to(self._vision_dtype()) for f in pyramid])
@@ -165,16 +203,20 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         global_tokens = self.global_vision(global_pixel_values)
         return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention)
 
-    def pool_region_prompts(self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None,
-                        mode: str = "area") -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def pool_region_prompts(
+        self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None, mode: str = "area"
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Per-sample (R_b, H, W) bool masks -> pooled global features (B, R, H) padded + validity (B, R)."""
         if region_masks is None or all(m is None or m.shape[0] == 0 for m in region_masks):
             return None, None
         if len(region_masks) != image_features.batch_size:
             raise ValueError("give one (possibly empty) stack of region masks per prompt")
-        pooled = [pool_regions(tokens, masks, mode=mode) if masks is not None and masks.shape[0]
-                  else tokens.new_zeros((0, tokens.shape[-1]))
-                  for tokens, masks in zip(image_features.global_tokens, region_masks)]
+        pooled = [
+            pool_regions(tokens, masks, mode=mode)
+            if masks is not None and masks.shape[0]
+            else tokens.new_zeros((0, tokens.shape[-1]))
+            for tokens, masks in zip(image_features.global_tokens, region_masks)
+        ]
         num = max(p.shape[0] for p in pooled)
         width = image_features.global_tokens.shape[-1]
         out = image_features.global_tokens.new_zeros((len(pooled), num, width))
@@ -185,10 +227,16 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         return out, valid
 
     # ------------------------------------------------------------------ stage 2: prompts
-    def run_llm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_features: ImageFeatures,
-                region_masks: Sequence[torch.Tensor] | None = None, region_pooling: str = "area",
-                region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
-                layout: PromptLayout | None = None) -> torch.Tensor:
+    def run_llm(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_features: ImageFeatures,
+        region_masks: Sequence[torch.Tensor] | None = None,
+        region_pooling: str = "area",
+        region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+        layout: PromptLayout | None = None,
+    ) -> torch.Tensor:
         """One LLM pass with all placeholders filled -> last hidden states (B, L, H).
 
         ``region_features`` (pooled features, validity) overrides pooling ``region_masks`` on these images:
@@ -202,15 +250,28 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             if region_masks is not None and len(region_masks) == layout.batch_size:
                 given = tuple(0 if m is None else m.shape[0] for m in region_masks)
                 if given != layout.region_positions:
-                    raise ValueError(f"the prompts hold {list(layout.region_positions)} region positions per row "
-                                     f"but {list(given)} region masks were given")
+                    raise ValueError(
+                        f"the prompts hold {list(layout.region_positions)} region positions per row "
+                        f"but {list(given)} region masks were given"
+                    )
             regions, _ = self.pool_region_prompts(image_features, region_masks, region_pooling)
-        embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
-                                        image_features.fvp_tokens, self.mask_queries, regions, layout)
+        embeds = assemble_inputs_embeds(
+            self.get_input_embeddings(),
+            input_ids,
+            image_features.global_tokens,
+            image_features.fvp_tokens,
+            self.mask_queries,
+            regions,
+            layout,
+        )
         # transformers' eager causal-mask builder asks the device once whether the mask is all ones (it skips
         # that under torch.compile and CUDA-graph capture); nothing else in this pass reads the device
-        out = self._llm_body()(inputs_embeds=embeds, attention_mask=attention_mask,
-                               position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+        out = self._llm_body()(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False,
+        )
         return out.last_hidden_state
 
     def _aggregate(self, prompts: PromptEmbeddings, state: TemporalState | None) -> tuple[PromptEmbeddings, dict]:
@@ -224,21 +285,28 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         return prompts, sums
 
     @staticmethod
-    def _unify(refer: torch.Tensor | None, classes: torch.Tensor | None, regions: torch.Tensor | None,
-               prompts: PromptEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
+    def _unify(
+        refer: torch.Tensor | None,
+        classes: torch.Tensor | None,
+        regions: torch.Tensor | None,
+        prompts: PromptEmbeddings,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample logits of its own prompt kind, padded to a common K.
 
         A row's kind is the one kind it has valid prompts of (the layout checked there is exactly one); the
         choice is made on the device, from the validity masks, so mixed batches need no host round trip.
         """
-        pieces = {"refer": (refer, prompts.refer_valid.unsqueeze(1)), "class": (classes, prompts.class_valid),
-                  "region": (regions, prompts.region_valid)}
+        pieces = {
+            "refer": (refer, prompts.refer_valid.unsqueeze(1)),
+            "class": (classes, prompts.class_valid),
+            "region": (regions, prompts.region_valid),
+        }
         width = max((v.shape[1] for logit, v in pieces.values() if logit is not None), default=1)
         template = next(logit for logit, _ in pieces.values() if logit is not None)
         batch, queries = template.shape[:2]
         logits = template.new_zeros((batch, queries, width))
         valid = torch.zeros((batch, width), dtype=torch.bool, device=template.device)
-        for kind, (logit, kind_valid) in pieces.items():
+        for logit, kind_valid in pieces.values():
             if logit is None:
                 continue
             rows = kind_valid.any(dim=1)
@@ -248,12 +316,21 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             valid = torch.where(rows[:, None], padded_valid, valid)
         return logits, valid
 
-    def segment(self, image_features: ImageFeatures, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                class_spans: torch.Tensor | None = None, refer_mask: torch.Tensor | None = None,
-                region_masks: Sequence[torch.Tensor] | None = None, temporal_state: TemporalState | None = None,
-                region_pooling: str = "area", return_intermediate_masks: bool = False,
-                region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
-                layout: PromptLayout | None = None, aux_scores: bool = True) -> tuple[HyperSegOutput, torch.Tensor]:
+    def segment(
+        self,
+        image_features: ImageFeatures,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        class_spans: torch.Tensor | None = None,
+        refer_mask: torch.Tensor | None = None,
+        region_masks: Sequence[torch.Tensor] | None = None,
+        temporal_state: TemporalState | None = None,
+        region_pooling: str = "area",
+        return_intermediate_masks: bool = False,
+        region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+        layout: PromptLayout | None = None,
+        aux_scores: bool = True,
+    ) -> tuple[HyperSegOutput, torch.Tensor]:
         """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``).
 
         Pass ``layout=PromptLayout.of(...)`` built from the CPU tensors (as the pipeline does) and no code of
@@ -266,22 +343,28 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
         layout = layout if layout is not None else PromptLayout.of(input_ids, class_spans, refer_mask)
         kinds = layout.kinds()
-        hidden = self.run_llm(input_ids, attention_mask, image_features, region_masks, region_pooling, region_features,
-                              layout)
+        hidden = self.run_llm(
+            input_ids, attention_mask, image_features, region_masks, region_pooling, region_features, layout
+        )
         prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries, layout)
         prompts, sums = self._aggregate(prompts, temporal_state)
         use = {kind: any(k == kind for k in kinds) for kind in PROMPT_KINDS}
         decoded = self.mask_decoder(
-            image_features.multi_scale_features, image_features.mask_features, prompts.mask_queries,
+            image_features.multi_scale_features,
+            image_features.mask_features,
+            prompts.mask_queries,
             refer_embeddings=prompts.refer if use["refer"] else None,
             class_embeddings=prompts.classes if use["class"] else None,
             region_embeddings=prompts.regions if use["region"] else None,
-            return_intermediate_masks=return_intermediate_masks, score_every_layer=aux_scores)
+            return_intermediate_masks=return_intermediate_masks,
+            score_every_layer=aux_scores,
+        )
         logits, valid = self._unify(decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
         aux = []
         for layer in (decoded.aux_outputs or []) if aux_scores else []:
-            aux_logits, _ = self._unify(layer.get("refer_logits"), layer.get("class_logits"),
-                                        layer.get("region_logits"), prompts)
+            aux_logits, _ = self._unify(
+                layer.get("refer_logits"), layer.get("class_logits"), layer.get("region_logits"), prompts
+            )
             aux.append({"pred_masks": layer["pred_masks"], "prompt_logits": aux_logits})
 
         next_latents = None
@@ -291,27 +374,53 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         frames = (temporal_state.num_frames if temporal_state is not None else 0) + 1
         state = TemporalState(latents=next_latents, prompt_sums=sums, num_frames=frames)
         output = HyperSegOutput(
-            pred_masks=decoded.pred_masks, prompt_logits=logits, prompt_valid=valid, prompt_kind=kinds,
-            instance_embeddings=decoded.instance_embeddings, query_states=decoded.query_states,
-            temporal_state=state, aux_outputs=aux, intermediate_masks=decoded.intermediate_masks,
-            perceiver_attention=image_features.perceiver_attention or None)
+            pred_masks=decoded.pred_masks,
+            prompt_logits=logits,
+            prompt_valid=valid,
+            prompt_kind=kinds,
+            instance_embeddings=decoded.instance_embeddings,
+            query_states=decoded.query_states,
+            temporal_state=state,
+            aux_outputs=aux,
+            intermediate_masks=decoded.intermediate_masks,
+            perceiver_attention=image_features.perceiver_attention or None,
+        )
         return output, hidden
 
     # ------------------------------------------------------------------ training forward
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
-                global_pixel_values: torch.Tensor, class_spans: torch.Tensor | None = None,
-                refer_mask: torch.Tensor | None = None, region_masks: Sequence[torch.Tensor] | None = None,
-                labels: torch.Tensor | None = None, targets: Sequence[SegmentationTarget] | None = None,
-                temporal_state: TemporalState | None = None, region_pooling: str = "area",
-                return_intermediate_masks: bool = False, return_attention: bool = False) -> HyperSegOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        global_pixel_values: torch.Tensor,
+        class_spans: torch.Tensor | None = None,
+        refer_mask: torch.Tensor | None = None,
+        region_masks: Sequence[torch.Tensor] | None = None,
+        labels: torch.Tensor | None = None,
+        targets: Sequence[SegmentationTarget] | None = None,
+        temporal_state: TemporalState | None = None,
+        region_pooling: str = "area",
+        return_intermediate_masks: bool = False,
+        return_attention: bool = False,
+    ) -> HyperSegOutput:
         features = self.encode_images(pixel_values, global_pixel_values, temporal_state, return_attention)
         layout = PromptLayout.of(input_ids)
         if not any(layout.query_positions):
             # no mask queries: a text-only prompt (naming what the image holds, LLMFormer-style), LLM and text loss
             output, hidden = HyperSegOutput(), self.run_llm(input_ids, attention_mask, features, layout=layout)
         else:
-            output, hidden = self.segment(features, input_ids, attention_mask, class_spans, refer_mask, region_masks,
-                                          temporal_state, region_pooling, return_intermediate_masks)
+            output, hidden = self.segment(
+                features,
+                input_ids,
+                attention_mask,
+                class_spans,
+                refer_mask,
+                region_masks,
+                temporal_state,
+                region_pooling,
+                return_intermediate_masks,
+            )
         losses: dict[str, torch.Tensor] = {}
         if labels is not None:
             text_loss, text_logits = self.text_loss(hidden, labels)
@@ -321,9 +430,13 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         if targets is not None and output.pred_masks is not None:
             if len(targets) != input_ids.shape[0]:
                 raise ValueError("give one SegmentationTarget per prompt")
-            seg_losses, indices = self.criterion(output.pred_masks, output.prompt_logits, output.prompt_valid,
-                                                 list(targets), aux_outputs=[(a["pred_masks"], a["prompt_logits"])
-                                                                             for a in output.aux_outputs])
+            seg_losses, indices = self.criterion(
+                output.pred_masks,
+                output.prompt_logits,
+                output.prompt_valid,
+                list(targets),
+                aux_outputs=[(a["pred_masks"], a["prompt_logits"]) for a in output.aux_outputs],
+            )
             losses.update(seg_losses)
             output.matched_indices = indices
         if losses:
@@ -341,9 +454,13 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         logits = self.llm.lm_head(states.to(self.llm.lm_head.weight.dtype))
         return F.cross_entropy(logits.float(), shift_labels[supervised]), logits
 
-    def instance_association_loss(self, previous: HyperSegOutput, current: HyperSegOutput,
-                                  previous_targets: Sequence[SegmentationTarget],
-                                  current_targets: Sequence[SegmentationTarget]) -> torch.Tensor:
+    def instance_association_loss(
+        self,
+        previous: HyperSegOutput,
+        current: HyperSegOutput,
+        previous_targets: Sequence[SegmentationTarget],
+        current_targets: Sequence[SegmentationTarget],
+    ) -> torch.Tensor:
         """Contrastive instance loss (L_ins) between two frames, on the queries matched to each instance."""
         total = current.instance_embeddings.sum() * 0
         for row in range(current.instance_embeddings.shape[0]):
@@ -353,27 +470,49 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             if ids_prev is None or ids_cur is None or q_prev.numel() == 0 or q_cur.numel() == 0:
                 continue
             total = total + instance_contrastive_loss(
-                previous.instance_embeddings[row, q_prev], ids_prev[t_prev].to(q_prev.device),
-                current.instance_embeddings[row, q_cur], ids_cur[t_cur].to(q_cur.device))
+                previous.instance_embeddings[row, q_prev],
+                ids_prev[t_prev].to(q_prev.device),
+                current.instance_embeddings[row, q_cur],
+                ids_cur[t_cur].to(q_cur.device),
+            )
         return total * self.config.loss_instance_weight
 
     # ------------------------------------------------------------------ text generation
     @torch.no_grad()
-    def generate_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_features: ImageFeatures,
-                      max_new_tokens: int = 64, eos_token_id: int | None = None, pad_token_id: int | None = None,
-                      region_masks: Sequence[torch.Tensor] | None = None,
-                      vocabulary_size: int | None = None) -> torch.Tensor:
+    def generate_text(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_features: ImageFeatures,
+        max_new_tokens: int = 64,
+        eos_token_id: int | None = None,
+        pad_token_id: int | None = None,
+        region_masks: Sequence[torch.Tensor] | None = None,
+        vocabulary_size: int | None = None,
+    ) -> torch.Tensor:
         """Greedy answer text (names of what is seen, explanations); prompts must be left padded.
 
         ``vocabulary_size`` (the tokenizer's length) keeps generation inside the real vocabulary: the embedding
         rows beyond it exist only as padding. A documented difference: the release keeps its 51,200-row ``lm_head``
         and suppresses nothing (docs/converter.md, "Vocabulary at generation")."""
         regions, _ = self.pool_region_prompts(image_features, region_masks)
-        embeds = assemble_inputs_embeds(self.get_input_embeddings(), input_ids, image_features.global_tokens,
-                                        image_features.fvp_tokens, self.mask_queries, regions,
-                                        PromptLayout.of(input_ids))
+        embeds = assemble_inputs_embeds(
+            self.get_input_embeddings(),
+            input_ids,
+            image_features.global_tokens,
+            image_features.fvp_tokens,
+            self.mask_queries,
+            regions,
+            PromptLayout.of(input_ids),
+        )
         rows = self.llm.lm_head.weight.shape[0]
         suppress = list(range(vocabulary_size, rows)) if vocabulary_size and vocabulary_size < rows else None
-        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                                 do_sample=False, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                                 suppress_tokens=suppress)
+        return self.llm.generate(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            suppress_tokens=suppress,
+        )

@@ -56,8 +56,9 @@ class FeedForward(nn.Sequential):
     """LayerNorm -> Linear -> GELU -> Linear, no biases (indices 0, 1, 3 as in the release)."""
 
     def __init__(self, dim: int, mult: int) -> None:
-        super().__init__(nn.LayerNorm(dim), nn.Linear(dim, dim * mult, bias=False), nn.GELU(),
-                         nn.Linear(dim * mult, dim, bias=False))
+        super().__init__(
+            nn.LayerNorm(dim), nn.Linear(dim, dim * mult, bias=False), nn.GELU(), nn.Linear(dim * mult, dim, bias=False)
+        )
 
 
 class ConditionalGate(nn.Sequential):
@@ -77,14 +78,25 @@ class ConditionalGate(nn.Sequential):
 
 
 class FineGrainedVisualPerceiver(nn.Module):
-    def __init__(self, in_channels: list[int], num_latents: int, dim: int, num_layers: int, num_heads: int,
-                 head_dim: int, ff_mult: int, llm_hidden: int, pyramid_levels: list[int],
-                 conditional_gate: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: list[int],
+        num_latents: int,
+        dim: int,
+        num_layers: int,
+        num_heads: int,
+        head_dim: int,
+        ff_mult: int,
+        llm_hidden: int,
+        pyramid_levels: list[int],
+        conditional_gate: bool = False,
+    ) -> None:
         super().__init__()
         self.pyramid_levels = list(pyramid_levels)
         self.latents = nn.Parameter(torch.randn(num_latents, dim))
-        self.level_projections = nn.ModuleList(nn.Conv2d(in_channels[level], dim, kernel_size=1)
-                                               for level in self.pyramid_levels)
+        self.level_projections = nn.ModuleList(
+            nn.Conv2d(in_channels[level], dim, kernel_size=1) for level in self.pyramid_levels
+        )
         self.level_embed = nn.Embedding(num_layers, dim)
         self.attention_layers = nn.ModuleList(PerceiverAttention(dim, num_heads, head_dim) for _ in range(num_layers))
         self.feed_forwards = nn.ModuleList(FeedForward(dim, ff_mult) for _ in range(num_layers))
@@ -99,8 +111,9 @@ class FineGrainedVisualPerceiver(nn.Module):
     def initial_latents(self, batch_size: int) -> torch.Tensor:
         return self.latents.unsqueeze(0).expand(batch_size, -1, -1)
 
-    def forward(self, features: list[torch.Tensor], latents: torch.Tensor | None = None,
-                return_attention: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, features: list[torch.Tensor], latents: torch.Tensor | None = None, return_attention: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``features`` = [res2..res5]; returns (B, num_latents, llm_hidden) tokens and per-layer attention maps."""
         batch = features[0].shape[0]
         latents = self.initial_latents(batch) if latents is None else latents

@@ -38,18 +38,26 @@ class DeformableEncoderLayer(nn.Module):
         self.linear2 = nn.Linear(dim_feedforward, dim)
         self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor, reference_points: torch.Tensor,
-                spatial_shapes: Sequence[tuple[int, int]], level_sizes: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        pos: torch.Tensor,
+        reference_points: torch.Tensor,
+        spatial_shapes: Sequence[tuple[int, int]],
+        level_sizes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         src = self.norm1(src + self.self_attn(src + pos, reference_points, src, spatial_shapes, level_sizes))
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
 
 
 class DeformableEncoder(nn.Module):
-    def __init__(self, dim: int, dim_feedforward: int, num_layers: int, num_levels: int, num_heads: int,
-                 num_points: int) -> None:
+    def __init__(
+        self, dim: int, dim_feedforward: int, num_layers: int, num_levels: int, num_heads: int, num_points: int
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(DeformableEncoderLayer(dim, dim_feedforward, num_levels, num_heads, num_points)
-                                    for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            DeformableEncoderLayer(dim, dim_feedforward, num_levels, num_heads, num_points) for _ in range(num_layers)
+        )
 
     @staticmethod
     def reference_points(spatial_shapes: Sequence[tuple[int, int]], valid_ratios: torch.Tensor) -> torch.Tensor:
@@ -63,14 +71,21 @@ class DeformableEncoder(nn.Module):
         for level, (height, width) in enumerate(spatial_shapes):
             ref_y, ref_x = torch.meshgrid(
                 torch.linspace(0.5, height - 0.5, height, dtype=torch.float32, device=device),
-                torch.linspace(0.5, width - 0.5, width, dtype=torch.float32, device=device), indexing="ij")
+                torch.linspace(0.5, width - 0.5, width, dtype=torch.float32, device=device),
+                indexing="ij",
+            )
             ref_y = ref_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] * height)
             ref_x = ref_x.reshape(-1)[None] / (valid_ratios[:, None, level, 0] * width)
             refs.append(torch.stack((ref_x, ref_y), -1))
         return torch.cat(refs, 1)[:, :, None] * valid_ratios[:, None]
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
-                valid_ratios: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        pos: torch.Tensor,
+        spatial_shapes: Sequence[tuple[int, int]],
+        valid_ratios: torch.Tensor,
+    ) -> torch.Tensor:
         reference_points = self.reference_points(spatial_shapes, valid_ratios)
         level_sizes = level_size_tensor(spatial_shapes, src.device)  # once for every layer
         for layer in self.layers:
@@ -81,8 +96,9 @@ class DeformableEncoder(nn.Module):
 class DeformableTransformer(nn.Module):
     """The release's ``MSDeformAttnTransformerEncoderOnly``: the encoder and the per-level embedding."""
 
-    def __init__(self, dim: int, dim_feedforward: int, num_layers: int, num_levels: int, num_heads: int,
-                 num_points: int) -> None:
+    def __init__(
+        self, dim: int, dim_feedforward: int, num_layers: int, num_levels: int, num_heads: int, num_points: int
+    ) -> None:
         super().__init__()
         self.encoder = DeformableEncoder(dim, dim_feedforward, num_layers, num_levels, num_heads, num_points)
         self.level_embed = nn.Parameter(torch.empty(num_levels, dim))
@@ -102,8 +118,9 @@ class DeformableTransformer(nn.Module):
         batch = sources[0].shape[0]
         shapes = [(s.shape[2], s.shape[3]) for s in sources]
         src = torch.cat([s.flatten(2).transpose(1, 2) for s in sources], 1)
-        pos = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[i].view(1, 1, -1)
-                         for i, p in enumerate(positions)], 1)
+        pos = torch.cat(
+            [p.flatten(2).transpose(1, 2) + self.level_embed[i].view(1, 1, -1) for i, p in enumerate(positions)], 1
+        )
         valid_ratios = torch.ones(batch, len(shapes), 2, dtype=torch.float32, device=src.device)  # no padding
         memory = self.encoder(src, pos, shapes, valid_ratios)
         split = memory.split([h * w for h, w in shapes], dim=1)
@@ -115,9 +132,19 @@ class PixelDecoder(nn.Module):
 
     num_feature_levels = 3  # the release always encodes res3..res5 and feeds three scales to the decoder
 
-    def __init__(self, in_channels: Sequence[int], strides: Sequence[int] = (4, 8, 16, 32), conv_dim: int = 256,
-                 mask_dim: int = 256, num_heads: int = 8, dim_feedforward: int = 1024, num_encoder_layers: int = 6,
-                 num_points: int = 4, num_groups: int = 32, common_stride: int = 4) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        strides: Sequence[int] = (4, 8, 16, 32),
+        conv_dim: int = 256,
+        mask_dim: int = 256,
+        num_heads: int = 8,
+        dim_feedforward: int = 1024,
+        num_encoder_layers: int = 6,
+        num_points: int = 4,
+        num_groups: int = 32,
+        common_stride: int = 4,
+    ) -> None:
         super().__init__()
         if len(in_channels) != 4:
             raise ValueError(f"expected channels of res2..res5 (4 values), got {list(in_channels)}")
@@ -128,23 +155,28 @@ class PixelDecoder(nn.Module):
         # res5, res4, res3 (lowest resolution first), as the release orders input_proj
         self.input_proj = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, conv_dim, kernel_size=1), nn.GroupNorm(num_groups, conv_dim))
-            for c in list(in_channels[1:])[::-1])
+            for c in list(in_channels[1:])[::-1]
+        )
         for proj in self.input_proj:
             nn.init.xavier_uniform_(proj[0].weight, gain=1)
             nn.init.zeros_(proj[0].bias)
-        self.transformer = DeformableTransformer(conv_dim, dim_feedforward, num_encoder_layers,
-                                                 self.num_feature_levels, num_heads, num_points)
+        self.transformer = DeformableTransformer(
+            conv_dim, dim_feedforward, num_encoder_layers, self.num_feature_levels, num_heads, num_points
+        )
         self.mask_features = _c2_xavier_fill(nn.Conv2d(conv_dim, mask_dim, kernel_size=1))
         # the release's lateral (adapter_1) and output (layer_1) convs keep their bias although GroupNorm follows
-        self.adapter_1 = nn.Sequential(_c2_xavier_fill(nn.Conv2d(in_channels[0], conv_dim, kernel_size=1)),
-                                       nn.GroupNorm(num_groups, conv_dim))
-        self.layer_1 = nn.Sequential(_c2_xavier_fill(nn.Conv2d(conv_dim, conv_dim, kernel_size=3, padding=1)),
-                                     nn.GroupNorm(num_groups, conv_dim))
+        self.adapter_1 = nn.Sequential(
+            _c2_xavier_fill(nn.Conv2d(in_channels[0], conv_dim, kernel_size=1)), nn.GroupNorm(num_groups, conv_dim)
+        )
+        self.layer_1 = nn.Sequential(
+            _c2_xavier_fill(nn.Conv2d(conv_dim, conv_dim, kernel_size=3, padding=1)), nn.GroupNorm(num_groups, conv_dim)
+        )
 
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """features [res2, res3, res4, res5], each (B, C_i, H/s_i, W/s_i).
 
-        Returns (mask_features (B, mask_dim, H/4, W/4), [stride-32, stride-16, stride-8 maps, each (B, conv_dim, ., .)]).
+        Returns (mask_features (B, mask_dim, H/4, W/4),
+        [stride-32, stride-16, stride-8 maps, each (B, conv_dim, ., .)]).
         """
         if len(features) != 4:
             raise ValueError(f"expected [res2, res3, res4, res5], got {len(features)} maps")
@@ -154,7 +186,8 @@ class PixelDecoder(nn.Module):
         levels = self.transformer(sources, positions)
         lateral = F.relu(self.adapter_1(res2))
         # bilinear upsampling in float, as the release (its comment says nearest; the code is bilinear)
-        fine = lateral + F.interpolate(levels[-1].float(), size=lateral.shape[-2:], mode="bilinear",
-                                       align_corners=False).to(res2.dtype)
+        fine = lateral + F.interpolate(
+            levels[-1].float(), size=lateral.shape[-2:], mode="bilinear", align_corners=False
+        ).to(res2.dtype)
         fine = F.relu(self.layer_1(fine))
         return self.mask_features(fine), levels[: self.num_feature_levels]

@@ -37,9 +37,13 @@ def uncertainty(logits: torch.Tensor) -> torch.Tensor:
     return -logits.abs()
 
 
-def uncertain_point_coords(mask_logits: torch.Tensor, num_points: int, oversample_ratio: float = 3.0,
-                           importance_sample_ratio: float = 0.75,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
+def uncertain_point_coords(
+    mask_logits: torch.Tensor,
+    num_points: int,
+    oversample_ratio: float = 3.0,
+    importance_sample_ratio: float = 0.75,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """PointRend's training-time sampling: (N, 1, H, W) or (N, H, W) logits -> (N, ``num_points``, 2) in [0, 1].
 
     Draw ``oversample_ratio * num_points`` uniform candidates, keep the ``importance_sample_ratio`` share

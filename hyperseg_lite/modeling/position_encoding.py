@@ -12,8 +12,9 @@ import math
 import torch
 
 
-def sine_position_embedding(x: torch.Tensor, num_pos_feats: int, temperature: float = 10000.0,
-                            scale: float = 2 * math.pi) -> torch.Tensor:
+def sine_position_embedding(
+    x: torch.Tensor, num_pos_feats: int, temperature: float = 10000.0, scale: float = 2 * math.pi
+) -> torch.Tensor:
     """(B, C, H, W) feature map -> (B, 2 * num_pos_feats, H, W) float32 positions (only x's shape/device are read)."""
     batch, _, height, width = x.shape
     ones = torch.ones((batch, height, width), device=x.device, dtype=torch.float32)

@@ -27,10 +27,15 @@ def fill_placeholders(embeds: torch.Tensor, where: torch.Tensor, values: torch.T
     return torch.where(where.unsqueeze(-1), picked.to(embeds.dtype), embeds)
 
 
-def assemble_inputs_embeds(embed_tokens: nn.Embedding, input_ids: torch.Tensor, image_tokens: torch.Tensor,
-                           fvp_tokens: torch.Tensor, mask_queries: torch.Tensor,
-                           region_features: torch.Tensor | None = None,
-                           layout: PromptLayout | None = None) -> torch.Tensor:
+def assemble_inputs_embeds(
+    embed_tokens: nn.Embedding,
+    input_ids: torch.Tensor,
+    image_tokens: torch.Tensor,
+    fvp_tokens: torch.Tensor,
+    mask_queries: torch.Tensor,
+    region_features: torch.Tensor | None = None,
+    layout: PromptLayout | None = None,
+) -> torch.Tensor:
     """``image_tokens`` (B, N, H), ``fvp_tokens`` (B, P, H), ``mask_queries`` (Q, H), regions (B, R, H) padded.
 
     Every row holds N image and P FVP positions, Q mask-query positions or none (text generation), and at most
@@ -43,13 +48,17 @@ def assemble_inputs_embeds(embed_tokens: nn.Embedding, input_ids: torch.Tensor, 
     layout.check_filled("mask-query", layout.query_positions, mask_queries.shape[0], allow_none=True)
     available = 0 if region_features is None else region_features.shape[1]
     if layout.max_regions > available:
-        raise ValueError(f"the prompts hold {list(layout.region_positions)} region positions per row but only "
-                         f"{available} region embeddings per row were given")
+        raise ValueError(
+            f"the prompts hold {list(layout.region_positions)} region positions per row but only "
+            f"{available} region embeddings per row were given"
+        )
     embeds = embed_tokens(input_ids.clamp(min=0))
-    fills = [(IMAGE_TOKEN_INDEX, image_tokens, layout.image_positions),
-             (TEMPORAL_TOKEN_INDEX, fvp_tokens, layout.fvp_positions),
-             (SEG_TOKEN_INDEX, mask_queries.unsqueeze(0).expand(batch, -1, -1), layout.query_positions),
-             (REGION_TOKEN_INDEX, region_features, layout.region_positions)]
+    fills = [
+        (IMAGE_TOKEN_INDEX, image_tokens, layout.image_positions),
+        (TEMPORAL_TOKEN_INDEX, fvp_tokens, layout.fvp_positions),
+        (SEG_TOKEN_INDEX, mask_queries.unsqueeze(0).expand(batch, -1, -1), layout.query_positions),
+        (REGION_TOKEN_INDEX, region_features, layout.region_positions),
+    ]
     for token_id, values, counts in fills:
         if any(counts):
             embeds = fill_placeholders(embeds, input_ids == token_id, values)

@@ -35,8 +35,9 @@ class PromptLayout:
     has_expression: tuple[bool, ...]  # a referring / reasoning expression (``refer_mask``) in the row
 
     @classmethod
-    def of(cls, input_ids: torch.Tensor, class_spans: torch.Tensor | None = None,
-           refer_mask: torch.Tensor | None = None) -> "PromptLayout":
+    def of(
+        cls, input_ids: torch.Tensor, class_spans: torch.Tensor | None = None, refer_mask: torch.Tensor | None = None
+    ) -> PromptLayout:
         """Describe the batch (B, L); CPU tensors cost nothing, device tensors one copy to the host each."""
         ids = input_ids.detach().cpu()
 
@@ -51,7 +52,8 @@ class PromptLayout:
             fvp_positions=per_row(TEMPORAL_TOKEN_INDEX),
             query_positions=per_row(SEG_TOKEN_INDEX),
             region_positions=per_row(REGION_TOKEN_INDEX),
-            class_names=tuple(spans.amax(dim=1).clamp(min=0).tolist()) if spans is not None and spans.numel()
+            class_names=tuple(spans.amax(dim=1).clamp(min=0).tolist())
+            if spans is not None and spans.numel()
             else (0,) * rows,
             has_expression=tuple(refer.any(dim=1).tolist()) if refer is not None and refer.numel() else (False,) * rows,
         )
@@ -74,13 +76,16 @@ class PromptLayout:
         for refer, classes, regions in zip(self.has_expression, self.class_names, self.region_positions):
             present = [kind for kind, there in zip(PROMPT_KINDS, (refer, classes > 0, regions > 0)) if there]
             if len(present) != 1:
-                raise ValueError("each prompt must hold exactly one kind of target: an expression, class names "
-                                 "or regions")
+                raise ValueError(
+                    "each prompt must hold exactly one kind of target: an expression, class names or regions"
+                )
             kinds.append(present[0])
         return kinds
 
     def check_filled(self, what: str, counts: tuple[int, ...], given: int, allow_none: bool = False) -> None:
         """Every row must hold ``given`` positions of one placeholder kind (or none, when ``allow_none``)."""
         if any(n != given and not (allow_none and n == 0) for n in counts):
-            raise ValueError(f"the prompts hold {list(counts)} {what} positions per row but {given} {what} "
-                             f"embeddings per row were given")
+            raise ValueError(
+                f"the prompts hold {list(counts)} {what} positions per row but {given} {what} "
+                f"embeddings per row were given"
+            )

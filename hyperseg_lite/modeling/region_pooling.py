@@ -29,8 +29,13 @@ def _grid(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.transpose(0, 1).reshape(tokens.shape[1], side, side)
 
 
-def pool_regions(tokens: torch.Tensor, region_masks: torch.Tensor, mode: str = "area",
-                 num_points: int = 512, generator: torch.Generator | None = None) -> torch.Tensor:
+def pool_regions(
+    tokens: torch.Tensor,
+    region_masks: torch.Tensor,
+    mode: str = "area",
+    num_points: int = 512,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``tokens`` (N, C) projected global features of one image; ``region_masks`` (R, H, W) bool -> (R, C)."""
     if region_masks.numel() == 0 or region_masks.shape[0] == 0:
         return tokens.new_zeros((0, tokens.shape[1]))
@@ -54,8 +59,9 @@ def pool_regions(tokens: torch.Tensor, region_masks: torch.Tensor, mode: str = "
             pick = torch.randperm(ys.numel(), generator=generator, device=ys.device)[:num_points]
             height, width = mask.shape
             coords = torch.stack([(xs[pick].float() + 0.5) / width, (ys[pick].float() + 0.5) / height], dim=-1)
-            sampled = F.grid_sample(grid[None].float(), (coords * 2 - 1)[None, None], align_corners=False,
-                                    padding_mode="border")  # edge regions are not pulled towards zero
+            sampled = F.grid_sample(
+                grid[None].float(), (coords * 2 - 1)[None, None], align_corners=False, padding_mode="border"
+            )  # edge regions are not pulled towards zero
             pooled.append(sampled[0, :, 0].mean(dim=-1))
         return torch.stack(pooled).to(tokens.dtype)
     raise ValueError(f"unknown region pooling mode {mode!r}; use 'area' or 'sampled'")

@@ -25,14 +25,18 @@ class TemporalState:
     prompt_sums: dict[str, torch.Tensor] = field(default_factory=dict)  # per prompt kind, running sums
     num_frames: int = 0
 
-    def detach(self) -> "TemporalState":
+    def detach(self) -> TemporalState:
         """Cut the autograd graph (truncated back-propagation through time in training; always at inference)."""
-        return replace(self, latents=None if self.latents is None else self.latents.detach(),
-                       prompt_sums={k: v.detach() for k, v in self.prompt_sums.items()})
+        return replace(
+            self,
+            latents=None if self.latents is None else self.latents.detach(),
+            prompt_sums={k: v.detach() for k, v in self.prompt_sums.items()},
+        )
 
 
-def aggregate_prompts(previous_sum: torch.Tensor | None, num_previous: int, embeddings: torch.Tensor,
-                      enabled: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def aggregate_prompts(
+    previous_sum: torch.Tensor | None, num_previous: int, embeddings: torch.Tensor, enabled: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Global prompt aggregation: running mean of one kind of prompt embedding over the frames so far.
 
     Returns (embeddings to use for this frame, new running sum). With ``enabled=False``, no previous frame,

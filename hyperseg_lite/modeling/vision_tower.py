@@ -2,7 +2,8 @@
 
 Any transformers vision model that returns hidden states works; HyperSeg-3B uses SigLIP so400m/14 at
 384 px (729 tokens). A convolutional tower (ResNet / ConvNeXt, the ``lite2`` preset) returns (B, C, h, w) maps;
-its selected stage is read as h*w tokens in raster order, like a ViT's patch grid. As in LLaVA/Mipha, the features come from the second-to-last layer
+its selected stage is read as h*w tokens in raster order, like a ViT's patch grid. As in LLaVA/Mipha, the features
+come from the second-to-last layer
 (``vision_feature_layer=-2``) and pass through a 2-layer GELU MLP (``mlp2x_gelu``) to the LLM width.
 """
 

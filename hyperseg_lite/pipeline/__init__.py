@@ -12,6 +12,20 @@ from .results import SegmentationResult
 from .video import TrackBank, VideoSession
 from .video_frames import VideoFrames
 
-__all__ = ["Candidates", "EncodedImage", "HyperSegPipeline", "HyperSegPredictor", "MAX_CLASSES", "MAX_IMAGE_PIXELS",
-           "MAX_VIDEO_FRAMES", "Region", "SegmentationResult", "TrackBank", "VideoFrames", "VideoSession",
-           "iter_video", "load_image", "load_video"]
+__all__ = [
+    "Candidates",
+    "EncodedImage",
+    "HyperSegPipeline",
+    "HyperSegPredictor",
+    "MAX_CLASSES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_VIDEO_FRAMES",
+    "Region",
+    "SegmentationResult",
+    "TrackBank",
+    "VideoFrames",
+    "VideoSession",
+    "iter_video",
+    "load_image",
+    "load_video",
+]

@@ -6,7 +6,7 @@ Shared by the image tasks (``pipeline.py``) and the video tasks (``video.py``): 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -31,8 +31,11 @@ def class_segments(candidates: Candidates, mode: str, stuff: set[str], threshold
     if mode == "semantic":
         label_map = post.semantic_inference(logits, probs, threshold)
         quality = post.mask_quality(logits)
-        return [post.Segment(-1, k, float((probs[:, k] * quality).max()), label_map == k)
-                for k in range(len(names)) if (label_map == k).any()]
+        return [
+            post.Segment(-1, k, float((probs[:, k] * quality).max()), label_map == k)
+            for k in range(len(names))
+            if (label_map == k).any()
+        ]
     if mode == "instance":
         return post.instance_inference(logits, probs, threshold)
     return post.panoptic_inference(logits, probs, [n in stuff for n in names], threshold)
@@ -40,13 +43,22 @@ def class_segments(candidates: Candidates, mode: str, stuff: set[str], threshold
 
 def segment_masks(segments: Sequence[post.Segment], candidates: Candidates) -> np.ndarray:
     """The segments' masks at the original image size, (N, H, W) bool."""
-    working = (torch.stack([s.mask for s in segments]) if segments else
-               torch.zeros((0, *candidates.mask_logits.shape[-2:]), dtype=torch.bool))
+    working = (
+        torch.stack([s.mask for s in segments])
+        if segments
+        else torch.zeros((0, *candidates.mask_logits.shape[-2:]), dtype=torch.bool)
+    )
     return candidates.to_original(working)
 
 
-def class_answer(candidates: Candidates, mode: str, stuff: set[str], threshold: float, answer: str | None = None,
-                 frame_index: int | None = None) -> SegmentationResult:
+def class_answer(
+    candidates: Candidates,
+    mode: str,
+    stuff: set[str],
+    threshold: float,
+    answer: str | None = None,
+    frame_index: int | None = None,
+) -> SegmentationResult:
     """Candidate masks + scores -> the requested kind of class segmentation; names found nowhere -> ``absent``."""
     names = candidates.prompts
     segments = class_segments(candidates, mode, stuff, threshold)
@@ -55,27 +67,49 @@ def class_answer(candidates: Candidates, mode: str, stuff: set[str], threshold: 
     segments = [segments[i] for i in keep]
     found = {s.label for s in segments}
     return SegmentationResult(
-        mode, ", ".join(names), masks[keep], [names[s.label] for s in segments],
-        np.array([s.score for s in segments], dtype=np.float32), np.arange(1, len(segments) + 1), answer=answer,
-        absent=[n for k, n in enumerate(names) if k not in found], notices=candidates.image.notices,
-        frame_index=frame_index)
+        mode,
+        ", ".join(names),
+        masks[keep],
+        [names[s.label] for s in segments],
+        np.array([s.score for s in segments], dtype=np.float32),
+        np.arange(1, len(segments) + 1),
+        answer=answer,
+        absent=[n for k, n in enumerate(names) if k not in found],
+        notices=candidates.image.notices,
+        frame_index=frame_index,
+    )
 
 
-def referring_answer(candidates: Candidates, task: str, threshold: float, answer: str | None = None,
-                     frame_index: int | None = None, previous: torch.Tensor | None = None,
-                     previous_weight: float = 0.0) -> tuple[SegmentationResult, torch.Tensor | None]:
+def referring_answer(
+    candidates: Candidates,
+    task: str,
+    threshold: float,
+    answer: str | None = None,
+    frame_index: int | None = None,
+    previous: torch.Tensor | None = None,
+    previous_weight: float = 0.0,
+) -> tuple[SegmentationResult, torch.Tensor | None]:
     """The result, and its mask at the working resolution (None when nothing answers), which a video's next
     frame continues; ``previous``: in a video, that mask from the frame before, if any."""
     image, text = candidates.image, candidates.prompts[0]
     logits = candidates.mask_logits
     best, score = post.referring_choice(logits, candidates.scores[:, :1], previous, previous_weight)
-    mask = logits[best:best + 1] > 0
+    mask = logits[best : best + 1] > 0
     if score < threshold or not mask.any():
-        return SegmentationResult.empty(task, text, image.size, answer=answer, notices=image.notices,
-                                        frame_index=frame_index), None
-    return SegmentationResult(task, text, image.to_original(logits[best:best + 1]), [text],
-                              np.array([score], dtype=np.float32), np.array([1]), answer=answer,
-                              notices=image.notices, frame_index=frame_index), mask[0]
+        return SegmentationResult.empty(
+            task, text, image.size, answer=answer, notices=image.notices, frame_index=frame_index
+        ), None
+    return SegmentationResult(
+        task,
+        text,
+        image.to_original(logits[best : best + 1]),
+        [text],
+        np.array([score], dtype=np.float32),
+        np.array([1]),
+        answer=answer,
+        notices=image.notices,
+        frame_index=frame_index,
+    ), mask[0]
 
 
 def prompt_extent(region: Region, image: EncodedImage) -> torch.Tensor | None:
@@ -88,8 +122,13 @@ def prompt_extent(region: Region, image: EncodedImage) -> torch.Tensor | None:
     return None
 
 
-def region_choices(candidates: Candidates, regions: Sequence[Region], priors: Sequence[torch.Tensor | None],
-                   weights: Sequence[float], columns: Sequence[int] | None = None) -> tuple[list[int], list[float]]:
+def region_choices(
+    candidates: Candidates,
+    regions: Sequence[Region],
+    priors: Sequence[torch.Tensor | None],
+    weights: Sequence[float],
+    columns: Sequence[int] | None = None,
+) -> tuple[list[int], list[float]]:
     """For each region, the candidate that answers it and its score (``post.region_choice``): its clicks
     (positive and negative) and a prior mask (the prompt's extent, or the mask chosen on the frame before)
     weighted by ``weights``. ``columns``: the region's column among the candidates' prompts (its position)."""
@@ -99,21 +138,34 @@ def region_choices(candidates: Candidates, regions: Sequence[Region], priors: Se
         column = r if columns is None else columns[r]
         positives = image.working_points(region.positive_points)
         negatives = image.working_points(region.negative_points)
-        best, score = post.region_choice(candidates.mask_logits, candidates.scores, column, negatives, positives,
-                                         priors[r], weights[r])
+        best, score = post.region_choice(
+            candidates.mask_logits, candidates.scores, column, negatives, positives, priors[r], weights[r]
+        )
         chosen.append(best)
         scores.append(score)
     return chosen, scores
 
 
-def region_answer(candidates: Candidates, regions: Sequence[Region], prompt_overlap_weight: float,
-                  task: str = "interactive", frame_index: int | None = None) -> SegmentationResult:
+def region_answer(
+    candidates: Candidates,
+    regions: Sequence[Region],
+    prompt_overlap_weight: float,
+    task: str = "interactive",
+    frame_index: int | None = None,
+) -> SegmentationResult:
     """One mask per visual prompt; a box or mask prompt prefers the candidate that fills it
     (``prompt_overlap_weight``; 0 = by score alone, as the release)."""
     priors = [prompt_extent(region, candidates.image) for region in regions]
     chosen, scores = region_choices(candidates, regions, priors, [prompt_overlap_weight] * len(regions))
     masks = candidates.to_original(candidates.mask_logits[chosen])
     labels = [f"region {r + 1}" for r in range(len(regions))]
-    return SegmentationResult(task, f"{len(regions)} visual prompt(s)", masks, labels,
-                              np.array(scores, dtype=np.float32), np.arange(1, len(regions) + 1),
-                              notices=candidates.image.notices, frame_index=frame_index)
+    return SegmentationResult(
+        task,
+        f"{len(regions)} visual prompt(s)",
+        masks,
+        labels,
+        np.array(scores, dtype=np.float32),
+        np.arange(1, len(regions) + 1),
+        notices=candidates.image.notices,
+        frame_index=frame_index,
+    )

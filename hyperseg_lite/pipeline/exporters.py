@@ -21,8 +21,10 @@ def decode_rle(rles: list[dict]) -> np.ndarray:
     """Inverse of :func:`encode_rle` -> (N, H, W) bool."""
     if not rles:
         return np.zeros((0, 0, 0), dtype=bool)
-    objs = [{"size": r["size"], "counts": r["counts"].encode("ascii") if isinstance(r["counts"], str) else r["counts"]}
-            for r in rles]
+    objs = [
+        {"size": r["size"], "counts": r["counts"].encode("ascii") if isinstance(r["counts"], str) else r["counts"]}
+        for r in rles
+    ]
     return mask_utils.decode(objs).transpose(2, 0, 1).astype(bool)
 
 

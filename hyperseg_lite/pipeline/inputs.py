@@ -7,9 +7,9 @@ what to change. User files are only read, never modified.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -68,8 +68,10 @@ def _limit_size(array: np.ndarray, notices: list[str], max_pixels: int) -> np.nd
         return array
     scale = (max_pixels / (height * width)) ** 0.5
     new_size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    notices.append(f"image of {width}x{height} px downscaled to {new_size[0]}x{new_size[1]} px "
-                   f"(limit {max_pixels / 1e6:.0f} MP); masks are returned at the downscaled size")
+    notices.append(
+        f"image of {width}x{height} px downscaled to {new_size[0]}x{new_size[1]} px "
+        f"(limit {max_pixels / 1e6:.0f} MP); masks are returned at the downscaled size"
+    )
     return cv2.resize(array, new_size, interpolation=cv2.INTER_AREA)
 
 
@@ -86,11 +88,17 @@ def load_image(image, max_pixels: int = MAX_IMAGE_PIXELS) -> LoadedImage:
                 image = ImageOps.exif_transpose(opened)
                 image = image.copy()
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ValueError(f"cannot read {path.name} as an image ({error}); use PNG, JPEG, BMP, TIFF or WebP") from None
+            raise ValueError(
+                f"cannot read {path.name} as an image ({error}); use PNG, JPEG, BMP, TIFF or WebP"
+            ) from None
     if isinstance(image, Image.Image):
         image = ImageOps.exif_transpose(image)
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            array = np.asarray(image).astype(np.uint16) if image.mode != "I" else np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+            array = (
+                np.asarray(image).astype(np.uint16)
+                if image.mode != "I"
+                else np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+            )
         elif image.mode in ("RGBA", "LA", "PA"):
             array = np.asarray(image.convert("RGBA"))
         else:
@@ -169,7 +177,9 @@ class Region:
             if max(x0, x1) > width or max(y0, y1) > height:
                 raise ValueError(f"the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) leaves the {width}x{height} image")
         if self.scribble is not None:
-            stroke = np.asarray(self.scribble, dtype=np.float64).reshape(-1, 2) if len(self.scribble) else np.zeros((0, 2))
+            stroke = (
+                np.asarray(self.scribble, dtype=np.float64).reshape(-1, 2) if len(self.scribble) else np.zeros((0, 2))
+            )
             if len(stroke) == 0:
                 raise ValueError("a scribble needs at least one point")
             for x, y in stroke:

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-_PALETTE = np.array([
-    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
-    [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255], [170, 110, 40], [255, 250, 200],
-    [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180], [0, 0, 128], [128, 128, 128]], dtype=np.uint8)
+_PALETTE = np.array(
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+        [0, 128, 128],
+        [220, 190, 255],
+        [170, 110, 40],
+        [255, 250, 200],
+        [128, 0, 0],
+        [170, 255, 195],
+        [128, 128, 0],
+        [255, 215, 180],
+        [0, 0, 128],
+        [128, 128, 128],
+    ],
+    dtype=np.uint8,
+)
 
 
 def colour_for(index: int) -> tuple[int, int, int]:
@@ -18,8 +39,14 @@ def colour_for(index: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in _PALETTE[int(index) % len(_PALETTE)])
 
 
-def draw_overlay(image: np.ndarray, masks: np.ndarray, labels: Sequence[str], ids: Sequence[int],
-                 alpha: float = 0.5, legend: bool = True) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray,
+    masks: np.ndarray,
+    labels: Sequence[str],
+    ids: Sequence[int],
+    alpha: float = 0.5,
+    legend: bool = True,
+) -> np.ndarray:
     """RGB uint8 image with translucent masks, white-edged outlines and (optionally) a legend strip."""
     canvas = image.astype(np.float32).copy()
     for mask, index in zip(masks, ids):
@@ -54,8 +81,10 @@ def figure(image: np.ndarray, result, title: str | None = None):
     fig, ax = plt.subplots(figsize=(6, 6 * image.shape[0] / max(image.shape[1], 1)))
     ax.imshow(draw_overlay(image, result.masks, result.labels, result.ids, legend=False))
     ax.set_axis_off()
-    handles = [Patch(color=np.array(colour_for(i)) / 255, label=f"{label} ({score:.2f})")
-               for label, i, score in zip(result.labels, result.ids, result.scores)]
+    handles = [
+        Patch(color=np.array(colour_for(i)) / 255, label=f"{label} ({score:.2f})")
+        for label, i, score in zip(result.labels, result.ids, result.scores)
+    ]
     if handles:
         ax.legend(handles=handles, loc="upper right", fontsize=8)
     ax.set_title(title or (result.answer or result.prompt)[:80], fontsize=9)

@@ -9,7 +9,7 @@ task calls and the image is encoded once) or a :class:`VideoSession` (``pipe.vid
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -27,20 +27,30 @@ CLASS_MODES = ("semantic", "instance", "panoptic")
 
 
 class HyperSegPipeline:
-    def __init__(self, loaded: LoadedModel, wording: P.Wording = "official", chunk_size: int = 20,
-                 max_pixels: int = MAX_IMAGE_PIXELS, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
-                 prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT, track_match_classes: bool = False) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        wording: P.Wording = "official",
+        chunk_size: int = 20,
+        max_pixels: int = MAX_IMAGE_PIXELS,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
+        prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT,
+        track_match_classes: bool = False,
+    ) -> None:
         # track_match_classes: video instances join a track only of their own top class (video.py, TrackBank)
-        for name, weight in (("tracking_overlap_weight", tracking_overlap_weight),
-                             ("prompt_overlap_weight", prompt_overlap_weight)):
+        for name, weight in (
+            ("tracking_overlap_weight", tracking_overlap_weight),
+            ("prompt_overlap_weight", prompt_overlap_weight),
+        ):
             if weight < 0:
                 raise ValueError(f"{name} must be 0 (the release's choice by score) or positive")
         self.tracking_overlap_weight = tracking_overlap_weight
         self.prompt_overlap_weight = prompt_overlap_weight
         self.track_match_classes = track_match_classes
-        self.predictor = HyperSegPredictor(loaded, wording=wording, chunk_size=chunk_size, max_pixels=max_pixels,
-                                           max_new_tokens=max_new_tokens)
+        self.predictor = HyperSegPredictor(
+            loaded, wording=wording, chunk_size=chunk_size, max_pixels=max_pixels, max_new_tokens=max_new_tokens
+        )
         self.loaded = loaded
         self.model = loaded.model
         self.processor = loaded.processor
@@ -72,9 +82,15 @@ class HyperSegPipeline:
         return P.parse_class_list(self.predictor.describe(self.encode(image)))
 
     @torch.inference_mode()
-    def segment_classes(self, image, class_names: Sequence[str] | str | None = None, mode: str = "panoptic",
-                        stuff: Sequence[str] = (), threshold: float | None = None, chunk_size: int | None = None
-                        ) -> SegmentationResult:
+    def segment_classes(
+        self,
+        image,
+        class_names: Sequence[str] | str | None = None,
+        mode: str = "panoptic",
+        stuff: Sequence[str] = (),
+        threshold: float | None = None,
+        chunk_size: int | None = None,
+    ) -> SegmentationResult:
         """Semantic / instance / panoptic segmentation from any list of class names (or none: the model names them).
 
         Long lists are split into prompts of ``chunk_size`` names, run as one batch over one encoding of the
@@ -91,8 +107,17 @@ class HyperSegPipeline:
             answer = self.predictor.describe(image)
             class_names = P.parse_class_list(answer)
             if not class_names:
-                return SegmentationResult.empty(mode, "(no class list)", image.size, answer=answer,
-                                                notices=image.notices + ["the model named no class (this checkpoint may not have been trained to): type the class names to look for"])
+                return SegmentationResult.empty(
+                    mode,
+                    "(no class list)",
+                    image.size,
+                    answer=answer,
+                    notices=image.notices
+                    + [
+                        "the model named no class (this checkpoint may not have been trained to): "
+                        "type the class names to look for"
+                    ],
+                )
         names = check_class_names(class_names, self.processor.check_text)
         candidates = self.predictor.predict(class_names=names, mode=mode, image=image, chunk_size=chunk_size)
         return answers.class_answer(candidates, mode, set(stuff), threshold, answer)
@@ -150,8 +175,13 @@ class HyperSegPipeline:
     def video_session(self, video, max_frames: int | None = None) -> VideoSession:
         """A :class:`VideoSession` on ``video`` (path, folder of frames, list of images): add visual prompts on
         any frame for several objects, then ``propagate()``. Uses this pipeline's overlap weights."""
-        return VideoSession(self.predictor, video, tracking_overlap_weight=self.tracking_overlap_weight,
-                            prompt_overlap_weight=self.prompt_overlap_weight, max_frames=max_frames)
+        return VideoSession(
+            self.predictor,
+            video,
+            tracking_overlap_weight=self.tracking_overlap_weight,
+            prompt_overlap_weight=self.prompt_overlap_weight,
+            max_frames=max_frames,
+        )
 
     def track_stream(self, video, regions: Sequence[Region] | Region) -> Iterator[SegmentationResult]:
         """First-frame visual prompts (clicks, boxes, scribbles, masks) -> one result per frame, lazily.
@@ -180,30 +210,39 @@ class HyperSegPipeline:
         finally:
             session.close()
 
-    def refer_video_stream(self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
-                           ) -> Iterator[SegmentationResult]:
+    def refer_video_stream(
+        self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
+    ) -> Iterator[SegmentationResult]:
         """An expression (or, with ``reasoning=True``, a question) over a clip -> one result per frame.
 
         Each frame answers with its best mask token, preferring the one that continues the mask answered on the
         frame before (``tracking_overlap_weight``; 0 = each frame alone, as the release)."""
         return self._refer_video(video, expression, reasoning, threshold, None)
 
-    def refer_video(self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
-                    ) -> list[SegmentationResult]:
+    def refer_video(
+        self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
+    ) -> list[SegmentationResult]:
         return list(self._refer_video(video, expression, reasoning, threshold, MAX_VIDEO_FRAMES))
 
     def _refer_video(self, video, expression, reasoning, threshold, max_frames) -> Iterator[SegmentationResult]:
         text = self.processor.check_text(expression, "question" if reasoning else "expression")
         frames = frames_of(video, max_frames)
         try:
-            yield from referring_frames(self.predictor, frames, text, reasoning, threshold,
-                                        self.tracking_overlap_weight)
+            yield from referring_frames(
+                self.predictor, frames, text, reasoning, threshold, self.tracking_overlap_weight
+            )
         finally:
             frames.close()
 
-    def video_instances_stream(self, video, class_names: Sequence[str] | str, threshold: float | None = None,
-                               match_similarity: float = 0.5, max_missed: int = 5,
-                               match_classes: bool | None = None) -> Iterator[SegmentationResult]:
+    def video_instances_stream(
+        self,
+        video,
+        class_names: Sequence[str] | str,
+        threshold: float | None = None,
+        match_similarity: float = 0.5,
+        max_missed: int = 5,
+        match_classes: bool | None = None,
+    ) -> Iterator[SegmentationResult]:
         """Class list over a clip -> instances per frame with track ids kept by instance-embedding matching.
 
         Each track is labelled with the class its detections have scored highest so far (summed class
@@ -213,12 +252,14 @@ class HyperSegPipeline:
         takes the pipeline's ``track_match_classes``."""
         return self._video_instances(video, class_names, threshold, match_similarity, max_missed, match_classes, None)
 
-    def video_instances(self, video, class_names: Sequence[str] | str, threshold: float | None = None,
-                        match_classes: bool | None = None) -> list[SegmentationResult]:
+    def video_instances(
+        self, video, class_names: Sequence[str] | str, threshold: float | None = None, match_classes: bool | None = None
+    ) -> list[SegmentationResult]:
         return list(self._video_instances(video, class_names, threshold, 0.5, 5, match_classes, MAX_VIDEO_FRAMES))
 
-    def _video_instances(self, video, class_names, threshold, match_similarity, max_missed, match_classes,
-                         max_frames) -> Iterator[SegmentationResult]:
+    def _video_instances(
+        self, video, class_names, threshold, match_similarity, max_missed, match_classes, max_frames
+    ) -> Iterator[SegmentationResult]:
         threshold = self.class_threshold("instance", threshold)
         match_classes = self.track_match_classes if match_classes is None else match_classes
         names = check_class_names(class_names, self.processor.check_text)
@@ -226,7 +267,8 @@ class HyperSegPipeline:
             raise ValueError(f"at most {MAX_VIDEO_CLASSES} class names for video instance segmentation")
         frames = frames_of(video, max_frames)
         try:
-            yield from instance_frames(self.predictor, frames, names, threshold,
-                                       TrackBank(match_similarity, max_missed, match_classes))
+            yield from instance_frames(
+                self.predictor, frames, names, threshold, TrackBank(match_similarity, max_missed, match_classes)
+            )
         finally:
             frames.close()

@@ -26,8 +26,9 @@ def overlap(binary: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return inter / union.clamp(min=1.0)
 
 
-def referring_choice(mask_logits: torch.Tensor, probs: torch.Tensor, previous: torch.Tensor | None = None,
-                     previous_weight: float = 0.0) -> tuple[int, float]:
+def referring_choice(
+    mask_logits: torch.Tensor, probs: torch.Tensor, previous: torch.Tensor | None = None, previous_weight: float = 0.0
+) -> tuple[int, float]:
     """HyperSeg's referring rule: score = sigmoid(score) x mask quality; the best query answers. In a video,
     ``previous_weight`` x the IoU with the mask answered on the frame before (``previous``) is added to the
     ranking, not to the score the threshold reads (as :func:`region_choice`)."""
@@ -47,8 +48,9 @@ class Segment:
     mask: torch.Tensor  # (h, w) bool at the working resolution
 
 
-def instance_inference(mask_logits: torch.Tensor, probs: torch.Tensor, threshold: float,
-                       max_instances: int = 100) -> list[Segment]:
+def instance_inference(
+    mask_logits: torch.Tensor, probs: torch.Tensor, threshold: float, max_instances: int = 100
+) -> list[Segment]:
     """Mask2Former instance inference with sigmoid scores: top (query, class) pairs above ``threshold``."""
     num_queries, num_classes = probs.shape
     quality = mask_quality(mask_logits)
@@ -78,8 +80,13 @@ def semantic_inference(mask_logits: torch.Tensor, probs: torch.Tensor, threshold
     return label
 
 
-def panoptic_inference(mask_logits: torch.Tensor, probs: torch.Tensor, is_stuff: list[bool], threshold: float,
-                       overlap_threshold: float = 0.8) -> list[Segment]:
+def panoptic_inference(
+    mask_logits: torch.Tensor,
+    probs: torch.Tensor,
+    is_stuff: list[bool],
+    threshold: float,
+    overlap_threshold: float = 0.8,
+) -> list[Segment]:
     """Mask2Former panoptic inference: each pixel goes to the most confident kept query; stuff merged per class."""
     scores, labels = probs.max(dim=1)
     keep = scores > threshold
@@ -108,9 +115,15 @@ def panoptic_inference(mask_logits: torch.Tensor, probs: torch.Tensor, is_stuff:
     return segments
 
 
-def region_choice(mask_logits: torch.Tensor, probs: torch.Tensor, region: int, negatives: np.ndarray,
-                  positives: np.ndarray, previous: torch.Tensor | None = None,
-                  previous_weight: float = 0.0) -> tuple[int, float]:
+def region_choice(
+    mask_logits: torch.Tensor,
+    probs: torch.Tensor,
+    region: int,
+    negatives: np.ndarray,
+    positives: np.ndarray,
+    previous: torch.Tensor | None = None,
+    previous_weight: float = 0.0,
+) -> tuple[int, float]:
     """Best query for one visual prompt.
 
     The release takes the highest region score. With clicks we also use what the user said: candidates whose
@@ -134,7 +147,9 @@ def region_choice(mask_logits: torch.Tensor, probs: torch.Tensor, region: int, n
         return binary[:, ys, xs]
 
     bad = covered(negatives).any(dim=1)
-    hits = covered(positives).float().mean(dim=1) if len(positives) else torch.zeros(binary.shape[0], device=scores.device)
+    hits = (
+        covered(positives).float().mean(dim=1) if len(positives) else torch.zeros(binary.shape[0], device=scores.device)
+    )
     ranking = scores + hits  # hits in [0, 1]: covering every click outranks any score difference below 1
     if previous is not None and previous_weight > 0:
         ranking = ranking + previous_weight * overlap(binary, previous.to(binary.device))

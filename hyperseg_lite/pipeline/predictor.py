@@ -17,8 +17,8 @@ continuity) is the pipeline's post-processing, not the predictor's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -78,7 +78,11 @@ class EncodedImage:
         if masks.shape[0] == 0:
             return np.zeros((0, height, width), dtype=bool)
         values = masks.float() if masks.dtype != torch.bool else masks.float() - 0.5
-        return (F.interpolate(values[None], size=(height, width), mode="bilinear", align_corners=False)[0] > 0).cpu().numpy()
+        return (
+            (F.interpolate(values[None], size=(height, width), mode="bilinear", align_corners=False)[0] > 0)
+            .cpu()
+            .numpy()
+        )
 
     def working_mask(self, mask: np.ndarray) -> torch.Tensor:
         """(H, W) bool at the image's size -> (h, w) bool at the working size (the inverse of :meth:`to_original`)."""
@@ -127,8 +131,14 @@ class HyperSegPredictor:
     many users): pass ``image=`` an :class:`EncodedImage` from :meth:`encode` to every call.
     """
 
-    def __init__(self, model, wording: P.Wording | None = None, chunk_size: int | None = None,
-                 max_pixels: int | None = None, max_new_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        wording: P.Wording | None = None,
+        chunk_size: int | None = None,
+        max_pixels: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> None:
         source = getattr(model, "predictor", None)  # a HyperSegPipeline: its model and its settings
         if source is not None:
             loaded = source.loaded
@@ -174,8 +184,11 @@ class HyperSegPredictor:
         if image.features is not None and state is None:
             return image
         prepared = image.prepared
-        features = self.model.encode_images(prepared.pixel_values[None].to(self.device),
-                                            prepared.global_pixel_values[None].to(self.device), temporal_state=state)
+        features = self.model.encode_images(
+            prepared.pixel_values[None].to(self.device),
+            prepared.global_pixel_values[None].to(self.device),
+            temporal_state=state,
+        )
         return EncodedImage(image.pixels, prepared, image.notices, features)
 
     def set_image(self, image) -> EncodedImage:
@@ -208,12 +221,14 @@ class HyperSegPredictor:
 
     def region_masks(self, regions: Sequence[Region], image: EncodedImage) -> torch.Tensor:
         """The regions on the model's input frame, (R, S, S) bool on the model's device."""
-        return torch.stack([self.processor.region_to_frame(self.draw_region(region, image), image.prepared)
-                            for region in regions]).to(self.device)
+        return torch.stack(
+            [self.processor.region_to_frame(self.draw_region(region, image), image.prepared) for region in regions]
+        ).to(self.device)
 
     @torch.inference_mode()
-    def pool_regions(self, regions: Sequence[Region], image: EncodedImage | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def pool_regions(
+        self, regions: Sequence[Region], image: EncodedImage | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Region embeddings pooled on ``image`` ((1, R, H) features and (1, R) validity): video prompts are pooled
         on the frame they were drawn on and reused on later frames (``predict(region_features=...)``)."""
         image = self._image(image)
@@ -221,10 +236,19 @@ class HyperSegPredictor:
 
     # ------------------------------------------------------------------ the prompt side
     @torch.inference_mode()
-    def predict(self, expression: str | None = None, question: str | None = None,
-                class_names: Sequence[str] | None = None, regions: Sequence[Region] | Region | None = None,
-                mode: str = "panoptic", image: EncodedImage | None = None, region_features=None,
-                state: TemporalState | None = None, video: bool = False, chunk_size: int | None = None) -> Candidates:
+    def predict(
+        self,
+        expression: str | None = None,
+        question: str | None = None,
+        class_names: Sequence[str] | None = None,
+        regions: Sequence[Region] | Region | None = None,
+        mode: str = "panoptic",
+        image: EncodedImage | None = None,
+        region_features=None,
+        state: TemporalState | None = None,
+        video: bool = False,
+        chunk_size: int | None = None,
+    ) -> Candidates:
         """One prompt family on an encoded image -> :class:`Candidates` (every mask token, unfiltered).
 
         Give exactly one of ``expression`` (referring), ``question`` (reasoning), ``class_names`` (with
@@ -235,8 +259,16 @@ class HyperSegPredictor:
         """
         image = self._image(image)
         regions = [regions] if isinstance(regions, Region) else regions
-        given = [k for k, v in (("expression", expression), ("question", question), ("class_names", class_names),
-                                ("regions", regions if regions is not None else region_features)) if v is not None]
+        given = [
+            k
+            for k, v in (
+                ("expression", expression),
+                ("question", question),
+                ("class_names", class_names),
+                ("regions", regions if regions is not None else region_features),
+            )
+            if v is not None
+        ]
         if len(given) != 1:
             raise ValueError("give exactly one of expression, question, class_names, regions")
         features = image.features
@@ -244,9 +276,11 @@ class HyperSegPredictor:
         if class_names is not None:
             names = list(class_names)
             size = chunk_size or self.chunk_size
-            chunks = [names[i:i + size] for i in range(0, len(names), size)]
-            encoded = [self.processor.encode(P.class_prompt(len(c), mode, self.wording, video=video), class_names=c)
-                       for c in chunks]
+            chunks = [names[i : i + size] for i in range(0, len(names), size)]
+            encoded = [
+                self.processor.encode(P.class_prompt(len(c), mode, self.wording, video=video), class_names=c)
+                for c in chunks
+            ]
             features = features.select([0] * len(chunks))
             columns = [(row * size, len(chunk)) for row, chunk in enumerate(chunks)]
             prompts = names
@@ -274,12 +308,18 @@ class HyperSegPredictor:
         logits, scores, embeddings = [], [], []
         for row, (offset, width) in enumerate(columns):
             probs = torch.zeros(out.pred_masks.shape[1], len(prompts), device=out.pred_masks.device)
-            probs[:, offset:offset + width] = out.prompt_logits[row, :, :width].float().sigmoid()
+            probs[:, offset : offset + width] = out.prompt_logits[row, :, :width].float().sigmoid()
             scores.append(probs)
             logits.append(image.working_logits(out.pred_masks[row]))
             embeddings.append(out.instance_embeddings[row].float())
-        return Candidates(torch.cat(logits), torch.cat(scores), torch.cat(embeddings), prompts, image,
-                          out.temporal_state if video else None)
+        return Candidates(
+            torch.cat(logits),
+            torch.cat(scores),
+            torch.cat(embeddings),
+            prompts,
+            image,
+            out.temporal_state if video else None,
+        )
 
     def _segment(self, features: ImageFeatures, encoded: list, region_masks, state, region_features):
         """The prompts on the model's device, their layout read from the CPU copy (so the model never reads the
@@ -288,10 +328,18 @@ class HyperSegPredictor:
         batch = self.processor.collate(encoded)
         layout = PromptLayout.of(batch["input_ids"], batch["class_spans"], batch["refer_mask"])
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        out, _ = self.model.segment(features, batch["input_ids"], batch["attention_mask"],
-                                    class_spans=batch["class_spans"], refer_mask=batch["refer_mask"],
-                                    region_masks=region_masks, temporal_state=state, region_features=region_features,
-                                    layout=layout, aux_scores=False)
+        out, _ = self.model.segment(
+            features,
+            batch["input_ids"],
+            batch["attention_mask"],
+            class_spans=batch["class_spans"],
+            refer_mask=batch["refer_mask"],
+            region_masks=region_masks,
+            temporal_state=state,
+            region_features=region_features,
+            layout=layout,
+            aux_scores=False,
+        )
         return out
 
     # ------------------------------------------------------------------ text
@@ -307,15 +355,24 @@ class HyperSegPredictor:
         return self.generate(conversation, image=image, with_answer=True, expression=question)
 
     @torch.inference_mode()
-    def generate(self, conversation: P.Conversation, image: EncodedImage | None = None, with_answer: bool = False,
-                 expression: str | None = None) -> str:
+    def generate(
+        self,
+        conversation: P.Conversation,
+        image: EncodedImage | None = None,
+        with_answer: bool = False,
+        expression: str | None = None,
+    ) -> str:
         """Greedy text answer to ``conversation`` about the image (at most ``max_new_tokens``)."""
         image = self._image(image)
         encoded = self.processor.encode(conversation, expression=expression, with_answer=with_answer, close_turn=False)
         batch = {k: v.to(self.device) for k, v in self.processor.collate([encoded], padding_side="left").items()}
-        generated = self.model.generate_text(batch["input_ids"], batch["attention_mask"], image.features,
-                                             max_new_tokens=self.max_new_tokens,
-                                             eos_token_id=self.tokenizer.eos_token_id,
-                                             pad_token_id=self.tokenizer.pad_token_id,
-                                             vocabulary_size=len(self.tokenizer))
+        generated = self.model.generate_text(
+            batch["input_ids"],
+            batch["attention_mask"],
+            image.features,
+            max_new_tokens=self.max_new_tokens,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            vocabulary_size=len(self.tokenizer),
+        )
         return self.tokenizer.decode(generated[0], skip_special_tokens=True).strip()

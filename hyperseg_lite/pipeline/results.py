@@ -55,13 +55,23 @@ class SegmentationResult:
         return exporters.masks_to_label_map(self.masks)
 
     def to_coco_rle(self) -> list[dict]:
-        return [dict(rle, label=label, score=float(score), id=int(i))
-                for rle, label, score, i in zip(exporters.encode_rle(self.masks), self.labels, self.scores, self.ids)]
+        return [
+            dict(rle, label=label, score=float(score), id=int(i))
+            for rle, label, score, i in zip(exporters.encode_rle(self.masks), self.labels, self.scores, self.ids)
+        ]
 
     def to_dict(self) -> dict:
-        return {"task": self.task, "prompt": self.prompt, "answer": self.answer, "no_match": self.no_match,
-                "image_size": list(self.image_size), "absent": self.absent, "notices": self.notices,
-                "frame_index": self.frame_index, "segments": self.to_coco_rle()}
+        return {
+            "task": self.task,
+            "prompt": self.prompt,
+            "answer": self.answer,
+            "no_match": self.no_match,
+            "image_size": list(self.image_size),
+            "absent": self.absent,
+            "notices": self.notices,
+            "frame_index": self.frame_index,
+            "segments": self.to_coco_rle(),
+        }
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
@@ -78,6 +88,13 @@ class SegmentationResult:
         return draw_overlay(image, self.masks, self.labels, self.ids, alpha=alpha, legend=legend)
 
     @classmethod
-    def empty(cls, task: str, prompt: str, image_size: tuple[int, int], **kwargs) -> "SegmentationResult":
-        return cls(task, prompt, np.zeros((0, *image_size), dtype=bool), [], np.zeros(0, dtype=np.float32),
-                   np.zeros(0, dtype=np.int64), **kwargs)
+    def empty(cls, task: str, prompt: str, image_size: tuple[int, int], **kwargs) -> SegmentationResult:
+        return cls(
+            task,
+            prompt,
+            np.zeros((0, *image_size), dtype=bool),
+            [],
+            np.zeros(0, dtype=np.float32),
+            np.zeros(0, dtype=np.int64),
+            **kwargs,
+        )

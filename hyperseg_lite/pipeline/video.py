@@ -12,7 +12,7 @@ embedding per live track), and each clip is decoded once (:class:`VideoFrames`).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -20,8 +20,15 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from ..modeling.temporal_adapter import TemporalState
-from .answers import (PROMPT_OVERLAP_WEIGHT, TRACKING_OVERLAP_WEIGHT, class_segments, prompt_extent,
-                      referring_answer, region_choices, segment_masks)
+from .answers import (
+    PROMPT_OVERLAP_WEIGHT,
+    TRACKING_OVERLAP_WEIGHT,
+    class_segments,
+    prompt_extent,
+    referring_answer,
+    region_choices,
+    segment_masks,
+)
 from .inputs import Region
 from .predictor import HyperSegPredictor
 from .results import SegmentationResult
@@ -42,9 +49,15 @@ class VideoSession:
     reverse: the temporal state is carried in whatever order the frames are given.
     """
 
-    def __init__(self, predictor: HyperSegPredictor, video, tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
-                 prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT, max_frames: int | None = None,
-                 task: str = "video_object") -> None:
+    def __init__(
+        self,
+        predictor: HyperSegPredictor,
+        video,
+        tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
+        prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT,
+        max_frames: int | None = None,
+        task: str = "video_object",
+    ) -> None:
         self.predictor = predictor
         self.frames = frames_of(video, max_frames)
         self.tracking_overlap_weight = tracking_overlap_weight
@@ -75,8 +88,9 @@ class VideoSession:
         """Forget every prompt (the clip stays open)."""
         self.prompts.clear()
 
-    def propagate(self, start_frame: int | None = None, reverse: bool = False
-                  ) -> Iterator[tuple[int, SegmentationResult]]:
+    def propagate(
+        self, start_frame: int | None = None, reverse: bool = False
+    ) -> Iterator[tuple[int, SegmentationResult]]:
         """Yield ``(frame_index, result)`` from ``start_frame`` (default: the first prompted frame, or the last one
         with ``reverse=True``) to the end of the clip (or frame 0), one mask per object id on every frame."""
         if not self.prompts:
@@ -89,8 +103,9 @@ class VideoSession:
             raise ValueError("a generator of frames cannot be read backwards: give a list, a folder or a file")
         return self._propagate(int(start), reverse, dict((f, dict(o)) for f, o in self.prompts.items()))
 
-    def _propagate(self, start: int, reverse: bool, prompts: dict[int, dict[int, Region]]
-                   ) -> Iterator[tuple[int, SegmentationResult]]:
+    def _propagate(
+        self, start: int, reverse: bool, prompts: dict[int, dict[int, Region]]
+    ) -> Iterator[tuple[int, SegmentationResult]]:
         predictor = self.predictor
         objects = sorted({o for frame in prompts.values() for o in frame})
         state = TemporalState()
@@ -112,8 +127,10 @@ class VideoSession:
                 if not active:
                     yield index, self._result(image, index, objects, {}, {})
                     continue
-                region_features = (torch.stack([pooled[o] for o in active])[None],
-                                   torch.ones((1, len(active)), dtype=torch.bool, device=predictor.device))
+                region_features = (
+                    torch.stack([pooled[o] for o in active])[None],
+                    torch.ones((1, len(active)), dtype=torch.bool, device=predictor.device),
+                )
                 candidates = predictor.predict(region_features=region_features, image=image, state=state, video=True)
                 state = candidates.temporal_state.detach()
                 priors, weights = [], []
@@ -133,20 +150,30 @@ class VideoSession:
 
     def _result(self, image, index: int, objects: list[int], masks: dict, scores: dict) -> SegmentationResult:
         empty = np.zeros(image.size, dtype=bool)
-        return SegmentationResult(self.task, f"{len(objects)} visual prompt(s)",
-                                  np.stack([masks.get(o, empty) for o in objects]) if objects else
-                                  np.zeros((0, *image.size), dtype=bool),
-                                  [f"region {o}" for o in objects],
-                                  np.array([scores.get(o, 0.0) for o in objects], dtype=np.float32),
-                                  np.array(objects, dtype=np.int64), notices=image.notices, frame_index=index)
+        return SegmentationResult(
+            self.task,
+            f"{len(objects)} visual prompt(s)",
+            np.stack([masks.get(o, empty) for o in objects]) if objects else np.zeros((0, *image.size), dtype=bool),
+            [f"region {o}" for o in objects],
+            np.array([scores.get(o, 0.0) for o in objects], dtype=np.float32),
+            np.array(objects, dtype=np.int64),
+            notices=image.notices,
+            frame_index=index,
+        )
 
     def close(self) -> None:
         """Release the clip's decoder (video files)."""
         self.frames.close()
 
 
-def referring_frames(predictor: HyperSegPredictor, frames: VideoFrames, text: str, reasoning: bool, threshold: float,
-                     tracking_overlap_weight: float) -> Iterator[SegmentationResult]:
+def referring_frames(
+    predictor: HyperSegPredictor,
+    frames: VideoFrames,
+    text: str,
+    reasoning: bool,
+    threshold: float,
+    tracking_overlap_weight: float,
+) -> Iterator[SegmentationResult]:
     """An expression (or question) over a clip -> one result per frame; each frame prefers the candidate that
     continues the mask answered on the frame before (``tracking_overlap_weight``; 0 = each frame alone)."""
     task = "reasoning_video" if reasoning else "referring_video"
@@ -155,35 +182,54 @@ def referring_frames(predictor: HyperSegPredictor, frames: VideoFrames, text: st
     for index, pixels in frames.frames():
         with torch.inference_mode():
             image = predictor.encode(pixels, state)
-            candidates = predictor.predict(question=text if reasoning else None,
-                                           expression=None if reasoning else text,
-                                           image=image, state=state, video=True)
+            candidates = predictor.predict(
+                question=text if reasoning else None,
+                expression=None if reasoning else text,
+                image=image,
+                state=state,
+                video=True,
+            )
             state = candidates.temporal_state.detach()
-            result, previous = referring_answer(candidates, task, threshold, frame_index=index, previous=previous,
-                                                previous_weight=tracking_overlap_weight)
+            result, previous = referring_answer(
+                candidates,
+                task,
+                threshold,
+                frame_index=index,
+                previous=previous,
+                previous_weight=tracking_overlap_weight,
+            )
             yield result
 
 
-def instance_frames(predictor: HyperSegPredictor, frames: VideoFrames, names: list[str], threshold: float,
-                    tracks: "TrackBank") -> Iterator[SegmentationResult]:
+def instance_frames(
+    predictor: HyperSegPredictor, frames: VideoFrames, names: list[str], threshold: float, tracks: TrackBank
+) -> Iterator[SegmentationResult]:
     """A class list over a clip -> instances per frame, with track ids from ``tracks``."""
     state = TemporalState()
     for index, pixels in frames.frames():
         with torch.inference_mode():
             image = predictor.encode(pixels, state)
-            candidates = predictor.predict(class_names=names, mode="instance", image=image, state=state, video=True,
-                                           chunk_size=len(names))
+            candidates = predictor.predict(
+                class_names=names, mode="instance", image=image, state=state, video=True, chunk_size=len(names)
+            )
             state = candidates.temporal_state.detach()
             segments = class_segments(candidates, "instance", set(), threshold)
-            ids, labels = tracks.assign([candidates.embeddings[s.query] for s in segments],
-                                        [candidates.scores[s.query] for s in segments])
+            ids, labels = tracks.assign(
+                [candidates.embeddings[s.query] for s in segments], [candidates.scores[s.query] for s in segments]
+            )
             masks = segment_masks(segments, candidates)
             found = set(labels)
-            yield SegmentationResult("video_instance", ", ".join(names), masks, [names[k] for k in labels],
-                                     np.array([s.score for s in segments], dtype=np.float32),
-                                     np.array(ids, dtype=np.int64),
-                                     absent=[n for k, n in enumerate(names) if k not in found],
-                                     notices=image.notices, frame_index=index)
+            yield SegmentationResult(
+                "video_instance",
+                ", ".join(names),
+                masks,
+                [names[k] for k in labels],
+                np.array([s.score for s in segments], dtype=np.float32),
+                np.array(ids, dtype=np.int64),
+                absent=[n for k, n in enumerate(names) if k not in found],
+                notices=image.notices,
+                frame_index=index,
+            )
 
 
 class TrackBank:

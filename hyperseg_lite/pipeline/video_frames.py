@@ -9,9 +9,9 @@ methods no longer decode a clip twice (once to validate, once to run) nor hold i
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -144,8 +144,9 @@ class VideoFrames:
             if start != 0:
                 raise ValueError("a generator of frames can only be read from its first frame")
             if self._read:
-                raise ValueError("a generator of frames can be read once: give a list, a folder or a file to "
-                                 "read a clip again")
+                raise ValueError(
+                    "a generator of frames can be read once: give a list, a folder or a file to read a clip again"
+                )
             self._read = True
             rest = (load_image(frame).pixels for frame in self._stream)
             for index, pixels in enumerate(chain([self.first], rest)):
@@ -164,5 +165,3 @@ class VideoFrames:
 def frames_of(video, max_frames: int | None = None) -> VideoFrames:
     """``video`` as :class:`VideoFrames` (returned as it is when it already is)."""
     return video if isinstance(video, VideoFrames) else VideoFrames(video, max_frames)
-
-

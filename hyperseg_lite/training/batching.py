@@ -76,8 +76,11 @@ def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0, e
     elif task.family == "referring":
         encoded = processor.encode(P.referring_prompt("referring"), expression=sample.expression)
     elif task.family == "reasoning":
-        conversation = (P.referring_prompt("reasoning_explain", explanation=sample.answer or "") if explain
-                        else P.referring_prompt("reasoning"))
+        conversation = (
+            P.referring_prompt("reasoning_explain", explanation=sample.answer or "")
+            if explain
+            else P.referring_prompt("reasoning")
+        )
         encoded = processor.encode(conversation, expression=sample.expression)
     elif task.family == "region":
         encoded = processor.encode(P.region_prompt(len(sample.regions), video=video), num_regions=len(sample.regions))
@@ -87,20 +90,28 @@ def sample_items(sample: Sample, processor: HyperSegProcessor, frame: int = 0, e
     else:
         raise ValueError(f"no batching rule for task {sample.task!r}")
     keep = masks.reshape(masks.shape[0], -1).any(1) if masks.shape[0] else np.zeros(0, bool)
-    target = SegmentationTarget(masks=masks_to_frame(masks[keep], prepared, size), labels=labels[torch.from_numpy(keep)],
-                                instance_ids=ids[torch.from_numpy(keep)])
+    target = SegmentationTarget(
+        masks=masks_to_frame(masks[keep], prepared, size),
+        labels=labels[torch.from_numpy(keep)],
+        instance_ids=ids[torch.from_numpy(keep)],
+    )
     return Item(encoded, prepared, target, rendered)
 
 
 def collate(items: list[Item], processor: HyperSegProcessor) -> dict:
     """Items -> keyword arguments of ``HyperSegForSegmentation.forward`` (with labels and targets)."""
     batch = processor.collate([i.encoded for i in items])
-    return dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
-                class_spans=batch["class_spans"], refer_mask=batch["refer_mask"],
-                pixel_values=torch.stack([i.prepared.pixel_values for i in items]),
-                global_pixel_values=torch.stack([i.prepared.global_pixel_values for i in items]),
-                region_masks=[i.region_masks for i in items] if any(i.region_masks is not None for i in items) else None,
-                targets=[i.target for i in items])
+    return dict(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        labels=batch["labels"],
+        class_spans=batch["class_spans"],
+        refer_mask=batch["refer_mask"],
+        pixel_values=torch.stack([i.prepared.pixel_values for i in items]),
+        global_pixel_values=torch.stack([i.prepared.global_pixel_values for i in items]),
+        region_masks=[i.region_masks for i in items] if any(i.region_masks is not None for i in items) else None,
+        targets=[i.target for i in items],
+    )
 
 
 def to_device(batch: dict, device) -> dict:
@@ -111,9 +122,14 @@ def to_device(batch: dict, device) -> dict:
         elif key == "region_masks" and value is not None:
             moved[key] = [None if v is None else v.to(device) for v in value]
         elif key == "targets":
-            moved[key] = [SegmentationTarget(t.masks.to(device), t.labels.to(device),
-                                             None if t.instance_ids is None else t.instance_ids.to(device))
-                          for t in value]
+            moved[key] = [
+                SegmentationTarget(
+                    t.masks.to(device),
+                    t.labels.to(device),
+                    None if t.instance_ids is None else t.instance_ids.to(device),
+                )
+                for t in value
+            ]
         else:
             moved[key] = value
     return moved

@@ -88,8 +88,13 @@ class ShapeAuxiliary(nn.Module):
         finally:
             handle.remove()
 
-    def loss(self, stages: Sequence[torch.Tensor], targets: Sequence[SegmentationTarget],
-             categories: Sequence[torch.Tensor], with_accuracy: bool = False):
+    def loss(
+        self,
+        stages: Sequence[torch.Tensor],
+        targets: Sequence[SegmentationTarget],
+        categories: Sequence[torch.Tensor],
+        with_accuracy: bool = False,
+    ):
         """Mean cross-entropy over the objects that have a shape category; None when the batch has none.
 
         ``with_accuracy``: also the fraction of those objects classified right, as ``(loss, accuracy)``.
@@ -100,7 +105,7 @@ class ShapeAuxiliary(nn.Module):
             if not keep.any():
                 continue
             masks = target.masks[keep.to(target.masks.device)].unsqueeze(0)  # (1, n, S, S)
-            row_stages = [stage[row:row + 1] for stage in stages]
+            row_stages = [stage[row : row + 1] for stage in stages]
             features.append(mask_pooled(row_stages, masks)[0])
             labels.append(category[keep])
         if not features:
@@ -126,8 +131,14 @@ class MaskShapeAuxiliary(nn.Module):
         super().__init__()
         self.classifier = nn.Linear(dim, num_categories)
 
-    def loss(self, encoder: nn.Module, mask_size: tuple[int, int], targets: Sequence[SegmentationTarget],
-             categories: Sequence[torch.Tensor], with_accuracy: bool = False):
+    def loss(
+        self,
+        encoder: nn.Module,
+        mask_size: tuple[int, int],
+        targets: Sequence[SegmentationTarget],
+        categories: Sequence[torch.Tensor],
+        with_accuracy: bool = False,
+    ):
         """Mean cross-entropy over the objects that have a shape category; None when the batch has none."""
         masks, labels = [], []
         for target, category in zip(targets, categories):

@@ -47,7 +47,7 @@ class TokenHead(nn.Module):
 
 def split_dense(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B, OUTPUTS, h, w) -> class logits, colour logits, outline logits (B, h, w)."""
-    return logits[:, :NUM_CLASSES], logits[:, NUM_CLASSES:NUM_CLASSES + NUM_COLOURS], logits[:, -1]
+    return logits[:, :NUM_CLASSES], logits[:, NUM_CLASSES : NUM_CLASSES + NUM_COLOURS], logits[:, -1]
 
 
 def cell_labels(labels: torch.Tensor, grid: int, num: int) -> torch.Tensor:
@@ -56,8 +56,9 @@ def cell_labels(labels: torch.Tensor, grid: int, num: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(one_hot, grid).argmax(1).flatten(1)
 
 
-def dense_losses(logits: torch.Tensor, classes: torch.Tensor, colours: torch.Tensor, outline: torch.Tensor,
-                 stride: int = 2) -> dict[str, torch.Tensor]:
+def dense_losses(
+    logits: torch.Tensor, classes: torch.Tensor, colours: torch.Tensor, outline: torch.Tensor, stride: int = 2
+) -> dict[str, torch.Tensor]:
     """Cross entropy on classes and colours, BCE on outlines, at 1/``stride`` of the targets' resolution.
 
     Stride 2 keeps outlines and small objects (a small object is ~35 px across at 256 px) at a quarter of the
@@ -71,8 +72,9 @@ def dense_losses(logits: torch.Tensor, classes: torch.Tensor, colours: torch.Ten
     return {
         "class": F.cross_entropy(class_logits, classes),
         "colour": F.cross_entropy(colour_logits, colours),
-        "outline": F.binary_cross_entropy_with_logits(outline_logits, outline,
-                                                      pos_weight=((1 - positive) / positive).detach()),
+        "outline": F.binary_cross_entropy_with_logits(
+            outline_logits, outline, pos_weight=((1 - positive) / positive).detach()
+        ),
     }
 
 

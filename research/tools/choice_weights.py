@@ -21,8 +21,7 @@ import json
 import time
 
 from hyperseg_lite.data.world import World
-from hyperseg_lite.evaluation.tasks import (evaluate_interactive, evaluate_referring_video, evaluate_vis,
-                                           evaluate_vos)
+from hyperseg_lite.evaluation.tasks import evaluate_interactive, evaluate_referring_video, evaluate_vis, evaluate_vos
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import HyperSegPipeline
 
@@ -34,8 +33,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--prompt-weights", type=float, nargs="*", default=[0.0, 2.0, 10.0, 100.0])
     parser.add_argument("--tracking-weights", type=float, nargs="*", default=[0.0, 1.0, 2.0, 3.0])
-    parser.add_argument("--track-rules", choices=["match-classes", "any-class"], nargs="*",
-                        default=["match-classes", "any-class"], help="video instance track rules to compare")
+    parser.add_argument(
+        "--track-rules",
+        choices=["match-classes", "any-class"],
+        nargs="*",
+        default=["match-classes", "any-class"],
+        help="video instance track rules to compare",
+    )
     parser.add_argument("--samples", type=int, default=60, help="interactive images per seed")
     parser.add_argument("--clips", type=int, default=20, help="clips per seed and video task")
     parser.add_argument("--json", default=None)
@@ -49,24 +53,47 @@ def main(argv: list[str] | None = None) -> list[dict]:
             pipe.prompt_overlap_weight, pipe.tracking_overlap_weight = weight, defaults[1]
             start = time.time()
             metrics = evaluate_interactive(pipe, world, args.samples)
-            rows.append({"seed": seed, "weight": "prompt", "value": weight, "mIoU_box": metrics["mIoU_box"],
-                         "mIoU_click": metrics["mIoU_click"], "seconds": round(time.time() - start, 1)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "weight": "prompt",
+                    "value": weight,
+                    "mIoU_box": metrics["mIoU_box"],
+                    "mIoU_click": metrics["mIoU_click"],
+                    "seconds": round(time.time() - start, 1),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
         for weight in args.tracking_weights:
             pipe.prompt_overlap_weight, pipe.tracking_overlap_weight = defaults[0], weight
             start = time.time()
             vos = evaluate_vos(pipe, world, args.clips)["J&F"]
             referring = evaluate_referring_video(pipe, world, args.clips)["J&F"]
-            rows.append({"seed": seed, "weight": "tracking", "value": weight, "vos_J&F": vos,
-                         "referring_video_J&F": referring, "seconds": round(time.time() - start, 1)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "weight": "tracking",
+                    "value": weight,
+                    "vos_J&F": vos,
+                    "referring_video_J&F": referring,
+                    "seconds": round(time.time() - start, 1),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
         pipe.prompt_overlap_weight, pipe.tracking_overlap_weight = defaults
         for rule in args.track_rules:
             pipe.track_match_classes = rule == "match-classes"
             start = time.time()
             metrics = evaluate_vis(pipe, world, args.clips)
-            rows.append({"seed": seed, "weight": "track_rule", "value": rule, "vis_AP": metrics["AP"],
-                         "seconds": round(time.time() - start, 1)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "weight": "track_rule",
+                    "value": rule,
+                    "vis_AP": metrics["AP"],
+                    "seconds": round(time.time() - start, 1),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
         pipe.track_match_classes = False
     if args.json:

@@ -4,7 +4,8 @@
 
 The mask-shape embedding (:mod:`hyperseg_lite.modeling.mask_shape`) gives each mask token's scores the outline
 of its own predicted mask. On true outlines its shape head is right far more often than on the predicted ones
-(``research/tools/shape_head_accuracy.py``), so this asks what the text and class prompts would score if the embedding saw
+(``research/tools/shape_head_accuracy.py``), so this asks what the text and class prompts would score if the
+embedding saw
 the truth: every task in ``--tasks`` is evaluated twice with the evaluation's own task code, as the model is and
 with the embedding fed, for each mask token whose mask covers a scene object (IoU > 0.5 at the decoder's
 resolution), that object's true outline; tokens that cover no object keep their own. Nothing else changes: the
@@ -50,8 +51,11 @@ def expression_kind(expression: str, no_target: bool) -> str:
         return "relation"
     if any(w in expression for w in POSITION_WORDS):
         return "position"
-    named = [kind for kind, vocabulary in (("category", CATEGORIES), ("colour", COLOUR_NAMES), ("size", SIZE_NAMES))
-             if any(w in vocabulary for w in words)]
+    named = [
+        kind
+        for kind, vocabulary in (("category", CATEGORIES), ("colour", COLOUR_NAMES), ("size", SIZE_NAMES))
+        if any(w in vocabulary for w in words)
+    ]
     return " + ".join(named) or "other"
 
 
@@ -112,9 +116,15 @@ def referring_by_kind(pipe: HyperSegPipeline, world: World, samples: int) -> dic
         truth = sample.masks.any(0) if len(sample.masks) else np.zeros(size, dtype=bool)
         for key in (expression_kind(sample.expression, sample.no_target), "all"):
             groups[key].add(pred, truth)
-    return {key: {"samples": len(acc.per_sample), "cIoU": acc.ciou, "gIoU": acc.giou,
-                  **({"no_target_accuracy": acc.no_target_accuracy} if acc.no_target_hits else {})}
-            for key, acc in sorted(groups.items())}
+    return {
+        key: {
+            "samples": len(acc.per_sample),
+            "cIoU": acc.ciou,
+            "gIoU": acc.giou,
+            **({"no_target_accuracy": acc.no_target_accuracy} if acc.no_target_hits else {}),
+        }
+        for key, acc in sorted(groups.items())
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -148,8 +158,10 @@ def main(argv: list[str] | None = None) -> dict:
         kinds = report["referring_kinds"]
         for kind, row in kinds["predicted"].items():
             oracle = kinds["true"][kind]
-            print(f"| {kind} | {row['samples']} | {row['cIoU']:.3f} | {oracle['cIoU']:.3f} | {row['gIoU']:.3f} | "
-                  f"{oracle['gIoU']:.3f} |")
+            print(
+                f"| {kind} | {row['samples']} | {row['cIoU']:.3f} | {oracle['cIoU']:.3f} | {row['gIoU']:.3f} | "
+                f"{oracle['gIoU']:.3f} |"
+            )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=1)

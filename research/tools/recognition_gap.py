@@ -58,8 +58,13 @@ def measure_referring(pipe: HyperSegPipeline, world: World, task: str, samples: 
         chosen.append(float(ious[best]))
         oracle.append(float(ious.max()))
         ranks.append(int(np.flatnonzero(by_score == int(ious.argmax()))[0]))
-    return {"task": task, "targets": len(chosen), "chosen_miou": float(np.mean(chosen)),
-            "oracle_miou": float(np.mean(oracle)), "oracle_ranked_first": float(np.mean(np.asarray(ranks) == 0))}
+    return {
+        "task": task,
+        "targets": len(chosen),
+        "chosen_miou": float(np.mean(chosen)),
+        "oracle_miou": float(np.mean(oracle)),
+        "oracle_ranked_first": float(np.mean(np.asarray(ranks) == 0)),
+    }
 
 
 def measure_classes(pipe: HyperSegPipeline, world: World, task: str, samples: int) -> list[dict]:
@@ -82,10 +87,18 @@ def measure_classes(pipe: HyperSegPipeline, world: World, task: str, samples: in
             top1[kind].append(int(probs[best].argmax()) == int(label))
             true_score[kind].append(float(probs[best, label]))
             listed[kind].append(sum((name in STUFF_NAMES) == (kind == "stuff") for name in names))
-    return [{"task": f"{task} ({kind}s)", "targets": len(found[kind]), "best_mask_miou": float(np.mean(found[kind])),
-             "top1_of_best_mask": float(np.mean(top1[kind])), "true_class_score": float(np.mean(true_score[kind])),
-             "chance_top1": float(np.mean(1 / np.asarray(listed[kind])))}
-            for kind in ("thing", "stuff") if found[kind]]
+    return [
+        {
+            "task": f"{task} ({kind}s)",
+            "targets": len(found[kind]),
+            "best_mask_miou": float(np.mean(found[kind])),
+            "top1_of_best_mask": float(np.mean(top1[kind])),
+            "true_class_score": float(np.mean(true_score[kind])),
+            "chance_top1": float(np.mean(1 / np.asarray(listed[kind]))),
+        }
+        for kind in ("thing", "stuff")
+        if found[kind]
+    ]
 
 
 @torch.inference_mode()
@@ -95,8 +108,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--split", default="val", choices=("train", "val", "test", "compositional"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=100, help="samples drawn per task")
-    parser.add_argument("--tasks", nargs="+", default=list(REFERRING_TASKS + CLASS_TASKS),
-                        choices=REFERRING_TASKS + CLASS_TASKS)
+    parser.add_argument(
+        "--tasks", nargs="+", default=list(REFERRING_TASKS + CLASS_TASKS), choices=REFERRING_TASKS + CLASS_TASKS
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     pipe = HyperSegPipeline.from_pretrained(args.checkpoint)
@@ -105,16 +119,24 @@ def main(argv=None) -> list[dict]:
     classes = [row for t in args.tasks if t in CLASS_TASKS for row in measure_classes(pipe, world, t, args.samples)]
     print(f"{args.split} seed {args.seed}, {args.samples} samples per task, {args.checkpoint}")
     if referring:
-        print("| task | samples with a target | chosen mIoU | oracle mIoU | oracle ranked first |\n|---|---|---|---|---|")
+        print(
+            "| task | samples with a target | chosen mIoU | oracle mIoU | oracle ranked first |\n|---|---|---|---|---|"
+        )
         for r in referring:
-            print(f"| {r['task']} | {r['targets']} | {r['chosen_miou']:.3f} | {r['oracle_miou']:.3f} | "
-                  f"{r['oracle_ranked_first']:.2f} |")
+            print(
+                f"| {r['task']} | {r['targets']} | {r['chosen_miou']:.3f} | {r['oracle_miou']:.3f} | "
+                f"{r['oracle_ranked_first']:.2f} |"
+            )
     if classes:
-        print("| task | segments | best-mask mIoU | top-1 class of that mask | chance (same kind) | its score for the "
-              "true class |\n|---|---|---|---|---|---|")
+        print(
+            "| task | segments | best-mask mIoU | top-1 class of that mask | chance (same kind) | its score for the "
+            "true class |\n|---|---|---|---|---|---|"
+        )
         for r in classes:
-            print(f"| {r['task']} | {r['targets']} | {r['best_mask_miou']:.3f} | {r['top1_of_best_mask']:.2f} | "
-                  f"{r['chance_top1']:.2f} | {r['true_class_score']:.2f} |")
+            print(
+                f"| {r['task']} | {r['targets']} | {r['best_mask_miou']:.3f} | {r['top1_of_best_mask']:.2f} | "
+                f"{r['chance_top1']:.2f} | {r['true_class_score']:.2f} |"
+            )
     report = referring + classes
     if args.json:
         with open(args.json, "w") as f:

@@ -44,8 +44,13 @@ def replay(rows, threshold: float) -> dict[str, float]:
         scores.add(kept, gt)
         if gt.any():
             found.append(bool(kept.any()))
-    return {"threshold": threshold, "cIoU": scores.ciou, "gIoU": scores.giou,
-            "no_target_accuracy": scores.no_target_accuracy, "target_accuracy": float(np.mean(found))}
+    return {
+        "threshold": threshold,
+        "cIoU": scores.ciou,
+        "gIoU": scores.giou,
+        "no_target_accuracy": scores.no_target_accuracy,
+        "target_accuracy": float(np.mean(found)),
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -63,8 +68,10 @@ def main(argv=None) -> list[dict]:
     report = [replay(rows, t) for t in CANDIDATES]
     print("| threshold | cIoU | gIoU | no-target acc | target acc |\n|---|---|---|---|---|")
     for r in report:
-        print(f"| {r['threshold']:.2f} | {r['cIoU']:.3f} | {r['gIoU']:.3f} | {r['no_target_accuracy']:.3f} | "
-              f"{r['target_accuracy']:.3f} |")
+        print(
+            f"| {r['threshold']:.2f} | {r['cIoU']:.3f} | {r['gIoU']:.3f} | {r['no_target_accuracy']:.3f} | "
+            f"{r['target_accuracy']:.3f} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

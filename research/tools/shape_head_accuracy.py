@@ -25,8 +25,13 @@ import torch
 from hyperseg_lite.data.world import World
 from hyperseg_lite.loading import load_model
 from hyperseg_lite.training.batching import sample_items
-from hyperseg_lite.training.shape_auxiliary import (SHAPE_HEAD_FILE, MaskShapeAuxiliary, decoder_mask_size,
-                                                    load_shape_head, object_categories)
+from hyperseg_lite.training.shape_auxiliary import (
+    SHAPE_HEAD_FILE,
+    MaskShapeAuxiliary,
+    decoder_mask_size,
+    load_shape_head,
+    object_categories,
+)
 
 
 @torch.inference_mode()
@@ -66,11 +71,23 @@ def main(argv=None) -> dict[str, float]:
     if objects == 0:
         raise SystemExit("no shape objects in these samples")
     report = {"objects": objects, "accuracy": correct / objects, "cross_entropy": loss_sum / objects}
-    print(f"{args.checkpoint} ({args.split}, seed {args.seed}, {args.samples} samples): {objects} shape objects, "
-          f"accuracy {report['accuracy']:.3f}, cross-entropy {report['cross_entropy']:.3f}")
+    print(
+        f"{args.checkpoint} ({args.split}, seed {args.seed}, {args.samples} samples): {objects} shape objects, "
+        f"accuracy {report['accuracy']:.3f}, cross-entropy {report['cross_entropy']:.3f}"
+    )
     if args.json is not None:
-        args.json.write_text(json.dumps({**report, "checkpoint": str(args.checkpoint), "split": args.split,
-                                         "seed": args.seed, "samples": args.samples}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    **report,
+                    "checkpoint": str(args.checkpoint),
+                    "split": args.split,
+                    "seed": args.seed,
+                    "samples": args.samples,
+                },
+                indent=2,
+            )
+        )
     return report
 
 

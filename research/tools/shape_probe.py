@@ -32,7 +32,9 @@ from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 
 
 def _probe(features: list[np.ndarray], labels: list[int]) -> float:
-    return float(cross_val_score(LogisticRegression(max_iter=3000), np.asarray(features), np.asarray(labels), cv=5).mean())
+    return float(
+        cross_val_score(LogisticRegression(max_iter=3000), np.asarray(features), np.asarray(labels), cv=5).mean()
+    )
 
 
 @torch.inference_mode()
@@ -48,8 +50,10 @@ def main(argv=None) -> dict[str, float]:
     model = pipe.model
     world = World(args.split, args.seed, image_size=model.config.image_size)
     seen: dict[str, object] = {}
-    hooks = [model.pyramid.register_forward_hook(lambda _m, _i, out: seen.__setitem__("stages", out)),
-             model.mask_decoder.CLASS_proj.register_forward_hook(lambda _m, inp, _o: seen.__setitem__("states", inp[0]))]
+    hooks = [
+        model.pyramid.register_forward_hook(lambda _m, _i, out: seen.__setitem__("stages", out)),
+        model.mask_decoder.CLASS_proj.register_forward_hook(lambda _m, inp, _o: seen.__setitem__("states", inp[0])),
+    ]
     shape_encoder = model.mask_decoder.mask_shape  # only where decoder_config.mask_shape_embedding is on
     if shape_encoder is not None:
         hooks.append(shape_encoder.register_forward_hook(lambda _m, _i, out: seen.__setitem__("shapes", out)))
@@ -97,14 +101,24 @@ def main(argv=None) -> dict[str, float]:
     control = {f"backbone stage {level + 1}": _probe(feats, colour_labels) for level, feats in stage_features.items()}
     majority = np.bincount(stage_labels).max() / len(stage_labels)
     colour_majority = np.bincount(colour_labels).max() / len(colour_labels)
-    print(f"{args.split} seed {args.seed}: {len(stage_labels)} thing segments ({len(state_labels)} covered with IoU >= "
-          f"0.5), {len(set(stage_labels))} categories, majority class {majority:.2f}")
+    print(
+        f"{args.split} seed {args.seed}: {len(stage_labels)} thing segments ({len(state_labels)} covered with IoU >= "
+        f"0.5), {len(set(stage_labels))} categories, majority class {majority:.2f}"
+    )
     print(f"control: colour octant, majority class {colour_majority:.2f}")
     print("| features | shape-category probe accuracy | colour-octant probe accuracy (control) |\n|---|---|---|")
     for name, accuracy in report.items():
-        print(f"| {name} | {accuracy:.2f} | {control[name]:.2f} |" if name in control else f"| {name} | {accuracy:.2f} | |")
-    return {**report, "majority": float(majority), **{f"colour {k}": v for k, v in control.items()},
-            "colour majority": float(colour_majority)}
+        print(
+            f"| {name} | {accuracy:.2f} | {control[name]:.2f} |"
+            if name in control
+            else f"| {name} | {accuracy:.2f} | |"
+        )
+    return {
+        **report,
+        "majority": float(majority),
+        **{f"colour {k}": v for k, v in control.items()},
+        "colour majority": float(colour_majority),
+    }
 
 
 if __name__ == "__main__":
