@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hyperseg_lite import build_random_model
+from hyperseg_lite import prompts as P
 from hyperseg_lite.pipeline import HyperSegPipeline, Region
 
 
@@ -112,3 +113,38 @@ def test_video_frames_keep_no_cache(pipes):
     frame = cached.encode(picture(seed=4))
     cached.predictor.predict(image=frame, expression="the moving star", video=True)
     assert frame.prefix_cache is None
+
+
+def test_two_passes_planned_at_once_each_read_the_state_they_were_planned_on(pipes):
+    """Two users asking about one encoded image at once: each pass reads a consistent snapshot of the cache."""
+    cached, plain = pipes
+    model, processor = cached.model, cached.processor
+    image = cached.encode(picture(seed=5))
+    cached.predictor.predict(image=image, expression="the red star")  # something kept
+    conversation = P.referring_prompt("referring")
+
+    def batch(text):
+        return processor.collate([processor.encode(conversation, expression=text)])
+
+    first, second = batch("the red circle"), batch("a blue star on the left")
+    first_plan = image.prefix_cache.plan(first["input_ids"], first["attention_mask"])
+    second_plan = image.prefix_cache.plan(second["input_ids"], second["attention_mask"])
+    assert first_plan.length > 0 and second_plan.length > 0
+
+    def run(tensors, plan=None):
+        with torch.inference_mode():
+            out, _ = model.segment(
+                image.features,
+                tensors["input_ids"],
+                tensors["attention_mask"],
+                refer_mask=tensors["refer_mask"],
+                aux_scores=False,
+                prefix_reuse=plan,
+            )
+        return out
+
+    run(second, second_plan)  # keeps the second prompt's state before the first pass runs
+    assert image.prefix_cache.kept is not first_plan.kept
+    got, want = run(first, first_plan), run(first)
+    torch.testing.assert_close(got.pred_masks, want.pred_masks, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got.prompt_logits, want.prompt_logits, atol=1e-5, rtol=0)

@@ -32,7 +32,7 @@ from .mask_decoder import MaskDecoder
 from .matcher import HungarianMatcher
 from .perceiver import FineGrainedVisualPerceiver
 from .pixel_decoder import PixelDecoder
-from .prefix_cache import PrefixCache
+from .prefix_cache import PrefixReuse
 from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
 from .prompt_layout import PROMPT_KINDS, PromptLayout
 from .pyramid_backbone import PyramidBackbone
@@ -237,17 +237,17 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         region_pooling: str = "area",
         region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
         layout: PromptLayout | None = None,
-        prefix_cache: PrefixCache | None = None,
+        prefix_reuse: PrefixReuse | None = None,
     ) -> torch.Tensor:
         """One LLM pass with all placeholders filled -> last hidden states (B, L, H).
 
         ``region_features`` (pooled features, validity) overrides pooling ``region_masks`` on these images:
         video object segmentation pools the first frame's prompts once and reuses them on every frame.
         ``layout`` (:meth:`PromptLayout.of` on the CPU ids) keeps the pass free of device syncs.
-        ``prefix_cache`` (inference, :mod:`.prefix_cache`), planned on these prompts' CPU ids
-        (:meth:`PrefixCache.plan`) about this image: the pass takes its first ``reuse_length`` positions from it and
-        runs the LLM on the rest only, then keeps the pass's first row in it for the next prompt. The hidden
-        states returned are the same either way.
+        ``prefix_reuse`` (inference, :mod:`.prefix_cache`): a plan made on these prompts' CPU ids about this image
+        (:meth:`PrefixCache.plan`); the pass takes its first ``length`` positions from the image's cache and runs the
+        LLM on the rest only, then keeps its first row in the cache for the next prompt. The hidden states returned
+        are the same either way.
         """
         layout = layout if layout is not None else PromptLayout.of(input_ids)
         if region_features is not None:
@@ -261,8 +261,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                         f"but {list(given)} region masks were given"
                     )
             regions, _ = self.pool_region_prompts(image_features, region_masks, region_pooling)
-        if prefix_cache is not None and prefix_cache.reuse_length:
-            return self._run_llm_after_prefix(input_ids, attention_mask, regions, layout, prefix_cache)
+        if prefix_reuse is not None and prefix_reuse.length:
+            return self._run_llm_after_prefix(input_ids, attention_mask, regions, layout, prefix_reuse)
         embeds = assemble_inputs_embeds(
             self.get_input_embeddings(),
             input_ids,
@@ -278,10 +278,10 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask),
-            use_cache=prefix_cache is not None,
+            use_cache=prefix_reuse is not None,
         )
-        if prefix_cache is not None:
-            prefix_cache.keep(out.cache, out.last_hidden_state)
+        if prefix_reuse is not None:
+            prefix_reuse.keep(out.cache, out.last_hidden_state)
         return out.last_hidden_state
 
     def _run_llm_after_prefix(
@@ -290,16 +290,16 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         attention_mask: torch.Tensor,
         regions: torch.Tensor | None,
         layout: PromptLayout,
-        prefix_cache: PrefixCache,
+        prefix_reuse: PrefixReuse,
     ) -> torch.Tensor:
-        """:meth:`run_llm` after the cache's ``reuse_length`` positions; its hidden states complete the rows."""
-        n, batch = prefix_cache.reuse_length, input_ids.shape[0]
-        image_count, fvp_count = prefix_cache.global_tokens.shape[1], prefix_cache.fvp_tokens.shape[1]
+        """:meth:`run_llm` after the plan's ``length`` reused positions; its hidden states complete the rows."""
+        n, batch = prefix_reuse.length, input_ids.shape[0]
+        image_count, fvp_count = prefix_reuse.global_tokens.shape[1], prefix_reuse.fvp_tokens.shape[1]
         if any(c != image_count for c in layout.image_positions) or any(c != fvp_count for c in layout.fvp_positions):
             raise ValueError("a prefix cache serves only prompts about its own image")
         # the positions after the reused ones hold no image / FVP placeholder (plan() checked): nothing to fill there
         suffix_layout = replace(layout, image_positions=(0,) * batch, fvp_positions=(0,) * batch)
-        global_tokens, fvp_tokens = prefix_cache.global_tokens, prefix_cache.fvp_tokens
+        global_tokens, fvp_tokens = prefix_reuse.global_tokens, prefix_reuse.fvp_tokens
         embeds = assemble_inputs_embeds(
             self.get_input_embeddings(),
             input_ids[:, n:],
@@ -313,12 +313,12 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask)[:, n:],
-            cache=prefix_cache.as_cache(batch),
+            cache=prefix_reuse.as_cache(batch),
             use_cache=True,
         )
-        reused = prefix_cache.reused_hidden(batch).to(out.last_hidden_state.dtype)
+        reused = prefix_reuse.reused_hidden(batch).to(out.last_hidden_state.dtype)
         hidden = torch.cat([reused, out.last_hidden_state], dim=1)
-        prefix_cache.keep(out.cache, hidden)
+        prefix_reuse.keep(out.cache, hidden)
         return hidden
 
     def _aggregate(self, prompts: PromptEmbeddings, state: TemporalState | None) -> tuple[PromptEmbeddings, dict]:
@@ -377,7 +377,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
         layout: PromptLayout | None = None,
         aux_scores: bool = True,
-        prefix_cache: PrefixCache | None = None,
+        prefix_reuse: PrefixReuse | None = None,
     ) -> tuple[HyperSegOutput, torch.Tensor]:
         """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``).
 
@@ -385,7 +385,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         ours in here waits for the device (transformers' mask builder still checks once in eager mode); left out,
         it is read from the (device) prompt tensors, one host copy each. ``aux_scores=False`` (inference: the
         pipeline) leaves out the earlier decoder layers' scores, which only the auxiliary losses read, and
-        returns no ``aux_outputs``; masks and final scores are the same. ``prefix_cache``: see :meth:`run_llm`.
+        returns no ``aux_outputs``; masks and final scores are the same. ``prefix_reuse``: see :meth:`run_llm`.
         """
         if input_ids.shape[0] != image_features.batch_size:
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
@@ -399,7 +399,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             region_pooling,
             region_features,
             layout,
-            prefix_cache,
+            prefix_reuse,
         )
         prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries, layout)
         prompts, sums = self._aggregate(prompts, temporal_state)

@@ -13,14 +13,16 @@ same embedding. The cache belongs to the very image / FVP token tensors it was m
 mask-query positions hold the model's own parameters; a region position holds a pooled region (it differs
 click to click), so sharing stops there. Inference only: training never passes a cache.
 
-Protocol: the caller (the predictor) makes a cache per image, :meth:`PrefixCache.plan` s each batch of CPU ids
-(how many leading positions the pass takes from the cache, ``reuse_length``, 0 for none), and the model's LLM
-pass reads those and then :meth:`PrefixCache.keep` s the new prompt's state for the next one.
+Protocol: the caller (the predictor) makes a :class:`PrefixCache` per image and, for each batch of CPU prompt ids,
+asks it for a :class:`PrefixReuse` (:meth:`PrefixCache.plan`): how many leading positions the pass takes from it
+(0: a whole pass) and a snapshot of the state they come from. The model's LLM pass reads that plan and hands the new
+prompt's state back (:meth:`PrefixReuse.keep`), which replaces the cache's state in one assignment: two passes on
+one image at once each read a consistent snapshot, and the last one's state is kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
@@ -46,59 +48,82 @@ def shareable_length(row: torch.Tensor) -> int:
     return int(where[0]) if where.numel() else int(row.shape[0])
 
 
+@dataclass(frozen=True)
+class KeptPrompt:
+    """One prompt's real positions: its ids (CPU), the LLM's keys and values per layer (1, h, n, d) and its last
+    hidden states (1, n, H)."""
+
+    input_ids: torch.Tensor
+    key_values: list[tuple[torch.Tensor, torch.Tensor]]
+    hidden: torch.Tensor
+
+
 @dataclass
 class PrefixCache:
-    """The LLM's keys, values and last hidden states on ``input_ids`` (one earlier prompt's real tokens) about the
-    image whose tokens are ``global_tokens`` / ``fvp_tokens``; empty until a pass :meth:`keep` s one."""
+    """The LLM's state on the last prompt asked about the image whose tokens are ``global_tokens`` / ``fvp_tokens``
+    (empty until a pass keeps one)."""
 
     global_tokens: torch.Tensor  # (1, N, H) the image tokens it belongs to (by identity)
     fvp_tokens: torch.Tensor  # (1, P, H) the FVP tokens it belongs to (by identity)
-    input_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))  # (n,) CPU
-    key_values: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # per layer (1, h, n, d)
-    hidden: torch.Tensor | None = None  # (1, n, H)
-    reuse_length: int = 0  # set by plan(): leading positions the coming pass takes from here
-    next_length: int = 0  # set by plan(): real positions of the coming pass's row 0 (what keep() stores)
-    _next_ids: torch.Tensor | None = field(default=None, repr=False)
+    kept: KeptPrompt | None = None
 
     def belongs_to(self, global_tokens: torch.Tensor, fvp_tokens: torch.Tensor) -> bool:
         """Made with these very tensors (an image encoded again, even identically, gets a new cache)."""
         return self.global_tokens is global_tokens and self.fvp_tokens is fvp_tokens
 
-    def plan(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
-        """For a right-padded batch (B, L) of CPU prompt ids about this image: how many leading positions every row
-        shares with the kept prompt (at least all image / FVP positions, and at least one position left to run;
-        else 0: a whole pass). Stored as ``reuse_length`` for the coming pass, and returned."""
+    def plan(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> PrefixReuse:
+        """For a right-padded batch (B, L) of CPU prompt ids about this image: the leading positions every row
+        shares with the kept prompt, when they hold at least all image / FVP positions and leave at least one
+        position to run (else 0: a whole pass)."""
+        kept = self.kept
         lengths = attention_mask.sum(dim=1)
-        shortest = int(lengths.min())
-        self.next_length = int(lengths[0])
-        self._next_ids = input_ids[0, : self.next_length].clone()
-        limit = min(self.input_ids.shape[0], shortest - 1, shareable_length(input_ids[0]))
-        same = (input_ids[:, :limit] == self.input_ids[:limit]).all(dim=0) if limit > 0 else torch.zeros(0, dtype=bool)
-        length = int(same.long().cumprod(0).sum()) if limit > 0 else 0
-        if self.hidden is None or length < max(image_end(input_ids), 1):
-            length = 0
-        self.reuse_length = length
-        return length
+        next_ids = input_ids[0, : int(lengths[0])].clone()
+        length = 0
+        if kept is not None:
+            limit = min(kept.input_ids.shape[0], int(lengths.min()) - 1, shareable_length(input_ids[0]))
+            if limit > 0:
+                same = (input_ids[:, :limit] == kept.input_ids[:limit]).all(dim=0)
+                length = int(same.long().cumprod(0).sum())
+            if length < max(image_end(input_ids), 1):
+                length = 0
+        return PrefixReuse(self, length, kept if length else None, next_ids)
+
+
+@dataclass(frozen=True)
+class PrefixReuse:
+    """What one LLM pass takes from a :class:`PrefixCache` (``length`` leading positions of ``kept``, a snapshot)
+    and gives back to it (:meth:`keep`, its own first row)."""
+
+    cache: PrefixCache
+    length: int
+    kept: KeptPrompt | None
+    next_ids: torch.Tensor  # (n,) the pass's row 0, real positions
+
+    @property
+    def global_tokens(self) -> torch.Tensor:
+        return self.cache.global_tokens
+
+    @property
+    def fvp_tokens(self) -> torch.Tensor:
+        return self.cache.fvp_tokens
 
     def as_cache(self, batch: int) -> DynamicCache:
-        """A fresh transformers cache holding the first ``reuse_length`` positions for ``batch`` rows (the pass
-        appends to it, never to this object's tensors)."""
-        n = self.reuse_length
+        """A fresh transformers cache holding the first ``length`` positions for ``batch`` rows (the pass appends to
+        it, never to the kept tensors)."""
+        n = self.length
         return DynamicCache(
             ddp_cache_data=[
                 (k[:, :, :n].expand(batch, -1, -1, -1), v[:, :, :n].expand(batch, -1, -1, -1))
-                for k, v in self.key_values
+                for k, v in self.kept.key_values
             ]
         )
 
     def reused_hidden(self, batch: int) -> torch.Tensor:
-        """(batch, reuse_length, H) the kept hidden states of the shared positions."""
-        return self.hidden[:, : self.reuse_length].expand(batch, -1, -1)
+        """(batch, length, H) the kept hidden states of the shared positions."""
+        return self.kept.hidden[:, : self.length].expand(batch, -1, -1)
 
     def keep(self, cache: DynamicCache, hidden: torch.Tensor) -> None:
         """Keep the pass's row 0 (its real positions: keys, values, hidden states) for the next prompt."""
-        n = self.next_length
-        self.key_values = [(layer.keys[:1, :, :n].clone(), layer.values[:1, :, :n].clone()) for layer in cache.layers]
-        self.hidden = hidden[:1, :n].clone()
-        self.input_ids = self._next_ids
-        self.reuse_length = 0
+        n = self.next_ids.shape[0]
+        key_values = [(layer.keys[:1, :, :n].clone(), layer.values[:1, :, :n].clone()) for layer in cache.layers]
+        self.cache.kept = KeptPrompt(self.next_ids, key_values, hidden[:1, :n].clone())

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .. import prompts as P
 from ..loading import LoadedModel
 from ..modeling.modeling_hyperseg import ImageFeatures
-from ..modeling.prefix_cache import PrefixCache
+from ..modeling.prefix_cache import PrefixCache, PrefixReuse
 from ..modeling.prompt_layout import PromptLayout
 from ..modeling.temporal_adapter import TemporalState
 from ..processing_hyperseg import PreparedImage
@@ -332,10 +332,10 @@ class HyperSegPredictor:
         """The prompts on the model's device, their layout read from the CPU copy (so the model never reads the
         ids back from the device; pageable copies with ``non_blocking`` do not wait for the GPU), one LLM pass and
         the decoder's last layer. ``prefix_owner``: the :class:`EncodedImage` whose LLM cache the pass reads
-        and refreshes (:meth:`_prefix_cache`)."""
+        and refreshes (:meth:`_prefix_reuse`)."""
         batch = self.processor.collate(encoded)
         layout = PromptLayout.of(batch["input_ids"], batch["class_spans"], batch["refer_mask"])
-        prefix_cache = self._prefix_cache(prefix_owner, batch) if prefix_owner is not None else None
+        prefix_reuse = self._prefix_reuse(prefix_owner, batch) if prefix_owner is not None else None
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         out, _ = self.model.segment(
             features,
@@ -348,21 +348,20 @@ class HyperSegPredictor:
             region_features=region_features,
             layout=layout,
             aux_scores=False,
-            prefix_cache=prefix_cache,
+            prefix_reuse=prefix_reuse,
         )
         return out
 
-    def _prefix_cache(self, image: EncodedImage, batch: dict[str, torch.Tensor]) -> PrefixCache | None:
-        """The image's LLM cache (a new one when it has none for its current features), planned for this batch of CPU
-        prompt tensors; None when disabled."""
+    def _prefix_reuse(self, image: EncodedImage, batch: dict[str, torch.Tensor]) -> PrefixReuse | None:
+        """What this batch of CPU prompt tensors takes from the image's LLM cache (a new cache when it has none for
+        its current features) and gives back to it; None when disabled."""
         if not self.reuse_prefix:
             return None
         features = image.features
         cache = image.prefix_cache
         if cache is None or not cache.belongs_to(features.global_tokens, features.fvp_tokens):
             cache = image.prefix_cache = PrefixCache(features.global_tokens, features.fvp_tokens)
-        cache.plan(batch["input_ids"], batch["attention_mask"])
-        return cache
+        return cache.plan(batch["input_ids"], batch["attention_mask"])
 
     # ------------------------------------------------------------------ text
     @torch.inference_mode()
