@@ -8,6 +8,7 @@ all of them alike instead of on whichever ran during a slow spell.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -48,12 +49,21 @@ def pipeline_calls(
     image = (rng.random((size, size, 3)) * 255).astype(np.uint8)
     clip = [np.roll(image, 3 * i, axis=1) for i in range(frames)]
     box = Region(box=[40, 40, 160, 200])
-    encoded = []  # the image encoded once (pipe.encode), on first use: later prompts about it skip the image side
+    # the image encoded once (pipe.encode) per kind of second prompt, on first use, and asked one prompt of that kind
+    # (the interactive tab's earlier click, an earlier expression): later prompts about it skip the image side, and
+    # the LLM's state kept from the earlier prompt (``reuse_prefix``) is what a real next prompt finds
+    encoded = {}
+    # a new expression each time: a repeated one would share its whole prompt with the one before
+    expressions = itertools.cycle(["the large blue ring below the star", "the green triangle next to the circle"])
 
-    def on_encoded():
-        if not encoded:
-            encoded.append(pipe.encode(image))
-        return encoded[0]
+    def on_encoded(kind: str):
+        if kind not in encoded:
+            encoded[kind] = pipe.encode(image)
+            if kind == "click":
+                pipe.interactive(encoded[kind], Region(points=[[100, 120]]))
+            else:
+                pipe.refer(encoded[kind], "the small red star left of the blue ring")
+        return encoded[kind]
 
     calls = {
         "referring (1 expression)": (lambda: pipe.refer(image, "the small red star left of the blue ring"), 1),
@@ -64,10 +74,13 @@ def pipeline_calls(
         "interactive (1 click)": (lambda: pipe.interactive(image, Region(points=[[100, 120]])), 1),
         "interactive (1 box)": (lambda: pipe.interactive(image, box), 1),
         SECOND_PROMPTS["referring (1 expression)"]: (
-            lambda: pipe.refer(on_encoded(), "the large blue ring below the star"),
+            lambda: pipe.refer(on_encoded("expression"), next(expressions)),
             1,
         ),
-        SECOND_PROMPTS["interactive (1 click)"]: (lambda: pipe.interactive(on_encoded(), Region(points=[[60, 90]])), 1),
+        SECOND_PROMPTS["interactive (1 click)"]: (
+            lambda: pipe.interactive(on_encoded("click"), Region(points=[[60, 90]])),
+            1,
+        ),
         "video object tracking, per frame": (lambda: pipe.track(clip, box), frames),
         "referring video, per frame": (lambda: pipe.refer_video(clip, "the moving star"), frames),
         "video instances (8 classes), per frame": (lambda: pipe.video_instances(clip, CLASS_NAMES), frames),

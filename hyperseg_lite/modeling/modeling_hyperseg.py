@@ -16,7 +16,7 @@ The model knows nothing of files, UIs or datasets: inputs are tensors made by :m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ from .mask_decoder import MaskDecoder
 from .matcher import HungarianMatcher
 from .perceiver import FineGrainedVisualPerceiver
 from .pixel_decoder import PixelDecoder
+from .prefix_cache import PrefixReuse
 from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
 from .prompt_layout import PROMPT_KINDS, PromptLayout
 from .pyramid_backbone import PyramidBackbone
@@ -236,12 +237,17 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         region_pooling: str = "area",
         region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
         layout: PromptLayout | None = None,
+        prefix_reuse: PrefixReuse | None = None,
     ) -> torch.Tensor:
         """One LLM pass with all placeholders filled -> last hidden states (B, L, H).
 
         ``region_features`` (pooled features, validity) overrides pooling ``region_masks`` on these images:
         video object segmentation pools the first frame's prompts once and reuses them on every frame.
         ``layout`` (:meth:`PromptLayout.of` on the CPU ids) keeps the pass free of device syncs.
+        ``prefix_reuse`` (inference, :mod:`.prefix_cache`): a plan made on these prompts' CPU ids about this image
+        (:meth:`PrefixCache.plan`); the pass takes its first ``length`` positions from the image's cache and runs the
+        LLM on the rest only, then keeps its first row in the cache for the next prompt. The hidden states returned
+        are the same either way.
         """
         layout = layout if layout is not None else PromptLayout.of(input_ids)
         if region_features is not None:
@@ -255,6 +261,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                         f"but {list(given)} region masks were given"
                     )
             regions, _ = self.pool_region_prompts(image_features, region_masks, region_pooling)
+        if prefix_reuse is not None and prefix_reuse.length:
+            return self._run_llm_after_prefix(input_ids, attention_mask, regions, layout, prefix_reuse)
         embeds = assemble_inputs_embeds(
             self.get_input_embeddings(),
             input_ids,
@@ -270,9 +278,48 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask),
-            use_cache=False,
+            use_cache=prefix_reuse is not None,
         )
+        if prefix_reuse is not None:
+            prefix_reuse.keep(out.cache, out.last_hidden_state)
         return out.last_hidden_state
+
+    def _run_llm_after_prefix(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        regions: torch.Tensor | None,
+        layout: PromptLayout,
+        prefix_reuse: PrefixReuse,
+    ) -> torch.Tensor:
+        """:meth:`run_llm` after the plan's ``length`` reused positions; its hidden states complete the rows."""
+        n, batch = prefix_reuse.length, input_ids.shape[0]
+        image_count, fvp_count = prefix_reuse.global_tokens.shape[1], prefix_reuse.fvp_tokens.shape[1]
+        if any(c != image_count for c in layout.image_positions) or any(c != fvp_count for c in layout.fvp_positions):
+            raise ValueError("a prefix cache serves only prompts about its own image")
+        # the positions after the reused ones hold no image / FVP placeholder (plan() checked): nothing to fill there
+        suffix_layout = replace(layout, image_positions=(0,) * batch, fvp_positions=(0,) * batch)
+        global_tokens, fvp_tokens = prefix_reuse.global_tokens, prefix_reuse.fvp_tokens
+        embeds = assemble_inputs_embeds(
+            self.get_input_embeddings(),
+            input_ids[:, n:],
+            global_tokens.new_zeros((batch, 0, global_tokens.shape[-1])),
+            fvp_tokens.new_zeros((batch, 0, fvp_tokens.shape[-1])),
+            self.mask_queries,
+            regions,
+            suffix_layout,
+        )
+        out = self._llm_body()(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask)[:, n:],
+            cache=prefix_reuse.as_cache(batch),
+            use_cache=True,
+        )
+        reused = prefix_reuse.reused_hidden(batch).to(out.last_hidden_state.dtype)
+        hidden = torch.cat([reused, out.last_hidden_state], dim=1)
+        prefix_reuse.keep(out.cache, hidden)
+        return hidden
 
     def _aggregate(self, prompts: PromptEmbeddings, state: TemporalState | None) -> tuple[PromptEmbeddings, dict]:
         enabled = self.config.global_prompt_aggregation
@@ -330,6 +377,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         region_features: tuple[torch.Tensor, torch.Tensor] | None = None,
         layout: PromptLayout | None = None,
         aux_scores: bool = True,
+        prefix_reuse: PrefixReuse | None = None,
     ) -> tuple[HyperSegOutput, torch.Tensor]:
         """Prompts over already-encoded images (row i of the prompts uses row i of ``image_features``).
 
@@ -337,14 +385,21 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         ours in here waits for the device (transformers' mask builder still checks once in eager mode); left out,
         it is read from the (device) prompt tensors, one host copy each. ``aux_scores=False`` (inference: the
         pipeline) leaves out the earlier decoder layers' scores, which only the auxiliary losses read, and
-        returns no ``aux_outputs``; masks and final scores are the same.
+        returns no ``aux_outputs``; masks and final scores are the same. ``prefix_reuse``: see :meth:`run_llm`.
         """
         if input_ids.shape[0] != image_features.batch_size:
             raise ValueError("one prompt per image row: use ImageFeatures.select to repeat an image")
         layout = layout if layout is not None else PromptLayout.of(input_ids, class_spans, refer_mask)
         kinds = layout.kinds()
         hidden = self.run_llm(
-            input_ids, attention_mask, image_features, region_masks, region_pooling, region_features, layout
+            input_ids,
+            attention_mask,
+            image_features,
+            region_masks,
+            region_pooling,
+            region_features,
+            layout,
+            prefix_reuse,
         )
         prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries, layout)
         prompts, sums = self._aggregate(prompts, temporal_state)

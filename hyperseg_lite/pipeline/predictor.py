@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .. import prompts as P
 from ..loading import LoadedModel
 from ..modeling.modeling_hyperseg import ImageFeatures
+from ..modeling.prefix_cache import PrefixCache, PrefixReuse
 from ..modeling.prompt_layout import PromptLayout
 from ..modeling.temporal_adapter import TemporalState
 from ..processing_hyperseg import PreparedImage
@@ -45,13 +46,16 @@ class EncodedImage:
     tensors, ``notices`` what loading did to the image (shown to users), ``features`` the image side of the
     model (None only before encoding). In a video, ``features`` also depend on the temporal state the frame
     was encoded with. Masks come back at the *working* resolution (the image content, longest side at most
-    ``WORKING_SIZE``); :meth:`to_original` maps them to ``pixels``' size.
+    ``WORKING_SIZE``); :meth:`to_original` maps them to ``pixels``' size. ``prefix_cache`` is the LLM's state on
+    the last prompt asked about the image: the next prompt reuses what it shares with it (the opening, the image
+    tokens, often the instruction; :mod:`hyperseg_lite.modeling.prefix_cache`); it belongs to ``features``.
     """
 
     pixels: np.ndarray
     prepared: PreparedImage
     notices: list[str] = field(default_factory=list)
     features: ImageFeatures | None = None
+    prefix_cache: PrefixCache | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -138,6 +142,7 @@ class HyperSegPredictor:
         chunk_size: int | None = None,
         max_pixels: int | None = None,
         max_new_tokens: int | None = None,
+        reuse_prefix: bool = True,
     ) -> None:
         source = getattr(model, "predictor", None)  # a HyperSegPipeline: its model and its settings
         if source is not None:
@@ -161,6 +166,7 @@ class HyperSegPredictor:
         self.chunk_size = chunk_size
         self.max_pixels = max_pixels or MAX_IMAGE_PIXELS
         self.max_new_tokens = max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+        self.reuse_prefix = reuse_prefix
         self.image: EncodedImage | None = None
 
     @property
@@ -304,7 +310,8 @@ class HyperSegPredictor:
             encoded = [self.processor.encode(conversation, expression=text)]
             columns = [(0, 1)]
             prompts = [text]
-        out = self._segment(features, encoded, region_masks, state if video else None, region_features)
+        prefix_owner = None if video else image  # a video frame is prompted once: nothing to keep
+        out = self._segment(features, encoded, region_masks, state if video else None, region_features, prefix_owner)
         logits, scores, embeddings = [], [], []
         for row, (offset, width) in enumerate(columns):
             probs = torch.zeros(out.pred_masks.shape[1], len(prompts), device=out.pred_masks.device)
@@ -321,12 +328,14 @@ class HyperSegPredictor:
             out.temporal_state if video else None,
         )
 
-    def _segment(self, features: ImageFeatures, encoded: list, region_masks, state, region_features):
+    def _segment(self, features: ImageFeatures, encoded: list, region_masks, state, region_features, prefix_owner=None):
         """The prompts on the model's device, their layout read from the CPU copy (so the model never reads the
         ids back from the device; pageable copies with ``non_blocking`` do not wait for the GPU), one LLM pass and
-        the decoder's last layer."""
+        the decoder's last layer. ``prefix_owner``: the :class:`EncodedImage` whose LLM cache the pass reads
+        and refreshes (:meth:`_prefix_reuse`)."""
         batch = self.processor.collate(encoded)
         layout = PromptLayout.of(batch["input_ids"], batch["class_spans"], batch["refer_mask"])
+        prefix_reuse = self._prefix_reuse(prefix_owner, batch) if prefix_owner is not None else None
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         out, _ = self.model.segment(
             features,
@@ -339,8 +348,20 @@ class HyperSegPredictor:
             region_features=region_features,
             layout=layout,
             aux_scores=False,
+            prefix_reuse=prefix_reuse,
         )
         return out
+
+    def _prefix_reuse(self, image: EncodedImage, batch: dict[str, torch.Tensor]) -> PrefixReuse | None:
+        """What this batch of CPU prompt tensors takes from the image's LLM cache (a new cache when it has none for
+        its current features) and gives back to it; None when disabled."""
+        if not self.reuse_prefix:
+            return None
+        features = image.features
+        cache = image.prefix_cache
+        if cache is None or not cache.belongs_to(features.global_tokens, features.fvp_tokens):
+            cache = image.prefix_cache = PrefixCache(features.global_tokens, features.fvp_tokens)
+        return cache.plan(batch["input_ids"], batch["attention_mask"])
 
     # ------------------------------------------------------------------ text
     @torch.inference_mode()
