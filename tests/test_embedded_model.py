@@ -89,6 +89,13 @@ def test_embedded_model_meets_the_reduced_bar(measure, task, metric, samples, ba
     assert value >= bar, f"{task} {metric} = {value:.3f} < {bar} on {samples} test samples"
 
 
+def test_a_full_referring_evaluation_also_asks_the_held_out_out_of_world_expressions(measure):
+    metrics = measure("referring", 50)  # the bar's own run: no extra queries
+    assert metrics["out_of_world_expressions"] >= 100
+    # the shipped weights answer about a third of them with no match (0.34 on test seed 0, 8 scenes)
+    assert 0.0 <= metrics["out_of_world_no_match"] <= 1.0
+
+
 def test_an_empty_class_list_says_the_model_named_nothing_instead_of_inventing_classes(pipe):
     """The embedded model was never taught to name what it sees: it answers the describe prompt with the
     segmentation template, which must not come back as class names (the app used to list "Sure" as absent)."""
