@@ -52,16 +52,7 @@ PYRAMIDS = {
     "convnext": conv_encoder_config("convnext", [32, 64, 128, 256], [2, 2, 4, 2], image_size=256),
 }
 GLOBAL_TOWERS = {
-    "siglip": dict(
-        model_type="siglip_vision_model",
-        hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        image_size=128,
-        patch_size=16,
-        vision_use_head=False,
-    ),  # lite's
+    "siglip": None,  # lite's small SigLIP ViT, taken from that preset
     "resnet": conv_encoder_config("resnet", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
     "convnext": conv_encoder_config("convnext", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
 }
@@ -91,8 +82,12 @@ def build_config(preset: str, pyramid: str | None, global_tower: str | None) -> 
     if pyramid is not None:
         overrides["pyramid_config"] = PYRAMIDS[pyramid]
     if global_tower is not None:
-        overrides["vision_config"] = GLOBAL_TOWERS[global_tower]
-        overrides["vision_feature_layer"] = -2 if global_tower == "siglip" else -1
+        if global_tower == "siglip":
+            overrides["vision_config"] = HyperSegConfig.from_preset("lite").vision_config.to_dict()
+            overrides["vision_feature_layer"] = -2
+        else:
+            overrides["vision_config"] = GLOBAL_TOWERS[global_tower]
+            overrides["vision_feature_layer"] = -1
     return HyperSegConfig.from_preset(preset, **overrides)
 
 

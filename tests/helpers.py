@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -73,3 +76,26 @@ def targets_for(
             labels = torch.zeros(masks.shape[0], dtype=torch.long) if kind == "refer" else torch.arange(masks.shape[0])
         targets.append(SegmentationTarget(masks=masks, labels=labels, instance_ids=torch.arange(masks.shape[0])))
     return targets
+
+
+def launch_two_cpu_processes(module: str, args: list[str], port: int) -> subprocess.CompletedProcess:
+    """``accelerate launch --multi_gpu --num_processes 2 -m MODULE ARGS`` on CPU processes joined over gloo
+    (a machine without CUDA), one thread each, from the repository root."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    launch = [
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
+    ]
+    command = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", module, *args]
+    return subprocess.run(
+        command, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=300
+    )

@@ -4,9 +4,6 @@ and 2 accelerate processes (gloo, CPU) scoring bit for bit like one."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ from benchmark_fixtures import (
     write_revos,
     write_youtube_vos,
 )
+from helpers import launch_two_cpu_processes
 
 from hyperseg_lite import benchmark, evaluate
 from hyperseg_lite.benchmarks_data import COCOPanopticReader, scoring
@@ -125,35 +123,7 @@ def test_two_accelerate_processes_score_bit_for_bit_like_one(tmp_path):
     refcoco = write_refcoco(tmp_path)
     args = ["--task", "grefcoco", "world-panoptic", "--data", str(refcoco["folder"]), "--samples", "4", "--no-progress"]
     single = run(args, tmp_path / "one")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            "29571",
-            "-m",
-            "hyperseg_lite.benchmark",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    two = launch_two_cpu_processes("hyperseg_lite.benchmark", [*args, "--out", str(tmp_path / "two")], port=29571)
     assert two.returncode == 0, two.stderr[-2000:]
     for task in ("grefcoco", "world-panoptic"):
         double = json.loads((tmp_path / "two" / f"{task}-val.json").read_text())

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from benchmark_fixtures import BOXES, moving_boxes, picture
+from helpers import launch_two_cpu_processes
 from PIL import Image
 
 from hyperseg_lite.pipeline import HyperSegPipeline
@@ -123,42 +124,10 @@ def test_bad_regions_are_one_line_and_exit_status_2(tmp_path, capsys):
 
 def test_two_accelerate_processes_write_the_files_of_one(tmp_path, pipe):
     """Sharded over 2 CPU processes (gloo), every output file is byte for byte the one-process file."""
-    import os
-    import subprocess
-    import sys
-
     folder = images(tmp_path / "in", count=3)
     args = [str(folder), "--classes", "red box, green box, wall", "--stuff", "wall", "--no-progress"]
     run(parse_args([*args, "--out", str(tmp_path / "one")]), pipe)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            "29572",
-            "-m",
-            "hyperseg_lite.predict",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    two = launch_two_cpu_processes("hyperseg_lite.predict", [*args, "--out", str(tmp_path / "two")], port=29572)
     assert two.returncode == 0, two.stderr[-2000:]
     files = sorted(p.name for p in (tmp_path / "one").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "two").iterdir()) and "panoptic.json" in files
