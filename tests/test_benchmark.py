@@ -22,7 +22,6 @@ from helpers import launch_two_cpu_processes
 from hyperseg_lite import benchmark, evaluate
 from hyperseg_lite.benchmarks_data import COCOPanopticReader, scoring
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run(args, out) -> dict:
