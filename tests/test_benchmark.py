@@ -4,7 +4,6 @@ and 2 accelerate processes (gloo, CPU) scoring bit for bit like one."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from helpers import launch_two_cpu_processes
 
 from hyperseg_lite import benchmark, evaluate
 from hyperseg_lite.benchmarks_data import COCOPanopticReader, scoring
-
 
 
 def run(args, out) -> dict:
