@@ -292,3 +292,12 @@ def test_out_of_world_rate_changes_only_the_no_target_expressions():
     assert any(isinstance(e, str) for e in TRAIN_FOREIGN)
     with pytest.raises(ValueError, match="out_of_world_rate"):
         World("train", 0, out_of_world_rate=0.5)
+
+
+def test_training_draws_hyperseg_tasks_by_default_and_describe_only_when_asked():
+    from hyperseg_lite.tasks import PAPER_TASKS, TASK_NAMES
+    from hyperseg_lite.training.arguments import parse_arguments
+
+    assert "describe" in TASK_NAMES and "describe" not in PAPER_TASKS and len(PAPER_TASKS) == 9
+    assert parse_arguments(["--output", "unused"]).tasks == list(PAPER_TASKS)  # old recipes: same steps
+    assert "describe" in parse_arguments(["--output", "unused", "--tasks", "referring", "describe"]).tasks

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from ..data.world import TASKS
+from ..tasks import PAPER_TASKS
 from .checkpoints import TRAINING_ARGS_FILE, last_checkpoint
 from .schedule import parse_task_weights
 
@@ -45,7 +46,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
     add("--lr", type=float, default=3e-4)
     add("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
     add("--weight-decay", type=float, default=0.05)
-    add("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    add(
+        "--tasks",
+        nargs="+",
+        default=list(PAPER_TASKS),
+        choices=TASKS,
+        help="tasks to draw (default: HyperSeg's nine; add describe for class-free naming, as lite2 does)",
+    )
     add(
         "--task-weights",
         nargs="*",
