@@ -85,11 +85,12 @@ def test_no_test_tool_or_benchmark_reads_another_modules_private_names():
 
 
 def test_the_check_catches_private_use(tmp_path):
-    defined = {"_frame": {ROOT / "hyperseg_lite" / "pipeline" / "pipeline.py"}}
+    # names made up for the check: a private class imported, a private method called from outside its module
+    defined = {"_prepare": {ROOT / "hyperseg_lite" / "pipeline" / "pipeline.py"}}
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "from hyperseg_lite.pipeline.video import _TrackBank\nframe = pipe._frame(image)\n"
-        "self._frame = 1\nx.__class__\n"
+        "from hyperseg_lite.pipeline.video import _Hidden\nframe = pipe._prepare(image)\n"
+        "self._prepare = 1\nx.__class__\n"
     )
     found = violations(bad, defined)
-    assert len(found) == 2 and "_TrackBank" in found[0] and "._frame" in found[1]
+    assert len(found) == 2 and "_Hidden" in found[0] and "._prepare" in found[1]

@@ -460,7 +460,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         return_attention: bool = False,
     ) -> HyperSegOutput:
         features = self.encode_images(pixel_values, global_pixel_values, temporal_state, return_attention)
-        layout = PromptLayout.of(input_ids)
+        layout = PromptLayout.of(input_ids, class_spans, refer_mask)  # once, for either path
         if not any(layout.query_positions):
             # no mask queries: a text-only prompt (naming what the image holds, LLMFormer-style), LLM and text loss
             output, hidden = HyperSegOutput(), self.run_llm(input_ids, attention_mask, features, layout=layout)
@@ -475,6 +475,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 temporal_state,
                 region_pooling,
                 return_intermediate_masks,
+                layout=layout,
             )
         losses: dict[str, torch.Tensor] = {}
         if labels is not None:
