@@ -41,6 +41,13 @@ def real_word_fraction(texts: Iterable[str], vocabulary: set[str]) -> float:
     return sum(w in vocabulary for w in words) / len(words) if words else 1.0
 
 
+def tokenizer_words(tokenizer) -> set[str] | None:
+    """The real-word gate's vocabulary saved beside a subword tokenizer (``words.txt``); None for a tokenizer
+    without one (the byte tokenizer, the 3B release's)."""
+    path = Path(str(getattr(tokenizer, "name_or_path", "") or "")) / WORDS_FILE
+    return set(path.read_text().split()) if path.is_file() else None
+
+
 def world_texts(samples_per_task: int = 1000, seed: int = 0) -> Iterator[str]:
     """Every kind of text the world puts in a prompt or an answer, rendered as the model sees it."""
     from . import prompts as P

@@ -9,13 +9,20 @@ import pytest
 import torch
 from helpers import encode_mixed, image_batch
 
-from hyperseg_lite import HyperSegConfig, build_random_model
+from hyperseg_lite import HyperSegConfig, HyperSegPipeline, build_random_model
 from hyperseg_lite.configuration_hyperseg import conv_encoder_config
 from hyperseg_lite.data.vocabulary import ALL_CLASS_NAMES, COLOUR_NAMES
 from hyperseg_lite.data.world import World
 from hyperseg_lite.pretrain_vision import ENCODERS_FILE, load_encoders
+from hyperseg_lite.evaluation.tasks import evaluate_explanations
 from hyperseg_lite.pretrain_vision import main as pretrain_vision
-from hyperseg_lite.subword_tokenizer import real_word_fraction, train_subword_tokenizer, world_texts
+from hyperseg_lite.subword_tokenizer import (
+    WORDS_FILE,
+    real_word_fraction,
+    tokenizer_words,
+    train_subword_tokenizer,
+    world_texts,
+)
 from hyperseg_lite.training.vision_targets import STUFF_COLOUR, dense_targets
 
 
@@ -225,6 +232,7 @@ def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_e
     )
     tokenizer_dir = tmp_path / "tokenizer"
     train_subword_tokenizer(list(world_texts(samples_per_task=3)), vocab_size=270).save_pretrained(tokenizer_dir)
+    (tokenizer_dir / WORDS_FILE).write_text("the\nring\nis\nround\n")
     run = tmp_path / "run"
     train(
         [
@@ -255,6 +263,12 @@ def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_e
     state = trained.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in stage1.items())  # frozen encoders: exactly as pretrained
     train(["--resume", str(run), "--steps", "3"])  # the folder alone holds the switches
+    resumed = load_model(run / "checkpoint", precision="fp32", device_map="cpu")
+    assert tokenizer_words(resumed.tokenizer) == {"the", "ring", "is", "round"}  # the gate's words travel too
+    pipe = HyperSegPipeline(resumed, max_new_tokens=4)
+    gate = evaluate_explanations(pipe, World("test", 0), 2)
+    assert gate["explanations"] == 2 and 0.0 <= gate["explanation_real_words"] <= 1.0
+    assert evaluate_explanations(HyperSegPipeline(build_random_model("tiny2")), World("test", 0), 2) == {}
 
 
 def test_describe_samples_teach_the_class_list_through_the_text_loss_alone(tiny):

@@ -18,11 +18,13 @@ from ..data.out_of_world import HELD_OUT_EXPRESSIONS
 from ..data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, STUFF_NAMES
 from ..data.world import World
 from ..pipeline import Region
+from ..subword_tokenizer import real_word_fraction, tokenizer_words
 from ..tasks import TASK_NAMES, get_task
 from .coco_ap import MaskAP, stack_clip
 from .mask_metrics import IoUAccumulator, boundary_f_measure, jaccard
 
 OUT_OF_WORLD_MIN_SAMPLES = 50
+EXPLANATIONS = 100  # reasoning questions whose generated explanations the real-word gate reads
 AP_THRESHOLD = 0.05  # keep low-scoring detections: AP ranks them, it does not threshold
 
 
@@ -69,8 +71,27 @@ def evaluate_referring(pipe, world: World, n: int) -> dict[str, float]:
     return metrics
 
 
+def evaluate_explanations(pipe, world: World, n: int = EXPLANATIONS, vocabulary: set[str] | None = None) -> dict:
+    """The real-word gate: the share of the words in the model's explanations of ``n`` reasoning questions that
+    are real words (in the subword tokenizer's training vocabulary, ``words.txt``). Empty when no vocabulary is
+    known for the model's tokenizer and none is given."""
+    vocabulary = vocabulary if vocabulary is not None else tokenizer_words(pipe.tokenizer)
+    if vocabulary is None:
+        return {}
+    answers = []
+    for index in range(n):
+        sample = world.sample("reasoning", index)
+        answers.append(pipe.reason(sample.image, sample.expression, explain=True).answer or "")
+    return {"explanation_real_words": real_word_fraction(answers, vocabulary), "explanations": n}
+
+
 def evaluate_reasoning(pipe, world: World, n: int) -> dict[str, float]:
-    return _referring_like(pipe, world, "reasoning", n)
+    """cIoU / gIoU; in a full evaluation (``OUT_OF_WORLD_MIN_SAMPLES`` or more) also the real-word gate on
+    ``EXPLANATIONS`` generated explanations, when the tokenizer has its vocabulary."""
+    metrics = _referring_like(pipe, world, "reasoning", n)
+    if n >= OUT_OF_WORLD_MIN_SAMPLES:
+        metrics.update(evaluate_explanations(pipe, world, EXPLANATIONS))
+    return metrics
 
 
 def evaluate_semantic(pipe, world: World, n: int) -> dict[str, float]:

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..loading import LoadedModel
+from ..subword_tokenizer import WORDS_FILE
 from .shape_auxiliary import SHAPE_HEAD_FILE, ShapeAuxiliary
 
 TRAINER_STATE_FILE = "trainer_state.json"  # {"step": N}
@@ -38,6 +39,9 @@ def save_checkpoint(
         save_file({k: v.detach().contiguous() for k, v in shape_aux.state_dict().items()}, partial / SHAPE_HEAD_FILE)
     loaded.model.save_pretrained(partial)
     loaded.tokenizer.save_pretrained(partial)
+    words = Path(str(loaded.tokenizer.name_or_path or "")) / WORDS_FILE  # the real-word gate's vocabulary travels along
+    if words.is_file():
+        shutil.copyfile(words, partial / WORDS_FILE)
     if training_args is not None:
         (partial / TRAINING_ARGS_FILE).write_text(json.dumps(training_args, indent=1) + "\n")
     torch.save(optimizer.state_dict(), partial / "optimizer.pt")  # our own file; loaded with weights_only=True
