@@ -13,8 +13,8 @@ from hyperseg_lite import HyperSegConfig, HyperSegPipeline, build_random_model
 from hyperseg_lite.configuration_hyperseg import conv_encoder_config
 from hyperseg_lite.data.vocabulary import ALL_CLASS_NAMES, COLOUR_NAMES
 from hyperseg_lite.data.world import World
-from hyperseg_lite.pretrain_vision import ENCODERS_FILE, load_encoders
 from hyperseg_lite.evaluation.tasks import evaluate_explanations
+from hyperseg_lite.pretrain_vision import ENCODERS_FILE, load_encoders
 from hyperseg_lite.pretrain_vision import main as pretrain_vision
 from hyperseg_lite.subword_tokenizer import (
     WORDS_FILE,
