@@ -38,7 +38,16 @@ from .modeling.pyramid_backbone import PyramidBackbone
 from .modeling.vision_tower import GlobalVisionTower, tower_width
 from .processing_hyperseg import HyperSegProcessor
 from .tokenization import build_byte_tokenizer
-from .training.vision_heads import DensePyramidHead, TokenHead, cell_labels, dense_losses, split_dense, token_losses
+from .training.vision_heads import (
+    DensePyramidHead,
+    ObjectHead,
+    TokenHead,
+    cell_labels,
+    dense_losses,
+    mask_pool,
+    split_dense,
+    token_losses,
+)
 from .training.vision_targets import NUM_CLASSES, NUM_COLOURS, DenseTargets, ScenePool, fixed_scenes
 
 ENCODERS_FILE = "encoders.safetensors"
@@ -114,6 +123,17 @@ def to_tensors(processor: HyperSegProcessor, items: list[DenseTargets], flip: np
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
+def object_masks(items: list[DenseTargets], flip: np.ndarray | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each scene's object masks (n, H, W) (h-flipped where ``flip`` says, as :func:`to_tensors` flips the image)
+    and all objects' categories, in order."""
+    masks = []
+    for row, item in enumerate(items):
+        segments = item.segments[:, ::-1] if flip is not None and flip[row] else item.segments
+        count = len(item.object_categories)
+        masks.append(torch.from_numpy(segments[None] == np.arange(count)[:, None, None]).float())
+    return masks, torch.from_numpy(np.concatenate([item.object_categories for item in items]))
+
+
 @torch.no_grad()
 def object_features(
     encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]
@@ -123,17 +143,9 @@ def object_features(
     for start in range(0, len(items), 16):
         chunk = items[start : start + 16]
         pixels, *_ = to_tensors(processor, chunk)
-        pyramid = encoders.pyramid(pixels)
-        for row, item in enumerate(chunk):
-            count = len(item.object_categories)
-            masks = torch.from_numpy(item.segments[None] == np.arange(count)[:, None, None]).float()[:, None]
-            pooled = []
-            for level in pyramid:
-                weights = F.interpolate(masks, size=level.shape[-2:], mode="area")[:, 0]  # (n, h, w)
-                weights = weights / weights.sum((1, 2), keepdim=True).clamp(min=1e-6)
-                pooled.append(torch.einsum("nhw,chw->nc", weights, level[row]))
-            features.append(torch.cat(pooled, 1).numpy())
-            labels.append(item.object_categories)
+        masks, categories = object_masks(chunk)
+        features.append(mask_pool(encoders.pyramid(pixels), masks).numpy())
+        labels.append(categories.numpy())
     return np.concatenate(features), np.concatenate(labels)
 
 
@@ -225,7 +237,9 @@ SWITCHES = (
     "probe_scenes",
     "save_every",
     "eval_every",
+    "object_loss_weight",
 )
+SWITCH_DEFAULTS_OF_OLDER_RUNS = {"object_loss_weight": 0.0}  # runs started before a switch existed had it off
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -251,10 +265,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-scenes", type=int, default=300, help="train scenes the linear probe is fit on")
     parser.add_argument("--save-every", type=int, default=250)
     parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument(
+        "--object-loss-weight",
+        type=float,
+        default=0.0,
+        help="weight of a per-object shape loss on mask-pooled pyramid features (0: off, the dense losses only)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.resume is not None:
-        saved = json.loads((args.resume / "args.json").read_text())
+        saved = {**SWITCH_DEFAULTS_OF_OLDER_RUNS, **json.loads((args.resume / "args.json").read_text())}
         given = {k: getattr(args, k) for k in SWITCHES if k != "steps" and getattr(args, k) != parser.get_default(k)}
         clash = {k: v for k, v in given.items() if saved.get(k) != v}
         if clash:
@@ -277,6 +297,8 @@ def main(argv: list[str] | None = None) -> dict:
     heads = nn.ModuleDict(
         {"dense": DensePyramidHead(encoders.pyramid.channels), "tokens": TokenHead(tower_width(config.vision_config))}
     )
+    if args.object_loss_weight > 0:
+        heads["objects"] = ObjectHead(encoders.pyramid.channels, NUM_THINGS)
     params = [p for p in encoders.parameters() if p.requires_grad] + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
@@ -331,8 +353,16 @@ def main(argv: list[str] | None = None) -> dict:
     for step in tqdm(range(start + 1, args.steps + 1), initial=start, total=args.steps, desc="stage 1"):
         rng = np.random.default_rng([args.seed, step])
         items = pool.batch(rng, args.batch_size)
-        pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, rng.random(len(items)) < 0.5)
-        losses = dense_losses(heads["dense"](encoders.pyramid(pixels)), classes, colours, outline)
+        flip = rng.random(len(items)) < 0.5
+        pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, flip)
+        pyramid = encoders.pyramid(pixels)
+        losses = dense_losses(heads["dense"](pyramid), classes, colours, outline)
+        if args.object_loss_weight > 0:
+            masks, categories = object_masks(items, flip)
+            logits = heads["objects"](mask_pool(pyramid, masks))
+            losses["object"] = (
+                args.object_loss_weight * F.cross_entropy(logits, categories) if len(categories) else logits.sum() * 0
+            )
         losses.update(token_losses(heads["tokens"](encoders.global_vision.encode(global_pixels)), classes, colours))
         total = sum(losses.values())
         losses = {name: float(value.detach()) for name, value in losses.items()}

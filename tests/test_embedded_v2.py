@@ -23,7 +23,7 @@ from hyperseg_lite.subword_tokenizer import (
     train_subword_tokenizer,
     world_texts,
 )
-from hyperseg_lite.training.vision_targets import STUFF_COLOUR, dense_targets
+from hyperseg_lite.training.vision_targets import STUFF_COLOUR, dense_targets, fixed_scenes
 
 
 @pytest.mark.parametrize("kind", ["resnet", "convnext"])
@@ -201,6 +201,37 @@ def test_out_of_world_expressions_are_held_out_from_training_and_name_nothing_in
     drawn = {oow.out_of_world_expression(rng) for _ in range(500)}
     assert not drawn & set(oow.HELD_OUT_EXPRESSIONS)
     assert any(not e.isascii() for e in drawn) and any(e.startswith("the ") for e in drawn)
+
+
+def test_the_object_loss_pools_each_flipped_object_under_its_own_mask_and_resumes(tmp_path):
+    from safetensors.torch import load_file
+
+    from hyperseg_lite.pretrain_vision import object_masks
+    from hyperseg_lite.training.vision_heads import mask_pool
+
+    items = fixed_scenes("val", 0, 2, 64)
+    masks, categories = object_masks(items, np.array([True, False]))
+    assert len(categories) == sum(len(m) for m in masks) == sum(len(i.object_categories) for i in items)
+    assert torch.equal(masks[0], object_masks(items[:1])[0][0].flip(-1))  # flipped with the image
+    level = torch.arange(2 * 64 * 64, dtype=torch.float32).reshape(2, 1, 64, 64)
+    pooled = mask_pool([level], masks)
+    first = masks[0][0].bool()
+    assert torch.isclose(pooled[0, 0], level[0, 0][first].mean())  # the mean under that object's mask
+
+    run = tmp_path / "vision"
+    small = ["--steps", "2", "--batch-size", "2", "--pool-size", "4", "--eval-scenes", "2", "--probe-scenes", "4"]
+    pretrain_vision(["--preset", "tiny2", "--output", str(run), "--object-loss-weight", "1", *small, "--threads", "1"])
+    assert "object" in (run / "log.csv").read_text().splitlines()[0].split(",")
+    assert "objects.out.weight" in load_file(str(run / "checkpoint" / "heads.safetensors"))
+    args = json.loads((run / "args.json").read_text())
+    assert args["object_loss_weight"] == 1.0
+    pretrain_vision(["--resume", str(run), "--steps", "3"])
+    del args["object_loss_weight"]  # a run started before the switch existed resumes with it off
+    older = tmp_path / "older"
+    pretrain_vision(["--preset", "tiny2", "--output", str(older), *small, "--threads", "1"])
+    (older / "args.json").write_text(json.dumps({**args, "steps": 2}))
+    pretrain_vision(["--resume", str(older), "--steps", "3"])
+    assert "object" not in (older / "log.csv").read_text().splitlines()[0].split(",")
 
 
 def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_encoders(tmp_path):

@@ -3,6 +3,8 @@
 They exist only during stage 1 and are not part of the model: the pyramid gets a small FPN (the same shape
 as Mask2Former's pixel decoder, without attention) that labels every pixel with its class, object colour and
 whether it lies on an outline; the global tower labels each of its tokens with the class and colour of its cell.
+Optionally (``pretrain_vision --object-loss-weight``) a linear head names each object's shape from its
+mask-pooled pyramid features, the features the probe gate reads and a mask query gathers.
 """
 
 from __future__ import annotations
@@ -43,6 +45,32 @@ class TokenHead(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.out(self.norm(tokens))
+
+
+def mask_pool(pyramid: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.Tensor:
+    """Mean pyramid feature under each object's mask, all levels concatenated: (sum n_i, sum C_l).
+
+    ``masks[b]`` is image b's (n_b, H, W) float masks; each level is averaged with the mask resized to it."""
+    pooled = []
+    for row, object_masks in enumerate(masks):
+        per_level = []
+        for level in pyramid:
+            weights = F.interpolate(object_masks[:, None], size=level.shape[-2:], mode="area")[:, 0]
+            weights = weights / weights.sum((1, 2), keepdim=True).clamp(min=1e-6)
+            per_level.append(torch.einsum("nhw,chw->nc", weights, level[row]))
+        pooled.append(torch.cat(per_level, 1))
+    return torch.cat(pooled)
+
+
+class ObjectHead(nn.Module):
+    """Mask-pooled pyramid features (N, sum C_l) -> (N, 12) shape logits: a linear layer, like the probe."""
+
+    def __init__(self, channels: list[int], num_categories: int = 12) -> None:
+        super().__init__()
+        self.out = nn.Linear(sum(channels), num_categories)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out(pooled)
 
 
 def split_dense(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
