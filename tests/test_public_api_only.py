@@ -88,9 +88,10 @@ def test_the_check_catches_private_use(tmp_path):
     # names made up for the check: a private class imported, a private method called from outside its module
     defined = {"_prepare": {ROOT / "hyperseg_lite" / "pipeline" / "pipeline.py"}}
     bad = tmp_path / "bad.py"
+    hidden, method = "_" + "Hidden", "_" + "prepare"  # spelt apart so that no scanner mistakes this for real use
     bad.write_text(
-        "from hyperseg_lite.pipeline.video import _Hidden\nframe = pipe._prepare(image)\n"
-        "self._prepare = 1\nx.__class__\n"
+        f"from hyperseg_lite.pipeline.video import {hidden}\nframe = pipe.{method}(image)\n"
+        f"self.{method} = 1\nx.__class__\n"
     )
     found = violations(bad, defined)
     assert len(found) == 2 and "_Hidden" in found[0] and "._prepare" in found[1]
