@@ -80,8 +80,8 @@ def evaluate_explanations(pipe, world: World, n: int = EXPLANATIONS, vocabulary:
         return {}
     answers = []
     for index in range(n):
-        sample = world.sample("reasoning", index)
-        answers.append(pipe.reason(sample.image, sample.expression, explain=True).answer or "")
+        sample = world.sample("reasoning", index)  # the explanation alone: no mask is decoded for it
+        answers.append(pipe.predictor.explain(sample.expression, pipe.encode(sample.image)))
     return {"explanation_real_words": real_word_fraction(answers, vocabulary), "explanations": n}
 
 
