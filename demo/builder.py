@@ -24,17 +24,18 @@ def header(ctx: AppContext) -> str:
     )
 
 
-def example_rows(panoptic_threshold: float = 0.5) -> dict[str, list[list]]:
+def example_rows(panoptic_threshold: float = 0.5, referring_threshold: float = 0.5) -> dict[str, list[list]]:
     """Each tab's gallery rows, from ``assets/examples/examples.json`` (written by ``tools/make_examples.py``).
 
-    Class-list examples run at ``panoptic_threshold``, the model's own default (``pipe.class_threshold``).
+    Examples run at the model's own defaults: class lists at ``panoptic_threshold`` (``pipe.class_threshold``),
+    expressions and questions at ``referring_threshold`` (``pipe.referring_threshold``).
     """
     spec = json.loads((ASSETS / "examples.json").read_text())
     images, video = spec["images"], spec["video"]
     return {
         "classes": [[str(ASSETS / e["classes_image"]), e["classes"], "panoptic", panoptic_threshold] for e in images],
-        "referring": [[str(ASSETS / e["image"]), e["expression"], 0.5] for e in images],
-        "reasoning": [[str(ASSETS / e["question_image"]), e["question"], True, 0.5] for e in images],
+        "referring": [[str(ASSETS / e["image"]), e["expression"], referring_threshold] for e in images],
+        "reasoning": [[str(ASSETS / e["question_image"]), e["question"], True, referring_threshold] for e in images],
         "interactive": [[str(ASSETS / e["image"])] for e in images],
         "video": [[str(ASSETS / video["video"])], [str(ASSETS / video["referring_video"])]],
     }
@@ -45,7 +46,7 @@ def build_demo(
 ) -> gr.Blocks:
     """``caveat``: one line shown under every result (the embedded model's: it knows only the shapes world)."""
     ctx = AppContext(pipe, trained_on, caveat, cache_examples)
-    rows = example_rows(pipe.class_threshold("panoptic"))
+    rows = example_rows(pipe.class_threshold("panoptic"), pipe.referring_threshold())
     with gr.Blocks(title="hyperseg-lite", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(header(ctx))
         tab_classes.build(ctx, rows["classes"])

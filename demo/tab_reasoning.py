@@ -50,7 +50,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                 threshold = NumberInput(
                     minimum=0.0,
                     maximum=1.0,
-                    value=0.5,
+                    value=ctx.pipe.referring_threshold(),
                     step=0.05,
                     label="No-match threshold",
                     elem_id="reason-threshold",
@@ -70,7 +70,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
 
         @ctx.gpu
         @user_errors
-        def ask(image: str, question: str, explain: bool = True, threshold: float = 0.5):
+        def ask(image: str, question: str, explain: bool = True, threshold: float = ctx.pipe.referring_threshold()):
             """The mask answering `question` and, with `explain`, the model's answer text."""
             return reason(ctx, image, question, explain, threshold)
 

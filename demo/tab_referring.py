@@ -40,7 +40,13 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                 expression = TextInput(
                     label="Expression", placeholder="the small red star left of the blue ring", elem_id="refer-text"
                 )
-                threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold")
+                threshold = NumberInput(
+                    minimum=0.0,
+                    maximum=1.0,
+                    value=ctx.pipe.referring_threshold(),
+                    step=0.05,
+                    label="No-match threshold",
+                )
                 run = gr.Button("Segment", variant="primary", elem_id="refer-run")
             with gr.Column():
                 output = gr.AnnotatedImage(label="Mask", elem_id="refer-output")
@@ -49,7 +55,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
 
         @ctx.gpu
         @user_errors
-        def segment(image: str, expression: str, threshold: float = 0.5):
+        def segment(image: str, expression: str, threshold: float = ctx.pipe.referring_threshold()):
             """One mask covering everything the expression describes, or no match under `threshold`."""
             return refer(ctx, image, expression, threshold)
 

@@ -349,7 +349,13 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                         label="Expression or question", placeholder="the blue ring", elem_id="video-text"
                     )
                     reasoning = FlagInput(value=False, label="It is a question (reasoning; the answer is shown)")
-                    threshold = NumberInput(minimum=0.0, maximum=1.0, value=0.5, step=0.05, label="No-match threshold")
+                    threshold = NumberInput(
+                        minimum=0.0,
+                        maximum=1.0,
+                        value=ctx.pipe.referring_threshold(),
+                        step=0.05,
+                        label="No-match threshold",
+                    )
                     text_run = gr.Button("Segment the clip", elem_id="video-text-run")
             with gr.Column():
                 canvas = gr.Image(
@@ -465,7 +471,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
             objects: str | None = None,
             expression: str | None = None,
             reasoning: bool = False,
-            threshold: float = 0.5,
+            threshold: float = ctx.pipe.referring_threshold(),
             progress=gr.Progress(),
         ):
             """Objects as JSON (points / box on any frame), or an expression / question: the overlay video,

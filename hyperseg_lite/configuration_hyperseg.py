@@ -109,6 +109,9 @@ class HyperSegConfig(PreTrainedConfig):
     loss_instance_weight: float = 1.0
     loss_num_points: int = 12544
     no_object_weight: float = 0.1
+    # not in HyperSeg: BCE of each prompt's best query score against "present" (0 = off, as the paper);
+    # teaches a referring prompt to refuse what is not there (modeling/losses.prompt_presence_loss)
+    loss_presence_weight: float = 0.0
     # --- prompts ---
     prompt_wording: str = "official"
     # "phi_v0" renders the release's conversation (system prompt + USER/ASSISTANT); "compact" drops the
@@ -119,6 +122,7 @@ class HyperSegConfig(PreTrainedConfig):
     # them on the val split; 0.5 where nothing was measured, which the converter keeps for the release) ---
     semantic_threshold: float = 0.5  # semantic mode: pixels whose best class evidence is below it stay unlabelled
     segment_threshold: float = 0.5  # instance / panoptic / video instances: weaker candidate segments are dropped
+    referring_threshold: float = 0.5  # referring / reasoning, images and videos: a weaker best mask is "no match"
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)

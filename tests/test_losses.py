@@ -8,6 +8,7 @@ from hyperseg_lite.modeling.losses import (
     HyperSegCriterion,
     SegmentationTarget,
     instance_contrastive_loss,
+    prompt_presence_loss,
     prompt_score_loss,
     sigmoid_bce_dice_mask_loss,
 )
@@ -245,3 +246,33 @@ def test_contrastive_loss_prefers_matching_identities():
     assert zero.item() == 0 and zero.requires_grad
     zero.backward()
     assert lonely.grad is not None and (lonely.grad == 0).all()
+
+
+def test_presence_loss_reads_each_prompts_best_query_and_pushes_a_refusal_down():
+    """A no-target sample (no labels) has its best wrong query pushed down, a present prompt its best query up."""
+    # 1 image, 3 queries, 2 prompt columns
+    logits = torch.tensor([[[3.0, -2.0], [-1.0, 4.0], [0.5, 0.0]]], requires_grad=True)
+    absent = SegmentationTarget(masks=blobs(0), labels=torch.zeros(0, dtype=torch.long))
+    loss = prompt_presence_loss(logits, torch.tensor([[True, False]]), [absent])
+    assert torch.isclose(loss, torch.nn.functional.softplus(torch.tensor(3.0)))  # -log(1 - sigmoid(3))
+    loss.backward()
+    assert logits.grad[0, 0, 0] > 0 and (logits.grad[0, 1:, 0] == 0).all()  # only the best query moves
+    assert (logits.grad[..., 1] == 0).all()  # the padded column does not count
+    present = SegmentationTarget(masks=blobs(1), labels=torch.tensor([1]))
+    up = prompt_presence_loss(logits.detach(), None, [present])
+    softplus = torch.nn.functional.softplus
+    assert torch.isclose(up, (softplus(torch.tensor(3.0)) + softplus(torch.tensor(-4.0))) / 2)  # 0 wrong, 1 right
+
+
+def test_presence_loss_is_off_unless_weighted():
+    torch.manual_seed(0)
+    target = SegmentationTarget(masks=blobs(1), labels=torch.tensor([0]))
+    pred, logits = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 1)
+    torch.manual_seed(0)
+    off, _ = HyperSegCriterion(num_points=256)(pred, logits, None, [target])
+    torch.manual_seed(0)  # the same sampled points, so the same matching
+    on, _ = HyperSegCriterion(num_points=256, presence_weight=2.0)(pred, logits, None, [target])
+    assert "loss_presence" not in off
+    expected = 2.0 * prompt_presence_loss(logits, None, [target])
+    assert torch.isclose(on["loss_presence"], expected)
+    assert torch.isclose(on["loss_cls"], off["loss_cls"])

@@ -58,6 +58,25 @@ def test_absent_classes_come_back_empty(pipe):
     assert result.no_match and result.absent == ["circle", "square"]
 
 
+def test_expressions_and_questions_default_to_the_checkpoints_own_no_match_threshold():
+    """Without ``threshold``, refer / reason / refer_video refuse below ``config.referring_threshold``."""
+    pipe = HyperSegPipeline(build_random_model("tiny", seed=0))
+    image = picture(47, 83)
+    config = pipe.model.config
+    assert config.referring_threshold == 0.5  # nothing measured: the old fixed default
+    config.referring_threshold = 1.0  # no score reaches 1: everything is refused
+    assert pipe.referring_threshold() == 1.0 and pipe.referring_threshold(0.2) == 0.2
+    assert pipe.refer(image, "the blue star").no_match
+    assert pipe.reason(image, "which shape has no corners?").no_match
+    assert all(r.no_match for r in pipe.refer_video([image, image], "the blue star"))
+    config.referring_threshold = 0.0  # any mask is kept
+    assert not pipe.refer(image, "the blue star").no_match
+    assert pipe.refer(image, "the blue star", threshold=1.0).no_match  # a given threshold wins
+    config.referring_threshold = 1.5
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        pipe.refer(image, "the blue star")
+
+
 @pytest.mark.parametrize("mode", ["semantic", "instance", "panoptic"])
 def test_class_prompts_default_to_the_checkpoints_own_threshold(mode):
     """Without ``threshold`` a class prompt uses the config's value for its mode (semantic and segments apart)."""

@@ -204,6 +204,21 @@ def test_class_weight_reweights_the_prompt_score_loss_and_is_saved(tmp_path, wor
     assert parts[second]["loss_dice"] == pytest.approx(parts[first]["loss_dice"], rel=1e-5)
     with pytest.raises(SystemExit):
         main(["--init", str(first), "--steps", "1", "--class-weight", "0", "--output", str(tmp_path / "c")])
+    # the presence loss: off in a fresh model (as HyperSeg), switched on for a run and saved with its config
+    assert json.loads((first / "config.json").read_text())["loss_presence_weight"] == 0.0
+    assert "loss_presence" not in parts[first]
+    third = main(
+        ["--init", str(first), "--steps", "1", "--batch-size", "1", "--lr", "0", "--presence-loss-weight", "1"]
+        + ["--output", str(tmp_path / "d"), "--tasks", "referring"]
+    )
+    assert json.loads((third / "config.json").read_text())["loss_presence_weight"] == 1.0
+    torch.manual_seed(0)
+    assert (
+        training_step(load_model(third, precision="fp32", device_map="cpu"), [world.sample("referring", 0)], "cpu")[1][
+            "loss_presence"
+        ]
+        > 0
+    )
 
 
 def test_task_weights_draw_tasks_in_proportion_with_fresh_samples_each_time():

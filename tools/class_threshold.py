@@ -1,15 +1,20 @@
-"""Pick the class-prompt score thresholds on the val split: semantic (mIoU) and panoptic (PQ).
+"""Pick a checkpoint's score thresholds on the val split: class prompts and the referring no-match threshold.
 
     python tools/class_threshold.py --checkpoint runs/lite/checkpoint --samples 100 --write
 
 Class prompts drop weak evidence: in semantic mode a pixel whose best class evidence sum_q p(k|q) p(pixel|q) is
 below ``config.semantic_threshold`` stays unlabelled, in instance / panoptic mode a candidate segment scoring below
-``config.segment_threshold`` is dropped. Both default to 0.5, a guess that suits confident models; a checkpoint
-whose true-class scores sit lower loses correct segments to it. This runs the model once per val sample, replays
-each candidate threshold on the kept outputs through the evaluation's own metric code (so the figures are the ones
-``hyperseg_lite.evaluate`` would print), and prints a table per mode. Val only: the test split stays unseen until
-the thresholds are written into the checkpoint's config (``--write``: its ``config.json`` gets the best values,
-which ``tools/ship_checkpoint.py`` then carries into ``assets/``).
+``config.segment_threshold`` is dropped. An expression or question is answered "no match" when its best mask
+scores below ``config.referring_threshold`` (score = sigmoid(prompt logit) x mask quality, HyperSeg's rule). All
+three default to 0.5, a guess that suits confident models; a checkpoint whose true scores sit lower loses correct
+answers to it, one whose absent targets score high refuses nothing. This runs the model once per val sample,
+replays each candidate threshold on the kept outputs through the evaluation's own metric code (so the figures are
+the ones ``hyperseg_lite.evaluate`` would print), and prints a table per prompt kind: semantic mIoU, PQ, and
+for referring cIoU, gIoU, no-target and target accuracy. The referring pick maximises gIoU, the mean per-sample
+IoU in which a refusal of a no-target expression counts 1 and of a real one 0, so refusals and found targets
+weigh alike. Val only: the test split stays unseen until the thresholds are written into the checkpoint's config
+(``--write``: its ``config.json`` gets the best values, which ``tools/ship_checkpoint.py`` then carries into
+``assets/``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 
 from hyperseg_lite.data.world import World
+from hyperseg_lite.evaluation.mask_metrics import IoUAccumulator
 from hyperseg_lite.evaluation.tasks import evaluate_panoptic, evaluate_semantic
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import Candidates, HyperSegPipeline, HyperSegPredictor
@@ -30,6 +36,7 @@ from hyperseg_lite.pipeline.answers import class_answer
 from hyperseg_lite.pipeline.inputs import check_class_names
 
 CANDIDATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
+REFERRING_CANDIDATES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
 class ReplayingPipeline:
@@ -65,6 +72,41 @@ def sweep(pipe: HyperSegPipeline, world: World, samples: int, candidates=CANDIDA
     return report
 
 
+@torch.inference_mode()
+def referring_sweep(
+    pipe: HyperSegPipeline, world: World, samples: int, candidates=REFERRING_CANDIDATES
+) -> list[dict[str, float]]:
+    """[{threshold, cIoU, gIoU, no_target_accuracy, target_accuracy}] over ``candidates``: each val expression is
+    asked once at threshold 0 and its best mask kept or refused offline, as ``pipe.refer`` would at each one."""
+    asked = []
+    for index in range(samples):
+        sample = world.sample("referring", index)
+        size = sample.image.shape[:2]
+        result = pipe.refer(sample.image, sample.expression, threshold=0.0)
+        mask = result.union() if len(result) else np.zeros(size, dtype=bool)
+        score = float(result.scores[0]) if len(result) else -1.0  # an empty mask is refused at any threshold
+        truth = sample.masks.any(0) if len(sample.masks) else np.zeros(size, dtype=bool)
+        asked.append((score, mask, truth))
+    report = []
+    for threshold in candidates:
+        scores, found = IoUAccumulator(), []
+        for score, mask, truth in asked:
+            kept = mask if score >= threshold else np.zeros_like(mask)
+            scores.add(kept, truth)
+            if truth.any():
+                found.append(bool(kept.any()))
+        report.append(
+            {
+                "threshold": threshold,
+                "cIoU": scores.ciou,
+                "gIoU": scores.giou,
+                "no_target_accuracy": scores.no_target_accuracy,
+                "target_accuracy": float(np.mean(found)) if found else float("nan"),
+            }
+        )
+    return report
+
+
 def best(rows: list[dict], metric: str) -> float:
     return max(rows, key=lambda r: r[metric])["threshold"]
 
@@ -82,16 +124,24 @@ def main(argv=None) -> dict:
     config = pipe.model.config
     world = World("val", args.seed, image_size=config.image_size)
     report = sweep(pipe, world, args.samples, tuple(args.candidates))
+    report["referring"] = referring_sweep(pipe, world, args.samples)
     print(
-        f"val seed {args.seed}, {args.samples} samples per mode; checkpoint's thresholds: semantic "
-        f"{config.semantic_threshold}, segment {config.segment_threshold}"
+        f"val seed {args.seed}, {args.samples} samples per prompt kind; checkpoint's thresholds: semantic "
+        f"{config.semantic_threshold}, segment {config.segment_threshold}, referring {config.referring_threshold}"
     )
     print("| threshold | semantic mIoU | PQ | SQ | RQ |\n|---|---|---|---|---|")
     for sem, pan in zip(report["semantic"], report["panoptic"]):
         print(f"| {sem['threshold']:.2f} | {sem['mIoU']:.3f} | {pan['PQ']:.3f} | {pan['SQ']:.3f} | {pan['RQ']:.3f} |")
+    print("| threshold | referring cIoU | gIoU | no-target acc | target acc |\n|---|---|---|---|---|")
+    for row in report["referring"]:
+        print(
+            f"| {row['threshold']:.2f} | {row['cIoU']:.3f} | {row['gIoU']:.3f} | {row['no_target_accuracy']:.3f} | "
+            f"{row['target_accuracy']:.3f} |"
+        )
     report["best"] = {
         "semantic_threshold": best(report["semantic"], "mIoU"),
         "segment_threshold": best(report["panoptic"], "PQ"),
+        "referring_threshold": best(report["referring"], "gIoU"),
     }
     print(f"best on val: {report['best']}")
     if args.json:

@@ -101,6 +101,30 @@ def prompt_score_loss(
     return loss / weight.sum().clamp(min=1.0)
 
 
+def prompt_presence_loss(
+    prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | None, targets: Sequence[SegmentationTarget]
+) -> torch.Tensor:
+    """Mean BCE of each valid prompt column's best query score against "something here answers it".
+
+    Not part of HyperSeg. Inference answers a referring prompt with its best query and refuses below a score
+    threshold, but the per-query loss above gives the best wrong query of a no-target sample one row of
+    ``eos_coef`` weight among all queries of the batch (about 1% of the loss): the model learns to find targets
+    and barely learns to refuse. This loss trains the very score the threshold reads, one term per prompt.
+    """
+    logits = prompt_logits.float()
+    batch, _, num_prompts = logits.shape
+    if prompt_valid is None:
+        prompt_valid = torch.ones(batch, num_prompts, dtype=torch.bool, device=logits.device)
+    goal = torch.zeros(batch, num_prompts, device=logits.device)
+    for row, target in enumerate(targets):
+        labels = target.labels.to(device=logits.device, dtype=torch.long)
+        goal[row, labels[labels < num_prompts]] = 1.0
+    best = logits.max(dim=1).values
+    valid = prompt_valid.to(device=logits.device, dtype=logits.dtype)
+    loss = F.binary_cross_entropy_with_logits(best, goal, weight=valid, reduction="sum")
+    return loss / valid.sum().clamp(min=1.0)
+
+
 def point_bce_loss(pred_points: torch.Tensor, target_points: torch.Tensor) -> torch.Tensor:
     """(M, P) logits vs (M, P) targets in [0, 1] -> (M,) mean BCE per mask."""
     return F.binary_cross_entropy_with_logits(pred_points, target_points, reduction="none").mean(-1)
@@ -199,6 +223,7 @@ class HyperSegCriterion(nn.Module):
         oversample_ratio: float = 3.0,
         importance_sample_ratio: float = 0.75,
         eos_coef: float = 0.1,
+        presence_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.matcher = (
@@ -212,6 +237,7 @@ class HyperSegCriterion(nn.Module):
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
         self.eos_coef = eos_coef
+        self.presence_weight = presence_weight
 
     def layer_losses(
         self,
@@ -239,6 +265,9 @@ class HyperSegCriterion(nn.Module):
             f"loss_mask{suffix}": self.mask_weight * bce,
             f"loss_dice{suffix}": self.dice_weight * dice,
         }
+        if self.presence_weight > 0:
+            presence = prompt_presence_loss(prompt_logits, prompt_valid, targets)
+            losses[f"loss_presence{suffix}"] = self.presence_weight * presence
         return losses, indices
 
     def forward(

@@ -168,6 +168,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             instance_weight=config.loss_instance_weight,
             num_points=config.loss_num_points,
             eos_coef=config.no_object_weight,
+            presence_weight=config.loss_presence_weight,
         )
 
     @property

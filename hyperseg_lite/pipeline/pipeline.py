@@ -135,20 +135,28 @@ class HyperSegPipeline:
             raise ValueError("threshold must be between 0 and 1")
         return threshold
 
+    def referring_threshold(self, threshold: float | None = None) -> float:
+        """The no-match threshold of an expression or question: ``threshold`` if given, else the checkpoint's own
+        (``config.referring_threshold``, picked on val). Below it the best mask's score means "nothing matches"."""
+        if threshold is None:
+            threshold = self.model.config.referring_threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+        return threshold
+
     # ------------------------------------------------------------------ referring / reasoning
     @torch.inference_mode()
-    def refer(self, image, expression: str, threshold: float = 0.5) -> SegmentationResult:
+    def refer(self, image, expression: str, threshold: float | None = None) -> SegmentationResult:
         """Referring expression -> one mask (an expression about several objects covers them all), or no match."""
         return self._referring(image, expression, "referring", threshold, explain=False)
 
     @torch.inference_mode()
-    def reason(self, image, question: str, explain: bool = False, threshold: float = 0.5) -> SegmentationResult:
+    def reason(self, image, question: str, explain: bool = False, threshold: float | None = None) -> SegmentationResult:
         """Reasoning question -> mask, and with ``explain=True`` the LLM's answer text continuing its answer."""
         return self._referring(image, question, "reasoning", threshold, explain=explain)
 
-    def _referring(self, image, text: str, task: str, threshold: float, explain: bool) -> SegmentationResult:
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError("threshold must be between 0 and 1")
+    def _referring(self, image, text: str, task: str, threshold: float | None, explain: bool) -> SegmentationResult:
+        threshold = self.referring_threshold(threshold)
         text = self.processor.check_text(text, "expression" if task == "referring" else "question")
         image = self.encode(image)
         if task == "referring":
@@ -211,7 +219,7 @@ class HyperSegPipeline:
             session.close()
 
     def refer_video_stream(
-        self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
+        self, video, expression: str, reasoning: bool = False, threshold: float | None = None
     ) -> Iterator[SegmentationResult]:
         """An expression (or, with ``reasoning=True``, a question) over a clip -> one result per frame.
 
@@ -220,11 +228,12 @@ class HyperSegPipeline:
         return self._refer_video(video, expression, reasoning, threshold, None)
 
     def refer_video(
-        self, video, expression: str, reasoning: bool = False, threshold: float = 0.5
+        self, video, expression: str, reasoning: bool = False, threshold: float | None = None
     ) -> list[SegmentationResult]:
         return list(self._refer_video(video, expression, reasoning, threshold, MAX_VIDEO_FRAMES))
 
     def _refer_video(self, video, expression, reasoning, threshold, max_frames) -> Iterator[SegmentationResult]:
+        threshold = self.referring_threshold(threshold)
         text = self.processor.check_text(expression, "question" if reasoning else "expression")
         frames = frames_of(video, max_frames)
         try:

@@ -73,6 +73,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "(2.0, Mask2Former's); saved with the run's config",
     )
     add(
+        "--presence-loss-weight",
+        type=float,
+        help="weight of the prompt-presence loss (each prompt's best query score against whether anything "
+        "answers it; trains referring prompts to refuse absent targets; not in HyperSeg); default: the "
+        "checkpoint's config (0, off); saved with the run's config",
+    )
+    add(
         "--mask-shape-embedding",
         action="store_true",
         default=False,
@@ -176,6 +183,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error(str(error))
     if args.class_weight is not None and args.class_weight <= 0:
         parser.error("--class-weight must be positive")
+    if args.presence_loss_weight is not None and args.presence_loss_weight < 0:
+        parser.error("--presence-loss-weight must be 0 (off) or positive")
     if args.shape_loss_weight < 0:
         parser.error("--shape-loss-weight must be 0 (off) or positive")
     if args.resume is None and (args.tokenizer is not None or args.init_vision is not None) and args.init is not None:

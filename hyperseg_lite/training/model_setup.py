@@ -70,8 +70,11 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     model = loaded.model
     if getattr(args, "init_vision", None) is not None:
         load_encoders(model, args.init_vision)
-    if args.class_weight is not None:
-        model.config.loss_class_weight = args.class_weight
+    if args.class_weight is not None or getattr(args, "presence_loss_weight", None) is not None:
+        if args.class_weight is not None:
+            model.config.loss_class_weight = args.class_weight
+        if getattr(args, "presence_loss_weight", None) is not None:
+            model.config.loss_presence_weight = args.presence_loss_weight
         model.criterion = model.build_criterion()
     if args.mask_shape_embedding:
         model.config.decoder_config.mask_shape_embedding = True

@@ -13,7 +13,7 @@ prompt embeddings (dot products, HER). This separates the two halves for every s
 
 A high oracle mIoU with a low chosen mIoU, or well-covered segments with chance-level top-1, means the
 masks are there and the prompt scores (``loss_cls``, the features they read) are what fails.
-Samples without a target are skipped (``research/tools/referring_threshold.py`` covers those).
+Samples without a target are skipped (``tools/class_threshold.py`` picks the no-match threshold for those).
 """
 
 from __future__ import annotations
