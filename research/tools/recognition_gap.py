@@ -13,7 +13,10 @@ prompt embeddings (dot products, HER). This separates the two halves for every s
 
 A high oracle mIoU with a low chosen mIoU, or well-covered segments with chance-level top-1, means the
 masks are there and the prompt scores (``loss_cls``, the features they read) are what fails.
-Samples without a target are skipped (``tools/class_threshold.py`` picks the no-match threshold for those).
+
+Referring samples without a target measure the other half of recognition, knowing that nothing matches: the
+AUC of the answer's score (the one the no-match threshold reads) between real and no-target expressions, 0.5
+when the scores cannot tell them apart at any threshold (``tools/class_threshold.py`` then picks the threshold).
 """
 
 from __future__ import annotations
@@ -39,21 +42,31 @@ def _ious(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (masks & truth).sum((1, 2)) / np.maximum((masks | truth).sum((1, 2)), 1)
 
 
+def score_auc(positives: list[float], negatives: list[float]) -> float:
+    """P(a real expression's score > a no-target one's), ties half; NaN without both kinds."""
+    if not positives or not negatives:
+        return float("nan")
+    pos, neg = np.asarray(positives)[:, None], np.asarray(negatives)[None, :]
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+
+
 def measure_referring(pipe: HyperSegPipeline, world: World, task: str, samples: int) -> dict:
     predictor = HyperSegPredictor(pipe)
-    chosen, oracle, ranks = [], [], []
+    chosen, oracle, ranks, target_scores, refusal_scores = [], [], [], [], []
     for index in range(samples):
         sample = world.sample(task, index)
-        if not len(sample.masks):
-            continue
         image = predictor.encode(sample.image)
         if task == "referring":
             candidates = predictor.predict(expression=sample.expression, image=image)
         else:
             candidates = predictor.predict(question=sample.expression, image=image)
         logits, probs = candidates.mask_logits, candidates.scores
+        best, score = post.referring_choice(logits, probs)
+        if not len(sample.masks):
+            refusal_scores.append(score)
+            continue
+        target_scores.append(score)
         ious = _ious(candidates.to_original(), sample.masks.any(0))
-        best, _ = post.referring_choice(logits, probs)
         by_score = torch.argsort(probs[:, 0], descending=True).cpu().numpy()
         chosen.append(float(ious[best]))
         oracle.append(float(ious.max()))
@@ -64,6 +77,8 @@ def measure_referring(pipe: HyperSegPipeline, world: World, task: str, samples: 
         "chosen_miou": float(np.mean(chosen)),
         "oracle_miou": float(np.mean(oracle)),
         "oracle_ranked_first": float(np.mean(np.asarray(ranks) == 0)),
+        "no_target": len(refusal_scores),
+        "no_target_auc": score_auc(target_scores, refusal_scores),
     }
 
 
@@ -120,12 +135,13 @@ def main(argv=None) -> list[dict]:
     print(f"{args.split} seed {args.seed}, {args.samples} samples per task, {args.checkpoint}")
     if referring:
         print(
-            "| task | samples with a target | chosen mIoU | oracle mIoU | oracle ranked first |\n|---|---|---|---|---|"
+            "| task | samples with a target | chosen mIoU | oracle mIoU | oracle ranked first | no-target samples "
+            "| score AUC, real vs no-target |\n|---|---|---|---|---|---|---|"
         )
         for r in referring:
             print(
                 f"| {r['task']} | {r['targets']} | {r['chosen_miou']:.3f} | {r['oracle_miou']:.3f} | "
-                f"{r['oracle_ranked_first']:.2f} |"
+                f"{r['oracle_ranked_first']:.2f} | {r['no_target']} | {r['no_target_auc']:.3f} |"
             )
     if classes:
         print(
