@@ -61,6 +61,10 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     # not in the release (off for converted checkpoints): prompt scores also read the shape of each mask token's
     # own mask (modeling/mask_shape.py), for backbones that were not pretrained
     mask_shape_embedding: bool = False
+    # the release's other decoder path (``seg_concat=True``, PSALM's; off in the release and for converted
+    # checkpoints): the referring embedding joins the mask queries through every decoder layer, so it looks at the
+    # pixels before it scores them (modeling/mask_decoder.py)
+    seg_concat: bool = False
 
 
 class HyperSegConfig(PreTrainedConfig):

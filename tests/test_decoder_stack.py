@@ -337,3 +337,41 @@ def test_names_and_shapes_match_the_release_at_3b_sizes():
     ours |= {f"predictor.{k}": tuple(v.shape) for k, v in decoder.state_dict().items()}
     assert sorted(set(ours) ^ set(theirs)) == []
     assert ours == theirs
+
+
+def test_concat_path_changes_nothing_without_a_referring_embedding():
+    """The release's concat path only adds the referring row: class and region prompts decode as before."""
+    pixel, plain = build()
+    _, concat = build()
+    concat.enable_seg_concat()
+    inputs = {k: v for k, v in prompts().items() if k != "refer_embeddings"}
+    with torch.no_grad():
+        mask_features, scales = pixel(features())
+        a = plain(scales, mask_features, **inputs)
+        b = concat(scales, mask_features, **inputs)
+    assert torch.equal(a.pred_masks, b.pred_masks) and torch.equal(a.class_logits, b.class_logits)
+    assert torch.equal(a.region_logits, b.region_logits)
+
+
+def test_concat_path_lets_the_referring_embedding_look_at_the_image_and_trains_its_positions():
+    """With the referring row in the decoder, its score depends on the pixels through the row itself: the
+    same mask-query states scored against the raw embedding (the default path) differ, and the path's own
+    positions (SEG_query_embed) get gradient, which they never do in the default path."""
+    pixel, decoder = build()
+    decoder.enable_seg_concat()
+    assert torch.equal(decoder.SEG_query_embed.weight[1:], decoder.query_embed.weight)  # a gentle switch
+    assert not decoder.SEG_query_embed.weight[0].any()
+    decoder.train()
+    inputs = prompts()
+    mask_features, scales = pixel(features())
+    out = decoder(scales, mask_features, **inputs)
+    raw = torch.einsum("bqc,bkc->bqk", decoder.SEG_proj(out.query_states), inputs["refer_embeddings"])
+    assert not torch.allclose(out.refer_logits, raw, atol=1e-3)  # scored against the updated embedding
+    (out.refer_logits.sum() + out.pred_masks.mean()).backward()
+    assert decoder.SEG_query_embed.weight.grad is not None and decoder.SEG_query_embed.weight.grad.abs().sum() > 0
+    assert decoder.query_embed.weight.grad is None  # replaced by the concat path's positions
+    with torch.no_grad():
+        decoder.SEG_query_embed.weight.add_(1.0)  # as if trained
+    trained = decoder.SEG_query_embed.weight.clone()
+    decoder.enable_seg_concat()  # switching on again (a later run from these weights) keeps them
+    assert torch.equal(decoder.SEG_query_embed.weight, trained)

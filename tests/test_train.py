@@ -495,3 +495,20 @@ def test_resume_needs_only_the_run_folder_and_refuses_changed_switches(tmp_path,
         main(["--resume", str(out), "--steps", "5", "--output", str(tmp_path / "elsewhere")])
     main(["--resume", str(out), "--steps", "5", "--output", str(out), *switches])  # the same switches again: fine
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 5
+
+
+def test_seg_concat_is_switched_on_for_a_run_saved_and_reloaded(tmp_path):
+    first = main(
+        ["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a")]
+        + ["--tasks", "referring"]
+    )
+    assert json.loads((first / "config.json").read_text())["decoder_config"]["seg_concat"] is False
+    second = main(
+        ["--init", str(first), "--steps", "1", "--batch-size", "1", "--seg-concat", "--lr", "0"]
+        + ["--output", str(tmp_path / "b"), "--tasks", "referring"]
+    )
+    assert json.loads((second / "config.json").read_text())["decoder_config"]["seg_concat"] is True
+    reloaded = load_model(second, precision="fp32", device_map="cpu").model
+    assert reloaded.mask_decoder.seg_concat
+    decoder = reloaded.mask_decoder  # lr 0: the positions are still the switch's starting point
+    assert torch.equal(decoder.SEG_query_embed.weight[1:], decoder.query_embed.weight)

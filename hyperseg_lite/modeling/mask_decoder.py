@@ -13,7 +13,14 @@ self-attends and runs an FFN. Before the first layer and after every layer the h
   class-name embeddings, ``REGION_proj`` vs visual-prompt (region) embeddings;
 * boxes (``box_embed``, sigmoid cxcywh) on request.
 
-Kept only so the checkpoint loads 1:1 by name (``predictor.*``), never read in this mode:
+``seg_concat=True`` is the release's other path (``forward_concat``, PSALM's): before every layer the referring
+embedding is put in front of the mask queries, attends to all pixels (no mask) and with the queries, and
+comes out as the referring embedding the next scores read; positions come from ``SEG_query_embed`` (Q + 1 rows).
+One deviation: after each layer the release takes ``output[0]`` *after* dropping the referring row, i.e. the
+first mask query's state, as the next referring embedding; we take the referring row's own state, what the
+path means to do. Class and region prompts are unchanged in this path, as in the release.
+
+Kept only so the checkpoint loads 1:1 by name (``predictor.*``), never read in the default path:
 ``SEG_query_embed`` (the concat path's positions), ``query_feat`` (the release's woconcat path would use a
 non-existent ``new_query_feat`` without LLM queries; HyperSeg always passes them) and ``iou_head`` (box IoU,
 never enabled at inference). ``reid_embed_head`` is likewise never called by the release, which only returns
@@ -133,8 +140,10 @@ class MaskDecoder(nn.Module):
         mask_dim: int = 256,
         num_feature_levels: int = 3,
         mask_shape_embedding: bool = False,
+        seg_concat: bool = False,
     ) -> None:
         super().__init__()
+        self.seg_concat = seg_concat
         self.hidden_dim = hidden_dim
         self.num_queries = num_queries
         self.num_heads = num_heads
@@ -150,7 +159,7 @@ class MaskDecoder(nn.Module):
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.query_feat = nn.Embedding(num_queries, hidden_dim)  # unused here (checkpoint compatibility)
         self.query_embed = nn.Embedding(num_queries, hidden_dim)  # positional part of the queries
-        self.SEG_query_embed = nn.Embedding(num_queries + 1, hidden_dim)  # unused here (release's concat path)
+        self.SEG_query_embed = nn.Embedding(num_queries + 1, hidden_dim)  # positions of the concat path
         self.level_embed = nn.Embedding(num_feature_levels, hidden_dim)
         # input_proj is the identity (features already have hidden_dim channels): no parameters
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
@@ -168,6 +177,16 @@ class MaskDecoder(nn.Module):
         if self.mask_shape is None:
             reference = self.CLASS_proj.layers[0].weight
             self.mask_shape = MaskShapeEncoder(self.hidden_dim).to(device=reference.device, dtype=reference.dtype)
+
+    def enable_seg_concat(self) -> None:
+        """Switch trained weights to the concat path: its positions start as the trained queries' (the referring
+        row at zero), so the masks change only as far as the referring row's attention does, then train."""
+        if self.seg_concat:
+            return  # already on (trained positions): keep them
+        self.seg_concat = True
+        with torch.no_grad():
+            self.SEG_query_embed.weight[0].zero_()
+            self.SEG_query_embed.weight[1:].copy_(self.query_embed.weight)
 
     def _predict(
         self,
@@ -195,6 +214,11 @@ class MaskDecoder(nn.Module):
             attn = attn.to(mask_embed.dtype).sigmoid().flatten(2) < 0.5  # True = background: may not attend
             attn_mask = attn.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1).detach()
         return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask)
+
+    @staticmethod
+    def _early(prompts: tuple, score_every_layer: bool) -> tuple:
+        """The prompts an earlier layer's scores read: all of them, or none when only the last layer scores."""
+        return prompts if score_every_layer else (None, None, None)
 
     def forward(
         self,
@@ -225,24 +249,33 @@ class MaskDecoder(nn.Module):
             sizes.append((x.shape[-2], x.shape[-1]))
             positions.append(sine_position_embedding(x, self.hidden_dim // 2).to(x.dtype).flatten(2).permute(2, 0, 1))
             sources.append((x.flatten(2) + self.level_embed.weight[i][None, :, None]).permute(2, 0, 1))  # (HW, B, C)
-        query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
+        concat = self.seg_concat and refer_embeddings is not None
+        positions_of = self.SEG_query_embed if concat else self.query_embed
+        query_pos = positions_of.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C), Q + 1 rows when concat
         output = queries.transpose(0, 1)
-        prompts = (refer_embeddings, class_embeddings, region_embeddings)
 
-        early_prompts = prompts if score_every_layer else (None, None, None)
-        predictions = [self._predict(output, mask_features, sizes[0], *early_prompts)]
+        def prompts_now():
+            return (refer_embeddings, class_embeddings, region_embeddings)
+
+        predictions = [self._predict(output, mask_features, sizes[0], *self._early(prompts_now(), score_every_layer))]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
             attn_mask = attn_mask & ~attn_mask.all(dim=-1, keepdim=True)  # an empty mask attends everywhere
+            if concat:  # the referring row first, attending everywhere
+                output = torch.cat([refer_embeddings.transpose(0, 1).to(output.dtype), output], 0)
+                attn_mask = torch.cat([attn_mask.new_zeros(attn_mask.shape[0], 1, attn_mask.shape[-1]), attn_mask], 1)
             output = self.transformer_cross_attention_layers[i](
                 output, sources[level], attn_mask, positions[level], query_pos
             )
             output = self.transformer_self_attention_layers[i](output, query_pos)
             output = self.transformer_ffn_layers[i](output)
+            if concat:
+                refer_embeddings, output = output[:1].transpose(0, 1), output[1:]
             last = i == self.num_layers - 1
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
-            predictions.append(self._predict(output, mask_features, next_size, *(prompts if last else early_prompts)))
+            scored = prompts_now() if last else self._early(prompts_now(), score_every_layer)
+            predictions.append(self._predict(output, mask_features, next_size, *scored))
 
         aux = []
         for p in predictions[:-1]:

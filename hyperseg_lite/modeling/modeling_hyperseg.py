@@ -141,6 +141,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             num_layers=dec.num_layers,
             mask_dim=dec.mask_dim,
             mask_shape_embedding=getattr(dec, "mask_shape_embedding", False),
+            seg_concat=getattr(dec, "seg_concat", False),
         )
         self.criterion = self.build_criterion()
         self._no_split_modules = list(

@@ -80,6 +80,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "checkpoint's config (0, off); saved with the run's config",
     )
     add(
+        "--seg-concat",
+        action="store_true",
+        default=False,
+        help="turn on decoder_config.seg_concat, the release's other decoder path (the referring embedding "
+        "joins the mask queries in every decoder layer); its positions start as the trained queries'",
+    )
+    add(
         "--mask-shape-embedding",
         action="store_true",
         default=False,

@@ -76,6 +76,9 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
         if getattr(args, "presence_loss_weight", None) is not None:
             model.config.loss_presence_weight = args.presence_loss_weight
         model.criterion = model.build_criterion()
+    if getattr(args, "seg_concat", False):
+        model.config.decoder_config.seg_concat = True
+        model.mask_decoder.enable_seg_concat()
     if args.mask_shape_embedding:
         model.config.decoder_config.mask_shape_embedding = True
         model.mask_decoder.enable_mask_shape()
