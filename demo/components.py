@@ -60,6 +60,11 @@ def VideoInput(**kwargs) -> gr.Video:  # noqa: N802
     )
 
 
+def NoMatchThreshold(value: float, **kwargs) -> gr.Slider:  # noqa: N802
+    """The no-match threshold of an expression or question, starting at the checkpoint's own value."""
+    return NumberInput(minimum=0.0, maximum=1.0, value=value, step=0.05, label="No-match threshold", **kwargs)
+
+
 def NumberInput(**kwargs) -> gr.Slider:  # noqa: N802
     """``gr.Slider`` refusing non-numbers and values outside its range with a sentence."""
     slider = gr.Slider(**kwargs)

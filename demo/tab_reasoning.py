@@ -15,7 +15,7 @@ from .common import (
     user_errors,
     with_notices,
 )
-from .components import FlagInput, ImageInput, NumberInput, TextInput
+from .components import FlagInput, ImageInput, NoMatchThreshold, TextInput
 from .context import AppContext
 
 
@@ -47,14 +47,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                     label="Question", placeholder="which object has no corners?", elem_id="reason-text"
                 )
                 explain = FlagInput(value=True, label="Explain (generate the answer text)")
-                threshold = NumberInput(
-                    minimum=0.0,
-                    maximum=1.0,
-                    value=ctx.pipe.referring_threshold(),
-                    step=0.05,
-                    label="No-match threshold",
-                    elem_id="reason-threshold",
-                )
+                threshold = NoMatchThreshold(ctx.pipe.referring_threshold(), elem_id="reason-threshold")
                 run = gr.Button("Ask", variant="primary", elem_id="reason-run")
             with gr.Column():
                 output = gr.AnnotatedImage(label="Mask", color_map=TARGET_COLOURS, elem_id="reason-output")

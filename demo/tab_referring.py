@@ -14,7 +14,7 @@ from .common import (
     user_errors,
     with_notices,
 )
-from .components import ImageInput, NumberInput, TextInput
+from .components import ImageInput, NoMatchThreshold, TextInput
 from .context import AppContext
 
 
@@ -40,13 +40,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                 expression = TextInput(
                     label="Expression", placeholder="the small red star left of the blue ring", elem_id="refer-text"
                 )
-                threshold = NumberInput(
-                    minimum=0.0,
-                    maximum=1.0,
-                    value=ctx.pipe.referring_threshold(),
-                    step=0.05,
-                    label="No-match threshold",
-                )
+                threshold = NoMatchThreshold(ctx.pipe.referring_threshold())
                 run = gr.Button("Segment", variant="primary", elem_id="refer-run")
             with gr.Column():
                 output = gr.AnnotatedImage(label="Mask", elem_id="refer-output")

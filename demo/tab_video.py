@@ -27,7 +27,7 @@ from .common import (
     request_dir,
     user_errors,
 )
-from .components import FlagInput, NumberInput, TextInput, VideoInput
+from .components import FlagInput, NoMatchThreshold, TextInput, VideoInput
 from .context import AppContext
 from .gpu import on_gpu, video_duration
 from .regions import parse_object
@@ -349,13 +349,7 @@ def build(ctx: AppContext, examples: list[list]) -> None:
                         label="Expression or question", placeholder="the blue ring", elem_id="video-text"
                     )
                     reasoning = FlagInput(value=False, label="It is a question (reasoning; the answer is shown)")
-                    threshold = NumberInput(
-                        minimum=0.0,
-                        maximum=1.0,
-                        value=ctx.pipe.referring_threshold(),
-                        step=0.05,
-                        label="No-match threshold",
-                    )
+                    threshold = NoMatchThreshold(ctx.pipe.referring_threshold())
                     text_run = gr.Button("Segment the clip", elem_id="video-text-run")
             with gr.Column():
                 canvas = gr.Image(

@@ -115,6 +115,19 @@ def test_class_threshold_slider_starts_at_the_models_own_value():
     assert all(row[-1] == 0.2 for row in examples.raw_samples)
 
 
+def test_no_match_sliders_start_at_the_models_own_referring_threshold():
+    """Referring, reasoning and video sliders (and the text examples) start at ``config.referring_threshold``."""
+    import gradio as gr
+
+    pipe = HyperSegPipeline(build_random_model("tiny", seed=0))
+    pipe.model.config.referring_threshold = 0.7
+    demo = build_demo(pipe, "tests")
+    sliders = [b for b in demo.blocks.values() if isinstance(b, gr.Slider) and b.label == "No-match threshold"]
+    assert len(sliders) == 3 and all(s.value == 0.7 for s in sliders)
+    examples = [b for b in demo.blocks.values() if isinstance(b, gr.Dataset) and set(sliders) & set(b._components)]
+    assert len(examples) == 2 and all(row[-1] == 0.7 for e in examples for row in e.raw_samples)
+
+
 def test_interactive_prompts_objects_undo_and_a_new_image_starts_clean(ctx):
     first = tab_interactive.load_state(ctx, str(EXAMPLE))
     state, _ = tab_interactive.click(ctx, first, "include point", 50, 60)
