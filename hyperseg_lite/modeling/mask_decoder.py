@@ -215,11 +215,6 @@ class MaskDecoder(nn.Module):
             attn_mask = attn.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1).detach()
         return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask)
 
-    @staticmethod
-    def _early(prompts: tuple, score_every_layer: bool) -> tuple:
-        """The prompts an earlier layer's scores read: all of them, or none when only the last layer scores."""
-        return prompts if score_every_layer else (None, None, None)
-
     def forward(
         self,
         multi_scale_features: Sequence[torch.Tensor],
@@ -253,11 +248,10 @@ class MaskDecoder(nn.Module):
         positions_of = self.SEG_query_embed if concat else self.query_embed
         query_pos = positions_of.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C), Q + 1 rows when concat
         output = queries.transpose(0, 1)
+        unscored = (None, None, None)  # earlier layers' prompts when only the last layer scores
 
-        def prompts_now():
-            return (refer_embeddings, class_embeddings, region_embeddings)
-
-        predictions = [self._predict(output, mask_features, sizes[0], *self._early(prompts_now(), score_every_layer))]
+        prompts = (refer_embeddings, class_embeddings, region_embeddings)
+        predictions = [self._predict(output, mask_features, sizes[0], *(prompts if score_every_layer else unscored))]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
@@ -272,9 +266,10 @@ class MaskDecoder(nn.Module):
             output = self.transformer_ffn_layers[i](output)
             if concat:
                 refer_embeddings, output = output[:1].transpose(0, 1), output[1:]
+                prompts = (refer_embeddings, class_embeddings, region_embeddings)
             last = i == self.num_layers - 1
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
-            scored = prompts_now() if last else self._early(prompts_now(), score_every_layer)
+            scored = prompts if last or score_every_layer else unscored
             predictions.append(self._predict(output, mask_features, next_size, *scored))
 
         aux = []

@@ -70,11 +70,12 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     model = loaded.model
     if getattr(args, "init_vision", None) is not None:
         load_encoders(model, args.init_vision)
-    if args.class_weight is not None or getattr(args, "presence_loss_weight", None) is not None:
-        if args.class_weight is not None:
-            model.config.loss_class_weight = args.class_weight
-        if getattr(args, "presence_loss_weight", None) is not None:
-            model.config.loss_presence_weight = args.presence_loss_weight
+    presence_weight = getattr(args, "presence_loss_weight", None)
+    if args.class_weight is not None:
+        model.config.loss_class_weight = args.class_weight
+    if presence_weight is not None:
+        model.config.loss_presence_weight = presence_weight
+    if args.class_weight is not None or presence_weight is not None:
         model.criterion = model.build_criterion()
     if getattr(args, "seg_concat", False):
         model.config.decoder_config.seg_concat = True
