@@ -7,8 +7,12 @@
 HyperSeg's towers come pretrained (SigLIP; a COCO Mask2Former Swin). The small presets have no such weights
 and the world has no web-scale data, so this is their analogue: the pyramid learns per-pixel class, object colour
 and outlines through a small FPN head, the global tower learns the class and colour of each token's cell. Both
-heads are dropped afterwards. Every ``--eval-every`` steps the run measures its gates on fixed val scenes:
-a linear probe of the shape category on mask-pooled pyramid features, and the dense head's thing mIoU.
+heads are dropped afterwards. Two object-level losses are optional: ``--object-loss-weight`` (each object's shape
+from its mask-pooled pyramid features) and ``--deep-colour-loss-weight`` (its colour from the two deepest stages
+only: the dense head can read colour off the finest stage, so without it the stages the mask decoder attends to
+drop colour, and referring expressions lead with colour). Every ``--eval-every`` steps the run measures its gates
+on fixed val scenes: a linear probe of the shape category on mask-pooled pyramid features, and the dense head's
+thing mIoU; and ``deep_colour_probe``, the same probe for the colour on the two deepest stages.
 Output folder: ``args.json`` (the run's switches), ``log.csv``, ``eval.csv`` and ``checkpoint/``
 (``encoders.safetensors`` with the model's own parameter names, the heads, optimizer state and step).
 """
@@ -55,6 +59,7 @@ HEADS_FILE = "heads.safetensors"
 PROBE_GATE = 0.90  # linear-probe accuracy of the shape category on val objects
 THING_MIOU_GATE = 0.80  # dense head, val
 NUM_THINGS = 12
+DEEP_LEVELS = slice(2, 4)  # the stride-16 and -32 stages
 # encoder choices for the A/B (lite-sized); the preset's own choice is used when none is given
 PYRAMIDS = {
     "resnet": conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 2, 2], image_size=256),
@@ -123,6 +128,11 @@ def to_tensors(processor: HyperSegProcessor, items: list[DenseTargets], flip: np
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
+def object_colours(items: list[DenseTargets]) -> torch.Tensor:
+    """All objects' colour indices, in the order of :func:`object_masks`."""
+    return torch.from_numpy(np.concatenate([item.object_colours for item in items]))
+
+
 def object_masks(items: list[DenseTargets], flip: np.ndarray | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Each scene's object masks (n, H, W) (h-flipped where ``flip`` says, as :func:`to_tensors` flips the image)
     and all objects' categories, in order."""
@@ -136,26 +146,41 @@ def object_masks(items: list[DenseTargets], flip: np.ndarray | None = None) -> t
 
 @torch.no_grad()
 def object_features(
-    encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mask-pooled pyramid features of every object (all four stages concatenated) and its category."""
-    features, labels = [], []
+    encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets], levels: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mask-pooled pyramid features of every object (the ``levels`` stages concatenated: all four unless
+    told), its category and its colour."""
+    features, categories, colours = [], [], []
     for start in range(0, len(items), 16):
         chunk = items[start : start + 16]
         pixels, *_ = to_tensors(processor, chunk)
-        masks, categories = object_masks(chunk)
-        features.append(mask_pool(encoders.pyramid(pixels), masks).numpy())
-        labels.append(categories.numpy())
-    return np.concatenate(features), np.concatenate(labels)
+        masks, chunk_categories = object_masks(chunk)
+        features.append(mask_pool(encoders.pyramid(pixels)[levels], masks).numpy())
+        categories.append(chunk_categories.numpy())
+        colours.append(object_colours(chunk).numpy())
+    return np.concatenate(features), np.concatenate(categories), np.concatenate(colours)
+
+
+def _probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]) -> float:
+    """Logistic regression fit on train objects, accuracy on val ones."""
+    scaler = StandardScaler().fit(train[0])
+    probe = LogisticRegression(max_iter=3000, C=1.0).fit(scaler.transform(train[0]), train[1])
+    return float((probe.predict(scaler.transform(val[0])) == val[1]).mean())
 
 
 def shape_probe(encoders, processor, train_items, val_items) -> float:
-    """Linear probe (logistic regression) of the 12 shape categories: fit on train objects, accuracy on val."""
-    x_train, y_train = object_features(encoders, processor, train_items)
-    x_val, y_val = object_features(encoders, processor, val_items)
-    scaler = StandardScaler().fit(x_train)
-    probe = LogisticRegression(max_iter=3000, C=1.0).fit(scaler.transform(x_train), y_train)
-    return float((probe.predict(scaler.transform(x_val)) == y_val).mean())
+    """Linear probe of the 12 shape categories on all four stages: fit on train objects, accuracy on val."""
+    x_train, y_train, _ = object_features(encoders, processor, train_items)
+    x_val, y_val, _ = object_features(encoders, processor, val_items)
+    return _probe((x_train, y_train), (x_val, y_val))
+
+
+def deep_colour_probe(encoders, processor, train_items, val_items) -> float:
+    """Linear probe of the object's colour on the two deepest stages only (``DEEP_LEVELS``), the ones the mask
+    decoder's attention reads: the dense head can take colour from the finest stage, so they may drop it."""
+    x_train, _, c_train = object_features(encoders, processor, train_items, DEEP_LEVELS)
+    x_val, _, c_val = object_features(encoders, processor, val_items, DEEP_LEVELS)
+    return _probe((x_train, c_train), (x_val, c_val))
 
 
 @torch.no_grad()
@@ -238,8 +263,10 @@ SWITCHES = (
     "save_every",
     "eval_every",
     "object_loss_weight",
+    "deep_colour_loss_weight",
 )
-SWITCH_DEFAULTS_OF_OLDER_RUNS = {"object_loss_weight": 0.0}  # runs started before a switch existed had it off
+# runs started before a switch existed had it off
+SWITCH_DEFAULTS_OF_OLDER_RUNS = {"object_loss_weight": 0.0, "deep_colour_loss_weight": 0.0}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -271,6 +298,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="weight of a per-object shape loss on mask-pooled pyramid features (0: off, the dense losses only)",
     )
+    parser.add_argument(
+        "--deep-colour-loss-weight",
+        type=float,
+        default=0.0,
+        help="weight of a per-object colour loss on the mask-pooled features of the two deepest stages only, "
+        "which the mask decoder attends to (0: off; the dense head reads colour off the finest stage)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.resume is not None:
@@ -299,6 +333,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if args.object_loss_weight > 0:
         heads["objects"] = ObjectHead(encoders.pyramid.channels, NUM_THINGS)
+    if args.deep_colour_loss_weight > 0:
+        heads["deep_colours"] = ObjectHead(encoders.pyramid.channels[DEEP_LEVELS], NUM_COLOURS - 1)
     params = [p for p in encoders.parameters() if p.requires_grad] + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
@@ -334,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict:
             "step": step,
             **dense_metrics(encoders, heads, processor, val_items),
             "shape_probe": shape_probe(encoders, processor, probe_items, val_items),
+            "deep_colour_probe": deep_colour_probe(encoders, processor, probe_items, val_items),
         }
         encoders.train(), heads.train()
         row["gates_met"] = row["shape_probe"] >= PROBE_GATE and row["thing_miou"] >= THING_MIOU_GATE
@@ -357,11 +394,20 @@ def main(argv: list[str] | None = None) -> dict:
         pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, flip)
         pyramid = encoders.pyramid(pixels)
         losses = dense_losses(heads["dense"](pyramid), classes, colours, outline)
-        if args.object_loss_weight > 0:
+        if args.object_loss_weight > 0 or args.deep_colour_loss_weight > 0:
             masks, categories = object_masks(items, flip)
+        if args.object_loss_weight > 0:
             logits = heads["objects"](mask_pool(pyramid, masks))
             losses["object"] = (
                 args.object_loss_weight * F.cross_entropy(logits, categories) if len(categories) else logits.sum() * 0
+            )
+        if args.deep_colour_loss_weight > 0:
+            logits = heads["deep_colours"](mask_pool(pyramid[DEEP_LEVELS], masks))
+            colours_of_objects = object_colours(items)
+            losses["deep_colour"] = (
+                args.deep_colour_loss_weight * F.cross_entropy(logits, colours_of_objects)
+                if len(colours_of_objects)
+                else logits.sum() * 0
             )
         losses.update(token_losses(heads["tokens"](encoders.global_vision.encode(global_pixels)), classes, colours))
         total = sum(losses.values())

@@ -346,3 +346,25 @@ def test_training_draws_hyperseg_tasks_by_default_and_describe_only_when_asked()
     assert "describe" in TASK_NAMES and "describe" not in PAPER_TASKS and len(PAPER_TASKS) == 9
     assert parse_arguments(["--output", "unused"]).tasks == list(PAPER_TASKS)  # old recipes: same steps
     assert "describe" in parse_arguments(["--output", "unused", "--tasks", "referring", "describe"]).tasks
+
+
+def test_the_deep_colour_loss_names_each_object_colour_from_the_two_deepest_stages(tmp_path):
+    from safetensors.torch import load_file
+
+    from hyperseg_lite.pretrain_vision import DEEP_LEVELS, object_colours
+
+    world = World("val", 0, image_size=64)
+    items = fixed_scenes("val", 0, 2, 64)
+    scene = world.scene(world.rng("semantic", 0))  # what fixed_scenes draws first
+    assert sorted(object_colours(items[:1]).tolist()) == sorted(
+        COLOUR_NAMES.index(o.colour) for o in scene.objects if o.mask.any()
+    )
+    run = tmp_path / "vision"
+    small = ["--steps", "2", "--batch-size", "2", "--pool-size", "4", "--eval-scenes", "2", "--probe-scenes", "4"]
+    small += ["--eval-every", "2", "--threads", "1"]
+    pretrain_vision(["--preset", "tiny2", "--output", str(run), "--deep-colour-loss-weight", "1", *small])
+    assert "deep_colour" in (run / "log.csv").read_text().splitlines()[0].split(",")
+    assert "deep_colour_probe" in (run / "eval.csv").read_text().splitlines()[0].split(",")
+    heads = load_file(str(run / "checkpoint" / "heads.safetensors"))
+    channels = sum(HyperSegConfig.from_preset("tiny2").pyramid_config.hidden_sizes[DEEP_LEVELS])
+    assert heads["deep_colours.out.weight"].shape == (len(COLOUR_NAMES), channels)  # reads the deep stages only

@@ -94,26 +94,10 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "outline; not in the release) and train it as a new part (later cycles from its checkpoints have it on)",
     )
     add(
-        "--mask-pooled-scores",
-        choices=("pixel_decoder", "pyramid"),
-        default=None,
-        help="turn on decoder_config.mask_pooled_scores (prompt scores also read the features under each mask "
-        "token's own mask, averaged: the pixel decoder's mask_features or the pyramid's stride-4 and -8 stages; "
-        "not in the release) and train it as a new part",
-    )
-    add(
-        "--mask-pooled-init-std",
-        type=float,
-        default=0.0,
-        help="with --mask-pooled-scores: the deviation its last layer starts with (0: at zero, no output changes "
-        "until trained)",
-    )
-    add(
         "--new-parts-lr-scale",
         type=float,
         default=10.0,
-        help="learning-rate multiplier for the new parts (mask-shape embedding, mask-pooled scores, shape head): "
-        "they start untrained",
+        help="learning-rate multiplier for the mask-shape embedding and the shape head (they start untrained)",
     )
     add(
         "--continue-shape-head",

@@ -4,7 +4,8 @@ They exist only during stage 1 and are not part of the model: the pyramid gets a
 as Mask2Former's pixel decoder, without attention) that labels every pixel with its class, object colour and
 whether it lies on an outline; the global tower labels each of its tokens with the class and colour of its cell.
 Optionally (``pretrain_vision --object-loss-weight``) a linear head names each object's shape from its
-mask-pooled pyramid features, the features the probe gate reads and a mask query gathers.
+mask-pooled pyramid features, the features the probe gate reads and a mask query gathers, and
+(``--deep-colour-loss-weight``) another names its colour from the two deepest stages alone.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def mask_pool(pyramid: list[torch.Tensor], masks: list[torch.Tensor]) -> torch.T
 
 
 class ObjectHead(nn.Module):
-    """Mask-pooled pyramid features (N, sum C_l) -> (N, 12) shape logits: a linear layer, like the probe."""
+    """Mask-pooled pyramid features (N, sum C_l) -> (N, num_categories) logits (shapes, or colours): a linear
+    layer, like the probes."""
 
     def __init__(self, channels: list[int], num_categories: int = 12) -> None:
         super().__init__()

@@ -33,6 +33,7 @@ class DenseTargets:
     outline: np.ndarray  # bool: a pixel whose 3x3 neighbourhood holds another segment
     segments: np.ndarray  # int16 segment id per pixel (objects first, then stuff)
     object_categories: np.ndarray  # (num_objects,) category index of segments 0..num_objects-1
+    object_colours: np.ndarray | None = None  # (num_objects,) colour index of the same segments
 
 
 def dense_targets(scene: Scene) -> DenseTargets:
@@ -40,18 +41,22 @@ def dense_targets(scene: Scene) -> DenseTargets:
     classes = np.zeros((height, width), np.uint8)  # small types: a pool holds a thousand scenes
     colours = np.full((height, width), STUFF_COLOUR, np.uint8)
     segments = np.zeros((height, width), np.int16)
-    objects = []
+    objects, thing_masks = [], []
     for index, (name, mask, is_thing, _) in enumerate(scene.panoptic_segments()):
         classes[mask] = ALL_CLASS_NAMES.index(name)
         segments[mask] = index
         if is_thing:
             objects.append(CATEGORIES.index(name))
+            thing_masks.append(mask)
     for obj in scene.objects:
         colours[obj.mask] = COLOUR_NAMES.index(obj.colour)
+    # each thing segment's colour: the one painted on most of its pixels
+    object_colours = [int(np.bincount(colours[mask], minlength=NUM_COLOURS).argmax()) for mask in thing_masks]
     grown = ndimage.maximum_filter(segments, size=3)
     shrunk = ndimage.minimum_filter(segments, size=3)
     outline = grown != shrunk
-    return DenseTargets(scene.image, classes, colours, outline, segments, np.asarray(objects, np.int64))
+    categories, colours_of_objects = np.asarray(objects, np.int64), np.asarray(object_colours, np.int64)
+    return DenseTargets(scene.image, classes, colours, outline, segments, categories, colours_of_objects)
 
 
 class ScenePool:
