@@ -193,6 +193,37 @@ def test_the_previous_mask_outranks_a_higher_score_elsewhere_only_when_weighted(
     assert best == 1 and score < 0.5  # a threshold still reads the score, not the ranking
 
 
+def test_a_tracked_referring_object_is_held_through_a_frame_whose_score_dips():
+    """Referring video: once found, a frame whose best mask continues the last answer answers below the no-match
+    threshold (``hold_iou``); without a last answer, or with the hold off, the threshold decides alone."""
+    from types import SimpleNamespace
+
+    from hyperseg_lite.pipeline.answers import referring_answer
+
+    logits = torch.full((1, 10, 10), -5.0)
+    logits[0, 5:, 5:] = 5.0
+    image = SimpleNamespace(size=(10, 10), notices=[], to_original=lambda m: (m > 0).numpy())
+    dipped = SimpleNamespace(image=image, prompts=["the red star"], mask_logits=logits, scores=torch.tensor([[0.3]]))
+    previous = torch.zeros(10, 10, dtype=torch.bool)
+    previous[6:, 5:] = True  # IoU 0.8 with the candidate
+    elsewhere = torch.zeros(10, 10, dtype=torch.bool)
+    elsewhere[:3, :3] = True
+
+    def answer(prev, hold_iou):
+        return referring_answer(dipped, "referring_video", 0.5, previous=prev, hold_iou=hold_iou)[0]
+
+    assert not answer(previous, 0.5).no_match and answer(previous, 0.5).masks[0, 5, 5]
+    assert answer(previous, 0.9).no_match  # continues it, but less than the hold asks
+    assert answer(elsewhere, 0.5).no_match and answer(None, 0.5).no_match  # another object / nothing found yet
+    assert answer(previous, None).no_match  # every frame alone: the threshold decides
+
+
+def test_the_hold_must_be_an_iou_or_none(tiny):
+    with pytest.raises(ValueError, match="track_hold_iou"):
+        HyperSegPipeline(tiny, track_hold_iou=0.0)
+    assert HyperSegPipeline(tiny, track_hold_iou=None).track_hold_iou is None
+
+
 def test_tracking_weight_must_not_be_negative(tiny):
     with pytest.raises(ValueError, match="tracking_overlap_weight"):
         HyperSegPipeline(tiny, tracking_overlap_weight=-1.0)

@@ -23,6 +23,9 @@ from .results import SegmentationResult
 # split (model card, "Choosing the mask of a visual prompt")
 TRACKING_OVERLAP_WEIGHT = 2.0
 PROMPT_OVERLAP_WEIGHT = 10.0
+# Referring video: a frame's mask that continues the last answer (IoU at least this) answers below the no-match
+# threshold, so the no-match decision is made where the object is found, not again on every frame
+TRACK_HOLD_IOU = 0.5
 
 
 def class_segments(candidates: Candidates, mode: str, stuff: set[str], threshold: float) -> list[post.Segment]:
@@ -88,14 +91,22 @@ def referring_answer(
     frame_index: int | None = None,
     previous: torch.Tensor | None = None,
     previous_weight: float = 0.0,
+    hold_iou: float | None = None,
 ) -> tuple[SegmentationResult, torch.Tensor | None]:
     """The result, and its mask at the working resolution (None when nothing answers), which a video's next
-    frame continues; ``previous``: in a video, that mask from the frame before, if any."""
+    frame continues; ``previous``: in a video, that mask from the frame before, if any. ``hold_iou``: a mask
+    that continues it (IoU at least this) answers even below ``threshold``: the clip's object was found
+    already, and a frame whose score dips does not drop it (None: every frame decides alone)."""
     image, text = candidates.image, candidates.prompts[0]
     logits = candidates.mask_logits
     best, score = post.referring_choice(logits, candidates.scores[:, :1], previous, previous_weight)
     mask = logits[best : best + 1] > 0
-    if score < threshold or not mask.any():
+    held = (
+        hold_iou is not None
+        and previous is not None
+        and float(post.overlap(mask, previous.to(mask.device))[0]) >= hold_iou
+    )
+    if (score < threshold and not held) or not mask.any():
         return SegmentationResult.empty(
             task, text, image.size, answer=answer, notices=image.notices, frame_index=frame_index
         ), None

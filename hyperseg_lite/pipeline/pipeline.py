@@ -16,7 +16,7 @@ import torch
 from .. import prompts as P
 from ..loading import LoadedModel, load_model
 from . import answers
-from .answers import PROMPT_OVERLAP_WEIGHT, TRACKING_OVERLAP_WEIGHT
+from .answers import PROMPT_OVERLAP_WEIGHT, TRACK_HOLD_IOU, TRACKING_OVERLAP_WEIGHT
 from .inputs import MAX_IMAGE_PIXELS, MAX_VIDEO_FRAMES, Region, check_class_names
 from .predictor import DEFAULT_MAX_NEW_TOKENS, EncodedImage, HyperSegPredictor
 from .results import SegmentationResult
@@ -37,8 +37,11 @@ class HyperSegPipeline:
         tracking_overlap_weight: float = TRACKING_OVERLAP_WEIGHT,
         prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT,
         track_match_classes: bool = False,
+        track_hold_iou: float | None = TRACK_HOLD_IOU,
     ) -> None:
         # track_match_classes: video instances join a track only of their own top class (video.py, TrackBank)
+        # track_hold_iou: in referring video, a frame's mask that continues the last answer (IoU at least this)
+        # answers below the no-match threshold; None: every frame refuses alone
         for name, weight in (
             ("tracking_overlap_weight", tracking_overlap_weight),
             ("prompt_overlap_weight", prompt_overlap_weight),
@@ -48,6 +51,9 @@ class HyperSegPipeline:
         self.tracking_overlap_weight = tracking_overlap_weight
         self.prompt_overlap_weight = prompt_overlap_weight
         self.track_match_classes = track_match_classes
+        if track_hold_iou is not None and not 0.0 < track_hold_iou <= 1.0:
+            raise ValueError("track_hold_iou must be None (every frame refuses alone) or in (0, 1]")
+        self.track_hold_iou = track_hold_iou
         self.predictor = HyperSegPredictor(
             loaded, wording=wording, chunk_size=chunk_size, max_pixels=max_pixels, max_new_tokens=max_new_tokens
         )
@@ -238,7 +244,7 @@ class HyperSegPipeline:
         frames = frames_of(video, max_frames)
         try:
             yield from referring_frames(
-                self.predictor, frames, text, reasoning, threshold, self.tracking_overlap_weight
+                self.predictor, frames, text, reasoning, threshold, self.tracking_overlap_weight, self.track_hold_iou
             )
         finally:
             frames.close()

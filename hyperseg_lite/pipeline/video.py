@@ -173,9 +173,11 @@ def referring_frames(
     reasoning: bool,
     threshold: float,
     tracking_overlap_weight: float,
+    hold_iou: float | None = None,
 ) -> Iterator[SegmentationResult]:
     """An expression (or question) over a clip -> one result per frame; each frame prefers the candidate that
-    continues the mask answered on the frame before (``tracking_overlap_weight``; 0 = each frame alone)."""
+    continues the mask answered on the frame before (``tracking_overlap_weight``; 0 = each frame alone), and
+    keeps it below the threshold when it overlaps that mask by ``hold_iou`` (None: every frame refuses alone)."""
     task = "reasoning_video" if reasoning else "referring_video"
     state = TemporalState()
     previous = None
@@ -197,6 +199,7 @@ def referring_frames(
                 frame_index=index,
                 previous=previous,
                 previous_weight=tracking_overlap_weight,
+                hold_iou=hold_iou,
             )
             yield result
 
