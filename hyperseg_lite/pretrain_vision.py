@@ -146,41 +146,41 @@ def object_masks(items: list[DenseTargets], flip: np.ndarray | None = None) -> t
 
 @torch.no_grad()
 def object_features(
-    encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets], levels: slice = slice(None)
+    encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mask-pooled pyramid features of every object (the ``levels`` stages concatenated: all four unless
-    told), its category and its colour."""
+    """Mask-pooled pyramid features of every object (all four stages concatenated, in order), its category and
+    its colour."""
     features, categories, colours = [], [], []
     for start in range(0, len(items), 16):
         chunk = items[start : start + 16]
         pixels, *_ = to_tensors(processor, chunk)
         masks, chunk_categories = object_masks(chunk)
-        features.append(mask_pool(encoders.pyramid(pixels)[levels], masks).numpy())
+        features.append(mask_pool(encoders.pyramid(pixels), masks).numpy())
         categories.append(chunk_categories.numpy())
         colours.append(object_colours(chunk).numpy())
     return np.concatenate(features), np.concatenate(categories), np.concatenate(colours)
 
 
-def _probe(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]) -> float:
+def _probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> float:
     """Logistic regression fit on train objects, accuracy on val ones."""
-    scaler = StandardScaler().fit(train[0])
-    probe = LogisticRegression(max_iter=3000, C=1.0).fit(scaler.transform(train[0]), train[1])
-    return float((probe.predict(scaler.transform(val[0])) == val[1]).mean())
+    scaler = StandardScaler().fit(x_train)
+    probe = LogisticRegression(max_iter=3000, C=1.0).fit(scaler.transform(x_train), y_train)
+    return float((probe.predict(scaler.transform(x_val)) == y_val).mean())
 
 
-def shape_probe(encoders, processor, train_items, val_items) -> float:
-    """Linear probe of the 12 shape categories on all four stages: fit on train objects, accuracy on val."""
-    x_train, y_train, _ = object_features(encoders, processor, train_items)
-    x_val, y_val, _ = object_features(encoders, processor, val_items)
-    return _probe((x_train, y_train), (x_val, y_val))
-
-
-def deep_colour_probe(encoders, processor, train_items, val_items) -> float:
-    """Linear probe of the object's colour on the two deepest stages only (``DEEP_LEVELS``), the ones the mask
-    decoder's attention reads: the dense head can take colour from the finest stage, so they may drop it."""
-    x_train, _, c_train = object_features(encoders, processor, train_items, DEEP_LEVELS)
-    x_val, _, c_val = object_features(encoders, processor, val_items, DEEP_LEVELS)
-    return _probe((x_train, c_train), (x_val, c_val))
+def object_probes(encoders, processor, train_items, val_items) -> dict[str, float]:
+    """Linear probes fit on train objects, accuracy on val ones: ``shape_probe``, the 12 shape categories from all
+    four stages (the gate), and ``deep_colour_probe``, the colour from the two deepest stages alone
+    (``DEEP_LEVELS``), the ones the mask decoder attends to (the dense head can take colour from the finest)."""
+    x_train, shapes_train, colours_train = object_features(encoders, processor, train_items)
+    x_val, shapes_val, colours_val = object_features(encoders, processor, val_items)
+    channels = encoders.pyramid.channels  # the stages' columns, concatenated in order
+    first = sum(channels[: DEEP_LEVELS.start])
+    deep = slice(first, first + sum(channels[DEEP_LEVELS]))
+    return {
+        "shape_probe": _probe(x_train, shapes_train, x_val, shapes_val),
+        "deep_colour_probe": _probe(x_train[:, deep], colours_train, x_val[:, deep], colours_val),
+    }
 
 
 @torch.no_grad()
@@ -369,8 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = {
             "step": step,
             **dense_metrics(encoders, heads, processor, val_items),
-            "shape_probe": shape_probe(encoders, processor, probe_items, val_items),
-            "deep_colour_probe": deep_colour_probe(encoders, processor, probe_items, val_items),
+            **object_probes(encoders, processor, probe_items, val_items),
         }
         encoders.train(), heads.train()
         row["gates_met"] = row["shape_probe"] >= PROBE_GATE and row["thing_miou"] >= THING_MIOU_GATE

@@ -33,7 +33,7 @@ class DenseTargets:
     outline: np.ndarray  # bool: a pixel whose 3x3 neighbourhood holds another segment
     segments: np.ndarray  # int16 segment id per pixel (objects first, then stuff)
     object_categories: np.ndarray  # (num_objects,) category index of segments 0..num_objects-1
-    object_colours: np.ndarray | None = None  # (num_objects,) colour index of the same segments
+    object_colours: np.ndarray  # (num_objects,) colour index of the same segments
 
 
 def dense_targets(scene: Scene) -> DenseTargets:
