@@ -101,12 +101,13 @@ def referring_answer(
     logits = candidates.mask_logits
     best, score = post.referring_choice(logits, candidates.scores[:, :1], previous, previous_weight)
     mask = logits[best : best + 1] > 0
-    held = (
+    # the overlap is only worked out for a score under the threshold, the one case the hold decides
+    refused = score < threshold and not (
         hold_iou is not None
         and previous is not None
         and float(post.overlap(mask, previous.to(mask.device))[0]) >= hold_iou
     )
-    if (score < threshold and not held) or not mask.any():
+    if refused or not mask.any():
         return SegmentationResult.empty(
             task, text, image.size, answer=answer, notices=image.notices, frame_index=frame_index
         ), None
