@@ -48,7 +48,8 @@ def segment_classes(ctx: AppContext, image, classes: str, mode: str, threshold: 
     lines = []
     names = [n for n in (classes or "").split(",") if n.strip()]
     if not names:
-        names = plausible_class_names(ctx.pipe.describe(loaded.pixels))
+        # the LLM's own list (unconfirmed): the segmentation below says which of its names it found
+        names = plausible_class_names(ctx.pipe.describe(loaded.pixels, confirm=False))
         if not names:
             raise gr.Error("the model named no class it knows in this image: type the class names to look for")
         lines.append(f"**The model named:** {', '.join(names)}")

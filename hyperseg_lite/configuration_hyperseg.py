@@ -116,6 +116,9 @@ class HyperSegConfig(PreTrainedConfig):
     # not in HyperSeg: BCE of each prompt's best query score against "present" (0 = off, as the paper);
     # teaches a referring prompt to refuse what is not there (modeling/losses.prompt_presence_loss)
     loss_presence_weight: float = 0.0
+    # which queries the presence loss reads for a present prompt: "best" (its best query, up) or "matched" (the
+    # queries matched to its objects up, its best unmatched query down); an absent prompt's best query goes down
+    loss_presence_query: str = "best"
     # --- prompts ---
     prompt_wording: str = "official"
     # "phi_v0" renders the release's conversation (system prompt + USER/ASSISTANT); "compact" drops the

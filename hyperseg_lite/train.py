@@ -111,7 +111,14 @@ def main(argv: list[str] | None = None) -> Path:
         for step, (task, samples) in enumerate(bar, start=setup.start_step + 1):  # steps count from 1
             began = time.perf_counter()
             loss, parts = training_step(
-                loaded, samples, accelerator.device, args.reasoning_prompts, shape_aux, args.shape_loss_weight
+                loaded,
+                samples,
+                accelerator.device,
+                args.reasoning_prompts,
+                shape_aux,
+                args.shape_loss_weight,
+                setup.colour_aux,
+                args.colour_loss_weight,
             )
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
@@ -129,7 +136,16 @@ def main(argv: list[str] | None = None) -> Path:
                 writer.add_scalar(f"loss/{task}", value, step)
             if step % args.save_every == 0 or step == args.steps:
                 handle.flush()
-                save_checkpoint(args.output / "checkpoint", loaded, optimizer, scheduler, step, shape_aux, switches)
+                save_checkpoint(
+                    args.output / "checkpoint",
+                    loaded,
+                    optimizer,
+                    scheduler,
+                    step,
+                    shape_aux,
+                    switches,
+                    setup.colour_aux,
+                )
     if writer is not None:
         writer.close()
     return args.output / "checkpoint"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from hyperseg_lite.modeling.losses import (
@@ -262,6 +263,40 @@ def test_presence_loss_reads_each_prompts_best_query_and_pushes_a_refusal_down()
     up = prompt_presence_loss(logits.detach(), None, [present])
     softplus = torch.nn.functional.softplus
     assert torch.isclose(up, (softplus(torch.tensor(3.0)) + softplus(torch.tensor(-4.0))) / 2)  # 0 wrong, 1 right
+
+
+def test_matched_presence_loss_pushes_the_matched_query_up_and_the_best_wrong_one_down():
+    """With the matching, a present prompt whose best query is a wrong object has that query pushed down."""
+    softplus = torch.nn.functional.softplus
+    # 1 image, 3 queries, 1 prompt: query 0 scores highest but the target is matched to query 1
+    logits = torch.tensor([[[3.0], [1.0], [-2.0]]], requires_grad=True)
+    present = SegmentationTarget(masks=blobs(1), labels=torch.tensor([0]))
+    matching = [(torch.tensor([1]), torch.tensor([0]))]
+    loss = prompt_presence_loss(logits, None, [present], matching)
+    assert torch.isclose(loss, (softplus(torch.tensor(3.0)) + softplus(torch.tensor(-1.0))) / 2)
+    loss.backward()
+    assert logits.grad[0, 0, 0] > 0 and logits.grad[0, 1, 0] < 0 and logits.grad[0, 2, 0] == 0
+    best = prompt_presence_loss(logits.detach(), None, [present])  # the best query, a wrong object, goes up
+    assert torch.isclose(best, softplus(torch.tensor(-3.0)))
+    # an absent prompt reads its best query either way
+    absent = SegmentationTarget(masks=blobs(0), labels=torch.zeros(0, dtype=torch.long))
+    empty = [(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))]
+    assert torch.isclose(
+        prompt_presence_loss(logits.detach(), None, [absent], empty),
+        prompt_presence_loss(logits.detach(), None, [absent]),
+    )
+
+
+def test_criterion_reads_the_matching_for_the_matched_presence_loss():
+    torch.manual_seed(0)
+    target = SegmentationTarget(masks=blobs(1), labels=torch.tensor([0]))
+    pred, logits = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 1)
+    losses, indices = HyperSegCriterion(num_points=256, presence_weight=1.0, presence_query="matched")(
+        pred, logits, None, [target]
+    )
+    assert torch.isclose(losses["loss_presence"], prompt_presence_loss(logits, None, [target], indices))
+    with pytest.raises(ValueError, match="presence_query"):
+        HyperSegCriterion(presence_query="first")
 
 
 def test_presence_loss_is_off_unless_weighted():

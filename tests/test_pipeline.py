@@ -153,6 +153,17 @@ def test_describe_then_segment_without_a_list(pipe):
     assert isinstance(result.answer, str) and result.masks.shape[1:] == (30, 30)
 
 
+def test_describe_keeps_the_names_whose_segments_are_found(pipe, monkeypatch):
+    """The LLM proposes names; by default only those that segmenting the image confirms come back."""
+    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: "circle, sky, purple dragon, circle")
+    image = picture(30, 30)
+    assert pipe.describe(image, confirm=False) == ["circle", "sky", "purple dragon"]
+    found = set(pipe.segment_classes(image, ["circle", "sky", "purple dragon"], mode="semantic").labels)
+    assert pipe.describe(image) == [name for name in ["circle", "sky", "purple dragon"] if name in found]
+    loose = set(pipe.segment_classes(image, ["circle", "sky", "purple dragon"], mode="semantic", threshold=0.0).labels)
+    assert pipe.describe(image, threshold=0.0) == [n for n in ["circle", "sky", "purple dragon"] if n in loose]
+
+
 def test_interactive_points_boxes_scribbles_masks(pipe):
     image = picture(50, 70)
     mask = np.zeros((50, 70), dtype=bool)

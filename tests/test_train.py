@@ -209,9 +209,11 @@ def test_class_weight_reweights_the_prompt_score_loss_and_is_saved(tmp_path, wor
     assert "loss_presence" not in parts[first]
     third = main(
         ["--init", str(first), "--steps", "1", "--batch-size", "1", "--lr", "0", "--presence-loss-weight", "1"]
-        + ["--output", str(tmp_path / "d"), "--tasks", "referring"]
+        + ["--output", str(tmp_path / "d"), "--tasks", "referring", "--presence-query", "matched"]
     )
-    assert json.loads((third / "config.json").read_text())["loss_presence_weight"] == 1.0
+    saved = json.loads((third / "config.json").read_text())
+    assert saved["loss_presence_weight"] == 1.0 and saved["loss_presence_query"] == "matched"
+    assert json.loads((first / "config.json").read_text())["loss_presence_query"] == "best"
     torch.manual_seed(0)
     assert (
         training_step(load_model(third, precision="fp32", device_map="cpu"), [world.sample("referring", 0)], "cpu")[1][

@@ -254,17 +254,28 @@ def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
 
 
 def evaluate_describe(pipe, world: World, n: int) -> dict[str, float]:
-    """Class-free naming: precision and recall of the names ``pipe.describe`` gives against the classes present."""
-    named = correct = present = 0
+    """Class-free naming: precision and recall of the names ``pipe.describe`` gives against the classes present,
+    as the pipeline answers (confirmed by segmentation) and as the LLM wrote them (``raw_*``)."""
+    counts = {"": [0, 0, 0], "raw_": [0, 0, 0]}  # named, correct, present
     for index in range(n):
         sample = world.sample("describe", index)
-        names = set(pipe.describe(sample.image))
         truth = set(sample.class_names)
-        named, correct, present = named + len(names), correct + len(names & truth), present + len(truth)
-    precision = correct / named if named else 0.0
-    recall = correct / present if present else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"name_precision": precision, "name_recall": recall, "name_F1": f1, "samples": n}
+        image = pipe.encode(sample.image)
+        raw = pipe.describe(image, confirm=False)
+        confirmed = set(pipe.confirm_class_names(image, raw)) if raw else set()
+        raw = set(raw)
+        for prefix, names in (("", confirmed), ("raw_", raw)):
+            tally = counts[prefix]
+            tally[0], tally[1], tally[2] = tally[0] + len(names), tally[1] + len(names & truth), tally[2] + len(truth)
+    report: dict[str, float] = {}
+    for prefix, (named, correct, present) in counts.items():
+        precision = correct / named if named else 0.0
+        recall = correct / present if present else 0.0
+        report[f"{prefix}name_precision"] = precision
+        report[f"{prefix}name_recall"] = recall
+        report[f"{prefix}name_F1"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    report["samples"] = n
+    return report
 
 
 EVALUATORS: dict[str, Callable] = {

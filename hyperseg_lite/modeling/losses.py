@@ -102,27 +102,54 @@ def prompt_score_loss(
 
 
 def prompt_presence_loss(
-    prompt_logits: torch.Tensor, prompt_valid: torch.Tensor | None, targets: Sequence[SegmentationTarget]
+    prompt_logits: torch.Tensor,
+    prompt_valid: torch.Tensor | None,
+    targets: Sequence[SegmentationTarget],
+    indices: Indices | None = None,
 ) -> torch.Tensor:
-    """Mean BCE of each valid prompt column's best query score against "something here answers it".
+    """Mean BCE of each valid prompt column's score against "something here answers it".
 
     Not part of HyperSeg. Inference answers a referring prompt with its best query and refuses below a score
     threshold, but the per-query loss above gives the best wrong query of a no-target sample one row of
     ``eos_coef`` weight among all queries of the batch (about 1% of the loss): the model learns to find targets
     and barely learns to refuse. This loss trains the very score the threshold reads, one term per prompt.
+
+    Without ``indices`` every column is scored by its best query (pushed up when present, down when absent).
+    With the matching (``indices``), a present column is scored by the queries matched to its objects (up) and
+    by its best unmatched query (down): the best query of a present target may be a wrong object, and pushing
+    it up teaches the very confusion referring suffers from. An absent column is scored by its best query.
     """
     logits = prompt_logits.float()
-    batch, _, num_prompts = logits.shape
+    batch, num_queries, num_prompts = logits.shape
+    device = logits.device
     if prompt_valid is None:
-        prompt_valid = torch.ones(batch, num_prompts, dtype=torch.bool, device=logits.device)
-    goal = torch.zeros(batch, num_prompts, device=logits.device)
+        prompt_valid = torch.ones(batch, num_prompts, dtype=torch.bool, device=device)
+    goal = torch.zeros(batch, num_prompts, device=device)
     for row, target in enumerate(targets):
-        labels = target.labels.to(device=logits.device, dtype=torch.long)
+        labels = target.labels.to(device=device, dtype=torch.long)
         goal[row, labels[labels < num_prompts]] = 1.0
-    best = logits.max(dim=1).values
-    valid = prompt_valid.to(device=logits.device, dtype=logits.dtype)
-    loss = F.binary_cross_entropy_with_logits(best, goal, weight=valid, reduction="sum")
-    return loss / valid.sum().clamp(min=1.0)
+    valid = prompt_valid.to(device=device, dtype=logits.dtype)
+    if indices is None:
+        best = logits.max(dim=1).values
+        loss = F.binary_cross_entropy_with_logits(best, goal, weight=valid, reduction="sum")
+        return loss / valid.sum().clamp(min=1.0)
+    matched = torch.zeros(batch, num_queries, num_prompts, dtype=torch.bool, device=device)
+    for row, (target, (query_idx, object_idx)) in enumerate(zip(targets, indices)):
+        labels = target.labels.to(device=device, dtype=torch.long)[object_idx.to(device)]
+        keep = labels < num_prompts
+        matched[row, query_idx.to(device)[keep], labels[keep]] = True
+    present = goal.bool() & prompt_valid.to(device)
+    # absent columns: their best query down; present columns: their best query that answers nothing down
+    best_unmatched = logits.masked_fill(matched, float("-inf")).max(dim=1).values
+    down = torch.where(present, best_unmatched, logits.max(dim=1).values)
+    down_weight = valid * torch.isfinite(down).to(logits.dtype)
+    down = torch.where(torch.isfinite(down), down, torch.zeros_like(down))
+    loss = F.binary_cross_entropy_with_logits(down, torch.zeros_like(down), weight=down_weight, reduction="sum")
+    # present columns: each matched query up, averaged within its column
+    up_weight = matched.to(logits.dtype) / matched.sum(dim=1, keepdim=True).clamp(min=1).to(logits.dtype)
+    up_weight = up_weight * valid[:, None, :]
+    loss = loss + F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), weight=up_weight, reduction="sum")
+    return loss / (down_weight.sum() + (up_weight.sum(dim=1) > 0).sum()).clamp(min=1.0)
 
 
 def point_bce_loss(pred_points: torch.Tensor, target_points: torch.Tensor) -> torch.Tensor:
@@ -224,6 +251,7 @@ class HyperSegCriterion(nn.Module):
         importance_sample_ratio: float = 0.75,
         eos_coef: float = 0.1,
         presence_weight: float = 0.0,
+        presence_query: str = "best",
     ) -> None:
         super().__init__()
         self.matcher = (
@@ -238,6 +266,9 @@ class HyperSegCriterion(nn.Module):
         self.importance_sample_ratio = importance_sample_ratio
         self.eos_coef = eos_coef
         self.presence_weight = presence_weight
+        if presence_query not in ("best", "matched"):
+            raise ValueError(f"presence_query must be 'best' or 'matched', got {presence_query!r}")
+        self.presence_query = presence_query
 
     def layer_losses(
         self,
@@ -266,7 +297,8 @@ class HyperSegCriterion(nn.Module):
             f"loss_dice{suffix}": self.dice_weight * dice,
         }
         if self.presence_weight > 0:
-            presence = prompt_presence_loss(prompt_logits, prompt_valid, targets)
+            matching = indices if self.presence_query == "matched" else None
+            presence = prompt_presence_loss(prompt_logits, prompt_valid, targets, matching)
             losses[f"loss_presence{suffix}"] = self.presence_weight * presence
         return losses, indices
 

@@ -170,6 +170,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             num_points=config.loss_num_points,
             eos_coef=config.no_object_weight,
             presence_weight=config.loss_presence_weight,
+            presence_query=config.loss_presence_query,
         )
 
     @property

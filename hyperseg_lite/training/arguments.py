@@ -80,6 +80,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "checkpoint's config (0, off); saved with the run's config",
     )
     add(
+        "--presence-query",
+        choices=("best", "matched"),
+        help="which queries the presence loss reads for a present prompt: 'best' (its best query, up) or "
+        "'matched' (the queries matched to its objects up, its best other query down); default: the checkpoint's "
+        "config ('best'); saved with the run's config",
+    )
+    add(
         "--seg-concat",
         action="store_true",
         default=False,
@@ -112,6 +119,14 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         default=0.0,
         help="weight of a training-only loss that teaches each object's shape category to the mask-shape embedding "
         "when the model has one, else to the backbone (hyperseg_lite/training/shape_auxiliary.py); 0: off",
+    )
+    add(
+        "--colour-loss-weight",
+        type=float,
+        default=0.0,
+        help="weight of a training-only loss that has the decoder state of each matched mask token name its "
+        "object's colour, so the prompt scores can read colour words (hyperseg_lite/training/colour_auxiliary.py; "
+        "not in HyperSeg); 0: off",
     )
     add(
         "--freeze-vision",
@@ -194,6 +209,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--presence-loss-weight must be 0 (off) or positive")
     if args.shape_loss_weight < 0:
         parser.error("--shape-loss-weight must be 0 (off) or positive")
+    if args.colour_loss_weight < 0:
+        parser.error("--colour-loss-weight must be 0 (off) or positive")
     if args.resume is None and (args.tokenizer is not None or args.init_vision is not None) and args.init is not None:
         parser.error("--tokenizer and --init-vision set up a new model from --preset; --init weights bring their own")
     if not 0 <= args.out_of_world_rate <= 0.15:

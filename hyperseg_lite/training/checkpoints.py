@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from ..loading import LoadedModel
 from ..subword_tokenizer import WORDS_FILE
+from .colour_auxiliary import COLOUR_HEAD_FILE
 from .shape_auxiliary import SHAPE_HEAD_FILE, ShapeAuxiliary
 
 TRAINER_STATE_FILE = "trainer_state.json"  # {"step": N}
@@ -26,6 +27,7 @@ def save_checkpoint(
     step: int,
     shape_aux: ShapeAuxiliary | None = None,
     training_args: dict | None = None,
+    colour_aux: torch.nn.Module | None = None,
 ) -> None:
     """Write the checkpoint beside ``folder`` and swap it in only when complete.
 
@@ -37,6 +39,8 @@ def save_checkpoint(
     partial.mkdir(parents=True)
     if shape_aux is not None:
         save_file({k: v.detach().contiguous() for k, v in shape_aux.state_dict().items()}, partial / SHAPE_HEAD_FILE)
+    if colour_aux is not None:
+        save_file({k: v.detach().contiguous() for k, v in colour_aux.state_dict().items()}, partial / COLOUR_HEAD_FILE)
     loaded.model.save_pretrained(partial)
     loaded.tokenizer.save_pretrained(partial)
     words = Path(str(loaded.tokenizer.name_or_path or "")) / WORDS_FILE  # the real-word gate's vocabulary travels along

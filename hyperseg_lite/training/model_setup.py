@@ -1,7 +1,7 @@
 """The model a run trains: built, initialised or resumed, with its new parts switched on and its frozen parts set.
 
-Also the optimiser's parameter groups: parts that start untrained (the mask-shape embedding, the shape head)
-learn at ``--new-parts-lr-scale`` times the rate of the rest.
+Also the optimiser's parameter groups: parts that start untrained (the mask-shape embedding, the shape and colour
+heads) learn at ``--new-parts-lr-scale`` times the rate of the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from transformers import get_cosine_schedule_with_warmup
 from ..loading import LoadedModel, build_random_model, load_model
 from ..pretrain_vision import load_encoders
 from .checkpoints import checkpoint_step, last_checkpoint
+from .colour_auxiliary import QueryColourAuxiliary, load_colour_head
 from .shape_auxiliary import SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, load_shape_head
 
 # the image encoders --freeze-vision holds fixed: everything that turns pixels into features before any prompt is
@@ -45,12 +46,13 @@ def freeze_encoders(model: torch.nn.Module) -> None:
 
 @dataclass
 class TrainingSetup:
-    """What the loop trains: the model, the optional shape head, and the step it starts from."""
+    """What the loop trains: the model, the optional shape and colour heads, and the step it starts from."""
 
     loaded: LoadedModel
     shape_aux: ShapeAuxiliary | None
     start_step: int
     checkpoint: Path | None  # the checkpoint resumed from, if any
+    colour_aux: QueryColourAuxiliary | None = None
 
 
 def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
@@ -73,9 +75,12 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     presence_weight = getattr(args, "presence_loss_weight", None)
     if args.class_weight is not None:
         model.config.loss_class_weight = args.class_weight
+    presence_query = getattr(args, "presence_query", None)
     if presence_weight is not None:
         model.config.loss_presence_weight = presence_weight
-    if args.class_weight is not None or presence_weight is not None:
+    if presence_query is not None:
+        model.config.loss_presence_query = presence_query
+    if args.class_weight is not None or presence_weight is not None or presence_query is not None:
         model.criterion = model.build_criterion()
     if getattr(args, "seg_concat", False):
         model.config.decoder_config.seg_concat = True
@@ -98,12 +103,17 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
             load_shape_head(shape_aux, checkpoint)
         elif args.continue_shape_head and not load_shape_head(shape_aux, args.init):
             raise ValueError(f"--continue-shape-head: no {SHAPE_HEAD_FILE} for this shape loss beside {args.init}")
+    colour_aux = None
+    if getattr(args, "colour_loss_weight", 0.0) > 0:
+        colour_aux = QueryColourAuxiliary(model.config.decoder_config.hidden_dim).to(device)
+        if checkpoint is not None:
+            load_colour_head(colour_aux, checkpoint)
     model.train()
     if args.freeze_vision:
         freeze_vision(model)
     if getattr(args, "freeze_encoders", False):
         freeze_encoders(model)
-    return TrainingSetup(loaded, shape_aux, start, checkpoint)
+    return TrainingSetup(loaded, shape_aux, start, checkpoint, colour_aux)
 
 
 def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
@@ -114,6 +124,7 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
     model = setup.loaded.model
     fresh = list(model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []
     fresh += list(setup.shape_aux.parameters()) if setup.shape_aux is not None else []
+    fresh += list(setup.colour_aux.parameters()) if setup.colour_aux is not None else []
     fresh_ids = {id(p) for p in fresh}
     trained = [p for p in model.parameters() if id(p) not in fresh_ids and p.requires_grad]
     groups = [{"params": trained}]

@@ -6,6 +6,7 @@ import torch
 
 from ..loading import LoadedModel
 from .batching import collate, sample_items, to_device
+from .colour_auxiliary import QueryColourAuxiliary, target_colours
 from .shape_auxiliary import MaskShapeAuxiliary, ShapeAuxiliary, object_categories
 
 
@@ -16,6 +17,8 @@ def training_step(
     reasoning_prompts: str = "explain",
     shape_aux: ShapeAuxiliary | None = None,
     shape_weight: float = 0.0,
+    colour_aux: QueryColourAuxiliary | None = None,
+    colour_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch of one task (two frames for video tasks), and its parts for the log.
 
@@ -25,7 +28,9 @@ def training_step(
     asks every one to explain.
 
     ``shape_aux`` (with ``shape_weight`` > 0): adds the shape-classification loss on the objects of class-prompt
-    samples (:mod:`~hyperseg_lite.training.shape_auxiliary`), logged as ``loss_shape``.
+    samples (:mod:`~hyperseg_lite.training.shape_auxiliary`), logged as ``loss_shape``. ``colour_aux`` (with
+    ``colour_weight`` > 0): adds the colour loss on the decoder state of every matched mask token
+    (:mod:`~hyperseg_lite.training.colour_auxiliary`), logged as ``loss_colour``.
     """
     model, processor = loaded.model, loaded.processor
     frames = (0, 1) if samples[0].frames is not None else (0,)
@@ -54,6 +59,15 @@ def training_step(
         if shape_loss is not None:
             total = total + shape_weight * shape_loss
             parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
+        if colour_aux is not None and colour_weight > 0 and out.matched_indices is not None:
+            colours = [
+                target_colours(sample, target, pixels, model.config)
+                for sample, target, pixels in zip(samples, batch["targets"], batch["pixel_values"])
+            ]
+            colour_loss = colour_aux.loss(out.query_states, out.matched_indices, colours)
+            if colour_loss is not None:
+                total = total + colour_weight * colour_loss
+                parts["loss_colour"] = parts.get("loss_colour", 0.0) + float(colour_loss.detach())
         total = total + out.loss
         for key, value in out.loss_dict.items():
             parts[key] = parts.get(key, 0.0) + float(value.detach())
