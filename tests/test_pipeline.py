@@ -164,6 +164,12 @@ def test_describe_keeps_the_names_whose_segments_are_found(pipe, monkeypatch):
     assert pipe.describe(image, threshold=0.0) == [n for n in ["circle", "sky", "purple dragon"] if n in loose]
 
 
+def test_a_name_the_llm_writes_that_no_class_prompt_accepts_is_dropped_not_raised(pipe, monkeypatch):
+    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: "circle, " + "x" * 5000)
+    assert pipe.describe(picture(30, 30), confirm=False) == ["circle"]
+    assert set(pipe.segment_classes(picture(30, 30), None, threshold=0.0).labels) <= {"circle"}
+
+
 def test_interactive_points_boxes_scribbles_masks(pipe):
     image = picture(50, 70)
     mask = np.zeros((50, 70), dtype=bool)

@@ -17,7 +17,7 @@ from .. import prompts as P
 from ..loading import LoadedModel, load_model
 from . import answers
 from .answers import PROMPT_OVERLAP_WEIGHT, TRACK_HOLD_IOU, TRACKING_OVERLAP_WEIGHT
-from .inputs import MAX_IMAGE_PIXELS, MAX_VIDEO_FRAMES, Region, check_class_names
+from .inputs import MAX_CLASSES, MAX_IMAGE_PIXELS, MAX_VIDEO_FRAMES, Region, check_class_names
 from .predictor import DEFAULT_MAX_NEW_TOKENS, EncodedImage, HyperSegPredictor
 from .results import SegmentationResult
 from .video import MAX_VIDEO_CLASSES, TrackBank, VideoSession, instance_frames, referring_frames
@@ -90,8 +90,19 @@ class HyperSegPipeline:
         proposes, the mask decoder confirms. ``False`` returns the LLM's list as it wrote it.
         """
         image = self.encode(image)
-        names = P.parse_class_list(self.predictor.describe(image))
+        names = self._named_classes(self.predictor.describe(image))
         return self.confirm_class_names(image, names, threshold) if confirm and names else names
+
+    def _named_classes(self, answer: str) -> list[str]:
+        """The class names in the LLM's answer that a class prompt accepts: the model's own words, so one that
+        is no usable name (too long, say) is dropped rather than refused as a user's would be."""
+        names = []
+        for name in P.parse_class_list(answer):
+            try:
+                names.append(self.processor.check_text(name, "class name"))
+            except ValueError:
+                continue
+        return list(dict.fromkeys(names))[:MAX_CLASSES]
 
     @torch.inference_mode()
     def confirm_class_names(self, image, names: Sequence[str], threshold: float | None = None) -> list[str]:
@@ -129,7 +140,7 @@ class HyperSegPipeline:
         answer = None
         if class_names is None or (isinstance(class_names, str) and not class_names.strip()):
             answer = self.predictor.describe(image)
-            class_names = P.parse_class_list(answer)
+            class_names = self._named_classes(answer)
             if not class_names:
                 return SegmentationResult.empty(
                     mode,
