@@ -256,21 +256,21 @@ def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
 def evaluate_describe(pipe, world: World, n: int) -> dict[str, float]:
     """Class-free naming: precision and recall of the names ``pipe.describe`` gives against the classes present,
     as the pipeline answers (confirmed by segmentation) and as the LLM wrote them (``raw_*``)."""
-    counts = {"": [0, 0, 0], "raw_": [0, 0, 0]}  # named, correct, present
+    named, correct, present = {"": 0, "raw_": 0}, {"": 0, "raw_": 0}, 0
     for index in range(n):
         sample = world.sample("describe", index)
         truth = set(sample.class_names)
         image = pipe.encode(sample.image)
         raw = pipe.describe(image, confirm=False)
-        confirmed = set(pipe.confirm_class_names(image, raw)) if raw else set()
-        raw = set(raw)
-        for prefix, names in (("", confirmed), ("raw_", raw)):
-            tally = counts[prefix]
-            tally[0], tally[1], tally[2] = tally[0] + len(names), tally[1] + len(names & truth), tally[2] + len(truth)
+        confirmed = pipe.confirm_class_names(image, raw) if raw else []
+        present += len(truth)
+        for prefix, names in (("", set(confirmed)), ("raw_", set(raw))):
+            named[prefix] += len(names)
+            correct[prefix] += len(names & truth)
     report: dict[str, float] = {}
-    for prefix, (named, correct, present) in counts.items():
-        precision = correct / named if named else 0.0
-        recall = correct / present if present else 0.0
+    for prefix in named:
+        precision = correct[prefix] / named[prefix] if named[prefix] else 0.0
+        recall = correct[prefix] / present if present else 0.0
         report[f"{prefix}name_precision"] = precision
         report[f"{prefix}name_recall"] = recall
         report[f"{prefix}name_F1"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..data.vocabulary import COLOURS
 from ..modeling.losses import SegmentationTarget
+from .shape_auxiliary import object_categories
 
 PALETTE = torch.tensor(list(COLOURS.values()), dtype=torch.float32)  # (K, 3), 0-255
 BRIGHTNESS = (0.7, 1.3)  # data/textures.tinted scales the palette colour by 0.7-1.3
@@ -96,10 +97,8 @@ def target_colours(sample, target: SegmentationTarget, pixel_values: torch.Tenso
     """The colour index of each target object of one batch row (-1: none): stuff classes of a class prompt get
     none, and neither does a region no palette colour fits."""
     colours = palette_colours(pixel_values, target, config.pixel_mean, config.pixel_std)
-    if sample.class_names:
-        stuff = set(sample.stuff_names)
-        is_stuff = torch.tensor([sample.class_names[int(k)] in stuff for k in target.labels.tolist()], dtype=torch.bool)
-        colours = torch.where(is_stuff, torch.full_like(colours, -1), colours)
+    if sample.class_names:  # a class prompt's objects that are no shape category are stuff
+        colours[object_categories(sample.class_names, target) < 0] = -1
     return colours
 
 
