@@ -2,7 +2,9 @@
 
     python -m hyperseg_lite.pretrain_vision --preset lite2 --steps 6000 --output runs/vision
     python -m hyperseg_lite.pretrain_vision --resume runs/vision          # continue; the folder holds the switches
-    python -m hyperseg_lite.train --preset lite2 --init-vision runs/vision/checkpoint ...   # stage 2
+    python -m hyperseg_lite.pretrain_vision --init-encoders runs/vision/checkpoint --freeze-encoders \
+        --pixel-decoder-weight 1 --steps 2000 --output runs/vision_pd    # then the pixel decoder on them
+    python -m hyperseg_lite.train --preset lite2 --init-vision runs/vision_pd/checkpoint ...   # stage 2
 
 HyperSeg's towers come pretrained (SigLIP; a COCO Mask2Former Swin). The small presets have no such weights
 and the world has no web-scale data, so this is their analogue: the pyramid learns per-pixel class, object colour
@@ -13,6 +15,13 @@ only: the dense head can read colour off the finest stage, so without it the sta
 drop colour, and referring expressions lead with colour). Every ``--eval-every`` steps the run measures its gates
 on fixed val scenes: a linear probe of the shape category on mask-pooled pyramid features, and the dense head's
 thing mIoU; and ``deep_colour_probe``, the same probe for the colour on the two deepest stages.
+
+``--pixel-decoder-weight`` pretrains the model's pixel decoder as well (its heads: ``training/vision_heads.py``),
+so stage 2 starts with shape and colour on every level the mask decoder reads: without it stage 2 trained the pixel
+decoder from scratch on shape-naming prompts and the levels lost colour (docs/research/embedded-v2.md). The gates
+gain ``decoder_thing_miou`` (the linear head on ``mask_features``) and per attended level (strides 32, 16, 8) the
+probes ``decoder_shape_probe_sN`` and ``decoder_colour_probe_sN``. ``--init-encoders`` starts from an earlier
+stage-1 run's encoders (and its pyramid heads); ``--freeze-encoders`` then trains the pixel decoder alone on them.
 Output folder: ``args.json`` (the run's switches), ``log.csv``, ``eval.csv`` and ``checkpoint/``
 (``encoders.safetensors`` with the model's own parameter names, the heads, optimizer state and step).
 """
@@ -38,12 +47,15 @@ from transformers import get_cosine_schedule_with_warmup
 
 from .configuration_hyperseg import HyperSegConfig, conv_encoder_config
 from .data.world import World
+from .modeling.pixel_decoder import PixelDecoder
 from .modeling.pyramid_backbone import PyramidBackbone
 from .modeling.vision_tower import GlobalVisionTower, tower_width
 from .processing_hyperseg import HyperSegProcessor
 from .tokenization import build_byte_tokenizer
 from .training.vision_heads import (
     DensePyramidHead,
+    LevelObjectHeads,
+    MaskFeatureHead,
     ObjectHead,
     TokenHead,
     cell_labels,
@@ -60,6 +72,7 @@ PROBE_GATE = 0.90  # linear-probe accuracy of the shape category on val objects
 THING_MIOU_GATE = 0.80  # dense head, val
 NUM_THINGS = 12
 DEEP_LEVELS = slice(2, 4)  # the stride-16 and -32 stages
+DECODER_LEVEL_STRIDES = (32, 16, 8)  # the pixel decoder's attended levels, in its order
 # encoder choices for the A/B (lite-sized); the preset's own choice is used when none is given
 PYRAMIDS = {
     "resnet": conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 2, 2], image_size=256),
@@ -73,13 +86,17 @@ GLOBAL_TOWERS = {
 
 
 class ImageEncoders(nn.Module):
-    """The model's two image encoders under the model's own attribute names, so the weights load into it as is."""
+    """The model's two image encoders (and, when stage 1 trains it, its pixel decoder) under the model's own
+    attribute names, so the weights load into it as is."""
 
-    def __init__(self, config: HyperSegConfig) -> None:
+    def __init__(self, config: HyperSegConfig, pixel_decoder: bool = False) -> None:
         super().__init__()
         self.pyramid = PyramidBackbone(config.pyramid_config)
         self.global_vision = GlobalVisionTower(
             config.vision_config, config.llm_hidden_size, config.vision_feature_layer
+        )
+        self.pixel_decoder = (
+            PixelDecoder.from_config(config.decoder_config, self.pyramid.channels) if pixel_decoder else None
         )
 
     def encoder_state(self) -> dict[str, torch.Tensor]:
@@ -147,18 +164,24 @@ def object_masks(items: list[DenseTargets], flip: np.ndarray | None = None) -> t
 @torch.no_grad()
 def object_features(
     encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mask-pooled pyramid features of every object (all four stages concatenated, in order), its category and
-    its colour."""
-    features, categories, colours = [], [], []
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Mask-pooled features of every object: ``"pyramid"`` (all four stages concatenated, in order) and, with a
+    pixel decoder, ``"s32"`` / ``"s16"`` / ``"s8"`` (its attended levels); and each object's category and colour."""
+    features, categories, colours = {}, [], []
     for start in range(0, len(items), 16):
         chunk = items[start : start + 16]
         pixels, *_ = to_tensors(processor, chunk)
         masks, chunk_categories = object_masks(chunk)
-        features.append(mask_pool(encoders.pyramid(pixels), masks).numpy())
+        pyramid = encoders.pyramid(pixels)
+        features.setdefault("pyramid", []).append(mask_pool(pyramid, masks).numpy())
+        if encoders.pixel_decoder is not None:
+            _, levels = encoders.pixel_decoder(pyramid)
+            for stride, level in zip(DECODER_LEVEL_STRIDES, levels):
+                features.setdefault(f"s{stride}", []).append(mask_pool([level], masks).numpy())
         categories.append(chunk_categories.numpy())
         colours.append(object_colours(chunk).numpy())
-    return np.concatenate(features), np.concatenate(categories), np.concatenate(colours)
+    features = {name: np.concatenate(parts) for name, parts in features.items()}
+    return features, np.concatenate(categories), np.concatenate(colours)
 
 
 def _probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> float:
@@ -171,35 +194,63 @@ def _probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: n
 def object_probes(encoders, processor, train_items, val_items) -> dict[str, float]:
     """Linear probes fit on train objects, accuracy on val ones: ``shape_probe``, the 12 shape categories from all
     four stages (the gate), and ``deep_colour_probe``, the colour from the two deepest stages alone
-    (``DEEP_LEVELS``), the ones the mask decoder attends to (the dense head can take colour from the finest)."""
-    x_train, shapes_train, colours_train = object_features(encoders, processor, train_items)
-    x_val, shapes_val, colours_val = object_features(encoders, processor, val_items)
+    (``DEEP_LEVELS``), the ones the mask decoder attends to (the dense head can take colour from the finest);
+    with a pixel decoder, both per attended level (``decoder_shape_probe_s32`` ...)."""
+    f_train, shapes_train, colours_train = object_features(encoders, processor, train_items)
+    f_val, shapes_val, colours_val = object_features(encoders, processor, val_items)
+    x_train, x_val = f_train.pop("pyramid"), f_val.pop("pyramid")
     channels = encoders.pyramid.channels  # the stages' columns, concatenated in order
     first = sum(channels[: DEEP_LEVELS.start])
     deep = slice(first, first + sum(channels[DEEP_LEVELS]))
-    return {
+    probes = {
         "shape_probe": _probe(x_train, shapes_train, x_val, shapes_val),
         "deep_colour_probe": _probe(x_train[:, deep], colours_train, x_val[:, deep], colours_val),
     }
+    for level in f_train:
+        probes[f"decoder_shape_probe_{level}"] = _probe(f_train[level], shapes_train, f_val[level], shapes_val)
+        probes[f"decoder_colour_probe_{level}"] = _probe(f_train[level], colours_train, f_val[level], colours_val)
+    return probes
 
 
-@torch.no_grad()
-def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
-    """Val thing / stuff mIoU and colour accuracy of the dense head; class / colour accuracy of the token head."""
-    inter, union = torch.zeros(NUM_CLASSES), torch.zeros(NUM_CLASSES)
-    colour_hits = colour_total = token_hits = token_colour_hits = token_total = 0
-    for start in range(0, len(items), 16):
-        pixels, global_pixels, classes, colours, _ = to_tensors(processor, items[start : start + 16])
-        logits = heads["dense"](encoders.pyramid(pixels))
+class _DenseScore:
+    """Accumulates one dense head's per-class intersection / union and object-pixel colour hits."""
+
+    def __init__(self) -> None:
+        self.inter, self.union = torch.zeros(NUM_CLASSES), torch.zeros(NUM_CLASSES)
+        self.colour_hits = self.colour_total = 0
+
+    def add(self, logits: torch.Tensor, classes: torch.Tensor, colours: torch.Tensor) -> None:
         logits = F.interpolate(logits, size=classes.shape[-2:], mode="bilinear", align_corners=False)
         class_logits, colour_logits, _ = split_dense(logits)
         predicted = class_logits.argmax(1)
         for k in range(NUM_CLASSES):
-            inter[k] += ((predicted == k) & (classes == k)).sum()
-            union[k] += ((predicted == k) | (classes == k)).sum()
+            self.inter[k] += ((predicted == k) & (classes == k)).sum()
+            self.union[k] += ((predicted == k) | (classes == k)).sum()
         objects = colours < colour_logits.shape[1] - 1
-        colour_hits += int(((colour_logits.argmax(1) == colours) & objects).sum())
-        colour_total += int(objects.sum())
+        self.colour_hits += int(((colour_logits.argmax(1) == colours) & objects).sum())
+        self.colour_total += int(objects.sum())
+
+    def result(self, prefix: str = "") -> dict[str, float]:
+        iou = self.inter / self.union.clamp(min=1)
+        return {
+            f"{prefix}thing_miou": float(iou[:NUM_THINGS].mean()),
+            f"{prefix}stuff_miou": float(iou[NUM_THINGS:].mean()),
+            f"{prefix}colour_acc": self.colour_hits / max(self.colour_total, 1),
+        }
+
+
+@torch.no_grad()
+def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
+    """Val thing / stuff mIoU and colour accuracy of the dense head (and of the ``mask_features`` head, prefixed
+    ``decoder_``, when stage 1 trains the pixel decoder); class / colour accuracy of the token head."""
+    pyramid_score, decoder_score = _DenseScore(), _DenseScore()
+    token_hits = token_colour_hits = token_total = 0
+    for start in range(0, len(items), 16):
+        pixels, global_pixels, classes, colours, _ = to_tensors(processor, items[start : start + 16])
+        pyramid = encoders.pyramid(pixels)
+        pyramid_score.add(heads["dense"](pyramid), classes, colours)
+        if encoders.pixel_decoder is not None:
+            decoder_score.add(heads["mask_features"](encoders.pixel_decoder(pyramid)[0]), classes, colours)
         token_logits = heads["tokens"](encoders.global_vision.encode(global_pixels))
         grid = int(round(token_logits.shape[1] ** 0.5))
         cell_classes = cell_labels(classes, grid, NUM_CLASSES)
@@ -207,14 +258,38 @@ def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
         token_hits += int((token_logits[..., :NUM_CLASSES].argmax(-1) == cell_classes).sum())
         token_colour_hits += int((token_logits[..., NUM_CLASSES:].argmax(-1) == cell_colours).sum())
         token_total += cell_classes.numel()
-    iou = inter / union.clamp(min=1)
     return {
-        "thing_miou": float(iou[:NUM_THINGS].mean()),
-        "stuff_miou": float(iou[NUM_THINGS:].mean()),
-        "colour_acc": colour_hits / max(colour_total, 1),
+        **pyramid_score.result(),
         "token_class_acc": token_hits / max(token_total, 1),
         "token_colour_acc": token_colour_hits / max(token_total, 1),
+        **(decoder_score.result("decoder_") if encoders.pixel_decoder is not None else {}),
     }
+
+
+def pixel_decoder_losses(
+    pixel_decoder: PixelDecoder,
+    heads: nn.ModuleDict,
+    pyramid: list[torch.Tensor],
+    dense_targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    objects: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor],
+    weight: float,
+) -> dict[str, torch.Tensor]:
+    """The dense losses on ``mask_features`` (``decoder_*``) and each attended level's object shape and colour
+    cross-entropies (``level_shape``, ``level_colour``, averaged over the levels), all times ``weight``.
+
+    ``dense_targets``: classes, colours, outline as :func:`to_tensors` gives them; ``objects``: the object masks,
+    categories and colours of :func:`object_masks` / :func:`object_colours`."""
+    mask_features, levels = pixel_decoder(pyramid)
+    dense = dense_losses(heads["mask_features"](mask_features), *dense_targets)
+    losses = {f"decoder_{name}": weight * value for name, value in dense.items()}
+    masks, categories, object_colour = objects
+    if len(categories) == 0:
+        zero = sum(level.sum() for level in levels) * 0
+        return {**losses, "level_shape": zero, "level_colour": zero}
+    per_level = heads["decoder_levels"](levels, masks)
+    losses["level_shape"] = weight * sum(F.cross_entropy(s, categories) for s, _ in per_level) / len(per_level)
+    losses["level_colour"] = weight * sum(F.cross_entropy(c, object_colour) for _, c in per_level) / len(per_level)
+    return losses
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -233,7 +308,9 @@ def save_checkpoint(folder: Path, encoders, heads, optimizer, scheduler, state: 
 
 
 def load_encoders(encoders: nn.Module, checkpoint: Path) -> None:
-    """Load stage-1 weights into an :class:`ImageEncoders` or a whole model (same names); projector untouched."""
+    """Load stage-1 weights into an :class:`ImageEncoders` or a whole model (same names); projector untouched.
+
+    A checkpoint without a pixel decoder leaves the target's own (random) one as it is."""
     weights = load_file(str(Path(checkpoint) / ENCODERS_FILE))
     own = encoders.state_dict()
     foreign = [k for k, v in weights.items() if k not in own or own[k].shape != v.shape]
@@ -264,9 +341,18 @@ SWITCHES = (
     "eval_every",
     "object_loss_weight",
     "deep_colour_loss_weight",
+    "pixel_decoder_weight",
+    "init_encoders",
+    "freeze_encoders",
 )
 # runs started before a switch existed had it off
-SWITCH_DEFAULTS_OF_OLDER_RUNS = {"object_loss_weight": 0.0, "deep_colour_loss_weight": 0.0}
+SWITCH_DEFAULTS_OF_OLDER_RUNS = {
+    "object_loss_weight": 0.0,
+    "deep_colour_loss_weight": 0.0,
+    "pixel_decoder_weight": 0.0,
+    "init_encoders": None,
+    "freeze_encoders": False,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -305,8 +391,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="weight of a per-object colour loss on the mask-pooled features of the two deepest stages only, "
         "which the mask decoder attends to (0: off; the dense head reads colour off the finest stage)",
     )
+    parser.add_argument(
+        "--pixel-decoder-weight",
+        type=float,
+        default=0.0,
+        help="pretrain the model's pixel decoder too, its losses at this weight: a linear dense head on its "
+        "mask features, each object's shape and colour from each attended level (0: off, stage 2 starts it random)",
+    )
+    parser.add_argument(
+        "--init-encoders",
+        type=str,
+        default=None,
+        help="start from this stage-1 checkpoint's encoders and pyramid heads (not its optimizer or step)",
+    )
+    parser.add_argument(
+        "--freeze-encoders",
+        action="store_true",
+        help="hold the encoders fixed and train the pixel decoder alone (needs --init-encoders and "
+        "--pixel-decoder-weight; the encoders' own losses are off)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.freeze_encoders and (args.init_encoders is None or args.pixel_decoder_weight <= 0):
+        parser.error(
+            "--freeze-encoders trains the pixel decoder on pretrained encoders: give --init-encoders "
+            "and --pixel-decoder-weight"
+        )
+    if args.freeze_encoders and (args.object_loss_weight > 0 or args.deep_colour_loss_weight > 0):
+        parser.error("--freeze-encoders: the object and deep colour losses would train the frozen pyramid")
     if args.resume is not None:
         saved = {**SWITCH_DEFAULTS_OF_OLDER_RUNS, **json.loads((args.resume / "args.json").read_text())}
         given = {k: getattr(args, k) for k in SWITCHES if k != "steps" and getattr(args, k) != parser.get_default(k)}
@@ -327,7 +439,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     config = build_config(args.preset, args.pyramid, args.global_tower)
     processor = HyperSegProcessor(build_byte_tokenizer(), config)  # images only: any tokenizer will do
-    encoders = ImageEncoders(config)
+    encoders = ImageEncoders(config, pixel_decoder=args.pixel_decoder_weight > 0)
     heads = nn.ModuleDict(
         {"dense": DensePyramidHead(encoders.pyramid.channels), "tokens": TokenHead(tower_width(config.vision_config))}
     )
@@ -335,7 +447,21 @@ def main(argv: list[str] | None = None) -> dict:
         heads["objects"] = ObjectHead(encoders.pyramid.channels, NUM_THINGS)
     if args.deep_colour_loss_weight > 0:
         heads["deep_colours"] = ObjectHead(encoders.pyramid.channels[DEEP_LEVELS], NUM_COLOURS - 1)
-    params = [p for p in encoders.parameters() if p.requires_grad] + list(heads.parameters())
+    if encoders.pixel_decoder is not None:
+        heads["mask_features"] = MaskFeatureHead(config.decoder_config.mask_dim)
+        heads["decoder_levels"] = LevelObjectHeads(
+            config.decoder_config.hidden_dim, len(DECODER_LEVEL_STRIDES), NUM_THINGS, NUM_COLOURS - 1
+        )
+    if args.init_encoders is not None and args.resume is None:
+        load_encoders(encoders, Path(args.init_encoders))
+        own = heads.state_dict()
+        earlier = load_file(str(Path(args.init_encoders) / HEADS_FILE))
+        heads.load_state_dict({k: v for k, v in earlier.items() if k in own and own[k].shape == v.shape}, strict=False)
+    if args.freeze_encoders:
+        frozen = [encoders.pyramid, encoders.global_vision, heads["dense"], heads["tokens"]]
+        for module in frozen:
+            module.requires_grad_(False)
+    params = [p for p in [*encoders.parameters(), *heads.parameters()] if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -364,6 +490,11 @@ def main(argv: list[str] | None = None) -> dict:
     val_items = fixed_scenes("val", 4242, args.eval_scenes, config.image_size)
     probe_items = fixed_scenes("train", 4242, args.probe_scenes, config.image_size)
 
+    def set_train() -> None:
+        encoders.train(), heads.train()
+        if args.freeze_encoders:  # BatchNorm keeps the statistics of the run they come from
+            encoders.pyramid.eval(), encoders.global_vision.eval()
+
     def evaluate(step: int) -> dict:
         encoders.eval(), heads.eval()
         row = {
@@ -371,7 +502,7 @@ def main(argv: list[str] | None = None) -> dict:
             **dense_metrics(encoders, heads, processor, val_items),
             **object_probes(encoders, processor, probe_items, val_items),
         }
-        encoders.train(), heads.train()
+        set_train()
         row["gates_met"] = row["shape_probe"] >= PROBE_GATE and row["thing_miou"] >= THING_MIOU_GATE
         new = not (args.output / "eval.csv").exists()
         with open(args.output / "eval.csv", "a", newline="") as handle:
@@ -382,7 +513,7 @@ def main(argv: list[str] | None = None) -> dict:
         tqdm.write(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         return row
 
-    encoders.train(), heads.train()
+    set_train()
     log_path = args.output / "log.csv"
     last = {}
     started = time.time()
@@ -391,10 +522,14 @@ def main(argv: list[str] | None = None) -> dict:
         items = pool.batch(rng, args.batch_size)
         flip = rng.random(len(items)) < 0.5
         pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, flip)
-        pyramid = encoders.pyramid(pixels)
-        losses = dense_losses(heads["dense"](pyramid), classes, colours, outline)
-        if args.object_loss_weight > 0 or args.deep_colour_loss_weight > 0:
-            masks, categories = object_masks(items, flip)
+        masks, categories = object_masks(items, flip)
+        if args.freeze_encoders:
+            with torch.no_grad():
+                pyramid = encoders.pyramid(pixels)
+            losses = {}
+        else:
+            pyramid = encoders.pyramid(pixels)
+            losses = dense_losses(heads["dense"](pyramid), classes, colours, outline)
         if args.object_loss_weight > 0:
             logits = heads["objects"](mask_pool(pyramid, masks))
             losses["object"] = (
@@ -408,7 +543,20 @@ def main(argv: list[str] | None = None) -> dict:
                 if len(colours_of_objects)
                 else logits.sum() * 0
             )
-        losses.update(token_losses(heads["tokens"](encoders.global_vision.encode(global_pixels)), classes, colours))
+        if not args.freeze_encoders:
+            losses.update(token_losses(heads["tokens"](encoders.global_vision.encode(global_pixels)), classes, colours))
+        if encoders.pixel_decoder is not None:
+            objects = (masks, categories, object_colours(items))
+            losses.update(
+                pixel_decoder_losses(
+                    encoders.pixel_decoder,
+                    heads,
+                    pyramid,
+                    (classes, colours, outline),
+                    objects,
+                    args.pixel_decoder_weight,
+                )
+            )
         total = sum(losses.values())
         losses = {name: float(value.detach()) for name, value in losses.items()}
         optimizer.zero_grad(set_to_none=True)

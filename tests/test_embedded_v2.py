@@ -368,3 +368,36 @@ def test_the_deep_colour_loss_names_each_object_colour_from_the_two_deepest_stag
     heads = load_file(str(run / "checkpoint" / "heads.safetensors"))
     channels = sum(HyperSegConfig.from_preset("tiny2").pyramid_config.hidden_sizes[DEEP_LEVELS])
     assert heads["deep_colours.out.weight"].shape == (len(COLOUR_NAMES), channels)  # reads the deep stages only
+
+
+def test_stage_one_pretrains_the_pixel_decoder_on_frozen_encoders_and_stage_two_starts_from_it(tmp_path):
+    from safetensors.torch import load_file
+
+    from hyperseg_lite.modeling.modeling_hyperseg import HyperSegForSegmentation
+    from hyperseg_lite.pretrain_vision import build_config
+
+    small = ["--steps", "2", "--batch-size", "2", "--pool-size", "4", "--eval-scenes", "2", "--probe-scenes", "4"]
+    small += ["--eval-every", "2", "--threads", "1"]
+    encoders_run, decoder_run = tmp_path / "vision", tmp_path / "vision_pd"
+    pretrain_vision(["--preset", "tiny2", "--output", str(encoders_run), *small])
+    with pytest.raises(SystemExit):  # freezing needs encoders to start from and a pixel decoder to train
+        pretrain_vision(["--preset", "tiny2", "--output", str(decoder_run), "--freeze-encoders", *small])
+    stage_one = ["--init-encoders", str(encoders_run / "checkpoint"), "--freeze-encoders"]
+    metrics = pretrain_vision(
+        ["--preset", "tiny2", "--output", str(decoder_run), *stage_one, "--pixel-decoder-weight", "1", *small]
+    )
+    assert {"decoder_thing_miou", "decoder_colour_probe_s32", "decoder_shape_probe_s8"} <= set(metrics)
+    header = (decoder_run / "log.csv").read_text().splitlines()[0].split(",")
+    assert {"decoder_class", "level_shape", "level_colour"} <= set(header) and "class" not in header
+    before = load_file(str(encoders_run / "checkpoint" / ENCODERS_FILE))
+    after = load_file(str(decoder_run / "checkpoint" / ENCODERS_FILE))
+    assert all(torch.equal(after[k], v) for k, v in before.items())  # the encoders stayed as pretrained
+    decoder = {k: v for k, v in after.items() if k.startswith("pixel_decoder.")}
+    model = HyperSegForSegmentation(build_config("tiny2", None, None))
+    assert set(decoder) == {k for k in model.state_dict() if k.startswith("pixel_decoder.")}  # the model's names
+    load_encoders(model, decoder_run / "checkpoint")  # what train --init-vision does
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in decoder.items())
+    pretrain_vision(["--resume", str(decoder_run), "--steps", "3"])
+    resumed = load_file(str(decoder_run / "checkpoint" / ENCODERS_FILE))
+    assert all(torch.equal(resumed[k], v) for k, v in before.items())
+    assert not all(torch.equal(resumed[k], v) for k, v in decoder.items())  # the pixel decoder kept training

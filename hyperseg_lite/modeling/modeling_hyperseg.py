@@ -123,16 +123,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         self.mask_queries = nn.Parameter(torch.zeros(dec.num_queries, llm_hidden))  # official: seg_query
         nn.init.normal_(self.mask_queries, std=0.02)
         self.entity_recognition = HybridEntityRecognition(llm_hidden, dec.hidden_dim)
-        self.pixel_decoder = PixelDecoder(
-            in_channels=self.pyramid.channels,
-            conv_dim=dec.hidden_dim,
-            mask_dim=dec.mask_dim,
-            num_heads=dec.num_heads,
-            dim_feedforward=dec.pixel_decoder_ffn,
-            num_encoder_layers=dec.pixel_decoder_layers,
-            num_points=dec.num_points,
-            num_groups=dec.num_groups,
-        )
+        self.pixel_decoder = PixelDecoder.from_config(dec, self.pyramid.channels)
         self.mask_decoder = MaskDecoder(
             hidden_dim=dec.hidden_dim,
             num_queries=dec.num_queries,

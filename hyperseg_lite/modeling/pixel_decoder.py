@@ -172,6 +172,20 @@ class PixelDecoder(nn.Module):
             _c2_xavier_fill(nn.Conv2d(conv_dim, conv_dim, kernel_size=3, padding=1)), nn.GroupNorm(num_groups, conv_dim)
         )
 
+    @classmethod
+    def from_config(cls, decoder_config, in_channels: Sequence[int]) -> PixelDecoder:
+        """The model's pixel decoder for a ``HyperSegDecoderConfig`` (stage 1 pretrains this same module)."""
+        return cls(
+            in_channels=in_channels,
+            conv_dim=decoder_config.hidden_dim,
+            mask_dim=decoder_config.mask_dim,
+            num_heads=decoder_config.num_heads,
+            dim_feedforward=decoder_config.pixel_decoder_ffn,
+            num_encoder_layers=decoder_config.pixel_decoder_layers,
+            num_points=decoder_config.num_points,
+            num_groups=decoder_config.num_groups,
+        )
+
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """features [res2, res3, res4, res5], each (B, C_i, H/s_i, W/s_i).
 

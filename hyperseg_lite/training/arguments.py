@@ -142,7 +142,8 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
     add(
         "--init-vision",
         type=Path,
-        help="a new run's image encoders from a stage-1 checkpoint (python -m hyperseg_lite.pretrain_vision)",
+        help="a new run's image encoders from a stage-1 checkpoint (python -m hyperseg_lite.pretrain_vision), "
+        "and its pixel decoder where stage 1 trained one (--pixel-decoder-weight)",
     )
     add(
         "--freeze-encoders",

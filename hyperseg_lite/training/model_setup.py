@@ -39,7 +39,8 @@ def freeze_encoders(model: torch.nn.Module) -> None:
 
     Why: stage 1 (:mod:`hyperseg_lite.pretrain_vision`) trained them on the world's dense annotation with
     batches of 8+ images; stage 2's batches of 4 prompts would only blur them. What they feed (pixel decoder,
-    projector, perceiver) starts untrained and keeps learning."""
+    projector, perceiver) keeps learning: the pixel decoder from stage 1's weights where it trained one, the rest
+    from scratch."""
     model.pyramid.requires_grad_(False).eval()
     model.global_vision.encoder.requires_grad_(False).eval()
 

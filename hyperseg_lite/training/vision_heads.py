@@ -6,6 +6,11 @@ whether it lies on an outline; the global tower labels each of its tokens with t
 Optionally (``pretrain_vision --object-loss-weight``) a linear head names each object's shape from its
 mask-pooled pyramid features, the features the probe gate reads and a mask query gathers, and
 (``--deep-colour-loss-weight``) another names its colour from the two deepest stages alone.
+
+With ``--pixel-decoder-weight`` stage 1 trains the model's own pixel decoder too (HyperSeg starts from a
+pretrained Mask2Former pixel decoder): a linear layer labels every pixel of its ``mask_features`` (what each mask
+is a dot product with), and one linear layer per attended level names each object's shape and colour from its
+mask-pooled feature (what the mask decoder's queries gather).
 """
 
 from __future__ import annotations
@@ -116,3 +121,29 @@ def token_losses(logits: torch.Tensor, classes: torch.Tensor, colours: torch.Ten
         "token_class": F.cross_entropy(logits[..., :NUM_CLASSES].flatten(0, 1), class_targets.flatten()),
         "token_colour": F.cross_entropy(logits[..., NUM_CLASSES:].flatten(0, 1), colour_targets.flatten()),
     }
+
+
+class MaskFeatureHead(nn.Module):
+    """The pixel decoder's ``mask_features`` (B, D, S/4, S/4) -> (B, OUTPUTS, S/4, S/4): one 1x1 linear layer,
+    so class, colour and outline must be linearly readable there, as a mask query reads them."""
+
+    def __init__(self, mask_dim: int) -> None:
+        super().__init__()
+        self.out = nn.Conv2d(mask_dim, OUTPUTS, 1)
+
+    def forward(self, mask_features: torch.Tensor) -> torch.Tensor:
+        return self.out(mask_features)
+
+
+class LevelObjectHeads(nn.Module):
+    """One linear layer per attended level: an object's mask-pooled feature -> its shape and its colour logits."""
+
+    def __init__(self, width: int, levels: int, num_shapes: int, num_colours: int) -> None:
+        super().__init__()
+        self.num_shapes = num_shapes
+        self.out = nn.ModuleList(nn.Linear(width, num_shapes + num_colours) for _ in range(levels))
+
+    def forward(self, levels: list[torch.Tensor], masks: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per level: (shape logits (N, num_shapes), colour logits (N, num_colours)) of every object."""
+        logits = [head(mask_pool([level], masks)) for head, level in zip(self.out, levels)]
+        return [(x[:, : self.num_shapes], x[:, self.num_shapes :]) for x in logits]
