@@ -65,6 +65,13 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     # checkpoints): the referring embedding joins the mask queries through every decoder layer, so it looks at the
     # pixels before it scores them (modeling/mask_decoder.py)
     seg_concat: bool = False
+    # not in the release (off for converted checkpoints): prompt scores also read the stride-4 pixel features
+    # averaged under each mask token's own mask (modeling/mask_pooling.py), for encoders whose coarse levels lost
+    # what the prompts name (the `lite2` encoders' colour)
+    mask_pooled_scores: bool = False
+    # what they average: "pixel_decoder" (its stride-4 mask_features) or "pyramid" (the backbone's stride-4 and
+    # stride-8 stages, the ones that keep colour when the encoders are frozen)
+    mask_pooled_features: str = "pixel_decoder"
 
 
 class HyperSegConfig(PreTrainedConfig):

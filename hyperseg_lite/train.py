@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> Path:
         image_size=loaded.model.config.image_size,
         clip_length=(args.clip_frames, args.clip_frames),
         out_of_world_rate=getattr(args, "out_of_world_rate", 0.0),  # runs from before the switch: 0
+        colour_contrast_rate=getattr(args, "colour_contrast_rate", 0.0),
     )
     batches = torch.utils.data.DataLoader(
         StepBatches(world, args.tasks, args.batch_size, args.task_weight_map),

@@ -186,3 +186,34 @@ def test_samples_do_not_depend_on_the_hash_seed():
         for seed in ("1", "2", "3")
     }
     assert len(digests) == 1
+
+
+def test_colour_contrast_expressions_are_decided_by_the_colour_and_change_nothing_when_off():
+    from dataclasses import replace
+
+    from hyperseg_lite.data.expressions import colour_contrast, evaluate
+
+    world = World("train", 0, image_size=128)
+    seen_target = seen_absent = 0
+    for index in range(60):
+        rng = np.random.default_rng(index)
+        scene = world.scene(rng)
+        contrast = colour_contrast(scene, rng, world.pairs)
+        if contrast is None:
+            continue
+        query, absent = contrast
+        found = evaluate(query, scene)
+        if absent:  # its category is here, only not in that colour
+            seen_absent += 1
+            assert not found and any(o.category == query.category for o in scene.objects)
+        else:  # one object, and without the colour word the expression would fit another one
+            seen_target += 1
+            assert len(found) == 1 and query.colour == found[0].colour
+            assert evaluate(replace(query, colour=None), scene) != found
+    assert seen_target > 20 and seen_absent > 0
+    plain, off = World("train", 3, image_size=128), World("train", 3, image_size=128, colour_contrast_rate=0.0)
+    assert [plain.sample("referring", i).expression for i in range(10)] == [
+        off.sample("referring", i).expression for i in range(10)
+    ]
+    with pytest.raises(ValueError):
+        World("train", 0, colour_contrast_rate=1.5)

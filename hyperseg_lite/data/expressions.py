@@ -3,7 +3,7 @@ same code, so every expression is true of the scene by construction (``evaluate`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -153,3 +153,31 @@ def no_target(scene: Scene, rng: np.random.Generator, pairs: list[tuple[str, str
     pool = [p for p in (pairs or [(c, k) for c in CATEGORIES for k in COLOUR_NAMES]) if p not in present]
     category, colour = pool[int(rng.integers(len(pool)))]
     return Query(category=category, colour=colour)
+
+
+def colour_contrast(scene: Scene, rng: np.random.Generator, pairs: list[tuple[str, str]]) -> tuple[Query, bool] | None:
+    """An expression that only the colour decides, and whether it names nothing here: a target that shares its
+    category with an object of another colour, named with its colour; or (at the no-target share) a category
+    that is here, in a colour it does not have here. None when the scene has neither.
+
+    Why: most expressions of :func:`describe_uniquely` are decided by the shape alone (a category is often unique
+    in a scene), so a model whose features hold shapes learns to ignore colour words (docs/research/embedded-v2.md)."""
+    present = {(o.category, o.colour) for o in scene.objects}
+    if rng.random() < 0.15:  # as often as the world's own no-target share
+        categories = {o.category for o in scene.objects}
+        pool = [(c, k) for c, k in pairs if c in categories and (c, k) not in present]
+        if not pool:
+            return None
+        category, colour = pool[int(rng.integers(len(pool)))]
+        return Query(category=category, colour=colour), True
+    contested = [
+        o for o in scene.objects if any(p.category == o.category and p.colour != o.colour for p in scene.objects)
+    ]
+    if not contested:
+        return None
+    target = contested[int(rng.integers(len(contested)))]
+    candidates = [Query(category=target.category, colour=target.colour), Query(colour=target.colour)]
+    candidates += [Query(category=target.category, colour=target.colour, position=p) for p in POSITIONS]
+    decided = [q for q in candidates if evaluate(q, scene) == [target]]
+    good = [q for q in decided if evaluate(replace(q, colour=None), scene) != [target]]  # the colour decides
+    return (good[int(rng.integers(len(good)))], False) if good else None

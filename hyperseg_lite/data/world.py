@@ -13,7 +13,7 @@ import numpy as np
 
 from ..prompts import format_class_list
 from ..tasks import TASK_NAMES
-from .expressions import describe_uniquely, evaluate, multi_target, no_target, union
+from .expressions import colour_contrast, describe_uniquely, evaluate, multi_target, no_target, union
 from .out_of_world import out_of_world_expression
 from .prompts_sampling import sample_region
 from .reasoning import reasoning_question
@@ -64,14 +64,19 @@ class World:
         image_size: int | tuple[int, int] = 256,
         clip_length: tuple[int, int] = (8, 16),
         out_of_world_rate: float = 0.0,
+        colour_contrast_rate: float = 0.0,
     ) -> None:
         """``out_of_world_rate``: share of referring samples whose no-match expression comes from outside the
-        world (other nouns, languages, nonsense: ``data/out_of_world.py``); 0 keeps every split as it was."""
+        world (other nouns, languages, nonsense: ``data/out_of_world.py``); ``colour_contrast_rate``: share whose
+        expression only the colour decides (``expressions.colour_contrast``). 0 keeps every split as it was."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}")
         if not 0 <= out_of_world_rate <= NO_TARGET_RATE:
             raise ValueError(f"out_of_world_rate must be between 0 and the no-target share {NO_TARGET_RATE}")
+        if not 0 <= colour_contrast_rate <= 1:
+            raise ValueError("colour_contrast_rate must be between 0 and 1")
         self.out_of_world_rate = out_of_world_rate
+        self.colour_contrast_rate = colour_contrast_rate
         self.split, self.seed = split, seed
         self.size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         self.clip_length = clip_length
@@ -159,6 +164,12 @@ class World:
     # ------------------------------------------------------------------ language prompts
     def _referring(self, rng) -> Sample | None:
         scene = self.scene(rng)
+        # the extra draws happen only when the rate is set, so the default splits keep their samples
+        if self.colour_contrast_rate and rng.random() < self.colour_contrast_rate:
+            contrast = colour_contrast(scene, rng, self.pairs)
+            if contrast is not None:
+                query, absent = contrast
+                return self._referring_sample(scene, query, absent)
         roll = rng.random()
         if roll < NO_TARGET_RATE:
             # the extra draw happens only when the rate is set, so the default splits keep their samples
@@ -188,7 +199,23 @@ class World:
             query = describe_uniquely(targets[int(rng.integers(len(targets)))], scene, rng)
             if query is None:
                 return None
+        return self._referring_sample(scene, query)
+
+    def _referring_sample(self, scene: Scene, query, no_target: bool = False) -> Sample | None:
+        """The referring sample of ``query`` on ``scene``; ``no_target``: it names nothing here."""
         found = evaluate(query, scene)
+        if no_target:
+            if found:
+                return None
+            return Sample(
+                "referring",
+                image=scene.image,
+                expression=query.text(),
+                no_target=True,
+                masks=np.zeros((0, *self.size), bool),
+                labels=np.zeros(0, np.int64),
+                instance_ids=np.zeros(0, np.int64),
+            )
         if not found:
             return None
         return Sample(

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .mask_pooling import MaskPooledFeatures
 from .mask_shape import MaskShapeEncoder
 from .mlp import MLP
 from .position_encoding import sine_position_embedding
@@ -141,10 +142,12 @@ class MaskDecoder(nn.Module):
         num_feature_levels: int = 3,
         mask_shape_embedding: bool = False,
         seg_concat: bool = False,
+        mask_pooled_dim: int = 0,
     ) -> None:
         super().__init__()
         self.seg_concat = seg_concat
         self.hidden_dim = hidden_dim
+        self.mask_dim = mask_dim
         self.num_queries = num_queries
         self.num_heads = num_heads
         self.num_layers = num_layers
@@ -171,12 +174,23 @@ class MaskDecoder(nn.Module):
         self.REGION_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
         # not in the release: the scores also see the shape of the token's own mask (mask_shape.py)
         self.mask_shape = MaskShapeEncoder(hidden_dim) if mask_shape_embedding else None
+        # not in the release: the scores also read the pixel features under the token's own mask (mask_pooling.py)
+        self.mask_pooled = MaskPooledFeatures(mask_pooled_dim, hidden_dim) if mask_pooled_dim else None
 
     def enable_mask_shape(self) -> None:
         """Add the mask-shape embedding to trained weights; it starts at zero, so no output changes until trained."""
         if self.mask_shape is None:
             reference = self.CLASS_proj.layers[0].weight
             self.mask_shape = MaskShapeEncoder(self.hidden_dim).to(device=reference.device, dtype=reference.dtype)
+
+    def enable_mask_pooled_scores(self, in_dim: int, init_std: float = 0.0) -> None:
+        """Add mask-pooled scores over ``in_dim``-channel features to trained weights (kept if already there);
+        ``init_std`` 0 changes no output until trained (see :class:`MaskPooledFeatures`)."""
+        if self.mask_pooled is None:
+            reference = self.CLASS_proj.layers[0].weight
+            self.mask_pooled = MaskPooledFeatures(in_dim, self.hidden_dim, init_std).to(
+                device=reference.device, dtype=reference.dtype
+            )
 
     def enable_seg_concat(self) -> None:
         """Switch trained weights to the concat path: its positions start as the trained queries' (the referring
@@ -196,14 +210,19 @@ class MaskDecoder(nn.Module):
         refer: torch.Tensor | None,
         classes: torch.Tensor | None,
         regions: torch.Tensor | None,
+        pooled_features: torch.Tensor | None = None,
     ) -> _Prediction:
         """The release's ``forward_prediction_heads`` on (Q, B, C) states; attn_size None skips the mask."""
         states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
         mask_embed = self.mask_embed(states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
         scored = states
-        if self.mask_shape is not None and (refer is not None or classes is not None or regions is not None):
-            scored = states + self.mask_shape(masks).to(states.dtype)  # only what a score reads
+        if refer is not None or classes is not None or regions is not None:  # only what a score reads
+            if self.mask_shape is not None:
+                scored = scored + self.mask_shape(masks).to(states.dtype)
+            if self.mask_pooled is not None:
+                source = mask_features if pooled_features is None else pooled_features
+                scored = scored + self.mask_pooled(masks, source).to(states.dtype)
         refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(scored), refer) if refer is not None else None
         class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
         region_logits = torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions) if regions is not None else None
@@ -226,6 +245,7 @@ class MaskDecoder(nn.Module):
         predict_boxes: bool = False,
         return_intermediate_masks: bool = False,
         score_every_layer: bool = True,
+        pooled_features: torch.Tensor | None = None,
     ) -> MaskDecoderOutput:
         """multi_scale_features: the pixel decoder's 3 maps (B, C, H_l, W_l), lowest resolution first;
         mask_features (B, mask_dim, H/4, W/4); queries (B, Q, C) projected LLM mask queries;
@@ -233,7 +253,8 @@ class MaskDecoder(nn.Module):
 
         ``score_every_layer=False`` scores the prompts after the last layer only (the earlier layers' scores
         feed only the auxiliary losses; their ``aux_outputs`` logits are then None): same masks and final
-        scores, less work at inference."""
+        scores, less work at inference. ``pooled_features`` (B, C, H/4, W/4): what the mask-pooled scores average
+        (``mask_features`` when None)."""
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(multi_scale_features)}")
         batch, num_queries, _ = queries.shape
@@ -251,7 +272,8 @@ class MaskDecoder(nn.Module):
         unscored = (None, None, None)  # earlier layers' prompts when only the last layer scores
 
         prompts = (refer_embeddings, class_embeddings, region_embeddings)
-        predictions = [self._predict(output, mask_features, sizes[0], *(prompts if score_every_layer else unscored))]
+        first = prompts if score_every_layer else unscored
+        predictions = [self._predict(output, mask_features, sizes[0], *first, pooled_features)]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
@@ -270,7 +292,7 @@ class MaskDecoder(nn.Module):
             last = i == self.num_layers - 1
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
             scored = prompts if last or score_every_layer else unscored
-            predictions.append(self._predict(output, mask_features, next_size, *scored))
+            predictions.append(self._predict(output, mask_features, next_size, *scored, pooled_features))
 
         aux = []
         for p in predictions[:-1]:

@@ -50,6 +50,8 @@ class ImageFeatures:
     global_tokens: torch.Tensor  # (B, N, H) projected global vision tokens
     fvp_tokens: torch.Tensor  # (B, P, H) Fine-grained Visual Perceiver tokens
     perceiver_attention: list[torch.Tensor] = field(default_factory=list)
+    # (B, C, S/4, S/4) the pyramid's stride-4 and -8 stages, when the mask-pooled scores read them
+    fine_features: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -65,6 +67,7 @@ class ImageFeatures:
             pick(self.global_tokens),
             pick(self.fvp_tokens),
             [pick(a) for a in self.perceiver_attention],
+            None if self.fine_features is None else pick(self.fine_features),
         )
 
 
@@ -133,6 +136,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             mask_dim=dec.mask_dim,
             mask_shape_embedding=getattr(dec, "mask_shape_embedding", False),
             seg_concat=getattr(dec, "seg_concat", False),
+            mask_pooled_dim=self.mask_pooled_dim() if getattr(dec, "mask_pooled_scores", False) else 0,
         )
         self.criterion = self.build_criterion()
         self._no_split_modules = list(
@@ -177,6 +181,24 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
     def _llm_body(self) -> nn.Module:
         return self.llm.base_model if hasattr(self.llm, "base_model") else self.llm.model
 
+    def mask_pooled_dim(self) -> int:
+        """Channels of what the mask-pooled scores average (``decoder_config.mask_pooled_features``)."""
+        source = getattr(self.config.decoder_config, "mask_pooled_features", "pixel_decoder")
+        if source == "pyramid":
+            return sum(self.pyramid.channels[:2])
+        if source == "pixel_decoder":
+            return self.config.decoder_config.mask_dim
+        raise ValueError(f"decoder_config.mask_pooled_features must be 'pixel_decoder' or 'pyramid', got {source!r}")
+
+    def _fine_features(self, pyramid: list[torch.Tensor]) -> torch.Tensor | None:
+        """The pyramid's stride-4 stage and its stride-8 stage upsampled to it, if the mask-pooled scores read them."""
+        dec = self.config.decoder_config
+        if self.mask_decoder.mask_pooled is None or getattr(dec, "mask_pooled_features", "") != "pyramid":
+            return None
+        fine, coarse = pyramid[0], pyramid[1]
+        coarse = F.interpolate(coarse.float(), size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([fine.float(), coarse], 1).to(self._vision_dtype())
+
     def _vision_dtype(self) -> torch.dtype:
         return self.pixel_decoder.mask_features.weight.dtype
 
@@ -196,7 +218,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             latents = temporal_state.latents
         fvp_tokens, attention = self.perceiver(pyramid, latents, return_attention=return_attention)
         global_tokens = self.global_vision(global_pixel_values)
-        return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention)
+        fine = self._fine_features(pyramid)
+        return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention, fine)
 
     def pool_region_prompts(
         self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None, mode: str = "area"
@@ -407,6 +430,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             region_embeddings=prompts.regions if use["region"] else None,
             return_intermediate_masks=return_intermediate_masks,
             score_every_layer=aux_scores,
+            pooled_features=image_features.fine_features,
         )
         logits, valid = self._unify(decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
         aux = []

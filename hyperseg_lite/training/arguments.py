@@ -101,10 +101,26 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "outline; not in the release) and train it as a new part (later cycles from its checkpoints have it on)",
     )
     add(
+        "--mask-pooled-scores",
+        choices=("pixel_decoder", "pyramid"),
+        default=None,
+        help="turn on decoder_config.mask_pooled_scores (prompt scores also read the features under each mask "
+        "token's own mask, averaged: the pixel decoder's mask_features or the pyramid's stride-4 and -8 stages; "
+        "not in the release) and train it as a new part",
+    )
+    add(
+        "--mask-pooled-init-std",
+        type=float,
+        default=0.0,
+        help="with --mask-pooled-scores: the deviation its last layer starts with (0: at zero, no output changes "
+        "until trained)",
+    )
+    add(
         "--new-parts-lr-scale",
         type=float,
         default=10.0,
-        help="learning-rate multiplier for the mask-shape embedding and the shape head (they start untrained)",
+        help="learning-rate multiplier for the new parts (mask-shape embedding, mask-pooled scores, shape head): "
+        "they start untrained",
     )
     add(
         "--continue-shape-head",
@@ -158,6 +174,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         default=0.0,
         help="share of referring samples asking for something outside the world (other nouns, languages, "
         "nonsense), to be answered with no mask; at most the no-target share 0.15 (lite2 recipe: 0.05)",
+    )
+    add(
+        "--colour-contrast-rate",
+        type=float,
+        default=0.0,
+        help="share of referring samples whose expression only the colour decides: a target beside an object of "
+        "its category in another colour, or its category in a colour absent here (0: the world's own mix)",
     )
     add("--seed", type=int, default=0)
     add("--clip-frames", type=int, default=2, help="frames per training clip (video tasks)")
@@ -216,6 +239,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--tokenizer and --init-vision set up a new model from --preset; --init weights bring their own")
     if not 0 <= args.out_of_world_rate <= 0.15:
         parser.error("--out-of-world-rate must be between 0 and 0.15 (the share of no-target referring samples)")
+    if not 0 <= args.colour_contrast_rate <= 1:
+        parser.error("--colour-contrast-rate must be between 0 and 1")
     if args.freeze_encoders and args.freeze_vision:
         parser.error("--freeze-vision already holds the encoders fixed (and the pixel decoder): give one of the two")
     if args.resume is None and args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):

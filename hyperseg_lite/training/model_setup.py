@@ -89,6 +89,10 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     if args.mask_shape_embedding:
         model.config.decoder_config.mask_shape_embedding = True
         model.mask_decoder.enable_mask_shape()
+    if getattr(args, "mask_pooled_scores", None):
+        model.config.decoder_config.mask_pooled_scores = True
+        model.config.decoder_config.mask_pooled_features = args.mask_pooled_scores
+        model.mask_decoder.enable_mask_pooled_scores(model.mask_pooled_dim(), args.mask_pooled_init_std)
     if args.freeze_vision and args.shape_loss_weight > 0 and model.mask_decoder.mask_shape is None:
         raise ValueError(
             "--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)"
@@ -124,6 +128,7 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
     """
     model = setup.loaded.model
     fresh = list(model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []
+    fresh += list(model.mask_decoder.mask_pooled.parameters()) if getattr(args, "mask_pooled_scores", None) else []
     fresh += list(setup.shape_aux.parameters()) if setup.shape_aux is not None else []
     fresh += list(setup.colour_aux.parameters()) if setup.colour_aux is not None else []
     fresh_ids = {id(p) for p in fresh}
