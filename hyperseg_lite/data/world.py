@@ -177,15 +177,7 @@ class World:
                 expression = out_of_world_expression(rng)
             else:
                 expression = no_target(scene, rng, self.pairs).text()
-            return Sample(
-                "referring",
-                image=scene.image,
-                expression=expression,
-                no_target=True,
-                masks=np.zeros((0, *self.size), bool),
-                labels=np.zeros(0, np.int64),
-                instance_ids=np.zeros(0, np.int64),
-            )
+            return self._no_target_sample(scene, expression)
         if roll < 0.3:
             query = multi_target(scene, rng)
             if query is None:
@@ -201,21 +193,22 @@ class World:
                 return None
         return self._referring_sample(scene, query)
 
+    def _no_target_sample(self, scene: Scene, expression: str) -> Sample:
+        return Sample(
+            "referring",
+            image=scene.image,
+            expression=expression,
+            no_target=True,
+            masks=np.zeros((0, *self.size), bool),
+            labels=np.zeros(0, np.int64),
+            instance_ids=np.zeros(0, np.int64),
+        )
+
     def _referring_sample(self, scene: Scene, query, no_target: bool = False) -> Sample | None:
         """The referring sample of ``query`` on ``scene``; ``no_target``: it names nothing here."""
         found = evaluate(query, scene)
         if no_target:
-            if found:
-                return None
-            return Sample(
-                "referring",
-                image=scene.image,
-                expression=query.text(),
-                no_target=True,
-                masks=np.zeros((0, *self.size), bool),
-                labels=np.zeros(0, np.int64),
-                instance_ids=np.zeros(0, np.int64),
-            )
+            return None if found else self._no_target_sample(scene, query.text())
         if not found:
             return None
         return Sample(
