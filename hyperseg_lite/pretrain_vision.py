@@ -514,6 +514,9 @@ def main(argv: list[str] | None = None) -> dict:
         return row
 
     set_train()
+    per_object_losses = (
+        args.object_loss_weight > 0 or args.deep_colour_loss_weight > 0 or encoders.pixel_decoder is not None
+    )
     log_path = args.output / "log.csv"
     last = {}
     started = time.time()
@@ -522,7 +525,9 @@ def main(argv: list[str] | None = None) -> dict:
         items = pool.batch(rng, args.batch_size)
         flip = rng.random(len(items)) < 0.5
         pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, flip)
-        masks, categories = object_masks(items, flip)
+        if per_object_losses:  # each object's mask, category and colour, once per step
+            masks, categories = object_masks(items, flip)
+            colours_of_objects = object_colours(items)
         if args.freeze_encoders:
             with torch.no_grad():
                 pyramid = encoders.pyramid(pixels)
@@ -537,7 +542,6 @@ def main(argv: list[str] | None = None) -> dict:
             )
         if args.deep_colour_loss_weight > 0:
             logits = heads["deep_colours"](mask_pool(pyramid[DEEP_LEVELS], masks))
-            colours_of_objects = object_colours(items)
             losses["deep_colour"] = (
                 args.deep_colour_loss_weight * F.cross_entropy(logits, colours_of_objects)
                 if len(colours_of_objects)
@@ -546,7 +550,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.freeze_encoders:
             losses.update(token_losses(heads["tokens"](encoders.global_vision.encode(global_pixels)), classes, colours))
         if encoders.pixel_decoder is not None:
-            objects = (masks, categories, object_colours(items))
+            objects = (masks, categories, colours_of_objects)
             losses.update(
                 pixel_decoder_losses(
                     encoders.pixel_decoder,
