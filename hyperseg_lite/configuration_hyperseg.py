@@ -72,6 +72,13 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     # what they average: "pixel_decoder" (its stride-4 mask_features) or "pyramid" (the backbone's stride-4 and
     # stride-8 stages, the ones that keep colour when the encoders are frozen)
     mask_pooled_features: str = "pixel_decoder"
+    # not in the release (0 = off, and for converted checkpoints): the number of colour names of the colour
+    # attribute scores, which add to each referring score the log-probability that the mask has the colour the
+    # expression states (modeling/colour_attributes.py)
+    colour_attributes: int = 0
+    # what their mask head averages under each mask: "pyramid" (the backbone's stride-4 and -8 stages, which keep
+    # colour when the encoders are pretrained and frozen) or "pixel_decoder" (its mask_features)
+    colour_attribute_features: str = "pyramid"
 
 
 class HyperSegConfig(PreTrainedConfig):

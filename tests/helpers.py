@@ -78,6 +78,27 @@ def targets_for(
     return targets
 
 
+def run_mixed(model, processor, kinds, with_targets=False, state=None, seed=0):
+    """The model on one batch holding one prompt of each of ``kinds`` -> (output, batch, targets); with
+    ``with_targets`` the losses too."""
+    batch, regions = encode_mixed(processor, kinds)
+    pixels, global_pixels = image_batch(processor, len(kinds), seed)
+    targets = targets_for(batch, regions, kinds, processor.config.image_size) if with_targets else None
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        pixel_values=pixels,
+        global_pixel_values=global_pixels,
+        class_spans=batch["class_spans"],
+        refer_mask=batch["refer_mask"],
+        region_masks=regions,
+        labels=batch["labels"] if with_targets else None,
+        targets=targets,
+        temporal_state=state,
+    )
+    return out, batch, targets
+
+
 def launch_two_cpu_processes(module: str, args: list[str], port: int) -> subprocess.CompletedProcess:
     """``accelerate launch --multi_gpu --num_processes 2 -m MODULE ARGS`` on CPU processes joined over gloo
     (a machine without CUDA), one thread each, from the repository root."""

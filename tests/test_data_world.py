@@ -217,3 +217,26 @@ def test_colour_contrast_expressions_are_decided_by_the_colour_and_change_nothin
     ]
     with pytest.raises(ValueError):
         World("train", 0, colour_contrast_rate=1.5)
+
+
+def test_referring_samples_record_the_colour_their_expression_states_for_the_target():
+    """What the colour attribute scores' text head learns from: the target's colour word, never an anchor's."""
+    world = World("train", seed=5, image_size=64, out_of_world_rate=0.15)
+    stated = 0
+    for task in ("referring", "referring_video"):
+        for index in range(60):
+            sample = world.sample(task, index)
+            if sample is None:
+                continue
+            words = sample.expression.split()
+            colour_words = [w for w in words if w in COLOUR_NAMES]
+            if sample.stated_colour is None:
+                # no colour stated for the target: any colour word is an anchor's, after a relation
+                assert not colour_words or any(
+                    r in sample.expression for r in ("left of", "right of", "above", "below")
+                )
+                continue
+            stated += 1
+            assert sample.stated_colour == colour_words[0]  # the target's colour comes before any anchor's
+    assert stated > 40
+    assert World("train", seed=5).sample("reasoning", 0).stated_colour is None  # questions state none

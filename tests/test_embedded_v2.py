@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import encode_mixed, image_batch
+from helpers import run_mixed
 
 from hyperseg_lite import HyperSegConfig, HyperSegPipeline, build_random_model
 from hyperseg_lite.configuration_hyperseg import conv_encoder_config
@@ -31,17 +31,7 @@ def test_conv_encoders_run_every_prompt_family(kind):
     loaded = build_random_model("tiny2", pyramid_config=conv_encoder_config(kind, [8, 16, 16, 32], [1, 1, 1, 1], 64))
     config = loaded.model.config
     assert config.num_global_tokens == (32 // 16) ** 2 == loaded.processor.num_image_tokens
-    batch, regions = encode_mixed(loaded.processor, ["referring", "class", "region"])
-    pixels, global_pixels = image_batch(loaded.processor, 3)
-    out = loaded.model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        pixel_values=pixels,
-        global_pixel_values=global_pixels,
-        class_spans=batch["class_spans"],
-        refer_mask=batch["refer_mask"],
-        region_masks=regions,
-    )
+    out, _, _ = run_mixed(loaded.model, loaded.processor, ["referring", "class", "region"])
     assert out.pred_masks.shape[-1] == 64 // 4 and torch.isfinite(out.pred_masks).all()
 
 

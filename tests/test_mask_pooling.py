@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import torch
-from helpers import encode_mixed, image_batch
+from helpers import run_mixed
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.modeling.mask_pooling import MaskPooledFeatures, masked_mean
@@ -37,18 +37,8 @@ def test_the_scores_gradient_reaches_the_features_and_not_the_masks():
 
 
 def _run(model, processor, kinds):
-    batch, region_masks = encode_mixed(processor, kinds)
-    pixels, global_pixels = image_batch(processor, len(kinds))
     with torch.no_grad():
-        return model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=pixels,
-            global_pixel_values=global_pixels,
-            class_spans=batch["class_spans"],
-            refer_mask=batch["refer_mask"],
-            region_masks=region_masks,
-        )
+        return run_mixed(model, processor, kinds)[0]
 
 
 def test_switching_it_on_over_trained_weights_changes_nothing_until_trained(tmp_path):

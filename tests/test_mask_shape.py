@@ -4,7 +4,7 @@ over trained weights, and saved / loaded with the config switch."""
 from __future__ import annotations
 
 import torch
-from helpers import encode_mixed, image_batch
+from helpers import encode_mixed, image_batch, run_mixed
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.modeling.mask_shape import MaskShapeEncoder, crop_to_grid, mask_boxes
@@ -35,20 +35,10 @@ def test_switching_it_on_over_trained_weights_changes_nothing_until_trained(tmp_
     loaded = build_random_model("tiny", seed=0)
     model, processor = loaded.model.eval(), loaded.processor
     kinds = ["refer", "class", "region"]
-    batch, region_masks = encode_mixed(processor, kinds)
-    pixels, global_pixels = image_batch(processor, len(kinds))
 
     def run(m):
         with torch.no_grad():
-            return m(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                pixel_values=pixels,
-                global_pixel_values=global_pixels,
-                class_spans=batch["class_spans"],
-                refer_mask=batch["refer_mask"],
-                region_masks=region_masks,
-            )
+            return run_mixed(m, processor, kinds)[0]
 
     before = run(model)
     model.config.decoder_config.mask_shape_embedding = True

@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import encode_mixed, image_batch, targets_for
+from helpers import run_mixed
 
 from hyperseg_lite import HyperSegConfig, HyperSegForSegmentation, TemporalState, build_random_model
 from hyperseg_lite.constants import IMAGE_TOKEN_INDEX, REGION_TOKEN_INDEX, SEG_TOKEN_INDEX, TEMPORAL_TOKEN_INDEX
 from hyperseg_lite.prompts import referring_prompt
 
-
-def run(model, processor, kinds, with_targets=False, state=None, seed=0):
-    batch, regions = encode_mixed(processor, kinds)
-    pixels, global_pixels = image_batch(processor, len(kinds), seed)
-    targets = targets_for(batch, regions, kinds, processor.config.image_size) if with_targets else None
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        pixel_values=pixels,
-        global_pixel_values=global_pixels,
-        class_spans=batch["class_spans"],
-        refer_mask=batch["refer_mask"],
-        region_masks=regions,
-        labels=batch["labels"] if with_targets else None,
-        targets=targets,
-        temporal_state=state,
-    )
-    return out, batch, targets
+run = run_mixed  # (model, processor, kinds, with_targets=False, state=None, seed=0) -> (output, batch, targets)
 
 
 def test_presets_build_configs():

@@ -105,3 +105,30 @@ def test_requirements_txt_is_what_the_app_needs_and_nothing_else():
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     listed = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
     assert listed == wanted
+
+
+def _shell_commands(module: str) -> list[list[str]]:
+    """Every ``python -m <module> ...`` command of the README's bash blocks, continuation lines joined, comments cut."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith(f"python -m {module} "):
+                commands.append(line.split()[3:])
+    return commands
+
+
+def test_the_readme_training_commands_parse_as_written():
+    """A renamed or removed flag breaks a recipe a student copies: each command's flags must still be accepted."""
+    from hyperseg_lite.pretrain_vision import parse_args as parse_stage1
+    from hyperseg_lite.training.arguments import parse_arguments
+
+    stage2, stage1 = _shell_commands("hyperseg_lite.train"), _shell_commands("hyperseg_lite.pretrain_vision")
+    assert stage2 and stage1
+    for argv in stage2:
+        if "--resume" not in argv:  # a resumed run's flags come from its folder
+            parse_arguments([a for a in argv if a != "..."])
+    for argv in stage1:
+        parse_stage1(argv)
+    assert any("--colour-attributes" in argv for argv in stage2)  # the lite2 recipe

@@ -84,6 +84,12 @@ def evaluate(query: Query, scene: Scene) -> list[SceneObject]:
     return found
 
 
+def stated_colour(text: str) -> str | None:
+    """The first colour name among the words of a free-text expression ("the red snow" -> "red"), for
+    expressions built without a :class:`Query` (the out-of-world ones); None when it names no colour."""
+    return next((word for word in text.lower().split() if word in COLOUR_NAMES), None)
+
+
 def union(objects: list[SceneObject], size: tuple[int, int]) -> np.ndarray:
     out = np.zeros(size, dtype=bool)
     for o in objects:

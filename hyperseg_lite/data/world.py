@@ -13,7 +13,15 @@ import numpy as np
 
 from ..prompts import format_class_list
 from ..tasks import TASK_NAMES
-from .expressions import colour_contrast, describe_uniquely, evaluate, multi_target, no_target, union
+from .expressions import (
+    colour_contrast,
+    describe_uniquely,
+    evaluate,
+    multi_target,
+    no_target,
+    stated_colour,
+    union,
+)
 from .out_of_world import out_of_world_expression
 from .prompts_sampling import sample_region
 from .reasoning import reasoning_question
@@ -54,6 +62,7 @@ class Sample:
     instance_ids: np.ndarray | None = None
     frame_masks: list[np.ndarray] | None = None
     no_target: bool = False
+    stated_colour: str | None = None  # referring tasks: the colour the expression states for its target, if any
 
 
 class World:
@@ -175,9 +184,9 @@ class World:
             # the extra draw happens only when the rate is set, so the default splits keep their samples
             if self.out_of_world_rate and rng.random() < self.out_of_world_rate / NO_TARGET_RATE:
                 expression = out_of_world_expression(rng)
-            else:
-                expression = no_target(scene, rng, self.pairs).text()
-            return self._no_target_sample(scene, expression)
+                return self._no_target_sample(scene, expression, stated_colour(expression))
+            query = no_target(scene, rng, self.pairs)
+            return self._no_target_sample(scene, query.text(), query.colour)
         if roll < 0.3:
             query = multi_target(scene, rng)
             if query is None:
@@ -193,12 +202,13 @@ class World:
                 return None
         return self._referring_sample(scene, query)
 
-    def _no_target_sample(self, scene: Scene, expression: str) -> Sample:
+    def _no_target_sample(self, scene: Scene, expression: str, colour: str | None = None) -> Sample:
         return Sample(
             "referring",
             image=scene.image,
             expression=expression,
             no_target=True,
+            stated_colour=colour,
             masks=np.zeros((0, *self.size), bool),
             labels=np.zeros(0, np.int64),
             instance_ids=np.zeros(0, np.int64),
@@ -208,13 +218,14 @@ class World:
         """The referring sample of ``query`` on ``scene``; ``no_target``: it names nothing here."""
         found = evaluate(query, scene)
         if no_target:
-            return None if found else self._no_target_sample(scene, query.text())
+            return None if found else self._no_target_sample(scene, query.text(), query.colour)
         if not found:
             return None
         return Sample(
             "referring",
             image=scene.image,
             expression=query.text(),
+            stated_colour=query.colour,
             masks=union(found, self.size)[None],
             labels=np.zeros(1, np.int64),
             instance_ids=np.array([found[0].instance_id]),
@@ -289,6 +300,7 @@ class World:
             "referring_video",
             frames=clip.frames,
             expression=query.text(),
+            stated_colour=query.colour,
             labels=np.zeros(1, np.int64),
             instance_ids=np.array([target.instance_id]),
             frame_masks=[m[row : row + 1] for m in clip.masks],

@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mask_pooling import MaskPooledFeatures
+from .colour_attributes import ColourAttributeScores
+from .mask_pooling import MaskPooledFeatures, masked_mean
 from .mask_shape import MaskShapeEncoder
 from .mlp import MLP
 from .position_encoding import sine_position_embedding
@@ -119,6 +120,10 @@ class MaskDecoderOutput:
     # (+ pred_boxes when predict_boxes)
     aux_outputs: list[dict[str, torch.Tensor | None]] = field(default_factory=list)
     intermediate_masks: list[torch.Tensor] | None = None  # all num_layers + 1 mask predictions, on request
+    # colour attribute scores (when on and an expression is scored): each token's colour, the colour each
+    # expression states (last column: none)
+    colour_logits: torch.Tensor | None = None  # (B, Q, K)
+    refer_colour_logits: torch.Tensor | None = None  # (B, R, K + 1)
 
 
 class _Prediction(NamedTuple):
@@ -128,6 +133,8 @@ class _Prediction(NamedTuple):
     class_logits: torch.Tensor | None
     region_logits: torch.Tensor | None
     attn_mask: torch.Tensor | None  # (B * heads, Q, H_l * W_l), True = may not attend
+    colour_logits: torch.Tensor | None = None  # (B, Q, K) each token's colour (colour attribute scores)
+    refer_colour_logits: torch.Tensor | None = None  # (B, R, K + 1) the colour each expression states, or none
 
 
 class MaskDecoder(nn.Module):
@@ -143,7 +150,16 @@ class MaskDecoder(nn.Module):
         mask_shape_embedding: bool = False,
         seg_concat: bool = False,
         mask_pooled_dim: int = 0,
+        mask_pooled_source: str = "pixel_decoder",
+        colour_attributes: int = 0,
+        colour_attribute_dim: int = 0,
+        colour_attribute_source: str = "pyramid",
+        colour_text_dim: int = 0,
     ) -> None:
+        """``mask_pooled_dim``: channels of the mask-pooled scores' features (0: off); ``colour_attributes``: colour
+        names of the colour attribute scores (0: off), over ``colour_attribute_dim``-channel features and the LLM's
+        ``colour_text_dim``-wide hidden states (the decoder width when 0). Each
+        source: "pixel_decoder" (``mask_features``) or "pyramid" (``fine_features`` given to :meth:`forward`)."""
         super().__init__()
         self.seg_concat = seg_concat
         self.hidden_dim = hidden_dim
@@ -176,6 +192,15 @@ class MaskDecoder(nn.Module):
         self.mask_shape = MaskShapeEncoder(hidden_dim) if mask_shape_embedding else None
         # not in the release: the scores also read the pixel features under the token's own mask (mask_pooling.py)
         self.mask_pooled = MaskPooledFeatures(mask_pooled_dim, hidden_dim) if mask_pooled_dim else None
+        self.mask_pooled_source = mask_pooled_source
+        self.colour_attribute_source = colour_attribute_source
+        # not in the release: an expression's colour word meets each mask's colour (colour_attributes.py)
+        text_dim = colour_text_dim or hidden_dim
+        self.colour_attributes = (
+            ColourAttributeScores(colour_attribute_dim, hidden_dim, colour_attributes, text_dim)
+            if colour_attributes
+            else None
+        )
 
     def enable_mask_shape(self) -> None:
         """Add the mask-shape embedding to trained weights; it starts at zero, so no output changes until trained."""
@@ -183,12 +208,28 @@ class MaskDecoder(nn.Module):
             reference = self.CLASS_proj.layers[0].weight
             self.mask_shape = MaskShapeEncoder(self.hidden_dim).to(device=reference.device, dtype=reference.dtype)
 
-    def enable_mask_pooled_scores(self, in_dim: int, init_std: float = 0.0) -> None:
+    def pooled_sources(self) -> set[str]:
+        """What the mask-pooled modules that are on average: "pixel_decoder" and / or "pyramid"."""
+        sources = {self.mask_pooled_source} if self.mask_pooled is not None else set()
+        return sources | ({self.colour_attribute_source} if self.colour_attributes is not None else set())
+
+    def enable_mask_pooled_scores(self, in_dim: int, init_std: float = 0.0, source: str = "pixel_decoder") -> None:
         """Add mask-pooled scores over ``in_dim``-channel features to trained weights (kept if already there);
         ``init_std`` 0 changes no output until trained (see :class:`MaskPooledFeatures`)."""
         if self.mask_pooled is None:
+            self.mask_pooled_source = source
             reference = self.CLASS_proj.layers[0].weight
             self.mask_pooled = MaskPooledFeatures(in_dim, self.hidden_dim, init_std).to(
+                device=reference.device, dtype=reference.dtype
+            )
+
+    def enable_colour_attributes(self, in_dim: int, num_colours: int, text_dim: int, source: str = "pyramid") -> None:
+        """Add colour attribute scores over ``in_dim``-channel mask-pooled features to trained weights (kept if
+        already there); they start at "no colour stated", so the scores hardly change until trained."""
+        if self.colour_attributes is None:
+            self.colour_attribute_source = source
+            reference = self.CLASS_proj.layers[0].weight
+            self.colour_attributes = ColourAttributeScores(in_dim, self.hidden_dim, num_colours, text_dim).to(
                 device=reference.device, dtype=reference.dtype
             )
 
@@ -210,20 +251,37 @@ class MaskDecoder(nn.Module):
         refer: torch.Tensor | None,
         classes: torch.Tensor | None,
         regions: torch.Tensor | None,
-        pooled_features: torch.Tensor | None = None,
+        fine_features: torch.Tensor | None = None,
+        refer_colour_logits: torch.Tensor | None = None,
     ) -> _Prediction:
         """The release's ``forward_prediction_heads`` on (Q, B, C) states; attn_size None skips the mask."""
         states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
         mask_embed = self.mask_embed(states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
-        scored = states
+        scored, colour_logits = states, None
+        pooled: dict[str, torch.Tensor] = {}  # each source averaged once under every mask
+
+        def pool(source: str) -> torch.Tensor:
+            if source not in pooled:
+                features = mask_features if source == "pixel_decoder" else fine_features
+                if features is None:
+                    raise ValueError(f"{source!r} features to pool were not given (fine_features)")
+                pooled[source] = masked_mean(masks, features)
+            return pooled[source]
+
         if refer is not None or classes is not None or regions is not None:  # only what a score reads
             if self.mask_shape is not None:
                 scored = scored + self.mask_shape(masks).to(states.dtype)
             if self.mask_pooled is not None:
-                source = mask_features if pooled_features is None else pooled_features
-                scored = scored + self.mask_pooled(masks, source).to(states.dtype)
+                scored = scored + self.mask_pooled.project(pool(self.mask_pooled_source)).to(states.dtype)
+            if self.colour_attributes is not None:  # every scored task teaches the mask side
+                colour_logits = self.colour_attributes.mask_logits(pool(self.colour_attribute_source))
         refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(scored), refer) if refer is not None else None
+        if refer is not None and refer_colour_logits is not None:
+            # the heads learn from their own targets only (training/attribute_supervision.py): trained through this
+            # product as well, the referring loss pulled the text head to "no colour" (docs/research/embedded-v2.md)
+            compatibility = self.colour_attributes.compatibility(colour_logits.detach(), refer_colour_logits.detach())
+            refer_logits = self.colour_attributes.combine(refer_logits, compatibility)
         class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
         region_logits = torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions) if regions is not None else None
         attn_mask = None
@@ -232,7 +290,9 @@ class MaskDecoder(nn.Module):
             attn = F.interpolate(masks.float(), size=attn_size, mode="bilinear", align_corners=False)
             attn = attn.to(mask_embed.dtype).sigmoid().flatten(2) < 0.5  # True = background: may not attend
             attn_mask = attn.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1).detach()
-        return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask)
+        return _Prediction(
+            states, masks, refer_logits, class_logits, region_logits, attn_mask, colour_logits, refer_colour_logits
+        )
 
     def forward(
         self,
@@ -245,7 +305,8 @@ class MaskDecoder(nn.Module):
         predict_boxes: bool = False,
         return_intermediate_masks: bool = False,
         score_every_layer: bool = True,
-        pooled_features: torch.Tensor | None = None,
+        fine_features: torch.Tensor | None = None,
+        refer_colour_logits: torch.Tensor | None = None,
     ) -> MaskDecoderOutput:
         """multi_scale_features: the pixel decoder's 3 maps (B, C, H_l, W_l), lowest resolution first;
         mask_features (B, mask_dim, H/4, W/4); queries (B, Q, C) projected LLM mask queries;
@@ -253,8 +314,9 @@ class MaskDecoder(nn.Module):
 
         ``score_every_layer=False`` scores the prompts after the last layer only (the earlier layers' scores
         feed only the auxiliary losses; their ``aux_outputs`` logits are then None): same masks and final
-        scores, less work at inference. ``pooled_features`` (B, C, H/4, W/4): what the mask-pooled scores average
-        (``mask_features`` when None)."""
+        scores, less work at inference. ``fine_features`` (B, C, H/4, W/4): the pyramid's fine stages, for the
+        mask-pooled modules whose source is "pyramid". ``refer_colour_logits`` (B, 1, K + 1): the colour each
+        expression states (:meth:`ColourAttributeScores.text_logits`), for the colour attribute scores."""
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(multi_scale_features)}")
         batch, num_queries, _ = queries.shape
@@ -273,7 +335,7 @@ class MaskDecoder(nn.Module):
 
         prompts = (refer_embeddings, class_embeddings, region_embeddings)
         first = prompts if score_every_layer else unscored
-        predictions = [self._predict(output, mask_features, sizes[0], *first, pooled_features)]
+        predictions = [self._predict(output, mask_features, sizes[0], *first, fine_features, refer_colour_logits)]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
@@ -292,7 +354,9 @@ class MaskDecoder(nn.Module):
             last = i == self.num_layers - 1
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
             scored = prompts if last or score_every_layer else unscored
-            predictions.append(self._predict(output, mask_features, next_size, *scored, pooled_features))
+            predictions.append(
+                self._predict(output, mask_features, next_size, *scored, fine_features, refer_colour_logits)
+            )
 
         aux = []
         for p in predictions[:-1]:
@@ -316,4 +380,6 @@ class MaskDecoder(nn.Module):
             pred_boxes=self.box_embed(final.states).sigmoid() if predict_boxes else None,
             aux_outputs=aux,
             intermediate_masks=[p.masks for p in predictions] if return_intermediate_masks else None,
+            colour_logits=final.colour_logits,
+            refer_colour_logits=final.refer_colour_logits,
         )

@@ -41,5 +41,9 @@ class MaskPooledFeatures(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, mask_logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        pooled = masked_mean(mask_logits, features).to(self.out.weight.dtype)
+        return self.project(masked_mean(mask_logits, features))
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, Q, in_dim) features already averaged under each mask (:func:`masked_mean`) -> (B, Q, dim)."""
+        pooled = pooled.to(self.out.weight.dtype)
         return self.out(nn.functional.gelu(self.hidden(self.norm(pooled))))

@@ -50,7 +50,7 @@ class ImageFeatures:
     global_tokens: torch.Tensor  # (B, N, H) projected global vision tokens
     fvp_tokens: torch.Tensor  # (B, P, H) Fine-grained Visual Perceiver tokens
     perceiver_attention: list[torch.Tensor] = field(default_factory=list)
-    # (B, C, S/4, S/4) the pyramid's stride-4 and -8 stages, when the mask-pooled scores read them
+    # (B, C, S/4, S/4) the pyramid's stride-4 and -8 stages, when a mask-pooled module reads them
     fine_features: torch.Tensor | None = None
 
     @property
@@ -83,6 +83,8 @@ class HyperSegOutput(ModelOutput):
     prompt_kind: list[str] | None = None  # per sample: "refer", "class" or "region"
     instance_embeddings: torch.Tensor | None = None  # (B, Q, D) for association across frames
     query_states: torch.Tensor | None = None
+    colour_logits: torch.Tensor | None = None  # (B, Q, K) colour attribute scores: each token's colour
+    refer_colour_logits: torch.Tensor | None = None  # (B, 1, K + 1): the colour the expression states, or none
     text_logits: torch.Tensor | None = None  # only at supervised positions, when labels are given
     temporal_state: TemporalState | None = None
     matched_indices: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -137,6 +139,11 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             mask_shape_embedding=getattr(dec, "mask_shape_embedding", False),
             seg_concat=getattr(dec, "seg_concat", False),
             mask_pooled_dim=self.mask_pooled_dim() if getattr(dec, "mask_pooled_scores", False) else 0,
+            mask_pooled_source=getattr(dec, "mask_pooled_features", "pixel_decoder"),
+            colour_attributes=getattr(dec, "colour_attributes", 0),
+            colour_attribute_dim=self.colour_attribute_dim(),
+            colour_attribute_source=getattr(dec, "colour_attribute_features", "pyramid"),
+            colour_text_dim=llm_hidden,
         )
         self.criterion = self.build_criterion()
         self._no_split_modules = list(
@@ -181,19 +188,26 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
     def _llm_body(self) -> nn.Module:
         return self.llm.base_model if hasattr(self.llm, "base_model") else self.llm.model
 
-    def mask_pooled_dim(self) -> int:
-        """Channels of what the mask-pooled scores average (``decoder_config.mask_pooled_features``)."""
-        source = getattr(self.config.decoder_config, "mask_pooled_features", "pixel_decoder")
+    def pooled_dim(self, source: str) -> int:
+        """Channels of the features a mask-pooled module averages: "pixel_decoder" (its ``mask_features``) or
+        "pyramid" (the backbone's stride-4 and -8 stages)."""
         if source == "pyramid":
             return sum(self.pyramid.channels[:2])
         if source == "pixel_decoder":
             return self.config.decoder_config.mask_dim
-        raise ValueError(f"decoder_config.mask_pooled_features must be 'pixel_decoder' or 'pyramid', got {source!r}")
+        raise ValueError(f"mask-pooled features must be 'pixel_decoder' or 'pyramid', got {source!r}")
+
+    def mask_pooled_dim(self) -> int:
+        """Channels of what the mask-pooled scores average (``decoder_config.mask_pooled_features``)."""
+        return self.pooled_dim(getattr(self.config.decoder_config, "mask_pooled_features", "pixel_decoder"))
+
+    def colour_attribute_dim(self) -> int:
+        """Channels of what the colour attribute scores average (``decoder_config.colour_attribute_features``)."""
+        return self.pooled_dim(getattr(self.config.decoder_config, "colour_attribute_features", "pyramid"))
 
     def _fine_features(self, pyramid: list[torch.Tensor]) -> torch.Tensor | None:
-        """The pyramid's stride-4 stage and its stride-8 stage upsampled to it, if the mask-pooled scores read them."""
-        dec = self.config.decoder_config
-        if self.mask_decoder.mask_pooled is None or getattr(dec, "mask_pooled_features", "") != "pyramid":
+        """The pyramid's stride-4 stage and its stride-8 stage upsampled to it, if a mask-pooled module reads them."""
+        if "pyramid" not in self.mask_decoder.pooled_sources():
             return None
         fine, coarse = pyramid[0], pyramid[1]
         coarse = F.interpolate(coarse.float(), size=fine.shape[-2:], mode="bilinear", align_corners=False)
@@ -421,6 +435,10 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries, layout)
         prompts, sums = self._aggregate(prompts, temporal_state)
         use = {kind: any(k == kind for k in kinds) for kind in PROMPT_KINDS}
+        colours = self.mask_decoder.colour_attributes
+        refer_colours = None
+        if colours is not None and use["refer"] and refer_mask is not None:  # the colour each expression states
+            refer_colours = colours.text_logits(hidden, refer_mask)
         decoded = self.mask_decoder(
             image_features.multi_scale_features,
             image_features.mask_features,
@@ -430,7 +448,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             region_embeddings=prompts.regions if use["region"] else None,
             return_intermediate_masks=return_intermediate_masks,
             score_every_layer=aux_scores,
-            pooled_features=image_features.fine_features,
+            fine_features=image_features.fine_features,
+            refer_colour_logits=refer_colours,
         )
         logits, valid = self._unify(decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
         aux = []
@@ -453,6 +472,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             prompt_kind=kinds,
             instance_embeddings=decoded.instance_embeddings,
             query_states=decoded.query_states,
+            colour_logits=decoded.colour_logits,
+            refer_colour_logits=decoded.refer_colour_logits,
             temporal_state=state,
             aux_outputs=aux,
             intermediate_masks=decoded.intermediate_masks,

@@ -145,6 +145,22 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "not in HyperSeg); 0: off",
     )
     add(
+        "--colour-attributes",
+        choices=("pyramid", "pixel_decoder"),
+        default=None,
+        help="turn on decoder_config.colour_attributes (each referring score gains the log-probability that the "
+        "mask has the colour the expression states: hyperseg_lite/modeling/colour_attributes.py; not in the "
+        "release), its mask head reading the pyramid's stride-4 and -8 stages or the pixel decoder's "
+        "mask_features under each mask, and train its two heads as a new part, each with its own loss",
+    )
+    add(
+        "--colour-attribute-weight",
+        type=float,
+        default=1.0,
+        help="with --colour-attributes: weight of the losses that teach its heads the mask's and the expression's "
+        "colour (hyperseg_lite/training/attribute_supervision.py), the only losses that train them",
+    )
+    add(
         "--freeze-vision",
         action="store_true",
         default=False,
@@ -235,6 +251,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--shape-loss-weight must be 0 (off) or positive")
     if args.colour_loss_weight < 0:
         parser.error("--colour-loss-weight must be 0 (off) or positive")
+    if args.colour_attribute_weight <= 0:
+        parser.error("--colour-attribute-weight must be positive (nothing else trains the colour attribute heads)")
     if args.resume is None and (args.tokenizer is not None or args.init_vision is not None) and args.init is not None:
         parser.error("--tokenizer and --init-vision set up a new model from --preset; --init weights bring their own")
     if not 0 <= args.out_of_world_rate <= 0.15:

@@ -76,21 +76,32 @@ class QueryColourAuxiliary(nn.Module):
         ``query_states``: (B, Q, C); ``matched_indices``: per row (query index, object index), as the criterion
         returns them; ``colours``: per row the colour index of each target object (-1: none).
         """
-        states, labels = [], []
-        for row, ((query_idx, object_idx), colour) in enumerate(zip(matched_indices, colours)):
-            colour = colour.to(query_states.device)[object_idx.to(query_states.device)]
-            keep = colour >= 0
-            if keep.any():
-                states.append(query_states[row, query_idx.to(query_states.device)[keep]])
-                labels.append(colour[keep])
-        if not states:
-            return (None, float("nan")) if with_accuracy else None
-        logits = self.classifier(torch.cat(states).to(self.classifier.weight.dtype))
-        labels = torch.cat(labels)
-        loss = F.cross_entropy(logits, labels)
-        if with_accuracy:
-            return loss, float((logits.detach().argmax(-1) == labels).float().mean())
-        return loss
+        logits = self.classifier(query_states.to(self.classifier.weight.dtype))
+        return matched_colour_loss(logits, matched_indices, colours, with_accuracy)
+
+
+def matched_colour_loss(
+    logits: torch.Tensor,
+    matched_indices: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    colours: Sequence[torch.Tensor],
+    with_accuracy: bool = False,
+):
+    """Cross-entropy of (B, Q, K) per-query colour logits at the queries the criterion matched to objects that
+    have a colour (``colours``: per row each target object's colour index, -1: none); None when none has one."""
+    picked, labels = [], []
+    for row, ((query_idx, object_idx), colour) in enumerate(zip(matched_indices, colours)):
+        colour = colour.to(logits.device)[object_idx.to(logits.device)]
+        keep = colour >= 0
+        if keep.any():
+            picked.append(logits[row, query_idx.to(logits.device)[keep]])
+            labels.append(colour[keep])
+    if not picked:
+        return (None, float("nan")) if with_accuracy else None
+    picked, labels = torch.cat(picked).float(), torch.cat(labels)
+    loss = F.cross_entropy(picked, labels)
+    if with_accuracy:
+        return loss, float((picked.detach().argmax(-1) == labels).float().mean())
+    return loss
 
 
 def target_colours(sample, target: SegmentationTarget, pixel_values: torch.Tensor, config) -> torch.Tensor:

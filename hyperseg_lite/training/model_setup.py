@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
+from ..data.vocabulary import COLOUR_NAMES
 from ..loading import LoadedModel, build_random_model, load_model
 from ..pretrain_vision import load_encoders
 from .checkpoints import checkpoint_step, last_checkpoint
@@ -92,7 +93,18 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     if getattr(args, "mask_pooled_scores", None):
         model.config.decoder_config.mask_pooled_scores = True
         model.config.decoder_config.mask_pooled_features = args.mask_pooled_scores
-        model.mask_decoder.enable_mask_pooled_scores(model.mask_pooled_dim(), args.mask_pooled_init_std)
+        model.mask_decoder.enable_mask_pooled_scores(
+            model.mask_pooled_dim(), args.mask_pooled_init_std, args.mask_pooled_scores
+        )
+    if getattr(args, "colour_attributes", None):
+        model.config.decoder_config.colour_attributes = len(COLOUR_NAMES)
+        model.config.decoder_config.colour_attribute_features = args.colour_attributes
+        model.mask_decoder.enable_colour_attributes(
+            model.colour_attribute_dim(),
+            len(COLOUR_NAMES),
+            model.config.text_config.hidden_size,
+            args.colour_attributes,
+        )
     if args.freeze_vision and args.shape_loss_weight > 0 and model.mask_decoder.mask_shape is None:
         raise ValueError(
             "--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)"
@@ -129,6 +141,7 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
     model = setup.loaded.model
     fresh = list(model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []
     fresh += list(model.mask_decoder.mask_pooled.parameters()) if getattr(args, "mask_pooled_scores", None) else []
+    fresh += list(model.mask_decoder.colour_attributes.parameters()) if getattr(args, "colour_attributes", None) else []
     fresh += list(setup.shape_aux.parameters()) if setup.shape_aux is not None else []
     fresh += list(setup.colour_aux.parameters()) if setup.colour_aux is not None else []
     fresh_ids = {id(p) for p in fresh}

@@ -7,6 +7,9 @@ Two measurements, both on val scenes:
 * **Recognition by attribute**: for every object that one attribute names uniquely in its scene, the expression
   "the <colour> <shape>", "the <shape>" or "the <colour> object", and whether the chosen mask covers it
   (IoU >= 0.5). The oracle column says how often some mask token covered it at all.
+* **The colour attribute heads** (a model with ``decoder_config.colour_attributes``): how often the text head names
+  the colour each expression states (none for "the <shape>"), and the mask head the colour of the mask token that
+  covers the object.
 * **What the referring embedding encodes**: the embedding the decoder scores against, for "the <colour>
   <shape>" over 8 colours x 8 shapes on one image; the share of its variance explained by the colour word and by
   the shape word (one-way means), and the mean cosine of two expressions that differ only in colour or only in
@@ -38,27 +41,42 @@ KINDS = ("colour and shape", "shape only", "colour only")
 
 def recognition(predictor: HyperSegPredictor, world: World, scenes: int) -> dict[str, dict[str, float]]:
     hits: dict[str, list[tuple[bool, bool]]] = {kind: [] for kind in KINDS}
-    for index in range(scenes):
-        scene = world.scene(world.rng("semantic", index))
-        image = predictor.encode(scene.image)
-        pairs = Counter((o.colour, o.category) for o in scene.objects)
-        shapes = Counter(o.category for o in scene.objects)
-        colours = Counter(o.colour for o in scene.objects)
-        for obj in scene.objects:
-            asks = {
-                "colour and shape": (pairs[(obj.colour, obj.category)] == 1, f"the {obj.colour} {obj.category}"),
-                "shape only": (shapes[obj.category] == 1, f"the {obj.category}"),
-                "colour only": (colours[obj.colour] == 1, f"the {obj.colour} object"),
-            }
-            for kind, (unique, expression) in asks.items():
-                if not unique or obj.mask.sum() < 30:
-                    continue
-                candidates = predictor.predict(expression=expression, image=image)
-                masks = candidates.to_original()
-                best, _ = post.referring_choice(candidates.mask_logits, candidates.scores)
-                ious = (masks & obj.mask).sum((1, 2)) / np.maximum((masks | obj.mask).sum((1, 2)), 1)
-                hits[kind].append((bool(ious[best] >= 0.5), bool(ious.max() >= 0.5)))
-    return {
+    heads = getattr(predictor.model.mask_decoder, "colour_attributes", None)
+    seen, hooks, head_hits = {}, [], {"text": [], "mask": []}
+    if heads is not None:  # what the colour attribute heads say (modeling/colour_attributes.py)
+        for name, module in (("text", heads.text_head), ("mask", heads.mask_head)):
+            hooks.append(module.register_forward_hook(lambda _m, _a, out, name=name: seen.__setitem__(name, out)))
+    try:
+        for index in range(scenes):
+            scene = world.scene(world.rng("semantic", index))
+            image = predictor.encode(scene.image)
+            pairs = Counter((o.colour, o.category) for o in scene.objects)
+            shapes = Counter(o.category for o in scene.objects)
+            colours = Counter(o.colour for o in scene.objects)
+            for obj in scene.objects:
+                asks = {
+                    "colour and shape": (pairs[(obj.colour, obj.category)] == 1, f"the {obj.colour} {obj.category}"),
+                    "shape only": (shapes[obj.category] == 1, f"the {obj.category}"),
+                    "colour only": (colours[obj.colour] == 1, f"the {obj.colour} object"),
+                }
+                for kind, (unique, expression) in asks.items():
+                    if not unique or obj.mask.sum() < 30:
+                        continue
+                    candidates = predictor.predict(expression=expression, image=image)
+                    masks = candidates.to_original()
+                    best, _ = post.referring_choice(candidates.mask_logits, candidates.scores)
+                    ious = (masks & obj.mask).sum((1, 2)) / np.maximum((masks | obj.mask).sum((1, 2)), 1)
+                    hits[kind].append((bool(ious[best] >= 0.5), bool(ious.max() >= 0.5)))
+                    if heads is not None:
+                        colour = COLOUR_NAMES.index(obj.colour)
+                        stated = len(COLOUR_NAMES) if kind == "shape only" else colour
+                        head_hits["text"].append(int(seen["text"].flatten(0, -2)[0].argmax()) == stated)
+                        if ious.max() >= 0.5:  # the mask token that covers it: does its mask head name the colour?
+                            head_hits["mask"].append(int(seen["mask"][0, int(ious.argmax())].argmax()) == colour)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    report = {
         kind: {
             "expressions": len(rows),
             "chosen_accuracy": float(np.mean([r[0] for r in rows])) if rows else float("nan"),
@@ -66,6 +84,11 @@ def recognition(predictor: HyperSegPredictor, world: World, scenes: int) -> dict
         }
         for kind, rows in hits.items()
     }
+    if heads is not None:
+        report["colour heads"] = {
+            f"{side}_accuracy": float(np.mean(rows)) if rows else float("nan") for side, rows in head_hits.items()
+        }
+    return report
 
 
 def embedding_shares(pipe: HyperSegPipeline, predictor: HyperSegPredictor, world: World) -> dict[str, float]:
@@ -137,8 +160,15 @@ def main(argv=None) -> dict:
     }
     print(f"val seed {args.seed}, {args.scenes} scenes, {args.checkpoint}")
     print("| expression | expressions | chosen mask covers it | some mask covers it |\n|---|---|---|---|")
-    for kind, row in report["recognition"].items():
+    for kind in KINDS:
+        row = report["recognition"][kind]
         print(f"| {kind} | {row['expressions']} | {row['chosen_accuracy']:.3f} | {row['oracle_accuracy']:.3f} |")
+    if "colour heads" in report["recognition"]:
+        heads = report["recognition"]["colour heads"]
+        print(
+            f"colour attribute heads: the expression's stated colour (or none) right {heads['text_accuracy']:.3f}, "
+            f"the covering mask's colour right {heads['mask_accuracy']:.3f}"
+        )
     e = report["embedding"]
     print(
         f"referring embedding (8 colours x 8 shapes): variance share colour {e['colour_variance_share']:.3f}, shape "
