@@ -120,10 +120,8 @@ class MaskDecoderOutput:
     # (+ pred_boxes when predict_boxes)
     aux_outputs: list[dict[str, torch.Tensor | None]] = field(default_factory=list)
     intermediate_masks: list[torch.Tensor] | None = None  # all num_layers + 1 mask predictions, on request
-    # colour attribute scores (when on and an expression is scored): each token's colour, the colour each
-    # expression states (last column: none)
+    # colour attribute scores (when on and a prompt is scored): each token's colour
     colour_logits: torch.Tensor | None = None  # (B, Q, K)
-    refer_colour_logits: torch.Tensor | None = None  # (B, R, K + 1)
 
 
 class _Prediction(NamedTuple):
@@ -134,7 +132,6 @@ class _Prediction(NamedTuple):
     region_logits: torch.Tensor | None
     attn_mask: torch.Tensor | None  # (B * heads, Q, H_l * W_l), True = may not attend
     colour_logits: torch.Tensor | None = None  # (B, Q, K) each token's colour (colour attribute scores)
-    refer_colour_logits: torch.Tensor | None = None  # (B, R, K + 1) the colour each expression states, or none
 
 
 class MaskDecoder(nn.Module):
@@ -290,9 +287,7 @@ class MaskDecoder(nn.Module):
             attn = F.interpolate(masks.float(), size=attn_size, mode="bilinear", align_corners=False)
             attn = attn.to(mask_embed.dtype).sigmoid().flatten(2) < 0.5  # True = background: may not attend
             attn_mask = attn.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1).detach()
-        return _Prediction(
-            states, masks, refer_logits, class_logits, region_logits, attn_mask, colour_logits, refer_colour_logits
-        )
+        return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask, colour_logits)
 
     def forward(
         self,
@@ -381,5 +376,4 @@ class MaskDecoder(nn.Module):
             aux_outputs=aux,
             intermediate_masks=[p.masks for p in predictions] if return_intermediate_masks else None,
             colour_logits=final.colour_logits,
-            refer_colour_logits=final.refer_colour_logits,
         )

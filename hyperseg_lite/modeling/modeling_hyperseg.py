@@ -141,7 +141,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             mask_pooled_dim=self.mask_pooled_dim() if getattr(dec, "mask_pooled_scores", False) else 0,
             mask_pooled_source=getattr(dec, "mask_pooled_features", "pixel_decoder"),
             colour_attributes=getattr(dec, "colour_attributes", 0),
-            colour_attribute_dim=self.colour_attribute_dim(),
+            colour_attribute_dim=self.colour_attribute_dim() if getattr(dec, "colour_attributes", 0) else 0,
             colour_attribute_source=getattr(dec, "colour_attribute_features", "pyramid"),
             colour_text_dim=llm_hidden,
         )
@@ -473,7 +473,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             instance_embeddings=decoded.instance_embeddings,
             query_states=decoded.query_states,
             colour_logits=decoded.colour_logits,
-            refer_colour_logits=decoded.refer_colour_logits,
+            refer_colour_logits=refer_colours,
             temporal_state=state,
             aux_outputs=aux,
             intermediate_masks=decoded.intermediate_masks,
