@@ -73,12 +73,17 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     # stride-8 stages, the ones that keep colour when the encoders are frozen)
     mask_pooled_features: str = "pixel_decoder"
     # not in the release (0 = off, and for converted checkpoints): the number of colour names of the colour
-    # attribute scores, which add to each referring score the log-probability that the mask has the colour the
-    # expression states (modeling/colour_attributes.py)
+    # attribute scores, which multiply each referring probability by the probability that the mask has the colour
+    # the expression states (modeling/attribute_scores.py)
     colour_attributes: int = 0
     # what their mask head averages under each mask: "pyramid" (the backbone's stride-4 and -8 stages, which keep
     # colour when the encoders are pretrained and frozen) or "pixel_decoder" (its mask_features)
     colour_attribute_features: str = "pyramid"
+    # the same for the category the expression states (0 = off; else the number of shape categories), whose text
+    # head can also say "a thing outside the world", which no mask has; its mask head reads "pixel_decoder" by
+    # default (the pyramid's fine stages hold colour, not shape: shape probe 0.19 / 0.35 against 0.82)
+    category_attributes: int = 0
+    category_attribute_features: str = "pixel_decoder"
 
 
 class HyperSegConfig(PreTrainedConfig):

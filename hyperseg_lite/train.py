@@ -120,7 +120,10 @@ def main(argv: list[str] | None = None) -> Path:
                 args.shape_loss_weight,
                 setup.colour_aux,
                 args.colour_loss_weight,
-                getattr(args, "colour_attribute_weight", 0.0),
+                {
+                    "colour": getattr(args, "colour_attribute_weight", 0.0),
+                    "category": getattr(args, "category_attribute_weight", 0.0),
+                },
             )
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)

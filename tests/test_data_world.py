@@ -7,6 +7,7 @@ import pytest
 
 from hyperseg_lite.data import HELD_OUT_PAIRS, TASKS, World, generate_scene
 from hyperseg_lite.data.expressions import describe_uniquely, evaluate, multi_target, no_target
+from hyperseg_lite.data.out_of_world import OUT_OF_WORLD
 from hyperseg_lite.data.reasoning import GENERATORS
 from hyperseg_lite.data.shapes import rasterize
 from hyperseg_lite.data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES
@@ -240,3 +241,30 @@ def test_referring_samples_record_the_colour_their_expression_states_for_the_tar
             assert sample.stated_colour == colour_words[0]  # the target's colour comes before any anchor's
     assert stated > 40
     assert World("train", seed=5).sample("reasoning", 0).stated_colour is None  # questions state none
+
+
+def test_referring_samples_record_the_category_their_expression_states_and_out_of_world_ones_say_so():
+    """What the category attribute scores' text head learns from: the target's noun ("object": none), and for an
+    expression from outside the world, that it names a thing no mask has."""
+    world = World("train", seed=5, image_size=64, out_of_world_rate=0.15)
+    stated, outside = 0, 0
+    for index in range(200):
+        sample = world.sample("referring", index)
+        if sample is None:
+            continue
+        if sample.stated_category == OUT_OF_WORLD:
+            outside += 1
+            assert sample.no_target
+            continue
+        words = sample.expression.replace("crosses", "cross").split()
+        nouns = [w.removesuffix("s") if w.removesuffix("s") in CATEGORIES else w for w in words]
+        nouns = [w for w in nouns if w in CATEGORIES]
+        if sample.stated_category is None:  # "the red object", "all small objects": no noun before any anchor's
+            head = sample.expression
+            for relation in ("left of", "right of", "above", "below"):
+                head = head.split(relation)[0]
+            assert "object" in head and not any(c in head for c in CATEGORIES)
+            continue
+        stated += 1
+        assert sample.stated_category == nouns[0]  # the target's noun comes before any anchor's
+    assert stated > 100 and outside > 0

@@ -131,4 +131,4 @@ def test_the_readme_training_commands_parse_as_written():
             parse_arguments([a for a in argv if a != "..."])
     for argv in stage1:
         parse_stage1(argv)
-    assert any("--colour-attributes" in argv for argv in stage2)  # the lite2 recipe
+    assert any("--colour-attributes" in argv and "--category-attributes" in argv for argv in stage2)  # lite2

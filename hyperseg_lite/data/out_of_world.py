@@ -12,6 +12,9 @@ import numpy as np
 
 from .vocabulary import COLOUR_NAMES, SIZE_NAMES
 
+# what an out-of-world expression states as its target's category (Sample.stated_category): a thing no mask has
+OUT_OF_WORLD = "outside the world"
+
 TRAIN_NOUNS = (
     "cat",
     "dog",

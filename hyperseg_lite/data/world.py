@@ -22,7 +22,7 @@ from .expressions import (
     stated_colour,
     union,
 )
-from .out_of_world import out_of_world_expression
+from .out_of_world import OUT_OF_WORLD, out_of_world_expression
 from .prompts_sampling import sample_region
 from .reasoning import reasoning_question
 from .scene import Scene, generate_scene
@@ -63,6 +63,8 @@ class Sample:
     frame_masks: list[np.ndarray] | None = None
     no_target: bool = False
     stated_colour: str | None = None  # referring tasks: the colour the expression states for its target, if any
+    # referring tasks: the category it states for its target, if any (OUT_OF_WORLD: a thing outside the world)
+    stated_category: str | None = None
 
 
 class World:
@@ -184,9 +186,9 @@ class World:
             # the extra draw happens only when the rate is set, so the default splits keep their samples
             if self.out_of_world_rate and rng.random() < self.out_of_world_rate / NO_TARGET_RATE:
                 expression = out_of_world_expression(rng)
-                return self._no_target_sample(scene, expression, stated_colour(expression))
+                return self._no_target_sample(scene, expression, stated_colour(expression), OUT_OF_WORLD)
             query = no_target(scene, rng, self.pairs)
-            return self._no_target_sample(scene, query.text(), query.colour)
+            return self._no_target_sample(scene, query.text(), query.colour, query.category)
         if roll < 0.3:
             query = multi_target(scene, rng)
             if query is None:
@@ -202,13 +204,16 @@ class World:
                 return None
         return self._referring_sample(scene, query)
 
-    def _no_target_sample(self, scene: Scene, expression: str, colour: str | None = None) -> Sample:
+    def _no_target_sample(
+        self, scene: Scene, expression: str, colour: str | None = None, category: str | None = None
+    ) -> Sample:
         return Sample(
             "referring",
             image=scene.image,
             expression=expression,
             no_target=True,
             stated_colour=colour,
+            stated_category=category,
             masks=np.zeros((0, *self.size), bool),
             labels=np.zeros(0, np.int64),
             instance_ids=np.zeros(0, np.int64),
@@ -218,7 +223,7 @@ class World:
         """The referring sample of ``query`` on ``scene``; ``no_target``: it names nothing here."""
         found = evaluate(query, scene)
         if no_target:
-            return None if found else self._no_target_sample(scene, query.text(), query.colour)
+            return None if found else self._no_target_sample(scene, query.text(), query.colour, query.category)
         if not found:
             return None
         return Sample(
@@ -226,6 +231,7 @@ class World:
             image=scene.image,
             expression=query.text(),
             stated_colour=query.colour,
+            stated_category=query.category,
             masks=union(found, self.size)[None],
             labels=np.zeros(1, np.int64),
             instance_ids=np.array([found[0].instance_id]),
@@ -301,6 +307,7 @@ class World:
             frames=clip.frames,
             expression=query.text(),
             stated_colour=query.colour,
+            stated_category=query.category,
             labels=np.zeros(1, np.int64),
             instance_ids=np.array([target.instance_id]),
             frame_masks=[m[row : row + 1] for m in clip.masks],

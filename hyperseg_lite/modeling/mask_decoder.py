@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .colour_attributes import ColourAttributeScores
+from .attribute_scores import ATTRIBUTE_GROUPS, AttributeScores
 from .mask_pooling import MaskPooledFeatures, masked_mean
 from .mask_shape import MaskShapeEncoder
 from .mlp import MLP
@@ -120,8 +120,8 @@ class MaskDecoderOutput:
     # (+ pred_boxes when predict_boxes)
     aux_outputs: list[dict[str, torch.Tensor | None]] = field(default_factory=list)
     intermediate_masks: list[torch.Tensor] | None = None  # all num_layers + 1 mask predictions, on request
-    # colour attribute scores (when on and a prompt is scored): each token's colour
-    colour_logits: torch.Tensor | None = None  # (B, Q, K)
+    # attribute scores (groups that are on, when a prompt is scored): each token's value per group, (B, Q, K)
+    attribute_logits: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class _Prediction(NamedTuple):
@@ -131,7 +131,7 @@ class _Prediction(NamedTuple):
     class_logits: torch.Tensor | None
     region_logits: torch.Tensor | None
     attn_mask: torch.Tensor | None  # (B * heads, Q, H_l * W_l), True = may not attend
-    colour_logits: torch.Tensor | None = None  # (B, Q, K) each token's colour (colour attribute scores)
+    attribute_logits: dict[str, torch.Tensor] | None = None  # group -> (B, Q, K) each token's value
 
 
 class MaskDecoder(nn.Module):
@@ -148,15 +148,14 @@ class MaskDecoder(nn.Module):
         seg_concat: bool = False,
         mask_pooled_dim: int = 0,
         mask_pooled_source: str = "pixel_decoder",
-        colour_attributes: int = 0,
-        colour_attribute_dim: int = 0,
-        colour_attribute_source: str = "pyramid",
-        colour_text_dim: int = 0,
+        attribute_groups: dict[str, tuple[int, int, str]] | None = None,
+        attribute_text_dim: int = 0,
     ) -> None:
-        """``mask_pooled_dim``: channels of the mask-pooled scores' features (0: off); ``colour_attributes``: colour
-        names of the colour attribute scores (0: off), over ``colour_attribute_dim``-channel features and the LLM's
-        ``colour_text_dim``-wide hidden states (the decoder width when 0). Each
-        source: "pixel_decoder" (``mask_features``) or "pyramid" (``fine_features`` given to :meth:`forward`)."""
+        """``mask_pooled_dim``: channels of the mask-pooled scores' features (0: off); ``attribute_groups``: the
+        attribute scores that are on, name ("colour" / "category") -> (number of values, channels of the features
+        their mask head averages, their source), over the LLM's ``attribute_text_dim``-wide hidden states (the
+        decoder width when 0). Each source: "pixel_decoder" (``mask_features``) or "pyramid" (``fine_features``
+        given to :meth:`forward`)."""
         super().__init__()
         self.seg_concat = seg_concat
         self.hidden_dim = hidden_dim
@@ -190,14 +189,12 @@ class MaskDecoder(nn.Module):
         # not in the release: the scores also read the pixel features under the token's own mask (mask_pooling.py)
         self.mask_pooled = MaskPooledFeatures(mask_pooled_dim, hidden_dim) if mask_pooled_dim else None
         self.mask_pooled_source = mask_pooled_source
-        self.colour_attribute_source = colour_attribute_source
-        # not in the release: an expression's colour word meets each mask's colour (colour_attributes.py)
-        text_dim = colour_text_dim or hidden_dim
-        self.colour_attributes = (
-            ColourAttributeScores(colour_attribute_dim, hidden_dim, colour_attributes, text_dim)
-            if colour_attributes
-            else None
-        )
+        # not in the release: an expression's colour and category words meet each mask's own (attribute_scores.py)
+        self.colour_attributes: AttributeScores | None = None
+        self.category_attributes: AttributeScores | None = None
+        self.attribute_sources: dict[str, str] = {}
+        for group, (num_values, in_dim, source) in (attribute_groups or {}).items():
+            self.enable_attributes(group, in_dim, num_values, attribute_text_dim or hidden_dim, source)
 
     def enable_mask_shape(self) -> None:
         """Add the mask-shape embedding to trained weights; it starts at zero, so no output changes until trained."""
@@ -208,7 +205,12 @@ class MaskDecoder(nn.Module):
     def pooled_sources(self) -> set[str]:
         """What the mask-pooled modules that are on average: "pixel_decoder" and / or "pyramid"."""
         sources = {self.mask_pooled_source} if self.mask_pooled is not None else set()
-        return sources | ({self.colour_attribute_source} if self.colour_attributes is not None else set())
+        return sources | {self.attribute_sources[group] for group in self.attribute_scores()}
+
+    def attribute_scores(self) -> dict[str, AttributeScores]:
+        """The attribute groups that are on, by name."""
+        groups = {group: getattr(self, f"{group}_attributes") for group in ATTRIBUTE_GROUPS}
+        return {group: module for group, module in groups.items() if module is not None}
 
     def enable_mask_pooled_scores(self, in_dim: int, init_std: float = 0.0, source: str = "pixel_decoder") -> None:
         """Add mask-pooled scores over ``in_dim``-channel features to trained weights (kept if already there);
@@ -220,15 +222,17 @@ class MaskDecoder(nn.Module):
                 device=reference.device, dtype=reference.dtype
             )
 
-    def enable_colour_attributes(self, in_dim: int, num_colours: int, text_dim: int, source: str = "pyramid") -> None:
-        """Add colour attribute scores over ``in_dim``-channel mask-pooled features to trained weights (kept if
-        already there); they start at "no colour stated", so the scores hardly change until trained."""
-        if self.colour_attributes is None:
-            self.colour_attribute_source = source
+    def enable_attributes(self, group: str, in_dim: int, num_values: int, text_dim: int, source: str) -> None:
+        """Add the ``group`` ("colour" or "category") attribute scores over ``in_dim``-channel mask-pooled features
+        (kept if already there); they start at "none stated", so the scores hardly change until trained. The
+        category group's text head can also say "outside the world"."""
+        if group not in ATTRIBUTE_GROUPS:
+            raise ValueError(f"attribute groups are {ATTRIBUTE_GROUPS}, got {group!r}")
+        if getattr(self, f"{group}_attributes") is None:
+            self.attribute_sources[group] = source
             reference = self.CLASS_proj.layers[0].weight
-            self.colour_attributes = ColourAttributeScores(in_dim, self.hidden_dim, num_colours, text_dim).to(
-                device=reference.device, dtype=reference.dtype
-            )
+            module = AttributeScores(in_dim, self.hidden_dim, num_values, text_dim, outside=group == "category")
+            setattr(self, f"{group}_attributes", module.to(device=reference.device, dtype=reference.dtype))
 
     def enable_seg_concat(self) -> None:
         """Switch trained weights to the concat path: its positions start as the trained queries' (the referring
@@ -249,13 +253,13 @@ class MaskDecoder(nn.Module):
         classes: torch.Tensor | None,
         regions: torch.Tensor | None,
         fine_features: torch.Tensor | None = None,
-        refer_colour_logits: torch.Tensor | None = None,
+        refer_attribute_logits: dict[str, torch.Tensor] | None = None,
     ) -> _Prediction:
         """The release's ``forward_prediction_heads`` on (Q, B, C) states; attn_size None skips the mask."""
         states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
         mask_embed = self.mask_embed(states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
-        scored, colour_logits = states, None
+        scored, attribute_logits = states, {}
         pooled: dict[str, torch.Tensor] = {}  # each source averaged once under every mask
 
         def pool(source: str) -> torch.Tensor:
@@ -271,14 +275,17 @@ class MaskDecoder(nn.Module):
                 scored = scored + self.mask_shape(masks).to(states.dtype)
             if self.mask_pooled is not None:
                 scored = scored + self.mask_pooled.project(pool(self.mask_pooled_source)).to(states.dtype)
-            if self.colour_attributes is not None:  # every scored task teaches the mask side
-                colour_logits = self.colour_attributes.mask_logits(pool(self.colour_attribute_source))
+            for group, heads in self.attribute_scores().items():  # every scored task teaches the mask side
+                attribute_logits[group] = heads.mask_logits(pool(self.attribute_sources[group]))
         refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(scored), refer) if refer is not None else None
-        if refer is not None and refer_colour_logits is not None:
+        if refer is not None and refer_attribute_logits:
             # the heads learn from their own targets only (training/attribute_supervision.py): trained through this
             # product as well, the referring loss pulled the text head to "no colour" (docs/research/embedded-v2.md)
-            compatibility = self.colour_attributes.compatibility(colour_logits.detach(), refer_colour_logits.detach())
-            refer_logits = self.colour_attributes.combine(refer_logits, compatibility)
+            compatibility = sum(
+                self.attribute_scores()[group].compatibility(attribute_logits[group].detach(), text.detach())
+                for group, text in refer_attribute_logits.items()
+            )
+            refer_logits = AttributeScores.combine(refer_logits, compatibility)
         class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
         region_logits = torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions) if regions is not None else None
         attn_mask = None
@@ -287,7 +294,7 @@ class MaskDecoder(nn.Module):
             attn = F.interpolate(masks.float(), size=attn_size, mode="bilinear", align_corners=False)
             attn = attn.to(mask_embed.dtype).sigmoid().flatten(2) < 0.5  # True = background: may not attend
             attn_mask = attn.unsqueeze(1).expand(-1, self.num_heads, -1, -1).flatten(0, 1).detach()
-        return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask, colour_logits)
+        return _Prediction(states, masks, refer_logits, class_logits, region_logits, attn_mask, attribute_logits)
 
     def forward(
         self,
@@ -301,7 +308,7 @@ class MaskDecoder(nn.Module):
         return_intermediate_masks: bool = False,
         score_every_layer: bool = True,
         fine_features: torch.Tensor | None = None,
-        refer_colour_logits: torch.Tensor | None = None,
+        refer_attribute_logits: dict[str, torch.Tensor] | None = None,
     ) -> MaskDecoderOutput:
         """multi_scale_features: the pixel decoder's 3 maps (B, C, H_l, W_l), lowest resolution first;
         mask_features (B, mask_dim, H/4, W/4); queries (B, Q, C) projected LLM mask queries;
@@ -310,8 +317,8 @@ class MaskDecoder(nn.Module):
         ``score_every_layer=False`` scores the prompts after the last layer only (the earlier layers' scores
         feed only the auxiliary losses; their ``aux_outputs`` logits are then None): same masks and final
         scores, less work at inference. ``fine_features`` (B, C, H/4, W/4): the pyramid's fine stages, for the
-        mask-pooled modules whose source is "pyramid". ``refer_colour_logits`` (B, 1, K + 1): the colour each
-        expression states (:meth:`ColourAttributeScores.text_logits`), for the colour attribute scores."""
+        mask-pooled modules whose source is "pyramid". ``refer_attribute_logits``: per attribute group (B, 1, columns)
+        what each expression states (:meth:`AttributeScores.text_logits`), for the attribute scores."""
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(multi_scale_features)}")
         batch, num_queries, _ = queries.shape
@@ -330,7 +337,7 @@ class MaskDecoder(nn.Module):
 
         prompts = (refer_embeddings, class_embeddings, region_embeddings)
         first = prompts if score_every_layer else unscored
-        predictions = [self._predict(output, mask_features, sizes[0], *first, fine_features, refer_colour_logits)]
+        predictions = [self._predict(output, mask_features, sizes[0], *first, fine_features, refer_attribute_logits)]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
@@ -350,7 +357,7 @@ class MaskDecoder(nn.Module):
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
             scored = prompts if last or score_every_layer else unscored
             predictions.append(
-                self._predict(output, mask_features, next_size, *scored, fine_features, refer_colour_logits)
+                self._predict(output, mask_features, next_size, *scored, fine_features, refer_attribute_logits)
             )
 
         aux = []
@@ -375,5 +382,5 @@ class MaskDecoder(nn.Module):
             pred_boxes=self.box_embed(final.states).sigmoid() if predict_boxes else None,
             aux_outputs=aux,
             intermediate_masks=[p.masks for p in predictions] if return_intermediate_masks else None,
-            colour_logits=final.colour_logits,
+            attribute_logits=final.attribute_logits or {},
         )

@@ -26,6 +26,7 @@ from transformers.utils import ModelOutput
 
 from ..configuration_hyperseg import HyperSegConfig
 from ..constants import IGNORE_INDEX, TEMPORAL_TOKEN_INDEX
+from .attribute_scores import ATTRIBUTE_GROUPS
 from .entity_recognition import HybridEntityRecognition, PromptEmbeddings, gather_fixed
 from .losses import HyperSegCriterion, SegmentationTarget, instance_contrastive_loss
 from .mask_decoder import MaskDecoder
@@ -83,8 +84,10 @@ class HyperSegOutput(ModelOutput):
     prompt_kind: list[str] | None = None  # per sample: "refer", "class" or "region"
     instance_embeddings: torch.Tensor | None = None  # (B, Q, D) for association across frames
     query_states: torch.Tensor | None = None
-    colour_logits: torch.Tensor | None = None  # (B, Q, K) colour attribute scores: each token's colour
-    refer_colour_logits: torch.Tensor | None = None  # (B, 1, K + 1): the colour the expression states, or none
+    # attribute scores, per group that is on ("colour", "category"): each token's value (B, Q, K), and what the
+    # expression states (B, 1, K + 1 or + 2: none, outside the world)
+    attribute_logits: dict[str, torch.Tensor] | None = None
+    refer_attribute_logits: dict[str, torch.Tensor] | None = None
     text_logits: torch.Tensor | None = None  # only at supervised positions, when labels are given
     temporal_state: TemporalState | None = None
     matched_indices: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -140,10 +143,12 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             seg_concat=getattr(dec, "seg_concat", False),
             mask_pooled_dim=self.mask_pooled_dim() if getattr(dec, "mask_pooled_scores", False) else 0,
             mask_pooled_source=getattr(dec, "mask_pooled_features", "pixel_decoder"),
-            colour_attributes=getattr(dec, "colour_attributes", 0),
-            colour_attribute_dim=self.colour_attribute_dim() if getattr(dec, "colour_attributes", 0) else 0,
-            colour_attribute_source=getattr(dec, "colour_attribute_features", "pyramid"),
-            colour_text_dim=llm_hidden,
+            attribute_groups={
+                group: (getattr(dec, f"{group}_attributes", 0), self.attribute_dim(group), self.attribute_source(group))
+                for group in ATTRIBUTE_GROUPS
+                if getattr(dec, f"{group}_attributes", 0)
+            },
+            attribute_text_dim=llm_hidden,
         )
         self.criterion = self.build_criterion()
         self._no_split_modules = list(
@@ -201,9 +206,14 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         """Channels of what the mask-pooled scores average (``decoder_config.mask_pooled_features``)."""
         return self.pooled_dim(getattr(self.config.decoder_config, "mask_pooled_features", "pixel_decoder"))
 
-    def colour_attribute_dim(self) -> int:
-        """Channels of what the colour attribute scores average (``decoder_config.colour_attribute_features``)."""
-        return self.pooled_dim(getattr(self.config.decoder_config, "colour_attribute_features", "pyramid"))
+    def attribute_source(self, group: str) -> str:
+        """What the ``group`` attribute scores' mask head averages (``decoder_config.<group>_attribute_features``)."""
+        default = {"colour": "pyramid", "category": "pixel_decoder"}[group]  # the config's defaults
+        return getattr(self.config.decoder_config, f"{group}_attribute_features", default)
+
+    def attribute_dim(self, group: str) -> int:
+        """Channels of what the ``group`` ("colour" / "category") attribute scores average."""
+        return self.pooled_dim(self.attribute_source(group))
 
     def _fine_features(self, pyramid: list[torch.Tensor]) -> torch.Tensor | None:
         """The pyramid's stride-4 stage and its stride-8 stage upsampled to it, if a mask-pooled module reads them."""
@@ -435,10 +445,12 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         prompts = self.entity_recognition(hidden, input_ids, class_spans, refer_mask, self.num_queries, layout)
         prompts, sums = self._aggregate(prompts, temporal_state)
         use = {kind: any(k == kind for k in kinds) for kind in PROMPT_KINDS}
-        colours = self.mask_decoder.colour_attributes
-        refer_colours = None
-        if colours is not None and use["refer"] and refer_mask is not None:  # the colour each expression states
-            refer_colours = colours.text_logits(hidden, refer_mask)
+        refer_attributes = {}
+        if use["refer"] and refer_mask is not None:  # what each expression states, per attribute group
+            refer_attributes = {
+                group: heads.text_logits(hidden, refer_mask)
+                for group, heads in self.mask_decoder.attribute_scores().items()
+            }
         decoded = self.mask_decoder(
             image_features.multi_scale_features,
             image_features.mask_features,
@@ -449,7 +461,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             return_intermediate_masks=return_intermediate_masks,
             score_every_layer=aux_scores,
             fine_features=image_features.fine_features,
-            refer_colour_logits=refer_colours,
+            refer_attribute_logits=refer_attributes,
         )
         logits, valid = self._unify(decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)
         aux = []
@@ -472,8 +484,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             prompt_kind=kinds,
             instance_embeddings=decoded.instance_embeddings,
             query_states=decoded.query_states,
-            colour_logits=decoded.colour_logits,
-            refer_colour_logits=refer_colours,
+            attribute_logits=decoded.attribute_logits,
+            refer_attribute_logits=refer_attributes,
             temporal_state=state,
             aux_outputs=aux,
             intermediate_masks=decoded.intermediate_masks,

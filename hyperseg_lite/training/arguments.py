@@ -148,8 +148,8 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "--colour-attributes",
         choices=("pyramid", "pixel_decoder"),
         default=None,
-        help="turn on decoder_config.colour_attributes (each referring score gains the log-probability that the "
-        "mask has the colour the expression states: hyperseg_lite/modeling/colour_attributes.py; not in the "
+        help="turn on decoder_config.colour_attributes (each referring probability is multiplied by the probability "
+        "that the mask has the colour the expression states: hyperseg_lite/modeling/attribute_scores.py; not in the "
         "release), its mask head reading the pyramid's stride-4 and -8 stages or the pixel decoder's "
         "mask_features under each mask, and train its two heads as a new part, each with its own loss",
     )
@@ -159,6 +159,21 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         default=1.0,
         help="with --colour-attributes: weight of the losses that teach its heads the mask's and the expression's "
         "colour (hyperseg_lite/training/attribute_supervision.py), the only losses that train them",
+    )
+    add(
+        "--category-attributes",
+        choices=("pyramid", "pixel_decoder"),
+        default=None,
+        help="turn on decoder_config.category_attributes, the same for the shape category the expression states "
+        "(its text head can also say 'a thing outside the world', which no mask has), its mask head reading the "
+        "pyramid's stride-4 and -8 stages or the pixel decoder's mask_features under each mask",
+    )
+    add(
+        "--category-attribute-weight",
+        type=float,
+        default=1.0,
+        help="with --category-attributes: weight of the losses that teach its heads the mask's and the "
+        "expression's category",
     )
     add(
         "--freeze-vision",
@@ -253,6 +268,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--colour-loss-weight must be 0 (off) or positive")
     if args.colour_attribute_weight <= 0:
         parser.error("--colour-attribute-weight must be positive (nothing else trains the colour attribute heads)")
+    if args.category_attribute_weight <= 0:
+        parser.error("--category-attribute-weight must be positive (nothing else trains the category attribute heads)")
     if args.resume is None and (args.tokenizer is not None or args.init_vision is not None) and args.init is not None:
         parser.error("--tokenizer and --init-vision set up a new model from --preset; --init weights bring their own")
     if not 0 <= args.out_of_world_rate <= 0.15:

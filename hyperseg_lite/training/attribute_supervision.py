@@ -1,16 +1,18 @@
-"""Stage 2 training of the colour attribute scores (``modeling/colour_attributes.py``): both heads learn directly.
+"""Stage 2 training of the attribute scores (``modeling/attribute_scores.py``): every head learns directly.
 
-The referring loss alone reaches the two heads only through their product, and in `lite2` it never taught the
-plain score to read colour words. So each head also has its own target:
+The referring loss alone reaches the heads only through their product, and in `lite2` it never taught the
+plain score to read colour words. So each head has its own target, per attribute group:
 
-- ``loss_colour_mask``: every mask token the criterion matched to an object with a painted colour names that
-  colour (cross-entropy; the colour comes from the pixels, ``colour_auxiliary.palette_colours``), in every task
-  whose prompts are scored;
-- ``loss_colour_text``: every expression names the colour it states for its target (``Sample.stated_colour``,
-  which the world's query records), or "none" (the last column) when it states none; reasoning questions state
-  none.
+- ``loss_<group>_mask``: every mask token the criterion matched to an object names that object's value, in every
+  task whose prompts are scored. Colour: the painted colour, from the pixels
+  (``colour_auxiliary.palette_colours``), so every task's objects have one. Category: the class of a class
+  prompt's objects, and the category a referring expression states for its targets;
+- ``loss_<group>_text``: every expression names the value it states for its target (``Sample.stated_colour`` /
+  ``stated_category``, which the world's queries record), "none" when it states none (reasoning questions
+  state none), and for the category "outside the world" for the out-of-world expressions.
 
-``python -m hyperseg_lite.train --colour-attributes --colour-attribute-weight W`` weighs both.
+``python -m hyperseg_lite.train --colour-attributes ... --category-attributes ...`` switches the groups on;
+``--colour-attribute-weight`` / ``--category-attribute-weight`` weigh their losses.
 """
 
 from __future__ import annotations
@@ -18,35 +20,60 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.vocabulary import COLOUR_NAMES
-from .colour_auxiliary import matched_colour_loss, target_colours
+from ..data.out_of_world import OUT_OF_WORLD
+from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
+from .colour_auxiliary import matched_label_loss, target_colours
+from .shape_auxiliary import object_categories
+
+VALUES = {"colour": COLOUR_NAMES, "category": CATEGORIES}
 
 
-def stated_colour_labels(samples: list, kinds: list[str]) -> torch.Tensor:
-    """Per batch row the index of the colour its expression states, ``len(COLOUR_NAMES)`` for none, -100 (ignored)
-    for rows that score no expression."""
-    none = len(COLOUR_NAMES)
-    labels = [
-        (COLOUR_NAMES.index(s.stated_colour) if s.stated_colour else none) if kind == "refer" else -100
-        for s, kind in zip(samples, kinds)
-    ]
+def stated_labels(group: str, samples: list, kinds: list[str]) -> torch.Tensor:
+    """Per batch row the index of the ``group`` value its expression states: the value's index, ``len(values)``
+    for none, ``len(values) + 1`` for outside the world (category), -100 (ignored) for rows that score no
+    expression."""
+    values = VALUES[group]
+    labels = []
+    for sample, kind in zip(samples, kinds):
+        stated = getattr(sample, f"stated_{group}")
+        if kind != "refer":
+            labels.append(-100)
+        elif stated is None:
+            labels.append(len(values))
+        elif stated == OUT_OF_WORLD:
+            labels.append(len(values) + 1)
+        else:
+            labels.append(values.index(stated))
     return torch.tensor(labels, dtype=torch.long)
 
 
-def colour_attribute_losses(out, samples: list, batch: dict, config) -> dict[str, torch.Tensor]:
-    """The two head losses of one frame's output (either may be missing: no matched coloured object, or no
-    expression in the batch)."""
+def target_values(group: str, sample, target, pixel_values: torch.Tensor, config) -> torch.Tensor:
+    """The ``group`` value index of each target object of one batch row (-1: unknown)."""
+    if group == "colour":
+        return target_colours(sample, target, pixel_values, config)
+    categories = object_categories(sample.class_names, target)
+    stated = getattr(sample, "stated_category", None)
+    if not sample.class_names and stated in CATEGORIES:  # every object an expression refers to has its category
+        categories = torch.full_like(categories, CATEGORIES.index(stated))
+    return categories
+
+
+def attribute_losses(out, samples: list, batch: dict, config) -> dict[str, torch.Tensor]:
+    """The head losses of one frame's output, ``loss_<group>_mask`` / ``loss_<group>_text`` per group that is on
+    (either may be missing: no matched object with a known value, or no expression in the batch)."""
     losses = {}
-    if out.colour_logits is not None and out.matched_indices is not None:
-        colours = [
-            target_colours(sample, target, pixels, config)
+    for group, mask_logits in (out.attribute_logits or {}).items():
+        if out.matched_indices is None:
+            break
+        values = [
+            target_values(group, sample, target, pixels, config)
             for sample, target, pixels in zip(samples, batch["targets"], batch["pixel_values"])
         ]
-        mask_loss = matched_colour_loss(out.colour_logits, out.matched_indices, colours)
+        mask_loss = matched_label_loss(mask_logits, out.matched_indices, values)
         if mask_loss is not None:
-            losses["loss_colour_mask"] = mask_loss
-    if out.refer_colour_logits is not None:
-        labels = stated_colour_labels(samples, out.prompt_kind).to(out.refer_colour_logits.device)
+            losses[f"loss_{group}_mask"] = mask_loss
+    for group, text_logits in (out.refer_attribute_logits or {}).items():
+        labels = stated_labels(group, samples, out.prompt_kind).to(text_logits.device)
         if (labels >= 0).any():
-            losses["loss_colour_text"] = F.cross_entropy(out.refer_colour_logits[:, 0].float(), labels)
+            losses[f"loss_{group}_text"] = F.cross_entropy(text_logits[:, 0].float(), labels)
     return losses

@@ -77,17 +77,18 @@ class QueryColourAuxiliary(nn.Module):
         returns them; ``colours``: per row the colour index of each target object (-1: none).
         """
         logits = self.classifier(query_states.to(self.classifier.weight.dtype))
-        return matched_colour_loss(logits, matched_indices, colours, with_accuracy)
+        return matched_label_loss(logits, matched_indices, colours, with_accuracy)
 
 
-def matched_colour_loss(
+def matched_label_loss(
     logits: torch.Tensor,
     matched_indices: Sequence[tuple[torch.Tensor, torch.Tensor]],
     colours: Sequence[torch.Tensor],
     with_accuracy: bool = False,
 ):
-    """Cross-entropy of (B, Q, K) per-query colour logits at the queries the criterion matched to objects that
-    have a colour (``colours``: per row each target object's colour index, -1: none); None when none has one."""
+    """Cross-entropy of (B, Q, K) per-query logits at the queries the criterion matched to objects that have a
+    label (``colours``: per row each target object's colour, or other value, index; -1: none); None when none
+    has one."""
     picked, labels = [], []
     for row, ((query_idx, object_idx), colour) in enumerate(zip(matched_indices, colours)):
         colour = colour.to(logits.device)[object_idx.to(logits.device)]

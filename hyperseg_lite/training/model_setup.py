@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
-from ..data.vocabulary import COLOUR_NAMES
+from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
 from ..loading import LoadedModel, build_random_model, load_model
 from ..pretrain_vision import load_encoders
 from .checkpoints import checkpoint_step, last_checkpoint
@@ -96,15 +96,14 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
         model.mask_decoder.enable_mask_pooled_scores(
             model.mask_pooled_dim(), args.mask_pooled_init_std, args.mask_pooled_scores
         )
-    if getattr(args, "colour_attributes", None):
-        model.config.decoder_config.colour_attributes = len(COLOUR_NAMES)
-        model.config.decoder_config.colour_attribute_features = args.colour_attributes
-        model.mask_decoder.enable_colour_attributes(
-            model.colour_attribute_dim(),
-            len(COLOUR_NAMES),
-            model.config.text_config.hidden_size,
-            args.colour_attributes,
-        )
+    for group, values in (("colour", COLOUR_NAMES), ("category", CATEGORIES)):
+        source = getattr(args, f"{group}_attributes", None)
+        if source:
+            setattr(model.config.decoder_config, f"{group}_attributes", len(values))
+            setattr(model.config.decoder_config, f"{group}_attribute_features", source)
+            model.mask_decoder.enable_attributes(
+                group, model.attribute_dim(group), len(values), model.config.text_config.hidden_size, source
+            )
     if args.freeze_vision and args.shape_loss_weight > 0 and model.mask_decoder.mask_shape is None:
         raise ValueError(
             "--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)"
@@ -141,7 +140,8 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
     model = setup.loaded.model
     fresh = list(model.mask_decoder.mask_shape.parameters()) if args.mask_shape_embedding else []
     fresh += list(model.mask_decoder.mask_pooled.parameters()) if getattr(args, "mask_pooled_scores", None) else []
-    fresh += list(model.mask_decoder.colour_attributes.parameters()) if getattr(args, "colour_attributes", None) else []
+    for group, heads in model.mask_decoder.attribute_scores().items():
+        fresh += list(heads.parameters()) if getattr(args, f"{group}_attributes", None) else []
     fresh += list(setup.shape_aux.parameters()) if setup.shape_aux is not None else []
     fresh += list(setup.colour_aux.parameters()) if setup.colour_aux is not None else []
     fresh_ids = {id(p) for p in fresh}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..loading import LoadedModel
-from .attribute_supervision import colour_attribute_losses
+from .attribute_supervision import attribute_losses
 from .batching import collate, sample_items, to_device
 from .colour_auxiliary import QueryColourAuxiliary, target_colours
 from .shape_auxiliary import MaskShapeAuxiliary, ShapeAuxiliary, object_categories
@@ -20,7 +20,7 @@ def training_step(
     shape_weight: float = 0.0,
     colour_aux: QueryColourAuxiliary | None = None,
     colour_weight: float = 0.0,
-    colour_attribute_weight: float = 0.0,
+    attribute_weights: dict[str, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch of one task (two frames for video tasks), and its parts for the log.
 
@@ -32,9 +32,9 @@ def training_step(
     ``shape_aux`` (with ``shape_weight`` > 0): adds the shape-classification loss on the objects of class-prompt
     samples (:mod:`~hyperseg_lite.training.shape_auxiliary`), logged as ``loss_shape``. ``colour_aux`` (with
     ``colour_weight`` > 0): adds the colour loss on the decoder state of every matched mask token
-    (:mod:`~hyperseg_lite.training.colour_auxiliary`), logged as ``loss_colour``. ``colour_attribute_weight`` > 0
-    with the model's colour attribute scores on: adds their two head losses
-    (:mod:`~hyperseg_lite.training.attribute_supervision`), logged as ``loss_colour_mask`` / ``loss_colour_text``.
+    (:mod:`~hyperseg_lite.training.colour_auxiliary`), logged as ``loss_colour``. ``attribute_weights``: per attribute
+    group of the model's attribute scores ("colour", "category") the weight of its two head losses
+    (:mod:`~hyperseg_lite.training.attribute_supervision`), logged as ``loss_<group>_mask`` / ``loss_<group>_text``.
     """
     model, processor = loaded.model, loaded.processor
     frames = (0, 1) if samples[0].frames is not None else (0,)
@@ -72,10 +72,12 @@ def training_step(
             if colour_loss is not None:
                 total = total + colour_weight * colour_loss
                 parts["loss_colour"] = parts.get("loss_colour", 0.0) + float(colour_loss.detach())
-        if colour_attribute_weight > 0 and model.mask_decoder.colour_attributes is not None:
-            for key, value in colour_attribute_losses(out, samples, batch, model.config).items():
-                total = total + colour_attribute_weight * value
-                parts[key] = parts.get(key, 0.0) + float(value.detach())
+        if model.mask_decoder.attribute_scores():
+            for key, value in attribute_losses(out, samples, batch, model.config).items():
+                weight = (attribute_weights or {}).get(key.split("_")[1], 0.0)
+                if weight > 0:
+                    total = total + weight * value
+                    parts[key] = parts.get(key, 0.0) + float(value.detach())
         total = total + out.loss
         for key, value in out.loss_dict.items():
             parts[key] = parts.get(key, 0.0) + float(value.detach())

@@ -7,9 +7,9 @@ Two measurements, both on val scenes:
 * **Recognition by attribute**: for every object that one attribute names uniquely in its scene, the expression
   "the <colour> <shape>", "the <shape>" or "the <colour> object", and whether the chosen mask covers it
   (IoU >= 0.5). The oracle column says how often some mask token covered it at all.
-* **The colour attribute heads** (a model with ``decoder_config.colour_attributes``): how often the text head names
-  the colour each expression states (none for "the <shape>"), and the mask head the colour of the mask token that
-  covers the object.
+* **The attribute heads** (a model with ``decoder_config.colour_attributes`` / ``category_attributes``): how often
+  each group's text head names the value each expression states (colour: none for "the <shape>"; category: none
+  for "the <colour> object"), and its mask head the value of the mask token that covers the object.
 * **What the referring embedding encodes**: the embedding the decoder scores against, for "the <colour>
   <shape>" over 8 colours x 8 shapes on one image; the share of its variance explained by the colour word and by
   the shape word (one-way means), and the mean cosine of two expressions that differ only in colour or only in
@@ -41,11 +41,14 @@ KINDS = ("colour and shape", "shape only", "colour only")
 
 def recognition(predictor: HyperSegPredictor, world: World, scenes: int) -> dict[str, dict[str, float]]:
     hits: dict[str, list[tuple[bool, bool]]] = {kind: [] for kind in KINDS}
-    heads = getattr(predictor.model.mask_decoder, "colour_attributes", None)
-    seen, hooks, head_hits = {}, [], {"text": [], "mask": []}
-    if heads is not None:  # what the colour attribute heads say (modeling/colour_attributes.py)
-        for name, module in (("text", heads.text_head), ("mask", heads.mask_head)):
-            hooks.append(module.register_forward_hook(lambda _m, _a, out, name=name: seen.__setitem__(name, out)))
+    groups = predictor.model.mask_decoder.attribute_scores()  # what the attribute heads say (attribute_scores.py)
+    seen, hooks = {}, []
+    head_hits = {(group, side): [] for group in groups for side in ("text", "mask")}
+    for group, heads in groups.items():
+        for side, module in (("text", heads.text_head), ("mask", heads.mask_head)):
+            hooks.append(
+                module.register_forward_hook(lambda _m, _a, out, key=(group, side): seen.__setitem__(key, out))
+            )
     try:
         for index in range(scenes):
             scene = world.scene(world.rng("semantic", index))
@@ -67,12 +70,15 @@ def recognition(predictor: HyperSegPredictor, world: World, scenes: int) -> dict
                     best, _ = post.referring_choice(candidates.mask_logits, candidates.scores)
                     ious = (masks & obj.mask).sum((1, 2)) / np.maximum((masks | obj.mask).sum((1, 2)), 1)
                     hits[kind].append((bool(ious[best] >= 0.5), bool(ious.max() >= 0.5)))
-                    if heads is not None:
-                        colour = COLOUR_NAMES.index(obj.colour)
-                        stated = len(COLOUR_NAMES) if kind == "shape only" else colour
-                        head_hits["text"].append(int(seen["text"].flatten(0, -2)[0].argmax()) == stated)
-                        if ious.max() >= 0.5:  # the mask token that covers it: does its mask head name the colour?
-                            head_hits["mask"].append(int(seen["mask"][0, int(ious.argmax())].argmax()) == colour)
+                    for group in groups:
+                        values = COLOUR_NAMES if group == "colour" else CATEGORIES
+                        value = values.index(obj.colour if group == "colour" else obj.category)
+                        unstated = kind == ("shape only" if group == "colour" else "colour only")
+                        stated = len(values) if unstated else value
+                        head_hits[group, "text"].append(int(seen[group, "text"].flatten(0, -2)[0].argmax()) == stated)
+                        if ious.max() >= 0.5:  # the mask token that covers it: does its mask head name the value?
+                            covering = seen[group, "mask"][0, int(ious.argmax())]
+                            head_hits[group, "mask"].append(int(covering.argmax()) == value)
     finally:
         for hook in hooks:
             hook.remove()
@@ -84,9 +90,10 @@ def recognition(predictor: HyperSegPredictor, world: World, scenes: int) -> dict
         }
         for kind, rows in hits.items()
     }
-    if heads is not None:
-        report["colour heads"] = {
-            f"{side}_accuracy": float(np.mean(rows)) if rows else float("nan") for side, rows in head_hits.items()
+    for group in groups:
+        report[f"{group} heads"] = {
+            f"{side}_accuracy": float(np.mean(head_hits[group, side])) if head_hits[group, side] else float("nan")
+            for side in ("text", "mask")
         }
     return report
 
@@ -163,12 +170,13 @@ def main(argv=None) -> dict:
     for kind in KINDS:
         row = report["recognition"][kind]
         print(f"| {kind} | {row['expressions']} | {row['chosen_accuracy']:.3f} | {row['oracle_accuracy']:.3f} |")
-    if "colour heads" in report["recognition"]:
-        heads = report["recognition"]["colour heads"]
-        print(
-            f"colour attribute heads: the expression's stated colour (or none) right {heads['text_accuracy']:.3f}, "
-            f"the covering mask's colour right {heads['mask_accuracy']:.3f}"
-        )
+    for group in ("colour", "category"):
+        if f"{group} heads" in report["recognition"]:
+            heads = report["recognition"][f"{group} heads"]
+            print(
+                f"{group} attribute heads: the expression's stated {group} (or none) right "
+                f"{heads['text_accuracy']:.3f}, the covering mask's {group} right {heads['mask_accuracy']:.3f}"
+            )
     e = report["embedding"]
     print(
         f"referring embedding (8 colours x 8 shapes): variance share colour {e['colour_variance_share']:.3f}, shape "
