@@ -68,3 +68,18 @@ def test_prints_a_table_and_writes_the_best_values_into_the_checkpoint(tool, tmp
         best["segment_threshold"],
         best["referring_threshold"],
     )
+
+
+def test_the_referring_threshold_alone_leaves_the_class_thresholds_as_they_were(tool, tmp_path, capsys):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(EMBEDDED_CHECKPOINT, checkpoint, ignore=shutil.ignore_patterns("*.png", "*.csv", "*.md"))
+    before = load_model(checkpoint).model.config
+    report = tool.main(
+        ["--checkpoint", str(checkpoint), "--samples", "2", "--kinds", "referring", "--write"]
+        + ["--referring-candidates", "0.05", "0.99"]
+    )
+    assert "semantic" not in report and set(report["best"]) == {"referring_threshold"}
+    assert "semantic mIoU" not in capsys.readouterr().out
+    after = load_model(checkpoint).model.config
+    assert (after.semantic_threshold, after.segment_threshold) == (before.semantic_threshold, before.segment_threshold)
+    assert after.referring_threshold == report["best"]["referring_threshold"] in (0.05, 0.99)
