@@ -259,7 +259,7 @@ class MaskDecoder(nn.Module):
         states = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
         mask_embed = self.mask_embed(states)
         masks = torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
-        scored, attribute_logits = states, {}
+        scored, attribute_logits, groups = states, {}, self.attribute_scores()
         pooled: dict[str, torch.Tensor] = {}  # each source averaged once under every mask
 
         def pool(source: str) -> torch.Tensor:
@@ -275,14 +275,14 @@ class MaskDecoder(nn.Module):
                 scored = scored + self.mask_shape(masks).to(states.dtype)
             if self.mask_pooled is not None:
                 scored = scored + self.mask_pooled.project(pool(self.mask_pooled_source)).to(states.dtype)
-            for group, heads in self.attribute_scores().items():  # every scored task teaches the mask side
+            for group, heads in groups.items():  # every scored task teaches the mask side
                 attribute_logits[group] = heads.mask_logits(pool(self.attribute_sources[group]))
         refer_logits = torch.einsum("bqc,bkc->bqk", self.SEG_proj(scored), refer) if refer is not None else None
         if refer is not None and refer_attribute_logits:
             # the heads learn from their own targets only (training/attribute_supervision.py): trained through this
             # product as well, the referring loss pulled the text head to "no colour" (docs/research/embedded-v2.md)
             compatibility = sum(
-                self.attribute_scores()[group].compatibility(attribute_logits[group].detach(), text.detach())
+                groups[group].compatibility(attribute_logits[group].detach(), text.detach())
                 for group, text in refer_attribute_logits.items()
             )
             refer_logits = AttributeScores.combine(refer_logits, compatibility)

@@ -208,8 +208,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
 
     def attribute_source(self, group: str) -> str:
         """What the ``group`` attribute scores' mask head averages (``decoder_config.<group>_attribute_features``)."""
-        default = {"colour": "pyramid", "category": "pixel_decoder"}[group]  # the config's defaults
-        return getattr(self.config.decoder_config, f"{group}_attribute_features", default)
+        return getattr(self.config.decoder_config, f"{group}_attribute_features")
 
     def attribute_dim(self, group: str) -> int:
         """Channels of what the ``group`` ("colour" / "category") attribute scores average."""
