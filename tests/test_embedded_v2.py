@@ -291,6 +291,18 @@ def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_e
     assert gate["explanations"] == 2 and 0.0 <= gate["explanation_real_words"] <= 1.0
     assert evaluate_explanations(HyperSegPipeline(build_random_model("tiny2")), World("test", 0), 2) == {}
 
+    # --pyramid-lr-scale: the pyramid's weights learn on, its BatchNorm statistics and the global tower do not
+    tuned = train(
+        ["--init", str(run / "checkpoint"), "--freeze-encoders", "--pyramid-lr-scale", "0.5", "--lr", "1e-2"]
+        + ["--tasks", "referring", "--steps", "2", "--batch-size", "1", "--workers", "0", "--save-every", "2"]
+        + ["--output", str(tmp_path / "tuned")]
+    )
+    after = load_model(tuned, precision="fp32", device_map="cpu").model.state_dict()
+    pyramid = [k for k in stage1 if k.startswith("pyramid.")]
+    assert any(not torch.equal(after[k], stage1[k]) for k in pyramid if k.endswith(".weight"))
+    assert all(torch.equal(after[k], stage1[k]) for k in pyramid if "running_" in k)
+    assert all(torch.equal(after[k], v) for k, v in stage1.items() if k.startswith("global_vision.encoder."))
+
 
 def test_describe_samples_teach_the_class_list_through_the_text_loss_alone(tiny):
     from hyperseg_lite.training.batching import collate, sample_items

@@ -30,6 +30,7 @@ from .attribute_scores import ATTRIBUTE_GROUPS
 from .entity_recognition import HybridEntityRecognition, PromptEmbeddings, gather_fixed
 from .losses import HyperSegCriterion, SegmentationTarget, instance_contrastive_loss
 from .mask_decoder import MaskDecoder
+from .mask_pooling import MaskPooledFeatures
 from .matcher import HungarianMatcher
 from .perceiver import FineGrainedVisualPerceiver
 from .pixel_decoder import PixelDecoder
@@ -150,6 +151,9 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             },
             attribute_text_dim=llm_hidden,
         )
+        # not in the release: the region prompts' fine features (config.region_fine_features), added to what the
+        # global tower pools; its last layer starts at zero
+        self.region_fine = MaskPooledFeatures(dec.mask_dim, llm_hidden) if config.region_fine_features else None
         self.criterion = self.build_criterion()
         self._no_split_modules = list(
             dict.fromkeys(
@@ -244,19 +248,32 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         fine = self._fine_features(pyramid)
         return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention, fine)
 
+    def enable_region_fine_features(self) -> None:
+        """Add the region prompts' fine features to trained weights (kept if already there); its last layer
+        starts at zero, so no output changes until it is trained."""
+        self.config.region_fine_features = True
+        if self.region_fine is None:
+            dec = self.config.decoder_config
+            self.region_fine = MaskPooledFeatures(dec.mask_dim, self.config.text_config.hidden_size).to(
+                device=self.mask_queries.device, dtype=self.mask_queries.dtype
+            )
+
     def pool_region_prompts(
         self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None, mode: str = "area"
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Per-sample (R_b, H, W) bool masks -> pooled global features (B, R, H) padded + validity (B, R)."""
+        """Per-sample (R_b, H, W) bool masks -> pooled global features (B, R, H) padded + validity (B, R).
+
+        With ``config.region_fine_features`` each region also averages the pixel decoder's ``mask_features``
+        (stride 4) inside it, projected to the LLM's width and added."""
         if region_masks is None or all(m is None or m.shape[0] == 0 for m in region_masks):
             return None, None
         if len(region_masks) != image_features.batch_size:
             raise ValueError("give one (possibly empty) stack of region masks per prompt")
         pooled = [
-            pool_regions(tokens, masks, mode=mode)
+            self._pool_region(tokens, fine, masks, mode)
             if masks is not None and masks.shape[0]
             else tokens.new_zeros((0, tokens.shape[-1]))
-            for tokens, masks in zip(image_features.global_tokens, region_masks)
+            for tokens, fine, masks in zip(image_features.global_tokens, image_features.mask_features, region_masks)
         ]
         num = max(p.shape[0] for p in pooled)
         width = image_features.global_tokens.shape[-1]
@@ -266,6 +283,14 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             out[row, : p.shape[0]] = p
             valid[row, : p.shape[0]] = True
         return out, valid
+
+    def _pool_region(self, tokens: torch.Tensor, fine: torch.Tensor, masks: torch.Tensor, mode: str) -> torch.Tensor:
+        """One image's (N, H) global tokens, (C, h, w) mask features and (R, H', W') masks -> (R, H)."""
+        pooled = pool_regions(tokens, masks, mode=mode)
+        if self.region_fine is None:
+            return pooled
+        fine_pooled = pool_regions(fine.flatten(1).transpose(0, 1), masks, mode=mode)
+        return pooled + self.region_fine.project(fine_pooled).to(pooled.dtype)
 
     # ------------------------------------------------------------------ stage 2: prompts
     def run_llm(

@@ -109,6 +109,14 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "not in the release) and train it as a new part",
     )
     add(
+        "--region-fine-features",
+        action="store_true",
+        default=False,
+        help="turn on config.region_fine_features (a clicked point, box or scribble also averages the pixel "
+        "decoder's stride-4 features inside it, not only the global tower's coarse grid; not in the release) and "
+        "train it as a new part",
+    )
+    add(
         "--mask-pooled-init-std",
         type=float,
         default=0.0,
@@ -200,6 +208,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "them, the pixel decoder and the global projector included",
     )
     add(
+        "--pyramid-lr-scale",
+        type=float,
+        default=0.0,
+        help="with --freeze-encoders: the pyramid's weights still train, at --lr times this, while its BatchNorm "
+        "statistics stay those of stage 1 and the global tower stays fixed (0: the pyramid is fixed too)",
+    )
+    add(
         "--out-of-world-rate",
         type=float,
         default=0.0,
@@ -276,6 +291,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--out-of-world-rate must be between 0 and 0.15 (the share of no-target referring samples)")
     if not 0 <= args.colour_contrast_rate <= 1:
         parser.error("--colour-contrast-rate must be between 0 and 1")
+    if args.pyramid_lr_scale < 0 or (args.pyramid_lr_scale > 0 and not args.freeze_encoders):
+        parser.error("--pyramid-lr-scale goes with --freeze-encoders (without it the pyramid trains at --lr)")
     if args.freeze_encoders and args.freeze_vision:
         parser.error("--freeze-vision already holds the encoders fixed (and the pixel decoder): give one of the two")
     if args.resume is None and args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):

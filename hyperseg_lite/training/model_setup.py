@@ -35,14 +35,15 @@ def freeze_vision(model: torch.nn.Module) -> None:
         getattr(model, name).requires_grad_(False).eval()
 
 
-def freeze_encoders(model: torch.nn.Module) -> None:
-    """Hold the pretrained encoders fixed (no gradients, eval mode: BatchNorm keeps its stage-1 statistics).
+def freeze_encoders(model: torch.nn.Module, train_pyramid: bool = False) -> None:
+    """Hold the pretrained encoders fixed (no gradients, eval mode: BatchNorm keeps its stage-1 statistics);
+    with ``train_pyramid`` the pyramid's weights keep learning (``--pyramid-lr-scale``), its statistics do not.
 
     Why: stage 1 (:mod:`hyperseg_lite.pretrain_vision`) trained them on the world's dense annotation with
     batches of 8+ images; stage 2's batches of 4 prompts would only blur them. What they feed (pixel decoder,
     projector, perceiver) keeps learning: the pixel decoder from stage 1's weights where it trained one, the rest
     from scratch."""
-    model.pyramid.requires_grad_(False).eval()
+    model.pyramid.requires_grad_(train_pyramid).eval()
     model.global_vision.encoder.requires_grad_(False).eval()
 
 
@@ -96,6 +97,8 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
         model.mask_decoder.enable_mask_pooled_scores(
             model.mask_pooled_dim(), args.mask_pooled_init_std, args.mask_pooled_scores
         )
+    if getattr(args, "region_fine_features", False):
+        model.enable_region_fine_features()
     for group, values in (("colour", COLOUR_NAMES), ("category", CATEGORIES)):
         source = getattr(args, f"{group}_attributes", None)
         if source:
@@ -128,7 +131,7 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     if args.freeze_vision:
         freeze_vision(model)
     if getattr(args, "freeze_encoders", False):
-        freeze_encoders(model)
+        freeze_encoders(model, train_pyramid=getattr(args, "pyramid_lr_scale", 0.0) > 0)
     return TrainingSetup(loaded, shape_aux, start, checkpoint, colour_aux)
 
 
@@ -142,17 +145,23 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
     fresh += list(model.mask_decoder.mask_pooled.parameters()) if getattr(args, "mask_pooled_scores", None) else []
     for group, heads in model.mask_decoder.attribute_scores().items():
         fresh += list(heads.parameters()) if getattr(args, f"{group}_attributes", None) else []
+    fresh += list(model.region_fine.parameters()) if getattr(args, "region_fine_features", False) else []
     fresh += list(setup.shape_aux.parameters()) if setup.shape_aux is not None else []
     fresh += list(setup.colour_aux.parameters()) if setup.colour_aux is not None else []
     fresh_ids = {id(p) for p in fresh}
-    trained = [p for p in model.parameters() if id(p) not in fresh_ids and p.requires_grad]
+    pyramid_scale = getattr(args, "pyramid_lr_scale", 0.0)
+    slow = list(model.pyramid.parameters()) if pyramid_scale > 0 else []
+    slow_ids = {id(p) for p in slow}
+    trained = [p for p in model.parameters() if id(p) not in fresh_ids | slow_ids and p.requires_grad]
     groups = [{"params": trained}]
     if fresh:
         groups.append({"params": fresh, "lr": args.lr * args.new_parts_lr_scale})
+    if slow:
+        groups.append({"params": slow, "lr": args.lr * pyramid_scale})
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
     if setup.checkpoint is not None:
         optimizer.load_state_dict(torch.load(setup.checkpoint / "optimizer.pt", weights_only=True))
         if (setup.checkpoint / "scheduler.pt").exists():
             scheduler.load_state_dict(torch.load(setup.checkpoint / "scheduler.pt", weights_only=True))
-    return optimizer, scheduler, trained + fresh
+    return optimizer, scheduler, trained + fresh + slow
