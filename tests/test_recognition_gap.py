@@ -32,3 +32,12 @@ def test_no_target_auc_is_the_share_of_real_over_no_target_score_pairs():
     assert auc([0.9, 0.8], [0.1, 0.2]) == 1.0 and auc([0.1], [0.9]) == 0.0
     assert auc([0.5, 0.7], [0.5, 0.6]) == 0.625  # (0.5 + 0 + 1 + 1) / 4: ties count half
     assert np.isnan(auc([0.5], []))
+
+
+def test_reports_one_click_chosen_against_the_best_mask_and_what_the_uncovered_objects_get():
+    (clicks,) = _tool().main(["--samples", "2", "--tasks", "interactive"])
+    assert clicks["task"] == "interactive (one click)" and clicks["objects"] >= 2
+    assert 0.0 <= clicks["chosen_miou"] <= clicks["oracle_miou"] <= 1.0
+    assert 0.0 <= clicks["oracle_ranked_first"] <= 1.0 and 0 <= clicks["uncovered"] <= clicks["objects"]
+    if clicks["uncovered"]:
+        assert 0.0 <= clicks["uncovered_precision"] <= 1.0 and 0.0 <= clicks["uncovered_recall"] <= 1.0

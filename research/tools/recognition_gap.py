@@ -14,6 +14,11 @@ prompt embeddings (dot products, HER). This separates the two halves for every s
 A high oracle mIoU with a low chosen mIoU, or well-covered segments with chance-level top-1, means the
 masks are there and the prompt scores (``loss_cls``, the features they read) are what fails.
 
+* interactive: one click per object (the evaluation's interior-most pixel): the pipeline's mask against the best
+  any mask token reached, how often the best token has the highest region score, and for the objects no token
+  covers (best IoU < 0.5) what that best mask is: low precision with high recall is a merge with its neighbours,
+  the reverse a fragment.
+
 Referring samples without a target measure the other half of recognition, knowing that nothing matches: the
 AUC of the answer's score (the one the no-match threshold reads) between real and no-target expressions, 0.5
 when the scores cannot tell them apart at any threshold (``tools/class_threshold.py`` then picks the threshold).
@@ -29,12 +34,14 @@ import torch
 
 from hyperseg_lite.data.vocabulary import STUFF_NAMES
 from hyperseg_lite.data.world import World
+from hyperseg_lite.evaluation.tasks import interior_click
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
-from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
+from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor, Region
 from hyperseg_lite.pipeline import postprocess as post
 
 REFERRING_TASKS = ("referring", "reasoning")
 CLASS_TASKS = ("semantic", "panoptic")
+CLICK_TASKS = ("interactive",)
 
 
 def _ious(masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -116,6 +123,38 @@ def measure_classes(pipe: HyperSegPipeline, world: World, task: str, samples: in
     ]
 
 
+def measure_clicks(pipe: HyperSegPipeline, world: World, samples: int) -> dict:
+    predictor = HyperSegPredictor(pipe)
+    chosen, oracle, ranked_first, missed = [], [], [], []
+    for index in range(samples):
+        sample = world.sample("interactive", index)
+        image = predictor.encode(sample.image)
+        for truth in sample.masks:
+            click = Region(points=[interior_click(truth)])
+            candidates = predictor.predict(regions=[click], image=image)
+            masks = candidates.to_original()
+            ious = _ious(masks, truth)
+            best = int(ious.argmax())
+            answer = pipe.interactive(sample.image, click).masks[0]
+            chosen.append(float(_ious(answer[None], truth)[0]))
+            oracle.append(float(ious[best]))
+            ranked_first.append(int(candidates.scores[:, 0].argmax()) == best)
+            if ious[best] < 0.5:
+                overlap = float((masks[best] & truth).sum())
+                missed.append((overlap / max(float(masks[best].sum()), 1.0), overlap / float(truth.sum())))
+    missed_array = np.asarray(missed).reshape(-1, 2)
+    return {
+        "task": "interactive (one click)",
+        "objects": len(chosen),
+        "chosen_miou": float(np.mean(chosen)),
+        "oracle_miou": float(np.mean(oracle)),
+        "oracle_ranked_first": float(np.mean(ranked_first)),
+        "uncovered": len(missed),
+        "uncovered_precision": float(missed_array[:, 0].mean()) if missed else float("nan"),
+        "uncovered_recall": float(missed_array[:, 1].mean()) if missed else float("nan"),
+    }
+
+
 @torch.inference_mode()
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,7 +163,10 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=100, help="samples drawn per task")
     parser.add_argument(
-        "--tasks", nargs="+", default=list(REFERRING_TASKS + CLASS_TASKS), choices=REFERRING_TASKS + CLASS_TASKS
+        "--tasks",
+        nargs="+",
+        default=list(REFERRING_TASKS + CLASS_TASKS),
+        choices=REFERRING_TASKS + CLASS_TASKS + CLICK_TASKS,
     )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -132,6 +174,7 @@ def main(argv=None) -> list[dict]:
     world = World(args.split, args.seed, image_size=pipe.model.config.image_size)
     referring = [measure_referring(pipe, world, t, args.samples) for t in args.tasks if t in REFERRING_TASKS]
     classes = [row for t in args.tasks if t in CLASS_TASKS for row in measure_classes(pipe, world, t, args.samples)]
+    clicks = [measure_clicks(pipe, world, args.samples) for t in args.tasks if t in CLICK_TASKS]
     print(f"{args.split} seed {args.seed}, {args.samples} samples per task, {args.checkpoint}")
     if referring:
         print(
@@ -153,7 +196,18 @@ def main(argv=None) -> list[dict]:
                 f"| {r['task']} | {r['targets']} | {r['best_mask_miou']:.3f} | {r['top1_of_best_mask']:.2f} | "
                 f"{r['chance_top1']:.2f} | {r['true_class_score']:.2f} |"
             )
-    report = referring + classes
+    if clicks:
+        print(
+            "| task | objects | chosen mIoU | oracle mIoU | oracle ranked first | no mask >= 0.5 IoU | its best mask: "
+            "precision / recall |\n|---|---|---|---|---|---|---|"
+        )
+        for r in clicks:
+            print(
+                f"| {r['task']} | {r['objects']} | {r['chosen_miou']:.3f} | {r['oracle_miou']:.3f} | "
+                f"{r['oracle_ranked_first']:.2f} | {r['uncovered']} | {r['uncovered_precision']:.2f} / "
+                f"{r['uncovered_recall']:.2f} |"
+            )
+    report = referring + classes + clicks
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
