@@ -131,4 +131,5 @@ def test_the_readme_training_commands_parse_as_written():
             parse_arguments([a for a in argv if a != "..."])
     for argv in stage1:
         parse_stage1(argv)
-    assert any("--colour-attributes" in argv and "--category-attributes" in argv for argv in stage2)  # lite2
+    lite2 = ("--colour-attributes", "--category-attributes", "--region-fine-features")
+    assert any(all(flag in argv for flag in lite2) for argv in stage2)
