@@ -122,8 +122,8 @@ class HyperSegConfig(PreTrainedConfig):
     scribble_radius: int = 5
     region_reference_size: int = 1024
     # not in the release (off for converted checkpoints): a visual prompt's embedding also averages the pixel
-    # decoder's stride-4 mask_features inside the region (modeling/region_pooling.py), not only the global tower's
-    # coarse grid, where one cell can hold a clicked object and its neighbours
+    # decoder's stride-4 mask_features inside the region (HyperSegForSegmentation.pool_region_prompts), not only
+    # the global tower's coarse grid, where one cell can hold a clicked object and its neighbours
     region_fine_features: bool = False
     # --- temporal adapter ---
     global_prompt_aggregation: bool = True

@@ -153,7 +153,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         )
         # not in the release: the region prompts' fine features (config.region_fine_features), added to what the
         # global tower pools; its last layer starts at zero
-        self.region_fine = MaskPooledFeatures(dec.mask_dim, llm_hidden) if config.region_fine_features else None
+        self.region_fine = self._new_region_fine() if config.region_fine_features else None
         self.criterion = self.build_criterion()
         self._no_split_modules = list(
             dict.fromkeys(
@@ -253,10 +253,12 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         starts at zero, so no output changes until it is trained."""
         self.config.region_fine_features = True
         if self.region_fine is None:
-            dec = self.config.decoder_config
-            self.region_fine = MaskPooledFeatures(dec.mask_dim, self.config.text_config.hidden_size).to(
-                device=self.mask_queries.device, dtype=self.mask_queries.dtype
-            )
+            queries = self.mask_queries
+            self.region_fine = self._new_region_fine().to(device=queries.device, dtype=queries.dtype)
+
+    def _new_region_fine(self) -> MaskPooledFeatures:
+        """The projection of a region's averaged ``mask_features`` to the LLM's width."""
+        return MaskPooledFeatures(self.config.decoder_config.mask_dim, self.config.text_config.hidden_size)
 
     def pool_region_prompts(
         self, image_features: ImageFeatures, region_masks: Sequence[torch.Tensor] | None, mode: str = "area"

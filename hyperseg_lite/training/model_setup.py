@@ -148,11 +148,10 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
     fresh += list(model.region_fine.parameters()) if getattr(args, "region_fine_features", False) else []
     fresh += list(setup.shape_aux.parameters()) if setup.shape_aux is not None else []
     fresh += list(setup.colour_aux.parameters()) if setup.colour_aux is not None else []
-    fresh_ids = {id(p) for p in fresh}
     pyramid_scale = getattr(args, "pyramid_lr_scale", 0.0)
     slow = list(model.pyramid.parameters()) if pyramid_scale > 0 else []
-    slow_ids = {id(p) for p in slow}
-    trained = [p for p in model.parameters() if id(p) not in fresh_ids | slow_ids and p.requires_grad]
+    own_rate = {id(p) for p in fresh + slow}
+    trained = [p for p in model.parameters() if id(p) not in own_rate and p.requires_grad]
     groups = [{"params": trained}]
     if fresh:
         groups.append({"params": fresh, "lr": args.lr * args.new_parts_lr_scale})

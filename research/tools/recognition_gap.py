@@ -38,6 +38,7 @@ from hyperseg_lite.evaluation.tasks import interior_click
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor, Region
 from hyperseg_lite.pipeline import postprocess as post
+from hyperseg_lite.pipeline.answers import region_answer
 
 REFERRING_TASKS = ("referring", "reasoning")
 CLASS_TASKS = ("semantic", "panoptic")
@@ -135,7 +136,7 @@ def measure_clicks(pipe: HyperSegPipeline, world: World, samples: int) -> dict:
             masks = candidates.to_original()
             ious = _ious(masks, truth)
             best = int(ious.argmax())
-            answer = pipe.interactive(sample.image, click).masks[0]
+            answer = region_answer(candidates, [click], pipe.prompt_overlap_weight).masks[0]  # pipe.interactive's
             chosen.append(float(_ious(answer[None], truth)[0]))
             oracle.append(float(ious[best]))
             ranked_first.append(int(candidates.scores[:, 0].argmax()) == best)
