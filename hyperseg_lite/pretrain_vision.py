@@ -3,7 +3,7 @@
     python -m hyperseg_lite.pretrain_vision --preset lite2 --steps 6000 --output runs/vision
     python -m hyperseg_lite.pretrain_vision --resume runs/vision          # continue; the folder holds the switches
     python -m hyperseg_lite.pretrain_vision --init-encoders runs/vision/checkpoint --freeze-encoders \
-        --pixel-decoder-weight 1 --steps 2000 --output runs/vision_pd    # then the pixel decoder on them
+        --pixel-decoder-weight 1 --steps 1000 --output runs/vision_pd    # then the pixel decoder on them
     python -m hyperseg_lite.train --preset lite2 --init-vision runs/vision_pd/checkpoint ...   # stage 2
 
 HyperSeg's towers come pretrained (SigLIP; a COCO Mask2Former Swin). The small presets have no such weights
@@ -20,8 +20,14 @@ thing mIoU; and ``deep_colour_probe``, the same probe for the colour on the two 
 so stage 2 starts with shape and colour on every level the mask decoder reads: without it stage 2 trained the pixel
 decoder from scratch on shape-naming prompts and the levels lost colour (docs/research/embedded-v2.md). The gates
 gain ``decoder_thing_miou`` (the linear head on ``mask_features``) and per attended level (strides 32, 16, 8) the
-probes ``decoder_shape_probe_sN`` and ``decoder_colour_probe_sN``. ``--init-encoders`` starts from an earlier
-stage-1 run's encoders (and its pyramid heads); ``--freeze-encoders`` then trains the pixel decoder alone on them.
+probes ``decoder_shape_probe_sN`` and ``decoder_colour_probe_sN``, and ``decoder_instance_probe``: a linear map
+fit on train scenes turns each val object's mask-pooled ``mask_features`` into a query, and its dot product with
+every pixel draws the object's mask (mean IoU; ``decoder_instance_below_half``, the share of objects under 0.5:
+merged with a neighbour or split). ``--instance-loss-weight`` trains ``mask_features`` for exactly that (the head:
+``InstanceQueryHead``); measured, it raises the probe but slows stage 2 (docs/research/embedded-v2.md), so it is
+off in the recipe. ``--init-encoders`` starts
+from an earlier stage-1 run's encoders (and its pyramid heads); ``--freeze-encoders`` then trains the pixel decoder
+alone on them.
 Output folder: ``args.json`` (the run's switches), ``log.csv``, ``eval.csv`` and ``checkpoint/``
 (``encoders.safetensors`` with the model's own parameter names, the heads, optimizer state and step).
 """
@@ -54,12 +60,16 @@ from .processing_hyperseg import HyperSegProcessor
 from .tokenization import build_byte_tokenizer
 from .training.vision_heads import (
     DensePyramidHead,
+    InstanceQueryHead,
     LevelObjectHeads,
     MaskFeatureHead,
     ObjectHead,
     TokenHead,
     cell_labels,
     dense_losses,
+    instance_ious,
+    instance_losses,
+    instance_targets,
     mask_pool,
     split_dense,
     token_losses,
@@ -212,6 +222,48 @@ def object_probes(encoders, processor, train_items, val_items) -> dict[str, floa
     return probes
 
 
+INSTANCE_PROBE_SCENES = 100  # train scenes the instance probe is fit on (their mask features stay in memory)
+INSTANCE_PROBE_STEPS = 300  # Adam steps, 16 scenes each
+
+
+@torch.no_grad()
+def _instance_inputs(encoders: ImageEncoders, processor: HyperSegProcessor, items: list[DenseTargets]) -> list:
+    """Per 16 scenes: ``mask_features`` (half precision) and the object masks at their resolution."""
+    chunks = []
+    for start in range(0, len(items), 16):
+        chunk = items[start : start + 16]
+        pixels, *_ = to_tensors(processor, chunk)
+        features = encoders.pixel_decoder(encoders.pyramid(pixels))[0]
+        masks = instance_targets(object_masks(chunk)[0], features.shape[-2:])
+        if sum(len(m) for m in masks):
+            chunks.append((features.half(), masks))
+    return chunks
+
+
+def instance_probe(encoders: ImageEncoders, processor, train_items, val_items) -> dict[str, float]:
+    """How well ``mask_features`` tell each object from its neighbours: an :class:`InstanceQueryHead` fit on the
+    frozen features of train scenes, then each val object's mask from its own pooled query. ``decoder_instance_probe``
+    is their mean IoU, ``decoder_instance_below_half`` the share under 0.5 (merged with a neighbour, or split)."""
+    train = _instance_inputs(encoders, processor, train_items[:INSTANCE_PROBE_SCENES])
+    val = _instance_inputs(encoders, processor, val_items)
+    with torch.random.fork_rng():  # the run's own random stream stays as it was
+        torch.manual_seed(0)
+        head = InstanceQueryHead(encoders.pixel_decoder.mask_features.out_channels)
+    optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for step in range(INSTANCE_PROBE_STEPS):
+        features, masks = train[step % len(train)]
+        loss = sum(instance_losses(head(features.float(), masks), masks).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        ious = torch.cat([instance_ious(head(features.float(), masks), masks) for features, masks in val])
+    return {
+        "decoder_instance_probe": float(ious.mean()),
+        "decoder_instance_below_half": float((ious < 0.5).float().mean()),
+    }
+
+
 class _DenseScore:
     """Accumulates one dense head's per-class intersection / union and object-pixel colour hits."""
 
@@ -273,9 +325,12 @@ def pixel_decoder_losses(
     dense_targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     objects: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor],
     weight: float,
+    instance_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The dense losses on ``mask_features`` (``decoder_*``) and each attended level's object shape and colour
-    cross-entropies (``level_shape``, ``level_colour``, averaged over the levels), all times ``weight``.
+    cross-entropies (``level_shape``, ``level_colour``, averaged over the levels), all times ``weight``; with
+    ``instance_weight``, each object's mask from its own pooled query (``instance_bce``, ``instance_dice``, times
+    ``instance_weight``; the head ``heads["instances"]``).
 
     ``dense_targets``: classes, colours, outline as :func:`to_tensors` gives them; ``objects``: the object masks,
     categories and colours of :func:`object_masks` / :func:`object_colours`."""
@@ -284,11 +339,16 @@ def pixel_decoder_losses(
     losses = {f"decoder_{name}": weight * value for name, value in dense.items()}
     masks, categories, object_colour = objects
     if len(categories) == 0:
-        zero = sum(level.sum() for level in levels) * 0
-        return {**losses, "level_shape": zero, "level_colour": zero}
+        zero = (sum(level.sum() for level in levels) + mask_features.sum()) * 0
+        instance_zero = {"instance_bce": zero, "instance_dice": zero} if instance_weight > 0 else {}
+        return {**losses, "level_shape": zero, "level_colour": zero, **instance_zero}
     per_level = heads["decoder_levels"](levels, masks)
     losses["level_shape"] = weight * sum(F.cross_entropy(s, categories) for s, _ in per_level) / len(per_level)
     losses["level_colour"] = weight * sum(F.cross_entropy(c, object_colour) for _, c in per_level) / len(per_level)
+    if instance_weight > 0:
+        logits = heads["instances"](mask_features, masks)
+        targets = instance_targets(masks, mask_features.shape[-2:])
+        losses.update({k: instance_weight * v for k, v in instance_losses(logits, targets).items()})
     return losses
 
 
@@ -342,6 +402,7 @@ SWITCHES = (
     "object_loss_weight",
     "deep_colour_loss_weight",
     "pixel_decoder_weight",
+    "instance_loss_weight",
     "init_encoders",
     "freeze_encoders",
 )
@@ -350,6 +411,7 @@ SWITCH_DEFAULTS_OF_OLDER_RUNS = {
     "object_loss_weight": 0.0,
     "deep_colour_loss_weight": 0.0,
     "pixel_decoder_weight": 0.0,
+    "instance_loss_weight": 0.0,
     "init_encoders": None,
     "freeze_encoders": False,
 }
@@ -399,6 +461,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "mask features, each object's shape and colour from each attended level (0: off, stage 2 starts it random)",
     )
     parser.add_argument(
+        "--instance-loss-weight",
+        type=float,
+        default=0.0,
+        help="with --pixel-decoder-weight: each object's mask drawn from its own mask-pooled mask features "
+        "(a linear query, dot product with every pixel), BCE and dice at this weight, so that mask features "
+        "tell neighbouring objects apart (0: off)",
+    )
+    parser.add_argument(
         "--init-encoders",
         type=str,
         default=None,
@@ -417,6 +487,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "--freeze-encoders trains the pixel decoder on pretrained encoders: give --init-encoders "
             "and --pixel-decoder-weight"
         )
+    if args.instance_loss_weight > 0 and args.pixel_decoder_weight <= 0:
+        parser.error("--instance-loss-weight trains the pixel decoder's mask features: give --pixel-decoder-weight")
     if args.freeze_encoders and (args.object_loss_weight > 0 or args.deep_colour_loss_weight > 0):
         parser.error("--freeze-encoders: the object and deep colour losses would train the frozen pyramid")
     if args.resume is not None:
@@ -452,6 +524,8 @@ def main(argv: list[str] | None = None) -> dict:
         heads["decoder_levels"] = LevelObjectHeads(
             config.decoder_config.hidden_dim, len(DECODER_LEVEL_STRIDES), NUM_THINGS, NUM_COLOURS - 1
         )
+    if args.instance_loss_weight > 0:
+        heads["instances"] = InstanceQueryHead(config.decoder_config.mask_dim)
     if args.init_encoders is not None and args.resume is None:
         load_encoders(encoders, Path(args.init_encoders))
         own = heads.state_dict()
@@ -501,6 +575,11 @@ def main(argv: list[str] | None = None) -> dict:
             "step": step,
             **dense_metrics(encoders, heads, processor, val_items),
             **object_probes(encoders, processor, probe_items, val_items),
+            **(
+                instance_probe(encoders, processor, probe_items, val_items)
+                if encoders.pixel_decoder is not None
+                else {}
+            ),
         }
         set_train()
         row["gates_met"] = row["shape_probe"] >= PROBE_GATE and row["thing_miou"] >= THING_MIOU_GATE
@@ -559,6 +638,7 @@ def main(argv: list[str] | None = None) -> dict:
                     (classes, colours, outline),
                     objects,
                     args.pixel_decoder_weight,
+                    args.instance_loss_weight,
                 )
             )
         total = sum(losses.values())

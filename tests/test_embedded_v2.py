@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import run_mixed
+from helpers import ROOT, run_mixed
 
 from hyperseg_lite import HyperSegConfig, HyperSegPipeline, build_random_model
 from hyperseg_lite.configuration_hyperseg import conv_encoder_config
@@ -403,3 +403,19 @@ def test_stage_one_pretrains_the_pixel_decoder_on_frozen_encoders_and_stage_two_
     resumed = load_file(str(decoder_run / "checkpoint" / ENCODERS_FILE))
     assert all(torch.equal(resumed[k], v) for k, v in before.items())
     assert not all(torch.equal(resumed[k], v) for k, v in decoder.items())  # the pixel decoder kept training
+
+
+def test_the_shipped_stage_one_weights_fill_a_lite2_model():
+    """``--init-vision assets/lite2-stage1`` (the README's way past stage 1) fills the encoders and pixel decoder."""
+    from safetensors.torch import load_file
+
+    from hyperseg_lite.modeling.modeling_hyperseg import HyperSegForSegmentation
+    from hyperseg_lite.pretrain_vision import build_config
+
+    folder = ROOT / "assets" / "lite2-stage1"
+    saved = load_file(str(folder / ENCODERS_FILE))
+    assert {k.split(".")[0] for k in saved} == {"pyramid", "global_vision", "pixel_decoder"}
+    model = HyperSegForSegmentation(build_config("lite2", None, None))
+    load_encoders(model, folder)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    assert (folder / "README.md").exists()

@@ -147,3 +147,46 @@ class LevelObjectHeads(nn.Module):
         """Per level: (shape logits (N, num_shapes), colour logits (N, num_colours)) of every object."""
         logits = [head(mask_pool([level], masks)) for head, level in zip(self.out, levels)]
         return [(x[:, : self.num_shapes], x[:, self.num_shapes :]) for x in logits]
+
+
+class InstanceQueryHead(nn.Module):
+    """An object's mask-pooled ``mask_features`` -> a query whose dot product with every pixel's ``mask_features``
+    is that object's mask logit, the way a mask token draws its mask (``--instance-loss-weight``).
+
+    The dense losses ask only for class, colour and outline per pixel, so two touching objects of one class and
+    colour may share one feature and no query can split them; trained through this head, ``mask_features`` must
+    tell each object's pixels from its neighbours'."""
+
+    def __init__(self, mask_dim: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(mask_dim, mask_dim)
+
+    def forward(self, mask_features: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``mask_features`` (B, D, h, w), ``masks[b]`` image b's (n_b, H, W) -> per image (n_b, h, w) logits."""
+        queries = self.query(mask_pool([mask_features], masks)).split([len(m) for m in masks])
+        return [torch.einsum("nd,dhw->nhw", q, features) for q, features in zip(queries, mask_features)]
+
+
+def instance_targets(masks: list[torch.Tensor], size: tuple[int, int]) -> list[torch.Tensor]:
+    """Object masks (n, H, W) area-resized to the mask features' (h, w): the share of each cell inside."""
+    return [F.interpolate(m[:, None], size=size, mode="area")[:, 0] for m in masks]
+
+
+def instance_losses(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Binary cross entropy and dice of every object's mask logits against its (soft) mask, as the mask losses of
+    stage 2 (mean over objects)."""
+    logits, targets = torch.cat(logits).flatten(1), torch.cat(targets).flatten(1)
+    probabilities = logits.sigmoid()
+    dice = 1 - (2 * (probabilities * targets).sum(1) + 1) / (probabilities.sum(1) + targets.sum(1) + 1)
+    return {
+        "instance_bce": F.binary_cross_entropy_with_logits(logits, targets),
+        "instance_dice": dice.mean(),
+    }
+
+
+def instance_ious(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """IoU of each object's mask (logit > 0) with its mask (cells at least half inside), (sum n_b,)."""
+    predicted, truth = torch.cat(logits) > 0, torch.cat(targets) >= 0.5
+    inter = (predicted & truth).flatten(1).sum(1)
+    union = (predicted | truth).flatten(1).sum(1)
+    return inter / union.clamp(min=1)
