@@ -64,7 +64,9 @@ def test_switching_it_on_over_trained_weights_changes_nothing_until_trained(tmp_
     reloaded = load_model(tmp_path / "ckpt", precision="fp32", device_map="cpu").model
     assert reloaded.config.region_fine_features and reloaded.region_fine is not None
     with torch.no_grad():
-        assert torch.equal(run_mixed(reloaded, processor, kinds)[0].prompt_logits, changed.prompt_logits)
+        reloaded_logits = run_mixed(reloaded, processor, kinds)[0].prompt_logits
+    # the same weights; bit-for-bit equality across a reload depends on the CPU's kernels (it fails on AMD EPYC)
+    assert torch.allclose(reloaded_logits, changed.prompt_logits, rtol=1e-5, atol=1e-6)
 
 
 def test_a_run_switches_it_on_and_trains_it(tmp_path):
