@@ -25,9 +25,8 @@ fit on train scenes turns each val object's mask-pooled ``mask_features`` into a
 every pixel draws the object's mask (mean IoU; ``decoder_instance_below_half``, the share of objects under 0.5:
 merged with a neighbour or split). ``--instance-loss-weight`` trains ``mask_features`` for exactly that (the head:
 ``InstanceQueryHead``); measured, it raises the probe but slows stage 2 (docs/research/embedded-v2.md), so it is
-off in the recipe. ``--init-encoders`` starts
-from an earlier stage-1 run's encoders (and its pyramid heads); ``--freeze-encoders`` then trains the pixel decoder
-alone on them.
+off in the recipe. ``--init-encoders`` starts from an earlier stage-1 run's encoders (and its pyramid heads);
+``--freeze-encoders`` then trains the pixel decoder alone on them.
 Output folder: ``args.json`` (the run's switches), ``log.csv``, ``eval.csv`` and ``checkpoint/``
 (``encoders.safetensors`` with the model's own parameter names, the heads, optimizer state and step).
 """
