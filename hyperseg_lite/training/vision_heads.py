@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..modeling.losses import point_bce_loss, point_dice_loss
 from .vision_targets import NUM_CLASSES, NUM_COLOURS
 
 OUTPUTS = NUM_CLASSES + NUM_COLOURS + 1  # classes, colours, outline
@@ -176,11 +177,9 @@ def instance_losses(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> 
     """Binary cross entropy and dice of every object's mask logits against its (soft) mask, as the mask losses of
     stage 2 (mean over objects)."""
     logits, targets = torch.cat(logits).flatten(1), torch.cat(targets).flatten(1)
-    probabilities = logits.sigmoid()
-    dice = 1 - (2 * (probabilities * targets).sum(1) + 1) / (probabilities.sum(1) + targets.sum(1) + 1)
     return {
-        "instance_bce": F.binary_cross_entropy_with_logits(logits, targets),
-        "instance_dice": dice.mean(),
+        "instance_bce": point_bce_loss(logits, targets).mean(),
+        "instance_dice": point_dice_loss(logits, targets).mean(),
     }
 
 
