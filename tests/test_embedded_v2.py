@@ -303,6 +303,17 @@ def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_e
     assert all(torch.equal(after[k], stage1[k]) for k in pyramid if "running_" in k)
     assert all(torch.equal(after[k], v) for k, v in stage1.items() if k.startswith("global_vision.encoder."))
 
+    # --pixel-decoder-lr-scale 0: the pixel decoder stays as it came while the parts after it learn
+    held = train(
+        ["--init", str(run / "checkpoint"), "--freeze-encoders", "--pixel-decoder-lr-scale", "0", "--lr", "1e-2"]
+        + ["--tasks", "referring", "--steps", "2", "--batch-size", "1", "--workers", "0", "--save-every", "2"]
+        + ["--output", str(tmp_path / "held")]
+    )
+    after, before = load_model(held, precision="fp32", device_map="cpu").model.state_dict(), resumed.model.state_dict()
+    decoder = [k for k in before if k.startswith("pixel_decoder.")]
+    assert decoder and all(torch.equal(after[k], before[k]) for k in decoder)
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("mask_decoder."))
+
 
 def test_describe_samples_teach_the_class_list_through_the_text_loss_alone(tiny):
     from hyperseg_lite.training.batching import collate, sample_items

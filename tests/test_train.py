@@ -514,3 +514,15 @@ def test_seg_concat_is_switched_on_for_a_run_saved_and_reloaded(tmp_path):
     assert reloaded.mask_decoder.seg_concat
     decoder = reloaded.mask_decoder  # lr 0: the positions are still the switch's starting point
     assert torch.equal(decoder.SEG_query_embed.weight[1:], decoder.query_embed.weight)
+
+
+def test_a_negative_pixel_decoder_rate_is_refused_in_one_sentence(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--preset", "tiny", "--steps", "1", "--pixel-decoder-lr-scale", "-1", "--output", str(tmp_path / "a")])
+    assert "--pixel-decoder-lr-scale must be 0 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(
+            ["--preset", "tiny", "--freeze-vision", "--pixel-decoder-lr-scale", "0.1", "--output", str(tmp_path / "b")]
+        )
+    assert "already holds the pixel decoder fixed" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

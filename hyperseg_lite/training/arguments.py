@@ -215,6 +215,14 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "statistics stay those of stage 1 and the global tower stays fixed (0: the pyramid is fixed too)",
     )
     add(
+        "--pixel-decoder-lr-scale",
+        type=float,
+        default=1.0,
+        help="the pixel decoder trains at --lr times this (0: held fixed). Below 1 keeps what stage 1 taught it "
+        "while the parts after it start from random and their first gradients are noise, as Mask2Former trains "
+        "its pretrained backbone at 0.1 x",
+    )
+    add(
         "--out-of-world-rate",
         type=float,
         default=0.0,
@@ -293,6 +301,10 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--colour-contrast-rate must be between 0 and 1")
     if args.pyramid_lr_scale < 0 or (args.pyramid_lr_scale > 0 and not args.freeze_encoders):
         parser.error("--pyramid-lr-scale goes with --freeze-encoders (without it the pyramid trains at --lr)")
+    if args.pixel_decoder_lr_scale < 0:
+        parser.error("--pixel-decoder-lr-scale must be 0 or more (0: the pixel decoder is held fixed)")
+    if args.freeze_vision and args.pixel_decoder_lr_scale != 1:
+        parser.error("--freeze-vision already holds the pixel decoder fixed: drop --pixel-decoder-lr-scale")
     if args.freeze_encoders and args.freeze_vision:
         parser.error("--freeze-vision already holds the encoders fixed (and the pixel decoder): give one of the two")
     if args.resume is None and args.continue_shape_head and (args.init is None or args.shape_loss_weight <= 0):

@@ -132,6 +132,8 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
         freeze_vision(model)
     if getattr(args, "freeze_encoders", False):
         freeze_encoders(model, train_pyramid=getattr(args, "pyramid_lr_scale", 0.0) > 0)
+    if getattr(args, "pixel_decoder_lr_scale", 1.0) == 0:
+        model.pixel_decoder.requires_grad_(False)
     return TrainingSetup(loaded, shape_aux, start, checkpoint, colour_aux)
 
 
@@ -150,17 +152,21 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
     fresh += list(setup.colour_aux.parameters()) if setup.colour_aux is not None else []
     pyramid_scale = getattr(args, "pyramid_lr_scale", 0.0)
     slow = list(model.pyramid.parameters()) if pyramid_scale > 0 else []
-    own_rate = {id(p) for p in fresh + slow}
+    decoder_scale = getattr(args, "pixel_decoder_lr_scale", 1.0)  # runs from before the switch: 1
+    decoder = [p for p in model.pixel_decoder.parameters() if p.requires_grad] if decoder_scale != 1 else []
+    own_rate = {id(p) for p in fresh + slow + decoder}
     trained = [p for p in model.parameters() if id(p) not in own_rate and p.requires_grad]
     groups = [{"params": trained}]
     if fresh:
         groups.append({"params": fresh, "lr": args.lr * args.new_parts_lr_scale})
     if slow:
         groups.append({"params": slow, "lr": args.lr * pyramid_scale})
+    if decoder:
+        groups.append({"params": decoder, "lr": args.lr * decoder_scale})
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
     if setup.checkpoint is not None:
         optimizer.load_state_dict(torch.load(setup.checkpoint / "optimizer.pt", weights_only=True))
         if (setup.checkpoint / "scheduler.pt").exists():
             scheduler.load_state_dict(torch.load(setup.checkpoint / "scheduler.pt", weights_only=True))
-    return optimizer, scheduler, trained + fresh + slow
+    return optimizer, scheduler, trained + fresh + slow + decoder
