@@ -16,7 +16,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from hyperseg_lite.loading import load_model
@@ -49,15 +48,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--probe-scenes", type=int, default=100, help="the head is fit on (pretrain_vision: 100)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
-    results = {}
+    results, scenes = {}, {}  # scenes drawn once per image size, shared by the checkpoints of that size
     for checkpoint in args.checkpoint:
         encoders, processor = _encoders(checkpoint)
         encoders.eval()
         size = processor.config.image_size
-        val = fixed_scenes("val", SCENE_SEED, args.val_scenes, size)
-        train = fixed_scenes("train", SCENE_SEED, args.probe_scenes, size)
-        with torch.random.fork_rng():
-            results[checkpoint] = instance_probe(encoders, processor, train, val)
+        if size not in scenes:
+            scenes[size] = (
+                fixed_scenes("train", SCENE_SEED, args.probe_scenes, size),
+                fixed_scenes("val", SCENE_SEED, args.val_scenes, size),
+            )
+        results[checkpoint] = instance_probe(encoders, processor, *scenes[size])  # seeds its own head
         print(checkpoint, " ".join(f"{k} {v:.3f}" for k, v in results[checkpoint].items()), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
