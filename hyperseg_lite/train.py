@@ -4,6 +4,8 @@
     accelerate launch -m hyperseg_lite.train ...          # one or several GPUs, unchanged
     python -m hyperseg_lite.train --resume runs/lite       # continue with the run's own switches
     python -m hyperseg_lite.train --resume runs/lite --steps 30000   # ... and go on for longer
+    python -m hyperseg_lite.train ... --steps 20000 --stop-at 6750 --output runs/a   # stop early, schedule kept
+    python -m hyperseg_lite.train --resume runs/a --task-weights vos=3   # ... and fork it with other task weights
     python -m hyperseg_lite.train --init runs/lite/checkpoint --seed 1 ...   # a new cycle from trained weights
     python -m hyperseg_lite.train --init ... --freeze-vision ...   # train the language side on fixed image features
 
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> Path:
         setup = prepare_model(args, accelerator.device)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    end = args.steps if args.stop_at is None else args.stop_at
+    if args.stop_at is not None and args.stop_at <= setup.start_step:
+        raise SystemExit(f"error: --stop-at {end}: the run's checkpoint is already at step {setup.start_step}")
     if setup.checkpoint is not None and accelerator.is_main_process:
         trim_log(args.output / "log.csv", setup.start_step)
     optimizer, scheduler, parameters = build_optimizer(args, setup)
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> Path:
     batches = torch.utils.data.DataLoader(
         StepBatches(world, args.tasks, args.batch_size, args.task_weight_map),
         batch_size=None,
-        sampler=range(setup.start_step, args.steps),
+        sampler=range(setup.start_step, end),
         num_workers=args.workers,
         collate_fn=_as_is,
         prefetch_factor=4 if args.workers else None,
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> Path:
             )
             if writer is not None and step % args.log_every == 0:
                 writer.add_scalar(f"loss/{task}", value, step)
-            if step % args.save_every == 0 or step == args.steps:
+            if step % args.save_every == 0 or step == end:
                 handle.flush()
                 save_checkpoint(
                     args.output / "checkpoint",

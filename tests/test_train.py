@@ -499,6 +499,40 @@ def test_resume_needs_only_the_run_folder_and_refuses_changed_switches(tmp_path,
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 5
 
 
+def test_a_run_stopped_early_then_forked_with_other_task_weights_keeps_its_schedule_and_says_where(tmp_path):
+    """`--stop-at` ends an invocation at a step with a checkpoint, the learning rate still on the full schedule;
+    `--resume RUN --task-weights ...` forks the run there: later steps draw the new cycle, and training_args.json
+    says which weights ran until which step (how a fork is reproduced from the README's commands)."""
+    common = ["--preset", "tiny", "--batch-size", "1", "--tasks", "panoptic", "referring", "--workers", "0"]
+    whole = main([*common, "--steps", "6", "--output", str(tmp_path / "whole")])
+    out = tmp_path / "forked"
+    main([*common, "--steps", "6", "--stop-at", "2", "--output", str(out)])
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+
+    with pytest.raises(SystemExit, match="already at step 2"):
+        main(["--resume", str(out), "--stop-at", "2"])
+    main(["--resume", str(out), "--task-weights", "referring=2", "--stop-at", "5"])
+    stored = json.loads((out / "checkpoint" / "training_args.json").read_text())
+    assert stored["task_weights"] == ["referring=2"] and stored["steps"] == 6
+    assert stored["task_weight_phases"] == [{"until_step": 2, "task_weights": []}]
+    main(["--resume", str(out)])  # goes on to --steps with the fork's weights, its history kept
+    stored = json.loads((out / "checkpoint" / "training_args.json").read_text())
+    assert stored["task_weight_phases"] == [{"until_step": 2, "task_weights": []}]
+
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    # steps 1-2 the plain cycle; steps 3-6 the weighted cycle (referring, panoptic, referring) at positions 2, 0, 1, 2
+    assert [r["task"] for r in rows] == ["panoptic", "referring", "referring", "referring", "panoptic", "referring"]
+    whole_rows = list(csv.DictReader(open(whole.parent / "log.csv")))
+    assert [r["lr"] for r in rows] == [r["lr"] for r in whole_rows]  # one schedule, stopped or not
+    assert json.loads((whole / "trainer_state.json").read_text())["step"] == 6
+
+
+def test_stop_at_must_fall_inside_the_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--preset", "tiny", "--steps", "3", "--stop-at", "3", "--output", str(tmp_path / "a")])
+    assert "--stop-at must be between 0 and --steps 3" in capsys.readouterr().err
+
+
 def test_seg_concat_is_switched_on_for_a_run_saved_and_reloaded(tmp_path):
     first = main(
         ["--preset", "tiny", "--steps", "1", "--batch-size", "1", "--output", str(tmp_path / "a")]

@@ -2,8 +2,11 @@
 
 Every switch that shapes a run (architecture parts, recipe, tasks, seed...) is saved in its checkpoint
 (``training_args.json``), so ``--resume RUN`` needs nothing else. Flags given again on resume must match what
-the run was started with, except those in ``RESUME_MAY_CHANGE`` (how long, how often to save or log, how many
-workers: they do not change what a step computes).
+the run was started with, except those in ``RESUME_MAY_CHANGE``: how long, how often to save or log, how many
+workers (they do not change what a step computes), and the task weights. New task weights fork the run at its
+checkpoint's step: later steps draw the new cycle (the same steps a run with those weights from the start would
+draw there), and ``task_weight_phases`` keeps which weights ran until which step, so the run can be reproduced with
+``--stop-at`` and a resume.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from pathlib import Path
 
 from ..data.world import TASKS
 from ..tasks import PAPER_TASKS
-from .checkpoints import TRAINING_ARGS_FILE, last_checkpoint
+from .checkpoints import TRAINING_ARGS_FILE, checkpoint_step, last_checkpoint
 from .schedule import parse_task_weights
 
 # flags a resumed run may set anew; every other stored switch must stay as the run began
-RESUME_MAY_CHANGE = ("steps", "save_every", "log_every", "workers")
-# where a run is (not what it is), and what is derived from other switches: never stored
-NOT_STORED = ("output", "resume", "task_weight_map")
+RESUME_MAY_CHANGE = ("steps", "save_every", "log_every", "workers", "task_weights")
+# where a run is or this invocation ends (not what it is), and what is derived from other switches: never stored
+NOT_STORED = ("output", "resume", "task_weight_map", "stop_at")
 
 
 def build_parser(description: str | None = None, only_given: bool = False) -> argparse.ArgumentParser:
@@ -42,6 +45,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
     add("--resume", type=Path, help="continue the run in this folder with the switches it was started with")
     add("--init", type=Path, help="start from these weights (a checkpoint folder) with a fresh optimizer and schedule")
     add("--steps", type=int, default=1000, help="total steps of the run (on --resume: may be raised to go on)")
+    add(
+        "--stop-at",
+        type=int,
+        metavar="STEP",
+        help="end this invocation after STEP with a checkpoint, the learning-rate schedule still set for --steps "
+        "(go on with --resume RUN, for example with other --task-weights)",
+    )
     add("--batch-size", type=int, default=4)
     add("--lr", type=float, default=3e-4)
     add("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
@@ -277,6 +287,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
             f"--output {args.output} already holds a run: continue it with --resume {args.output}, "
             "or give the new run another folder"
         )
+    if args.stop_at is not None and not 0 < args.stop_at < args.steps:
+        parser.error(f"--stop-at must be between 0 and --steps {args.steps} (the run ends at --steps anyway)")
     try:
         args.task_weight_map = parse_task_weights(args.task_weights, args.tasks)
     except ValueError as error:
@@ -344,6 +356,9 @@ def _resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, given: d
         if key in RESUME_MAY_CHANGE and key in given or key == "workers":  # workers: this machine's default
             continue
         setattr(args, key, Path(value) if key == "init" and value is not None else value)
+    if "task_weights" in given and given["task_weights"] != stored.get("task_weights", []):
+        phase = {"until_step": checkpoint_step(stored_file.parent), "task_weights": stored.get("task_weights", [])}
+        args.task_weight_phases = [*stored.get("task_weight_phases", []), phase]
     # the weights (and tokenizer) come from the run's checkpoint now
     args.init, args.continue_shape_head, args.init_vision, args.tokenizer = None, False, None, None
     return args
