@@ -323,7 +323,7 @@ def test_head_only_fits_a_head_to_the_fixed_embedding_and_the_next_cycle_continu
     assert all(torch.allclose(continued[k], head[k], atol=1e-6) for k in head)
 
 
-def test_shipping_carries_the_shape_head_and_never_leaves_a_stale_one(tmp_path):
+def test_shipping_carries_the_shape_head_and_the_word_list_and_never_leaves_a_stale_one(tmp_path):
     from helpers import load_tool
     from safetensors.torch import load_file, save_file
 
@@ -336,6 +336,10 @@ def test_shipping_carries_the_shape_head_and_never_leaves_a_stale_one(tmp_path):
     out = tmp_path / "shipped"
     ship.main([str(with_head), "--output", str(out)])
     assert torch.equal(load_file(out / SHAPE_HEAD_FILE)["classifier.weight"], head["classifier.weight"])
+    (with_head / "words.txt").write_text("red\nstar\n")  # a subword tokenizer's vocabulary, for the real-word gate
+    ship.main([str(with_head), "--output", str(out)])
+    assert (out / "words.txt").read_text() == "red\nstar\n"
     ship.main([str(_tiny_checkpoint(tmp_path / "no_head", mask_shape=True)), "--output", str(out)])
     assert not (out / SHAPE_HEAD_FILE).exists()  # the old head belonged to other weights
+    assert not (out / "words.txt").exists()  # ... and the old vocabulary to another tokenizer
     assert (out / "model.safetensors").is_file()

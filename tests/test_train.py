@@ -527,6 +527,37 @@ def test_a_run_stopped_early_then_forked_with_other_task_weights_keeps_its_sched
     assert json.loads((whole / "trainer_state.json").read_text())["step"] == 6
 
 
+def test_a_pixel_decoder_held_fixed_can_be_released_at_a_lower_rate_on_resume(tmp_path):
+    """`--pixel-decoder-lr-scale 0` holds the pretrained pixel decoder fixed while the parts after it learn; a
+    resume with another scale releases it from the checkpoint's step on, at that fraction of the schedule's rate,
+    and training_args.json says until when it was held (the design the lite2 recipe may take next)."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    common = ["--preset", "tiny", "--batch-size", "1", "--tasks", "panoptic", "--workers", "0", "--warmup", "1"]
+    main([*common, "--steps", "6", "--pixel-decoder-lr-scale", "0", "--stop-at", "1", "--output", str(out)])
+    checkpoint = out / "checkpoint"
+    first = load_file(checkpoint / "model.safetensors")
+    main(["--resume", str(out), "--stop-at", "2"])
+    start = load_file(checkpoint / "model.safetensors")
+    decoder = [k for k in start if k.startswith("pixel_decoder.") and start[k].is_floating_point()]
+    assert decoder and all(torch.equal(first[k], start[k]) for k in decoder)  # held fixed
+    main(["--resume", str(out), "--pixel-decoder-lr-scale", "0.1", "--stop-at", "4"])
+    stored = json.loads((checkpoint / "training_args.json").read_text())
+    assert stored["pixel_decoder_lr_scale"] == 0.1
+    assert stored["pixel_decoder_lr_scale_phases"] == [{"until_step": 2, "pixel_decoder_lr_scale": 0.0}]
+    assert "task_weight_phases" not in stored  # the task weights did not change
+    released = load_file(checkpoint / "model.safetensors")
+    assert any(not torch.equal(start[k], released[k]) for k in decoder)  # trained from step 3 on
+    groups = torch.load(checkpoint / "optimizer.pt", weights_only=True)["param_groups"]
+    assert groups[-1]["initial_lr"] == pytest.approx(0.1 * groups[0]["initial_lr"])
+    assert groups[-1]["lr"] / groups[-1]["initial_lr"] == pytest.approx(groups[0]["lr"] / groups[0]["initial_lr"])
+    main(["--resume", str(out)])  # its optimizer now has the pixel decoder's group: resumes as any run
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 6
+    stored = json.loads((checkpoint / "training_args.json").read_text())
+    assert stored["pixel_decoder_lr_scale_phases"] == [{"until_step": 2, "pixel_decoder_lr_scale": 0.0}]
+
+
 def test_stop_at_must_fall_inside_the_run(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--preset", "tiny", "--steps", "3", "--stop-at", "3", "--output", str(tmp_path / "a")])

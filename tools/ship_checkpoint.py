@@ -2,9 +2,11 @@
 
     python tools/ship_checkpoint.py runs/lite/checkpoint
 
-What ``load_model`` needs travels (weights, config, tokenizer), plus the training-only shape head when the
-checkpoint has one (6 KB), so that a new cycle can start from the shipped weights with
-``train --init assets/hyperseg-lite --continue-shape-head``; optimizer and scheduler state stay behind.
+What ``load_model`` needs travels (weights, config, tokenizer), plus two optional files when the checkpoint has
+them: a subword tokenizer's ``words.txt`` (the vocabulary the real-word gate of ``evaluate`` counts) and the
+training-only shape head (6 KB), so that a new cycle can start from the shipped weights with
+``train --init assets/hyperseg-lite --continue-shape-head``. An optional file the checkpoint lacks is removed from
+the output: it belonged to other weights. Optimizer and scheduler state stay behind.
 The model card (``README.md`` there) is written by hand from ``python -m hyperseg_lite.evaluate`` runs.
 """
 
@@ -15,9 +17,11 @@ import shutil
 from pathlib import Path
 
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT, load_model
+from hyperseg_lite.subword_tokenizer import WORDS_FILE
 from hyperseg_lite.training.shape_auxiliary import SHAPE_HEAD_FILE
 
 FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
+OPTIONAL_FILES = (WORDS_FILE, SHAPE_HEAD_FILE)
 MAX_BYTES = 60 * 1024 * 1024
 
 
@@ -29,12 +33,12 @@ def main(argv: list[str] | None = None) -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copy2(args.checkpoint / name, args.output / name)
-    head = args.checkpoint / SHAPE_HEAD_FILE
-    if head.is_file():
-        shutil.copy2(head, args.output / SHAPE_HEAD_FILE)
-    elif (args.output / SHAPE_HEAD_FILE).exists():  # a head fitted to other weights would mislead a next cycle
-        (args.output / SHAPE_HEAD_FILE).unlink()
-        print(f"removed {SHAPE_HEAD_FILE} from {args.output}: {args.checkpoint} has none")
+    for name in OPTIONAL_FILES:
+        if (args.checkpoint / name).is_file():
+            shutil.copy2(args.checkpoint / name, args.output / name)
+        elif (args.output / name).exists():  # fitted to other weights, it would mislead a next cycle or the gate
+            (args.output / name).unlink()
+            print(f"removed {name} from {args.output}: {args.checkpoint} has none")
     size = (args.output / "model.safetensors").stat().st_size
     if size > MAX_BYTES:
         raise SystemExit(f"weights are {size / 2**20:.1f} MiB; the embedded model must stay under 60 MiB")

@@ -3,10 +3,11 @@
 Every switch that shapes a run (architecture parts, recipe, tasks, seed...) is saved in its checkpoint
 (``training_args.json``), so ``--resume RUN`` needs nothing else. Flags given again on resume must match what
 the run was started with, except those in ``RESUME_MAY_CHANGE``: how long, how often to save or log, how many
-workers (they do not change what a step computes), and the task weights. New task weights fork the run at its
-checkpoint's step: later steps draw the new cycle (the same steps a run with those weights from the start would
-draw there), and ``task_weight_phases`` keeps which weights ran until which step, so the run can be reproduced with
-``--stop-at`` and a resume.
+workers (they do not change what a step computes), the task weights and the pixel decoder's learning-rate scale.
+A new value of either forks the run at its checkpoint's step: later steps draw the new cycle (the same steps a run
+with those weights from the start would draw there) or train the pixel decoder at the new rate, and
+``task_weight_phases`` / ``pixel_decoder_lr_scale_phases`` keep which value ran until which step, so the run can
+be reproduced with ``--stop-at`` and a resume.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from .checkpoints import TRAINING_ARGS_FILE, checkpoint_step, last_checkpoint
 from .schedule import parse_task_weights
 
 # flags a resumed run may set anew; every other stored switch must stay as the run began
-RESUME_MAY_CHANGE = ("steps", "save_every", "log_every", "workers", "task_weights")
+RESUME_MAY_CHANGE = ("steps", "save_every", "log_every", "workers", "task_weights", "pixel_decoder_lr_scale")
+# of those, the ones that fork the run when changed, and where the run keeps the values they had until then
+PHASED = {"task_weights": "task_weight_phases", "pixel_decoder_lr_scale": "pixel_decoder_lr_scale_phases"}
 # where a run is or this invocation ends (not what it is), and what is derived from other switches: never stored
 NOT_STORED = ("output", "resume", "task_weight_map", "stop_at")
 
@@ -230,7 +233,7 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         default=1.0,
         help="the pixel decoder trains at --lr times this (0: held fixed). Below 1 keeps what stage 1 taught it "
         "while the parts after it start from random and their first gradients are noise, as Mask2Former trains "
-        "its pretrained backbone at 0.1 x",
+        "its pretrained backbone at 0.1 x. On --resume another value applies from the checkpoint's step on",
     )
     add(
         "--out-of-world-rate",
@@ -356,9 +359,12 @@ def _resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, given: d
         if key in RESUME_MAY_CHANGE and key in given or key == "workers":  # workers: this machine's default
             continue
         setattr(args, key, Path(value) if key == "init" and value is not None else value)
-    if "task_weights" in given and given["task_weights"] != stored.get("task_weights", []):
-        phase = {"until_step": checkpoint_step(stored_file.parent), "task_weights": stored.get("task_weights", [])}
-        args.task_weight_phases = [*stored.get("task_weight_phases", []), phase]
+    defaults = vars(build_parser().parse_args([]))
+    for key, phases in PHASED.items():
+        was = stored.get(key, defaults[key])
+        if key in given and given[key] != was:
+            phase = {"until_step": checkpoint_step(stored_file.parent), key: was}
+            setattr(args, phases, [*stored.get(phases, []), phase])
     # the weights (and tokenizer) come from the run's checkpoint now
     args.init, args.continue_shape_head, args.init_vision, args.tokenizer = None, False, None, None
     return args

@@ -163,10 +163,21 @@ def build_optimizer(args: argparse.Namespace, setup: TrainingSetup):
         groups.append({"params": slow, "lr": args.lr * pyramid_scale})
     if decoder:
         groups.append({"params": decoder, "lr": args.lr * decoder_scale})
+    saved = None
+    if setup.checkpoint is not None:
+        saved = torch.load(setup.checkpoint / "optimizer.pt", weights_only=True)
+    released = None  # the pixel decoder held fixed until this resume (--pixel-decoder-lr-scale was 0): no state yet
+    if decoder and saved is not None and len(saved["param_groups"]) == len(groups) - 1:
+        released = groups.pop()
     optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(args.warmup, args.steps), args.steps)
-    if setup.checkpoint is not None:
-        optimizer.load_state_dict(torch.load(setup.checkpoint / "optimizer.pt", weights_only=True))
+    if saved is not None:
+        optimizer.load_state_dict(saved)
         if (setup.checkpoint / "scheduler.pt").exists():
             scheduler.load_state_dict(torch.load(setup.checkpoint / "scheduler.pt", weights_only=True))
+    if released is not None:  # joins at the schedule's current point, with a fresh AdamW state
+        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+        optimizer.add_param_group({**released, "initial_lr": released["lr"], "lr": released["lr"] * factor})
+        scheduler.base_lrs.append(released["lr"])
+        scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
     return optimizer, scheduler, trained + fresh + slow + decoder
