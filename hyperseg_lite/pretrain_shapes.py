@@ -1,6 +1,6 @@
 """Pretrain a part of the model on shape classification alone, many objects per step, then go on multi-task.
 
-    python -m hyperseg_lite.pretrain_shapes --init assets/hyperseg-lite --steps 1500 --output runs/shapes
+    python -m hyperseg_lite.pretrain_shapes --init runs/lite/checkpoint --steps 1500 --output runs/shapes
     python -m hyperseg_lite.train --init runs/shapes/checkpoint ...   # then the usual multi-task cycle
 
 ``--part backbone`` (default), the way HyperSeg's backbones come pretrained: only the backbone and a linear shape

@@ -91,7 +91,8 @@ def test_the_model_card_says_how_long_the_embedded_model_trained():
     steps = int(rows[-1]["total_step"])
     assert meta["training_steps"] == steps == len(rows)
     assert f"{steps:,} steps" in meta["trained_on"]
-    assert f"{len({row['cycle'] for row in rows})} cycles" in meta["trained_on"]
+    cycles = len({row["cycle"] for row in rows})
+    assert f"{cycles} cycle{'s' if cycles > 1 else ''})" in meta["trained_on"]
     assert len((folder / "README.md").read_text().splitlines()) < 200
 
 

@@ -1,10 +1,10 @@
 """Copy a training checkpoint's inference files into ``assets/hyperseg-lite`` (the embedded default model).
 
-    python tools/ship_checkpoint.py runs/lite/checkpoint
+    python tools/ship_checkpoint.py runs/lite2/checkpoint
 
 What ``load_model`` needs travels (weights, config, tokenizer), plus two optional files when the checkpoint has
-them: a subword tokenizer's ``words.txt`` (the vocabulary the real-word gate of ``evaluate`` counts) and the
-training-only shape head (6 KB), so that a new cycle can start from the shipped weights with
+them: a subword tokenizer's ``words.txt`` (the vocabulary the real-word gate of ``evaluate`` counts) and a ``lite``
+checkpoint's training-only shape head (6 KB), so that a new cycle can start from shipped weights with
 ``train --init assets/hyperseg-lite --continue-shape-head``. An optional file the checkpoint lacks is removed from
 the output: it belonged to other weights. Optimizer and scheduler state stay behind.
 The model card (``README.md`` there) is written by hand from ``python -m hyperseg_lite.evaluate`` runs.
