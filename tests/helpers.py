@@ -6,6 +6,8 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -120,3 +122,14 @@ def launch_two_cpu_processes(module: str, args: list[str], port: int) -> subproc
     return subprocess.run(
         command, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=300
     )
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch at one intra-op thread inside the block, as launched test processes run; the count is restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

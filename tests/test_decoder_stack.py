@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import one_thread
 
 from hyperseg_lite.modeling.deformable_attention import (
     MultiScaleDeformableAttention,
@@ -29,10 +30,8 @@ UNUSED = ("SEG_query_embed", "query_feat", "iou_head")
 @pytest.fixture(autouse=True, scope="module")
 def single_thread():
     """Toy tensors gain nothing from intra-op threads, and on a busy CPU their sync costs ~10 ms per op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_thread():
+        yield
 
 
 def features(batch: int = 2, size: int = 64, seed: int = 0) -> list[torch.Tensor]:

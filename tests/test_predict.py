@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from benchmark_fixtures import BOXES, moving_boxes, picture
-from helpers import launch_two_cpu_processes
+from helpers import launch_two_cpu_processes, one_thread
 from PIL import Image
 
 from hyperseg_lite.pipeline import HyperSegPipeline
@@ -130,12 +129,8 @@ def test_two_accelerate_processes_write_the_files_of_one(tmp_path, pipe):
     which moves the embedded model's scores in the last printed digit."""
     folder = images(tmp_path / "in", count=3)
     args = [str(folder), "--classes", "red box, green box, wall", "--stuff", "wall", "--no-progress"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         run(parse_args([*args, "--out", str(tmp_path / "one")]), pipe)
-    finally:
-        torch.set_num_threads(threads)
     two = launch_two_cpu_processes("hyperseg_lite.predict", [*args, "--out", str(tmp_path / "two")], port=29572)
     assert two.returncode == 0, two.stderr[-2000:]
     files = sorted(p.name for p in (tmp_path / "one").iterdir())

@@ -359,9 +359,8 @@ def _resumed(parser: argparse.ArgumentParser, args: argparse.Namespace, given: d
         if key in RESUME_MAY_CHANGE and key in given or key == "workers":  # workers: this machine's default
             continue
         setattr(args, key, Path(value) if key == "init" and value is not None else value)
-    defaults = vars(build_parser().parse_args([]))
     for key, phases in PHASED.items():
-        was = stored.get(key, defaults[key])
+        was = stored.get(key, parser.get_default(key))
         if key in given and given[key] != was:
             phase = {"until_step": checkpoint_step(stored_file.parent), key: was}
             setattr(args, phases, [*stored.get(phases, []), phase])
