@@ -2,7 +2,8 @@
 
     python research/tools/attribute_recognition.py --checkpoint assets/hyperseg-lite --scenes 40
 
-Two measurements, both on val scenes:
+Two measurements, on val scenes (``--split``; on the compositional split only objects of held-out category-colour
+pairs are asked for):
 
 * **Recognition by attribute**: for every object that one attribute names uniquely in its scene, the expression
   "the <colour> <shape>", "the <shape>" or "the <colour> object", and whether the chosen mask covers it
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
-from hyperseg_lite.data.world import World
+from hyperseg_lite.data.world import HELD_OUT_PAIRS, World
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 from hyperseg_lite.pipeline import postprocess as post
@@ -40,6 +41,7 @@ KINDS = ("colour and shape", "shape only", "colour only")
 
 
 def recognition(predictor: HyperSegPredictor, world: World, scenes: int) -> dict[str, dict[str, float]]:
+    """On the compositional split only the objects of held-out category-colour pairs are asked for."""
     hits: dict[str, list[tuple[bool, bool]]] = {kind: [] for kind in KINDS}
     groups = predictor.model.mask_decoder.attribute_scores()  # what the attribute heads say (attribute_scores.py)
     seen, hooks = {}, []
@@ -57,6 +59,8 @@ def recognition(predictor: HyperSegPredictor, world: World, scenes: int) -> dict
             shapes = Counter(o.category for o in scene.objects)
             colours = Counter(o.colour for o in scene.objects)
             for obj in scene.objects:
+                if world.split == "compositional" and (obj.category, obj.colour) not in HELD_OUT_PAIRS:
+                    continue
                 asks = {
                     "colour and shape": (pairs[(obj.colour, obj.category)] == 1, f"the {obj.colour} {obj.category}"),
                     "shape only": (shapes[obj.category] == 1, f"the {obj.category}"),
@@ -155,17 +159,18 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=str(EMBEDDED_CHECKPOINT))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scenes", type=int, default=40, help="val scenes for the recognition part")
+    parser.add_argument("--split", default="val", choices=("val", "test", "compositional"))
+    parser.add_argument("--scenes", type=int, default=40, help="scenes for the recognition part")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     pipe = HyperSegPipeline.from_pretrained(args.checkpoint)
     predictor = HyperSegPredictor(pipe)
-    world = World("val", args.seed, image_size=pipe.model.config.image_size)
+    world = World(args.split, args.seed, image_size=pipe.model.config.image_size)
     report = {
         "recognition": recognition(predictor, world, args.scenes),
         "embedding": embedding_shares(pipe, predictor, world),
     }
-    print(f"val seed {args.seed}, {args.scenes} scenes, {args.checkpoint}")
+    print(f"{args.split} seed {args.seed}, {args.scenes} scenes, {args.checkpoint}")
     print("| expression | expressions | chosen mask covers it | some mask covers it |\n|---|---|---|---|")
     for kind in KINDS:
         row = report["recognition"][kind]

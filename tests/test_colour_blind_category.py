@@ -1,0 +1,67 @@
+"""The colour-blind category head (training/colour_blind_category.py) and tools/refit_category_head.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import load_tool
+from safetensors.torch import load_file
+from torch import nn
+
+from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
+from hyperseg_lite.data.world import HELD_OUT_PAIRS, TRAIN_PAIRS
+from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
+from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.training.colour_blind_category import (
+    CategoryExamples,
+    category_accuracy,
+    fit_category_head,
+    fresh_head_like,
+)
+
+
+def _examples(pairs, count: int, rng, shape_noise: float = 0.5) -> CategoryExamples:
+    """Features as the pooled ones look: the colour, clean, beside a noisy code of the category."""
+    drawn = [pairs[i] for i in rng.integers(len(pairs), size=count)]
+    category = np.asarray([CATEGORIES.index(c) for c, _ in drawn])
+    colour = np.asarray([COLOUR_NAMES.index(k) for _, k in drawn])
+    shape = np.eye(len(CATEGORIES))[category] + shape_noise * rng.standard_normal((count, len(CATEGORIES)))
+    features = np.concatenate([np.eye(len(COLOUR_NAMES))[colour], shape], 1).astype(np.float32)
+    return CategoryExamples(features, category, colour, drawn)
+
+
+def test_the_colour_adversary_names_the_categories_of_pairs_never_seen_where_a_plain_head_rules_them_out():
+    rng = np.random.default_rng(0)
+    train, held_out = _examples(list(TRAIN_PAIRS), 2000, rng), _examples(list(HELD_OUT_PAIRS), 500, rng)
+    width = len(COLOUR_NAMES) + len(CATEGORIES)
+    template = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 32), nn.GELU(), nn.Linear(32, len(CATEGORIES)))
+    plain = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=0.0, steps=600)
+    blind = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=3.0, steps=600)
+    assert category_accuracy(plain, held_out) < 0.4  # the colour says "not this category" for every unseen pair
+    assert category_accuracy(blind, held_out) > category_accuracy(plain, held_out) + 0.25
+    # as right on the unseen pairs as on the pairs it was fitted on: the shape alone decides
+    assert category_accuracy(blind, held_out) > category_accuracy(blind, train) - 0.1
+
+
+def test_refit_changes_only_the_category_mask_head_and_leaves_the_resume_state_behind(tmp_path, capsys):
+    out = tmp_path / "refit"
+    report = load_tool("refit_category_head").main(
+        [str(EMBEDDED_CHECKPOINT), "--output", str(out), "--train-scenes", "3", "--check-scenes", "2", "--steps", "5"]
+    )
+    old, new = load_file(EMBEDDED_CHECKPOINT / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(old) == set(new)
+    changed = {key for key in old if not old[key].equal(new[key])}
+    assert changed and all(key.startswith("mask_decoder.category_attributes.mask_head.") for key in changed)
+    assert json.loads((out / "category_head_refit.json").read_text()) == report
+    assert report["train_objects"] > 0 and set(report["accuracy_after"]) == {"val", "held_out"}
+    assert not any((out / name).exists() for name in ("optimizer.pt", "trainer_state.json", "training_args.json"))
+    HyperSegPipeline.from_pretrained(out)  # loads as a checkpoint
+    assert "category right" in capsys.readouterr().out
+
+
+def test_refit_will_not_overwrite_the_checkpoint_it_reads(capsys):
+    with pytest.raises(SystemExit):
+        load_tool("refit_category_head").main([str(EMBEDDED_CHECKPOINT), "--output", str(EMBEDDED_CHECKPOINT)])
+    assert "--output must be another folder" in capsys.readouterr().err

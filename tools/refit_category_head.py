@@ -1,0 +1,108 @@
+"""Refit a checkpoint's category mask head so that it names categories without leaning on colour.
+
+    python tools/refit_category_head.py runs/lite2/checkpoint --output runs/lite2_refit
+
+The head is fitted on frozen features of train-split scenes with a colour adversary
+(:mod:`hyperseg_lite.training.colour_blind_category`: why, and what it does); every other tensor and the config
+are copied unchanged. The resume state (optimizer, scheduler, trainer state, training arguments) is left behind:
+the output is for inference and shipping (``tools/ship_checkpoint.py``), and a new run starts from it with
+``train --init``. Before writing, it reports how often the old and the new head name the category of val objects
+and of the compositional split's held-out category-colour pairs, and keeps that report in
+``category_head_refit.json`` beside the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+
+from hyperseg_lite.data.world import HELD_OUT_PAIRS, World
+from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
+from hyperseg_lite.training.colour_blind_category import (
+    category_accuracy,
+    collect_category_examples,
+    fit_category_head,
+    fresh_head_like,
+)
+
+RESUME_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.json")
+HEAD_PREFIX = "mask_decoder.category_attributes.mask_head."
+REPORT_FILE = "category_head_refit.json"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument(
+        "--colour-adversary", type=float, default=3.0, help="weight of the reversed colour loss (0: a plain refit)"
+    )
+    parser.add_argument("--train-scenes", type=int, default=2400, help="train-split scenes the head is fitted on")
+    parser.add_argument("--check-scenes", type=int, default=200, help="val and compositional scenes of the report")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--start", choices=("fresh", "checkpoint"), default="fresh", help="a new head, or the checkpoint's own"
+    )
+    args = parser.parse_args(argv)
+    if args.output.resolve() == args.checkpoint.resolve():
+        parser.error("--output must be another folder: the checkpoint is read, never overwritten")
+    pipe = HyperSegPipeline.from_pretrained(args.checkpoint, precision="fp32", device_map="cpu")
+    predictor = HyperSegPredictor(pipe)
+    heads = pipe.model.mask_decoder.attribute_scores().get("category")
+    if heads is None:
+        parser.error(f"{args.checkpoint} has no category attribute scores: there is no head to refit")
+    size = pipe.model.config.image_size
+    train = collect_category_examples(predictor, World("train", args.seed, image_size=size), args.train_scenes)
+    checks = {}
+    if args.check_scenes:
+        val = collect_category_examples(predictor, World("val", args.seed, image_size=size), args.check_scenes)
+        compositional = collect_category_examples(
+            predictor, World("compositional", args.seed, image_size=size), args.check_scenes
+        )
+        held_out = np.asarray([pair in HELD_OUT_PAIRS for pair in compositional.pair], dtype=bool)
+        checks = {"val": val, "held_out": compositional.subset(held_out)}
+    old = heads.mask_head.float()
+    new = fresh_head_like(old, args.seed)
+    if args.start == "checkpoint":
+        new.load_state_dict(old.state_dict())
+    before = {name: category_accuracy(old, examples) for name, examples in checks.items()}
+    fit_category_head(new, train, args.colour_adversary, steps=args.steps, seed=args.seed)
+    after = {name: category_accuracy(new, examples) for name, examples in checks.items()}
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "colour_adversary": args.colour_adversary,
+        "train_scenes": args.train_scenes,
+        "train_objects": len(train),
+        "steps": args.steps,
+        "seed": args.seed,
+        "start": args.start,
+        "objects": {name: len(examples) for name, examples in checks.items()},
+        "accuracy_before": before,
+        "accuracy_after": after,
+    }
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    for path in args.checkpoint.iterdir():
+        if path.is_file() and path.name not in RESUME_STATE and path.name != "model.safetensors":
+            shutil.copy2(path, args.output / path.name)
+    state = load_file(args.checkpoint / "model.safetensors")
+    for index, tensor in new.state_dict().items():
+        key = HEAD_PREFIX + index
+        state[key] = tensor.to(state[key].dtype).contiguous()
+    save_file(state, args.output / "model.safetensors", metadata={"format": "pt"})
+    (args.output / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"refitted the category mask head on {len(train)} objects of {args.train_scenes} train scenes")
+    for name in checks:
+        print(f"  {name}: category right {before[name]:.3f} -> {after[name]:.3f} ({len(checks[name])} objects)")
+    print(f"wrote {args.output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
