@@ -17,6 +17,7 @@ from hyperseg_lite.pipeline import HyperSegPipeline
 from hyperseg_lite.training.colour_blind_category import (
     CategoryExamples,
     category_accuracy,
+    distil_category_head,
     fit_category_head,
     fresh_head_like,
 )
@@ -45,6 +46,19 @@ def test_the_colour_adversary_names_the_categories_of_pairs_never_seen_where_a_p
     assert category_accuracy(blind, held_out) > category_accuracy(blind, train) - 0.1
 
 
+def test_a_head_distilled_to_the_blend_of_plain_and_colour_blind_answers_between_them_on_unseen_pairs():
+    rng = np.random.default_rng(1)
+    train, held_out = _examples(list(TRAIN_PAIRS), 2000, rng), _examples(list(HELD_OUT_PAIRS), 500, rng)
+    width = len(COLOUR_NAMES) + len(CATEGORIES)
+    template = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 32), nn.GELU(), nn.Linear(32, len(CATEGORIES)))
+    plain = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=0.0, steps=600)
+    blind = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=3.0, steps=600)
+    blend = distil_category_head(fresh_head_like(template, 1), train, [(plain, 0.5), (blind, 0.5)], steps=600)
+    accuracy = {name: category_accuracy(head, held_out) for name, head in (("plain", plain), ("blind", blind))}
+    assert accuracy["plain"] + 0.05 < category_accuracy(blend, held_out) < accuracy["blind"] + 0.05
+    assert category_accuracy(blend, train) >= category_accuracy(blind, train) - 0.02  # keeps the colour's help
+
+
 def test_refit_changes_only_the_category_mask_head_and_leaves_the_resume_state_behind(tmp_path, capsys):
     out = tmp_path / "refit"
     report = load_tool("refit_category_head").main(
@@ -61,7 +75,14 @@ def test_refit_changes_only_the_category_mask_head_and_leaves_the_resume_state_b
     assert "category right" in capsys.readouterr().out
 
 
-def test_refit_will_not_overwrite_the_checkpoint_it_reads(capsys):
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--output", str(EMBEDDED_CHECKPOINT)], "--output must be another folder"),
+        (["--output", "elsewhere", "--blend", "1.5"], "--blend must be between 0 and 1"),
+    ],
+)
+def test_refit_refuses_bad_arguments_in_one_sentence(extra, message, capsys):
     with pytest.raises(SystemExit):
-        load_tool("refit_category_head").main([str(EMBEDDED_CHECKPOINT), "--output", str(EMBEDDED_CHECKPOINT)])
-    assert "--output must be another folder" in capsys.readouterr().err
+        load_tool("refit_category_head").main([str(EMBEDDED_CHECKPOINT), *extra])
+    assert message in capsys.readouterr().err

@@ -3,12 +3,12 @@
     python tools/refit_category_head.py runs/lite2/checkpoint --output runs/lite2_refit
 
 The head is fitted on frozen features of train-split scenes with a colour adversary
-(:mod:`hyperseg_lite.training.colour_blind_category`: why, and what it does); every other tensor and the config
-are copied unchanged. The resume state (optimizer, scheduler, trainer state, training arguments) is left behind:
-the output is for inference and shipping (``tools/ship_checkpoint.py``), and a new run starts from it with
-``train --init``. Before writing, it reports how often the old and the new head name the category of val objects
-and of the compositional split's held-out category-colour pairs, and keeps that report in
-``category_head_refit.json`` beside the weights.
+(:mod:`hyperseg_lite.training.colour_blind_category`: why, and what it does), or with ``--blend 0.5`` distilled to
+the mean of that head and the checkpoint's own; every other tensor and the config are copied unchanged. The
+resume state (optimizer, scheduler, trainer state, training arguments) is left behind: the output is for
+inference and shipping (``tools/ship_checkpoint.py``), and a new run starts from it with ``train --init``. Before
+writing, it reports how often the old and the new head name the category of val objects and of the compositional
+split's held-out category-colour pairs, and keeps that report in ``category_head_refit.json`` beside the weights.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ from safetensors.torch import load_file, save_file
 from hyperseg_lite.data.world import HELD_OUT_PAIRS, World
 from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 from hyperseg_lite.training.colour_blind_category import (
+    REFIT_REPORT_FILE,
     category_accuracy,
     collect_category_examples,
+    distil_category_head,
     fit_category_head,
     fresh_head_like,
 )
 
 RESUME_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.json")
 HEAD_PREFIX = "mask_decoder.category_attributes.mask_head."
-REPORT_FILE = "category_head_refit.json"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -44,12 +45,21 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--train-scenes", type=int, default=2400, help="train-split scenes the head is fitted on")
     parser.add_argument("--check-scenes", type=int, default=200, help="val and compositional scenes of the report")
+    parser.add_argument(
+        "--blend",
+        type=float,
+        default=1.0,
+        help="1: the colour-blind head itself; below 1, a head distilled to blend x the colour-blind head's "
+        "probabilities + (1 - blend) x the checkpoint head's",
+    )
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--start", choices=("fresh", "checkpoint"), default="fresh", help="a new head, or the checkpoint's own"
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.blend <= 1:
+        parser.error(f"--blend must be between 0 and 1, got {args.blend}")
     if args.output.resolve() == args.checkpoint.resolve():
         parser.error("--output must be another folder: the checkpoint is read, never overwritten")
     pipe = HyperSegPipeline.from_pretrained(args.checkpoint, precision="fp32", device_map="cpu")
@@ -73,6 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
         new.load_state_dict(old.state_dict())
     before = {name: category_accuracy(old, examples) for name, examples in checks.items()}
     fit_category_head(new, train, args.colour_adversary, steps=args.steps, seed=args.seed)
+    if args.blend < 1:
+        teachers = [(new, args.blend), (old, 1 - args.blend)]
+        new = distil_category_head(fresh_head_like(old, args.seed), train, teachers, steps=args.steps, seed=args.seed)
     after = {name: category_accuracy(new, examples) for name, examples in checks.items()}
     report = {
         "checkpoint": str(args.checkpoint),
@@ -82,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         "steps": args.steps,
         "seed": args.seed,
         "start": args.start,
+        "blend": args.blend,
         "objects": {name: len(examples) for name, examples in checks.items()},
         "accuracy_before": before,
         "accuracy_after": after,
@@ -96,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         key = HEAD_PREFIX + index
         state[key] = tensor.to(state[key].dtype).contiguous()
     save_file(state, args.output / "model.safetensors", metadata={"format": "pt"})
-    (args.output / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    (args.output / REFIT_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     print(f"refitted the category mask head on {len(train)} objects of {args.train_scenes} train scenes")
     for name in checks:
         print(f"  {name}: category right {before[name]:.3f} -> {after[name]:.3f} ({len(checks[name])} objects)")

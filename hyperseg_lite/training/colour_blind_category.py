@@ -14,7 +14,10 @@ a gradient reversal (Ganin & Lempitsky, 2015), so the hidden layer is pushed to 
 can use. The model's features stay as they are (the head is refitted on frozen features, so nothing else of the
 model moves), and the adversary exists only while fitting: the saved checkpoint has the same tensors and config.
 
-``tools/refit_category_head.py`` runs it on a checkpoint.
+A head barred from the colour also loses the help colour gives in-distribution (in training it does rule two
+categories in twelve out): on the test split the colour-blind head cost about a point of referring gIoU. A blend
+keeps both: one head distilled to the mean of the checkpoint's and the colour-blind head's probabilities
+(:func:`distil_category_head`). ``tools/refit_category_head.py`` runs either on a checkpoint.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES
+
+REFIT_REPORT_FILE = "category_head_refit.json"  # what tools/refit_category_head.py did, beside the weights
 
 
 @dataclass
@@ -136,6 +141,33 @@ def fit_category_head(
         loss = F.cross_entropy(out(h), category[batch])
         if colour_adversary > 0:
             loss = loss + F.cross_entropy(colour_probe(GradientReversal.apply(h, colour_adversary)), colour[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return head.eval()
+
+
+def distil_category_head(
+    head: nn.Sequential,
+    examples: CategoryExamples,
+    teachers: list[tuple[nn.Sequential, float]],
+    steps: int = 3000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> nn.Sequential:
+    """Fit ``head`` (in place) to the weighted mean of ``teachers``' category probabilities on ``examples``'
+    features: one head of the checkpoint's shape that answers like a blend of two (the checkpoint's own and a
+    colour-blind one), so the model keeps its tensors."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(examples.features)
+    with torch.no_grad():
+        target = sum(weight * teacher(x).softmax(-1) for teacher, weight in teachers) / sum(w for _, w in teachers)
+    optimiser = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
+    head.train()
+    for _ in range(steps):
+        batch = torch.randint(len(x), (batch_size,), generator=generator)
+        loss = -(target[batch] * head(x[batch]).log_softmax(-1)).sum(-1).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
