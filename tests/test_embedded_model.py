@@ -15,7 +15,7 @@ from hyperseg_lite import load_model
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 
 # Measured on exactly these samples (test split, seed 0, 8-frame clips) with the shipped weights (`lite2`) and the
-# pipeline's defaults: referring cIoU 0.575, semantic mIoU 0.780, interactive one-click mIoU 0.850, box mIoU 0.846,
+# pipeline's defaults: referring cIoU 0.577, semantic mIoU 0.780, interactive one-click mIoU 0.850, box mIoU 0.846,
 # vos J&F 0.924, video instance AP 0.754 (4 clips swing: the full 20 clips of the model card give 0.500-0.600), and
 # 0.944 of the 124 out-of-world expressions answered with no match. The weights shipped before (`lite`) scored 0.414,
 # 0.511, 0.823, 0.868, 0.919 and 0.772 here; a barely trained model (200 steps) about 0.1 referring, 0.01 semantic,
