@@ -33,13 +33,19 @@ def _examples(pairs, count: int, rng, shape_noise: float = 0.5) -> CategoryExamp
     return CategoryExamples(features, category, colour, drawn)
 
 
-def test_the_colour_adversary_names_the_categories_of_pairs_never_seen_where_a_plain_head_rules_them_out():
-    rng = np.random.default_rng(0)
+def _plain_and_blind(seed: int):
+    """Synthetic train objects (training pairs) and held-out-pair objects; a plain and a colour-blind head."""
+    rng = np.random.default_rng(seed)
     train, held_out = _examples(list(TRAIN_PAIRS), 2000, rng), _examples(list(HELD_OUT_PAIRS), 500, rng)
     width = len(COLOUR_NAMES) + len(CATEGORIES)
     template = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 32), nn.GELU(), nn.Linear(32, len(CATEGORIES)))
     plain = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=0.0, steps=600)
     blind = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=3.0, steps=600)
+    return train, held_out, template, plain, blind
+
+
+def test_the_colour_adversary_names_the_categories_of_pairs_never_seen_where_a_plain_head_rules_them_out():
+    train, held_out, _, plain, blind = _plain_and_blind(0)
     assert category_accuracy(plain, held_out) < 0.4  # the colour says "not this category" for every unseen pair
     assert category_accuracy(blind, held_out) > category_accuracy(plain, held_out) + 0.25
     # as right on the unseen pairs as on the pairs it was fitted on: the shape alone decides
@@ -47,12 +53,7 @@ def test_the_colour_adversary_names_the_categories_of_pairs_never_seen_where_a_p
 
 
 def test_a_head_distilled_to_the_blend_of_plain_and_colour_blind_answers_between_them_on_unseen_pairs():
-    rng = np.random.default_rng(1)
-    train, held_out = _examples(list(TRAIN_PAIRS), 2000, rng), _examples(list(HELD_OUT_PAIRS), 500, rng)
-    width = len(COLOUR_NAMES) + len(CATEGORIES)
-    template = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 32), nn.GELU(), nn.Linear(32, len(CATEGORIES)))
-    plain = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=0.0, steps=600)
-    blind = fit_category_head(fresh_head_like(template, 0), train, colour_adversary=3.0, steps=600)
+    train, held_out, template, plain, blind = _plain_and_blind(1)
     blend = distil_category_head(fresh_head_like(template, 1), train, [(plain, 0.5), (blind, 0.5)], steps=600)
     accuracy = {name: category_accuracy(head, held_out) for name, head in (("plain", plain), ("blind", blind))}
     assert accuracy["plain"] + 0.05 < category_accuracy(blend, held_out) < accuracy["blind"] + 0.05
