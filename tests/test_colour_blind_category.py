@@ -30,7 +30,7 @@ def _examples(pairs, count: int, rng, shape_noise: float = 0.5) -> CategoryExamp
     colour = np.asarray([COLOUR_NAMES.index(k) for _, k in drawn])
     shape = np.eye(len(CATEGORIES))[category] + shape_noise * rng.standard_normal((count, len(CATEGORIES)))
     features = np.concatenate([np.eye(len(COLOUR_NAMES))[colour], shape], 1).astype(np.float32)
-    return CategoryExamples(features, category, colour, drawn)
+    return CategoryExamples(features, category, colour)
 
 
 def _plain_and_blind(seed: int):

@@ -18,10 +18,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 from safetensors.torch import load_file, save_file
 
-from hyperseg_lite.data.world import HELD_OUT_PAIRS, World
+from hyperseg_lite.data.world import World
 from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 from hyperseg_lite.training.colour_blind_category import (
     REFIT_REPORT_FILE,
@@ -75,8 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         compositional = collect_category_examples(
             predictor, World("compositional", args.seed, image_size=size), args.check_scenes
         )
-        held_out = np.asarray([pair in HELD_OUT_PAIRS for pair in compositional.pair], dtype=bool)
-        checks = {"val": val, "held_out": compositional.subset(held_out)}
+        checks = {"val": val, "held_out": compositional.held_out_pairs()}
     old = heads.mask_head.float()
     new = fresh_head_like(old, args.seed)
     if args.start == "checkpoint":

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES
+from ..data.world import HELD_OUT_PAIRS
 
 REFIT_REPORT_FILE = "category_head_refit.json"  # what tools/refit_category_head.py did, beside the weights
 
@@ -41,15 +42,17 @@ class CategoryExamples:
     features: np.ndarray  # (N, in_dim) the pooled features the head reads
     category: np.ndarray  # (N,) index into CATEGORIES
     colour: np.ndarray  # (N,) index into COLOUR_NAMES
-    pair: list[tuple[str, str]]  # (category, colour) of each object
 
     def __len__(self) -> int:
         return len(self.category)
 
     def subset(self, keep: np.ndarray) -> CategoryExamples:
-        return CategoryExamples(
-            self.features[keep], self.category[keep], self.colour[keep], [p for p, k in zip(self.pair, keep) if k]
-        )
+        return CategoryExamples(self.features[keep], self.category[keep], self.colour[keep])
+
+    def held_out_pairs(self) -> CategoryExamples:
+        """The objects whose (category, colour) is one of the compositional split's held-out pairs."""
+        pairs = {(CATEGORIES.index(c), COLOUR_NAMES.index(k)) for c, k in HELD_OUT_PAIRS}
+        return self.subset(np.asarray([pair in pairs for pair in zip(self.category, self.colour)], dtype=bool))
 
 
 @torch.inference_mode()
@@ -61,7 +64,7 @@ def collect_category_examples(predictor, world, scenes: int, min_iou: float = 0.
         raise ValueError("the model has no category attribute scores (decoder_config.category_attributes is 0)")
     seen = {}
     hook = heads.mask_head.register_forward_hook(lambda _module, args, _out: seen.update(pooled=args[0]))
-    features, category, colour, pair = [], [], [], []
+    features, category, colour = [], [], []
     try:
         for index in range(scenes):
             scene = world.scene(world.rng("semantic", index))
@@ -79,7 +82,6 @@ def collect_category_examples(predictor, world, scenes: int, min_iou: float = 0.
                 features.append(seen["pooled"][0, token].float().numpy())
                 category.append(CATEGORIES.index(obj.category))
                 colour.append(COLOUR_NAMES.index(obj.colour))
-                pair.append((obj.category, obj.colour))
     finally:
         hook.remove()
     width = heads.mask_head[0].normalized_shape[0]
@@ -87,7 +89,6 @@ def collect_category_examples(predictor, world, scenes: int, min_iou: float = 0.
         np.asarray(features, dtype=np.float32).reshape(-1, width),
         np.asarray(category, dtype=np.int64),
         np.asarray(colour, dtype=np.int64),
-        pair,
     )
 
 

@@ -34,8 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
-from hyperseg_lite.data.world import HELD_OUT_PAIRS, World
+from hyperseg_lite.data.world import World
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 from hyperseg_lite.training.colour_blind_category import (
@@ -75,7 +74,7 @@ def colour_readout(head: nn.Sequential, train: CategoryExamples, test: CategoryE
 def projected(examples: CategoryExamples, projection: np.ndarray | None) -> CategoryExamples:
     if projection is None:
         return examples
-    return CategoryExamples(examples.features @ projection, examples.category, examples.colour, examples.pair)
+    return CategoryExamples(examples.features @ projection, examples.category, examples.colour)
 
 
 def load_or_collect(predictor, args, size) -> dict[str, CategoryExamples]:
@@ -83,15 +82,7 @@ def load_or_collect(predictor, args, size) -> dict[str, CategoryExamples]:
     if args.cache and Path(args.cache).exists():
         cached = np.load(args.cache)
         return {
-            split: CategoryExamples(
-                cached[f"{split}/features"],
-                cached[f"{split}/category"],
-                cached[f"{split}/colour"],
-                [
-                    (CATEGORIES[c], COLOUR_NAMES[k])
-                    for c, k in zip(cached[f"{split}/category"], cached[f"{split}/colour"])
-                ],
-            )
+            split: CategoryExamples(*(cached[f"{split}/{key}"] for key in ("features", "category", "colour")))
             for split, _ in splits
         }
     data = {
@@ -126,7 +117,7 @@ def main(argv=None) -> dict:
     size = pipe.model.config.image_size
     data = load_or_collect(predictor, args, size)
     train = data["train"]
-    held = data["compositional"].subset(np.asarray([p in HELD_OUT_PAIRS for p in data["compositional"].pair], bool))
+    held = data["compositional"].held_out_pairs()
     shipped = pipe.model.mask_decoder.attribute_scores()["category"].mask_head.float()
     report = {
         "objects": {"train": len(train), "val": len(data["val"]), "held_out": len(held)},
