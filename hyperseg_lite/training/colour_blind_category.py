@@ -4,7 +4,7 @@ Not in HyperSeg (it has no attribute scores; ``modeling/attribute_scores.py``). 
 scores' mask head names each mask token's category from the features pooled under its mask, and those features
 hold the colour as well. No object of the compositional split's held-out category-colour pairs is ever drawn in
 training, so there the colour alone rules categories out (p(circle | red) = 0), and a head trained as usual
-learns it: the shipped `lite2` head names the category of 0.35 of held-out-pair objects against 0.82 on val, and
+learns it: the `lite2` head as trained names the category of 0.35 of held-out-pair objects against 0.82 on val, and
 multiplies the referring probability of the right mask by a small compatibility
 (``research/tools/category_head_probe.py``; docs/research/embedded-v2.md, "A category head blind to colour").
 
