@@ -71,6 +71,7 @@ def pipeline_calls(
         "panoptic (8 classes)": (lambda: pipe.segment_classes(image, CLASS_NAMES, mode="panoptic"), 1),
         "semantic (8 classes)": (lambda: pipe.segment_classes(image, CLASS_NAMES, mode="semantic"), 1),
         "instance (8 classes)": (lambda: pipe.segment_classes(image, CLASS_NAMES, mode="instance"), 1),
+        "class-free naming (describe)": (lambda: pipe.describe(image), 1),
         "interactive (1 click)": (lambda: pipe.interactive(image, Region(points=[[100, 120]])), 1),
         "interactive (1 box)": (lambda: pipe.interactive(image, box), 1),
         SECOND_PROMPTS["referring (1 expression)"]: (

@@ -45,17 +45,20 @@ def segment_classes(ctx: AppContext, image, classes: str, mode: str, threshold: 
     if image is None:
         raise gr.Error("upload an image first")
     loaded = load_image(image, ctx.pipe.max_pixels)
-    lines = []
+    lines, pixels = [], loaded.pixels
     names = [n for n in (classes or "").split(",") if n.strip()]
     if not names:
-        # the LLM's own list (unconfirmed): the segmentation below says which of its names it found
-        names = plausible_class_names(ctx.pipe.describe(loaded.pixels, confirm=False))
+        # the names of the LLM's best lists that segmentation confirms (pipe.describe); when it confirms none, its
+        # greedy list, which the segmentation below then reports as absent
+        pixels = ctx.pipe.encode(pixels)  # encoded once for naming and segmenting
+        names = plausible_class_names(ctx.pipe.describe(pixels))
+        names = names or plausible_class_names(ctx.pipe.describe(pixels, confirm=False))
         if not names:
             raise gr.Error("the model named no class it knows in this image: type the class names to look for")
         lines.append(f"**The model named:** {', '.join(names)}")
     listed = [clean_text(n).lower() for n in names]
     result = ctx.pipe.segment_classes(
-        loaded.pixels, names, mode=mode, threshold=threshold, stuff=[n for n in listed if n in STUFF_CLASSES]
+        pixels, names, mode=mode, threshold=threshold, stuff=[n for n in listed if n in STUFF_CLASSES]
     )
     with_notices(result, loaded.notices)
     lines += [

@@ -2,6 +2,7 @@
 
     python -m hyperseg_lite.evaluate --checkpoint assets/hyperseg-lite --split test --seed 0 --json test.json
     python -m hyperseg_lite.evaluate --split compositional --tasks referring reasoning --samples 50
+    python -m hyperseg_lite.evaluate --tasks describe --naming-samples 0    # naming from the greedy list alone
 
 The split is generated from ``--seed`` (nothing is downloaded); every task runs through ``HyperSegPipeline``, so
 the numbers are what users get. Prints a table and, with ``--json``, writes every metric and the settings.
@@ -35,10 +36,12 @@ def run(
     clip_length: tuple[int, int] = (8, 16),
     precision: str = "fp32",
     device: str | None = None,
+    naming_samples: int | None = None,
 ) -> dict:
     from .pipeline import HyperSegPipeline
 
-    pipe = HyperSegPipeline.from_pretrained(str(checkpoint), precision=precision, device_map=device)
+    options = {} if naming_samples is None else {"naming_samples": naming_samples}
+    pipe = HyperSegPipeline.from_pretrained(str(checkpoint), precision=precision, device_map=device, **options)
     world = World(split, seed, image_size=pipe.model.config.image_size, clip_length=tuple(clip_length))
     report = {
         "checkpoint": str(checkpoint),
@@ -47,6 +50,7 @@ def run(
         "precision": precision,
         "device": str(pipe.model.device),
         "torch_threads": torch.get_num_threads(),
+        "naming_samples": pipe.naming_samples,
         "tasks": {},
     }
     for task in tasks:
@@ -83,6 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clip-length", type=int, nargs=2, default=(8, 16), metavar=("MIN", "MAX"))
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the loader's choice)")
+    parser.add_argument(
+        "--naming-samples", type=int, default=None, help="lists sampled for describe (default: the pipeline's)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the full report here")
     args = parser.parse_args(argv)
     report = run(
@@ -95,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.clip_length,
         args.precision,
         args.device,
+        args.naming_samples,
     )
     print()
     print(table(report))

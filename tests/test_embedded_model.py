@@ -100,6 +100,20 @@ def test_an_empty_class_list_gets_the_classes_the_model_names_and_finds(pipe):
     assert right / named >= 0.7
 
 
+def test_class_free_naming_names_most_present_classes_and_few_absent_ones(pipe):
+    """`pipe.describe` at the card's targets (0.85 / 0.85): on these 8 images 0.917 / 0.932 with the greedy and
+    sampled lists, 0.923 / 0.814 with the greedy list alone (`naming_samples=0`), which this bar refuses."""
+    from hyperseg_lite.data.world import World
+
+    world = World("test", 0, image_size=pipe.model.config.image_size)
+    named, right, present = 0, 0, 0
+    for index in range(8):
+        sample = world.sample("describe", index)
+        names, truth = set(pipe.describe(sample.image)), set(sample.class_names)
+        named, right, present = named + len(names), right + len(names & truth), present + len(truth)
+    assert right / named >= 0.80 and right / present >= 0.85, (right / named, right / present)
+
+
 def test_explanations_are_english_words(pipe):
     """The reasoning answer, asked to explain, is made of real words (the byte-level `lite` wrote "the bikest of
     the roungape shaperpe"): the real-word gate of the model card on a few questions."""

@@ -155,7 +155,9 @@ def test_describe_then_segment_without_a_list(pipe):
 
 def test_describe_keeps_the_names_whose_segments_are_found(pipe, monkeypatch):
     """The LLM proposes names; by default only those that segmenting the image confirms come back."""
-    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: "circle, sky, purple dragon, circle")
+    written = "circle, sky, purple dragon, circle"
+    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: written)
+    monkeypatch.setattr(pipe.predictor, "describe_sampled", lambda samples, image=None: [written] * samples)
     image = picture(30, 30)
     assert pipe.describe(image, confirm=False) == ["circle", "sky", "purple dragon"]
     found = set(pipe.segment_classes(image, ["circle", "sky", "purple dragon"], mode="semantic").labels)
@@ -164,8 +166,60 @@ def test_describe_keeps_the_names_whose_segments_are_found(pipe, monkeypatch):
     assert pipe.describe(image, threshold=0.0) == [n for n in ["circle", "sky", "purple dragon"] if n in loose]
 
 
+def test_describe_proposes_the_names_of_the_greedy_and_the_sampled_lists_united_in_order(pipe, monkeypatch):
+    """A name the greedy list leaves out but a sampled list has is proposed too (then confirmed or not)."""
+    asked = []
+
+    def sampled(samples, image=None):
+        asked.append(samples)
+        return ["circle, star.", "ring", "sky", "cross"][:samples]
+
+    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: "circle, sky.")
+    monkeypatch.setattr(pipe.predictor, "describe_sampled", sampled)
+    image = pipe.encode(picture(30, 30))
+    assert pipe.describe(image, confirm=False) == ["circle", "sky"] and asked == []  # the greedy list as written
+    assert pipe.describe(image, confirm=False, samples=2) == ["circle", "sky", "star", "ring"] and asked == [2]
+    proposed = ["circle", "sky", "star", "ring", "cross"]
+    assert pipe.describe(image, threshold=0.0) == pipe.confirm_class_names(image, proposed, threshold=0.0)
+    assert asked[-1] == pipe.naming_samples == 4
+    loose = set(pipe.segment_classes(image, proposed, mode="semantic", threshold=0.0).labels)
+    assert pipe.describe(image, threshold=0.0, samples=0) == [n for n in ["circle", "sky"] if n in loose]
+
+
+def test_segmenting_without_a_list_segments_the_confirmed_names_or_else_the_proposed(pipe, monkeypatch):
+    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: "circle, sky.")
+    monkeypatch.setattr(pipe.predictor, "describe_sampled", lambda samples, image=None: ["star"] * samples)
+    image = pipe.encode(picture(30, 30))
+    confirmed = pipe.describe(image)
+    result = pipe.segment_classes(image, None, mode="semantic", threshold=0.0)
+    assert result.answer == "circle, sky."  # the LLM's greedy list as written
+    assert set(result.labels) | set(result.absent) == set(confirmed or ["circle", "sky", "star"])
+    monkeypatch.setattr(pipe, "confirm_class_names", lambda image, names, threshold=None: [])
+    nothing_confirmed = pipe.segment_classes(image, None, mode="semantic", threshold=0.0)
+    assert set(nothing_confirmed.labels) | set(nothing_confirmed.absent) == {"circle", "sky", "star"}
+
+
+def test_sampled_lists_are_the_same_for_the_same_image_and_leave_the_callers_random_state(pipe):
+    image = pipe.encode(picture(30, 30))
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    lists = pipe.predictor.describe_sampled(3, image)
+    assert torch.equal(torch.rand(3), expected_next)  # the draw did not move the caller's generator
+    assert len(lists) == 3 and all(isinstance(text, str) for text in lists)
+    assert pipe.predictor.describe_sampled(3, image) == lists
+    assert pipe.describe(image) == pipe.describe(image)
+    for bad in (-1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="samples must be a whole number"):
+            pipe.describe(image, samples=bad)
+    with pytest.raises(ValueError, match="naming_samples must be a whole number"):
+        HyperSegPipeline(pipe.loaded, naming_samples=-1)
+
+
 def test_a_name_the_llm_writes_that_no_class_prompt_accepts_is_dropped_not_raised(pipe, monkeypatch):
-    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: "circle, " + "x" * 5000)
+    written = "circle, " + "x" * 5000
+    monkeypatch.setattr(pipe.predictor, "describe", lambda image=None: written)
+    monkeypatch.setattr(pipe.predictor, "describe_sampled", lambda samples, image=None: [written] * samples)
     assert pipe.describe(picture(30, 30), confirm=False) == ["circle"]
     assert set(pipe.segment_classes(picture(30, 30), None, threshold=0.0).labels) <= {"circle"}
 

@@ -255,14 +255,15 @@ def evaluate_vis(pipe, world: World, n: int) -> dict[str, float]:
 
 def evaluate_describe(pipe, world: World, n: int) -> dict[str, float]:
     """Class-free naming: precision and recall of the names ``pipe.describe`` gives against the classes present,
-    as the pipeline answers (confirmed by segmentation) and as the LLM wrote them (``raw_*``)."""
+    as the pipeline answers (the names of its greedy and sampled lists, confirmed by segmentation) and as the LLM
+    wrote its greedy list (``raw_*``)."""
     named, correct, present = {"": 0, "raw_": 0}, {"": 0, "raw_": 0}, 0
     for index in range(n):
         sample = world.sample("describe", index)
         truth = set(sample.class_names)
         image = pipe.encode(sample.image)
         raw = pipe.describe(image, confirm=False)
-        confirmed = pipe.confirm_class_names(image, raw) if raw else []
+        confirmed = pipe.describe(image)
         present += len(truth)
         for prefix, names in (("", set(confirmed)), ("raw_", set(raw))):
             named[prefix] += len(names)

@@ -622,8 +622,12 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         pad_token_id: int | None = None,
         region_masks: Sequence[torch.Tensor] | None = None,
         vocabulary_size: int | None = None,
+        samples: int = 0,
     ) -> torch.Tensor:
         """Greedy answer text (names of what is seen, explanations); prompts must be left padded.
+
+        ``samples`` > 0: that many answers per prompt sampled instead (temperature 1, top 50 tokens), rows
+        ``i * samples`` to ``(i + 1) * samples - 1`` answering prompt ``i``; they draw on torch's random state.
 
         ``vocabulary_size`` (the tokenizer's length) keeps generation inside the real vocabulary: the embedding
         rows beyond it exist only as padding. A documented difference: the release keeps its 51,200-row ``lm_head``
@@ -640,11 +644,14 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         )
         rows = self.llm.lm_head.weight.shape[0]
         suppress = list(range(vocabulary_size, rows)) if vocabulary_size and vocabulary_size < rows else None
+        sampling = {"do_sample": False}
+        if samples:
+            sampling = {"do_sample": True, "temperature": 1.0, "top_k": 50, "num_return_sequences": samples}
         return self.llm.generate(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             max_new_tokens=max_new_tokens,
-            do_sample=False,
+            **sampling,
             eos_token_id=eos_token_id,
             pad_token_id=pad_token_id,
             suppress_tokens=suppress,

@@ -6,7 +6,7 @@
 """
 
 from .inputs import MAX_CLASSES, MAX_IMAGE_PIXELS, MAX_VIDEO_FRAMES, Region, iter_video, load_image, load_video
-from .pipeline import HyperSegPipeline
+from .pipeline import NAMING_SAMPLES, HyperSegPipeline
 from .predictor import Candidates, EncodedImage, HyperSegPredictor
 from .results import SegmentationResult
 from .video import TrackBank, VideoSession
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_CLASSES",
     "MAX_IMAGE_PIXELS",
     "MAX_VIDEO_FRAMES",
+    "NAMING_SAMPLES",
     "Region",
     "SegmentationResult",
     "TrackBank",

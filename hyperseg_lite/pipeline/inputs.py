@@ -113,6 +113,13 @@ def load_image(image, max_pixels: int = MAX_IMAGE_PIXELS) -> LoadedImage:
     return LoadedImage(_limit_size(array, notices, max_pixels), notices)
 
 
+def check_samples(samples, name: str = "samples") -> int:
+    """How many sampled answers to draw: a whole number, 0 or more."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise ValueError(f"{name} must be a whole number, 0 or more, got {samples!r}")
+    return samples
+
+
 def check_class_names(class_names: Sequence[str] | str, check_text) -> list[str]:
     """Comma-separated string or list -> unique, non-empty names (each validated like any user text)."""
     if isinstance(class_names, str):

@@ -31,7 +31,7 @@ from ..modeling.prefix_cache import PrefixCache, PrefixReuse
 from ..modeling.prompt_layout import PromptLayout
 from ..modeling.temporal_adapter import TemporalState
 from ..processing_hyperseg import PreparedImage
-from .inputs import MAX_IMAGE_PIXELS, Region, load_image
+from .inputs import MAX_IMAGE_PIXELS, Region, check_samples, load_image
 
 WORKING_SIZE = 512  # post-processing resolution cap (longest side); final masks are resized to the original
 DEFAULT_CHUNK_SIZE = 20  # class names per prompt; longer lists are split into several prompts over one encoding
@@ -370,6 +370,13 @@ class HyperSegPredictor:
         return self.generate(P.describe_prompt(self.wording), image=image)
 
     @torch.inference_mode()
+    def describe_sampled(self, samples: int, image: EncodedImage | None = None, seed: int = 0) -> list[str]:
+        """``samples`` lists of what the LLM sees, sampled (temperature 1) rather than greedy, as texts: names for
+        the pipeline to confirm that the greedy list leaves out (not in LLMFormer). ``seed`` fixes the draw, so
+        an image gets the same lists every time; torch's own random state is left as it was."""
+        return self.generate_texts(P.describe_prompt(self.wording), image=image, samples=samples, seed=seed)
+
+    @torch.inference_mode()
     def explain(self, question: str, image: EncodedImage | None = None) -> str:
         """The LLM's explanation of a reasoning answer, continuing after its mask token."""
         conversation = P.referring_prompt("reasoning_explain", self.wording)
@@ -384,16 +391,35 @@ class HyperSegPredictor:
         expression: str | None = None,
     ) -> str:
         """Greedy text answer to ``conversation`` about the image (at most ``max_new_tokens``)."""
+        return self.generate_texts(conversation, image, with_answer, expression)[0]
+
+    @torch.inference_mode()
+    def generate_texts(
+        self,
+        conversation: P.Conversation,
+        image: EncodedImage | None = None,
+        with_answer: bool = False,
+        expression: str | None = None,
+        samples: int = 0,
+        seed: int = 0,
+    ) -> list[str]:
+        """Text answers to ``conversation``: the greedy one (``samples`` 0), or ``samples`` answers sampled with
+        ``seed`` (the caller's random state kept)."""
+        samples = check_samples(samples)
         image = self._image(image)
         encoded = self.processor.encode(conversation, expression=expression, with_answer=with_answer, close_turn=False)
         batch = {k: v.to(self.device) for k, v in self.processor.collate([encoded], padding_side="left").items()}
-        generated = self.model.generate_text(
-            batch["input_ids"],
-            batch["attention_mask"],
-            image.features,
-            max_new_tokens=self.max_new_tokens,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id,
-            vocabulary_size=len(self.tokenizer),
-        )
-        return self.tokenizer.decode(generated[0], skip_special_tokens=True).strip()
+        with torch.random.fork_rng(enabled=samples > 0):  # every device's random state restored after the draw
+            if samples:
+                torch.manual_seed(seed)
+            generated = self.model.generate_text(
+                batch["input_ids"],
+                batch["attention_mask"],
+                image.features,
+                max_new_tokens=self.max_new_tokens,
+                eos_token_id=self.tokenizer.eos_token_id,
+                pad_token_id=self.tokenizer.pad_token_id,
+                vocabulary_size=len(self.tokenizer),
+                samples=samples,
+            )
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in generated]
