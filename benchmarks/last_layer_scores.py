@@ -10,10 +10,7 @@ runs minutes apart here) falls on both alike. Prints the median per call (per fr
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import torch
-from pipeline_calls import ab_setup, in_turns, pipeline_calls, print_ab_table
+from pipeline_calls import ab_setup, time_two_variants, with_attribute
 
 CALLS = [
     "referring (1 expression)",
@@ -29,21 +26,10 @@ def main() -> None:
     segment = pipe.model.segment
 
     def scoring(aux_scores: bool):
-        @contextmanager
-        def use():
-            pipe.model.segment = lambda *a, **k: segment(*a, **{**k, "aux_scores": aux_scores})
-            try:
-                yield
-            finally:
-                pipe.model.segment = segment
-
-        return use
+        return with_attribute(pipe.model, "segment", lambda *a, **k: segment(*a, **{**k, "aux_scores": aux_scores}))
 
     variants = {"every layer scored": scoring(True), "last layer only, the pipeline": scoring(False)}
-    with torch.inference_mode():
-        medians = in_turns(pipeline_calls(pipe, CALLS), args.rounds, variants)
-    print(f"model: {loaded.describe()} | {torch.get_num_threads()} threads | {args.rounds} rounds")
-    print_ab_table("", tuple(variants), medians, CALLS)
+    time_two_variants(args, loaded, pipe, CALLS, variants)
 
 
 if __name__ == "__main__":

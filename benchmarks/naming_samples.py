@@ -9,10 +9,7 @@ process, so that a shared machine's drift falls on both alike. Prints the median
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import torch
-from pipeline_calls import ab_setup, in_turns, pipeline_calls, print_ab_table
+from pipeline_calls import ab_setup, time_two_variants, with_attribute
 
 from hyperseg_lite.pipeline import NAMING_SAMPLES
 
@@ -21,24 +18,11 @@ CALLS = ["class-free naming (describe)"]
 
 def main() -> None:
     args, loaded, pipe = ab_setup(__doc__, rounds=10)
-
-    def samples(count: int):
-        @contextmanager
-        def use():
-            before = pipe.naming_samples
-            pipe.naming_samples = count
-            try:
-                yield
-            finally:
-                pipe.naming_samples = before
-
-        return use
-
-    variants = {"greedy list alone": samples(0), f"and {NAMING_SAMPLES} sampled, the pipeline": samples(NAMING_SAMPLES)}
-    with torch.inference_mode():
-        medians = in_turns(pipeline_calls(pipe, CALLS), args.rounds, variants)
-    print(f"model: {loaded.describe()} | {torch.get_num_threads()} threads | {args.rounds} rounds")
-    print_ab_table("", tuple(variants), medians, CALLS)
+    variants = {
+        "greedy list alone": with_attribute(pipe, "naming_samples", 0),
+        f"and {NAMING_SAMPLES} sampled, the pipeline": with_attribute(pipe, "naming_samples", NAMING_SAMPLES),
+    }
+    time_two_variants(args, loaded, pipe, CALLS, variants)
 
 
 if __name__ == "__main__":

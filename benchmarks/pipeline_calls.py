@@ -12,9 +12,10 @@ import itertools
 import statistics
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import numpy as np
+import torch
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.pipeline import HyperSegPipeline, Region
@@ -125,3 +126,28 @@ def print_ab_table(
     for name in names:
         a, b = medians[(name, first)], medians[(name, second)]
         print(f"| {name} | {a:.1f} | {b:.1f} | {100 * (a - b) / a:.0f}% |")
+
+
+def with_attribute(owner: object, name: str, value: object) -> Callable[[], AbstractContextManager]:
+    """A variant for :func:`in_turns`: ``owner.<name>`` set to ``value`` while a call runs, restored after."""
+
+    @contextmanager
+    def use():
+        before = getattr(owner, name)
+        setattr(owner, name, value)
+        try:
+            yield
+        finally:
+            setattr(owner, name, before)
+
+    return use
+
+
+def time_two_variants(args, loaded, pipe: HyperSegPipeline, names: list[str], variants: dict) -> dict:
+    """Time the calls ``names`` under both ``variants`` in turns (``args.rounds``), print the model line and
+    the A/B table, and return the medians."""
+    with torch.inference_mode():
+        medians = in_turns(pipeline_calls(pipe, names), args.rounds, variants)
+    print(f"model: {loaded.describe()} | {torch.get_num_threads()} threads | {args.rounds} rounds")
+    print_ab_table("", tuple(variants), medians, names)
+    return medians

@@ -11,10 +11,7 @@ Prints the median per call and each second prompt's share of its first prompt's 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import torch
-from pipeline_calls import SECOND_PROMPTS, ab_setup, in_turns, pipeline_calls, print_ab_table
+from pipeline_calls import SECOND_PROMPTS, ab_setup, time_two_variants, with_attribute
 
 CALLS = [name for pair in SECOND_PROMPTS.items() for name in pair]
 
@@ -22,23 +19,11 @@ CALLS = [name for pair in SECOND_PROMPTS.items() for name in pair]
 def main() -> None:
     args, loaded, pipe = ab_setup(__doc__, rounds=10)
 
-    def reuse(enabled: bool):
-        @contextmanager
-        def use():
-            before = pipe.predictor.reuse_prefix
-            pipe.predictor.reuse_prefix = enabled
-            try:
-                yield
-            finally:
-                pipe.predictor.reuse_prefix = before
-
-        return use
-
-    variants = {"no prefix cache": reuse(False), "prefix cache, the pipeline": reuse(True)}
-    with torch.inference_mode():
-        medians = in_turns(pipeline_calls(pipe, CALLS), args.rounds, variants)
-    print(f"model: {loaded.describe()} | {torch.get_num_threads()} threads | {args.rounds} rounds")
-    print_ab_table("", tuple(variants), medians, CALLS)
+    variants = {
+        "no prefix cache": with_attribute(pipe.predictor, "reuse_prefix", False),
+        "prefix cache, the pipeline": with_attribute(pipe.predictor, "reuse_prefix", True),
+    }
+    medians = time_two_variants(args, loaded, pipe, CALLS, variants)
     print("\n| second prompt on the same image | variant | first (ms) | second (ms) | second / first |")
     print("|---|---|---|---|---|")
     for first, second in SECOND_PROMPTS.items():
