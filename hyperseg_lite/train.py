@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> Path:
                 shape_aux,
                 args.shape_loss_weight,
                 setup.colour_aux,
-                args.colour_loss_weight,
+                getattr(args, "class_colour_adversary", 0.0) or args.colour_loss_weight,
                 {
                     "colour": getattr(args, "colour_attribute_weight", 0.0),
                     "category": getattr(args, "category_attribute_weight", 0.0),

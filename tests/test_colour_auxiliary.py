@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
+import pytest
 import torch
 
 from hyperseg_lite.data.scene import generate_scene
@@ -59,3 +61,58 @@ def test_the_colour_loss_reaches_the_decoder_and_its_head_is_saved_and_resumed(t
     with open(run / "log.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and all("loss_colour" in json.loads(row["parts"]) for row in rows)
+
+
+def test_the_adversary_learns_the_colour_and_pushes_its_input_the_other_way():
+    """Same head, same loss; reversed, the gradient that reaches the states is the normal one negated."""
+    torch.manual_seed(0)
+    states = torch.randn(2, 5, 16, requires_grad=True)
+    matched = [(torch.tensor([0, 3]), torch.tensor([1, 0])), (torch.tensor([2]), torch.tensor([0]))]
+    colours = [torch.tensor([4, 7]), torch.tensor([-1])]
+    gradients = {}
+    for adversarial in (False, True):
+        torch.manual_seed(1)
+        head = QueryColourAuxiliary(16, adversarial=adversarial)
+        states.grad = None
+        head.loss(states, matched, colours).backward()
+        gradients[adversarial] = (states.grad.clone(), head.classifier.weight.grad.clone())
+    assert gradients[False][0].abs().sum() > 0
+    assert torch.allclose(gradients[True][0], -gradients[False][0])  # the input: pushed away from the colour
+    assert torch.allclose(gradients[True][1], gradients[False][1])  # the head: learns the colour as ever
+
+
+def test_the_class_colour_adversary_reads_the_class_scores_input_on_class_prompts_only(tiny, tmp_path):
+    from hyperseg_lite.data import World
+
+    world = World("train", 0, image_size=tiny.model.config.image_size)
+    head = QueryColourAuxiliary(tiny.model.config.decoder_config.hidden_dim, adversarial=True)
+    panoptic = world.sample("panoptic", 0)
+    tiny.model.zero_grad(set_to_none=True)
+    loss, parts = training_step(tiny, [panoptic], "cpu", colour_aux=head, colour_weight=1.0)
+    assert parts["loss_colour_adversary"] > 0 and "loss_colour" not in parts
+    loss.backward()
+    assert tiny.model.mask_decoder.CLASS_proj.layers[0].weight.grad is not None
+    referring = next(s for s in (world.sample("referring", i) for i in range(20)) if not s.no_target)
+    tiny.model.zero_grad(set_to_none=True)
+    assert "loss_colour_adversary" not in training_step(tiny, [referring], "cpu", colour_aux=head, colour_weight=1.0)[1]
+
+    run = tmp_path / "run"
+    common = ["--batch-size", "2", "--class-colour-adversary", "0.5", "--tasks", "panoptic", "referring"]
+    folder = main(["--preset", "tiny", "--steps", "2", "--output", str(run), *common])
+    assert (folder / COLOUR_HEAD_FILE).is_file()
+    assert json.loads((folder / "training_args.json").read_text())["class_colour_adversary"] == 0.5
+    with open(run / "log.csv") as handle:
+        rows = [json.loads(row["parts"]) for row in csv.DictReader(handle)]
+    assert "loss_colour_adversary" in rows[0] and "loss_colour_adversary" not in rows[1]  # panoptic, then referring
+
+
+def test_the_colour_loss_and_the_class_colour_adversary_do_not_go_together(capsys):
+    from hyperseg_lite.training.arguments import parse_arguments
+
+    for flags, message in (
+        (["--class-colour-adversary", "1", "--colour-loss-weight", "1"], "opposite ways"),
+        (["--class-colour-adversary", "-1"], "0 \\(off\\) or positive"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_arguments(["--output", "unused", *flags])
+        assert re.search(message, capsys.readouterr().err)

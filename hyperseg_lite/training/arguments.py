@@ -166,6 +166,14 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "not in HyperSeg); 0: off",
     )
     add(
+        "--class-colour-adversary",
+        type=float,
+        default=0.0,
+        help="weight of a training-only colour classifier that reads what the class scores read (each matched mask "
+        "token's input of CLASS_proj) through a gradient reversal, so class prompts cannot lean on colour to rule "
+        "shapes out (hyperseg_lite/training/colour_auxiliary.py; not in HyperSeg); 0: off",
+    )
+    add(
         "--colour-attributes",
         choices=("pyramid", "pixel_decoder"),
         default=None,
@@ -304,6 +312,10 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--shape-loss-weight must be 0 (off) or positive")
     if args.colour_loss_weight < 0:
         parser.error("--colour-loss-weight must be 0 (off) or positive")
+    if args.class_colour_adversary < 0:
+        parser.error("--class-colour-adversary must be 0 (off) or positive")
+    if args.class_colour_adversary > 0 and args.colour_loss_weight > 0:
+        parser.error("--class-colour-adversary and --colour-loss-weight pull the colour opposite ways: use one")
     if args.colour_attribute_weight <= 0:
         parser.error("--colour-attribute-weight must be positive (nothing else trains the colour attribute heads)")
     if args.category_attribute_weight <= 0:

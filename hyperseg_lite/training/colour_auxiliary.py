@@ -8,6 +8,12 @@ keeps colour where the scores can read it. Not in HyperSeg, whose towers and dec
 data; a recipe switch (``python -m hyperseg_lite.train --colour-loss-weight W``), off by default. The head is not
 part of the model and not needed at inference.
 
+The same head, reversed (``adversarial``, ``--class-colour-adversary W``), does the opposite where colour is a
+shortcut: it reads what the class scores read (the input of ``CLASS_proj``) through a gradient reversal, so that
+input is pushed to hold no colour the head can use. Why: no object of a held-out category-colour pair is drawn in
+training, so there the colour rules shapes out, and class scores name the shape of 0.33 of held-out-pair objects
+against 0.81 on val (docs/research/embedded-v2.md, "Class scores blind to colour, refitted after training").
+
 The colour name comes from the pixels, so every task's targets get one: the world paints an object with a
 palette colour times a brightness in [0.7, 1.3] (``data/textures.tinted``), so the palette colour whose scaled
 copy lies nearest the object's mean colour names it, and a region no scaled palette colour fits (stuff: sky,
@@ -16,7 +22,8 @@ grass, ...) gets none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -26,6 +33,7 @@ from torch import nn
 
 from ..data.vocabulary import COLOURS
 from ..modeling.losses import SegmentationTarget
+from .gradient_reversal import GradientReversal
 from .shape_auxiliary import object_categories
 
 PALETTE = torch.tensor(list(COLOURS.values()), dtype=torch.float32)  # (K, 3), 0-255
@@ -58,11 +66,13 @@ def palette_colours(
 
 
 class QueryColourAuxiliary(nn.Module):
-    """A linear colour classifier on the decoder state of each query the criterion matched to a thing."""
+    """A linear colour classifier on the decoder state of each query the criterion matched to a thing; with
+    ``adversarial``, on what the class scores read, through a gradient reversal (an adversary)."""
 
-    def __init__(self, dim: int, num_colours: int = len(COLOURS)) -> None:
+    def __init__(self, dim: int, num_colours: int = len(COLOURS), adversarial: bool = False) -> None:
         super().__init__()
         self.classifier = nn.Linear(dim, num_colours)
+        self.adversarial = adversarial
 
     def loss(
         self,
@@ -76,7 +86,8 @@ class QueryColourAuxiliary(nn.Module):
         ``query_states``: (B, Q, C); ``matched_indices``: per row (query index, object index), as the criterion
         returns them; ``colours``: per row the colour index of each target object (-1: none).
         """
-        logits = self.classifier(query_states.to(self.classifier.weight.dtype))
+        states = GradientReversal.apply(query_states, 1.0) if self.adversarial else query_states
+        logits = self.classifier(states.to(self.classifier.weight.dtype))
         return matched_label_loss(logits, matched_indices, colours, with_accuracy)
 
 
@@ -103,6 +114,19 @@ def matched_label_loss(
     if with_accuracy:
         return loss, float((picked.detach().argmax(-1) == labels).float().mean())
     return loss
+
+
+@contextmanager
+def class_score_inputs(mask_decoder: nn.Module, enabled: bool = True) -> Iterator[list[torch.Tensor]]:
+    """While open, every input of the decoder's class projection (``CLASS_proj``), in call order, kept in the
+    graph: the last is the last decoder layer's. Nothing is recorded when not ``enabled``."""
+    seen: list[torch.Tensor] = []
+    hook = mask_decoder.CLASS_proj.register_forward_hook(lambda _m, args, _o: seen.append(args[0])) if enabled else None
+    try:
+        yield seen
+    finally:
+        if hook is not None:
+            hook.remove()
 
 
 def target_colours(sample, target: SegmentationTarget, pixel_values: torch.Tensor, config) -> torch.Tensor:

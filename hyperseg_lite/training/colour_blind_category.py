@@ -31,6 +31,7 @@ from torch import nn
 
 from ..data.vocabulary import ALL_CLASS_NAMES, CATEGORIES, COLOUR_NAMES
 from ..data.world import HELD_OUT_PAIRS
+from .gradient_reversal import GradientReversal
 
 REFIT_REPORT_FILE = "category_head_refit.json"  # what tools/refit_category_head.py did, beside the weights
 
@@ -90,19 +91,6 @@ def collect_category_examples(predictor, world, scenes: int, min_iou: float = 0.
         np.asarray(category, dtype=np.int64),
         np.asarray(colour, dtype=np.int64),
     )
-
-
-class GradientReversal(torch.autograd.Function):
-    """Identity forward; the gradient times ``-weight`` backward."""
-
-    @staticmethod
-    def forward(ctx, x, weight: float):
-        ctx.weight = weight
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.weight * grad, None
 
 
 def fresh_head_like(mask_head: nn.Sequential, seed: int) -> nn.Sequential:

@@ -123,8 +123,9 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
         elif args.continue_shape_head and not load_shape_head(shape_aux, args.init):
             raise ValueError(f"--continue-shape-head: no {SHAPE_HEAD_FILE} for this shape loss beside {args.init}")
     colour_aux = None
-    if getattr(args, "colour_loss_weight", 0.0) > 0:
-        colour_aux = QueryColourAuxiliary(model.config.decoder_config.hidden_dim).to(device)
+    adversary = getattr(args, "class_colour_adversary", 0.0) > 0
+    if getattr(args, "colour_loss_weight", 0.0) > 0 or adversary:
+        colour_aux = QueryColourAuxiliary(model.config.decoder_config.hidden_dim, adversarial=adversary).to(device)
         if checkpoint is not None:
             load_colour_head(colour_aux, checkpoint)
     model.train()

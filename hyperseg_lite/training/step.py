@@ -7,7 +7,7 @@ import torch
 from ..loading import LoadedModel
 from .attribute_supervision import attribute_losses
 from .batching import collate, sample_items, to_device
-from .colour_auxiliary import QueryColourAuxiliary, target_colours
+from .colour_auxiliary import QueryColourAuxiliary, class_score_inputs, target_colours
 from .shape_auxiliary import MaskShapeAuxiliary, ShapeAuxiliary, object_categories
 
 
@@ -32,7 +32,8 @@ def training_step(
     ``shape_aux`` (with ``shape_weight`` > 0): adds the shape-classification loss on the objects of class-prompt
     samples (:mod:`~hyperseg_lite.training.shape_auxiliary`), logged as ``loss_shape``. ``colour_aux`` (with
     ``colour_weight`` > 0): adds the colour loss on the decoder state of every matched mask token
-    (:mod:`~hyperseg_lite.training.colour_auxiliary`), logged as ``loss_colour``. ``attribute_weights``: per attribute
+    (:mod:`~hyperseg_lite.training.colour_auxiliary`), logged as ``loss_colour``; an adversarial ``colour_aux``
+    reads the class scores' input instead, on batches with class prompts only. ``attribute_weights``: per attribute
     group of the model's attribute scores ("colour", "category") the weight of its two head losses
     (:mod:`~hyperseg_lite.training.attribute_supervision`), logged as ``loss_<group>_mask`` / ``loss_<group>_text``.
     """
@@ -46,32 +47,36 @@ def training_step(
         ]
         batch = to_device(collate(items, processor), device)
         shape_loss = None
-        if shape_aux is None or shape_weight <= 0:
-            out = model(**batch, temporal_state=state)
-        elif isinstance(shape_aux, MaskShapeAuxiliary):
-            out = model(**batch, temporal_state=state)
-            shape_loss = shape_aux.loss(
-                model.mask_decoder.mask_shape,
-                tuple(out.pred_masks.shape[-2:]),
-                batch["targets"],
-                _categories(samples, batch["targets"]),
-            )
-        else:
-            with shape_aux.capture(model.pyramid) as seen:
+        adversary = colour_aux is not None and colour_weight > 0 and colour_aux.adversarial
+        with class_score_inputs(model.mask_decoder, enabled=adversary) as class_inputs:
+            if shape_aux is None or shape_weight <= 0:
                 out = model(**batch, temporal_state=state)
-            shape_loss = shape_aux.loss(seen[-1], batch["targets"], _categories(samples, batch["targets"]))
+            elif isinstance(shape_aux, MaskShapeAuxiliary):
+                out = model(**batch, temporal_state=state)
+                shape_loss = shape_aux.loss(
+                    model.mask_decoder.mask_shape,
+                    tuple(out.pred_masks.shape[-2:]),
+                    batch["targets"],
+                    _categories(samples, batch["targets"]),
+                )
+            else:
+                with shape_aux.capture(model.pyramid) as seen:
+                    out = model(**batch, temporal_state=state)
+                shape_loss = shape_aux.loss(seen[-1], batch["targets"], _categories(samples, batch["targets"]))
         if shape_loss is not None:
             total = total + shape_weight * shape_loss
             parts["loss_shape"] = parts.get("loss_shape", 0.0) + float(shape_loss.detach())
-        if colour_aux is not None and colour_weight > 0 and out.matched_indices is not None:
+        read = (class_inputs[-1] if class_inputs else None) if adversary else out.query_states
+        if colour_aux is not None and colour_weight > 0 and out.matched_indices is not None and read is not None:
             colours = [
                 target_colours(sample, target, pixels, model.config)
                 for sample, target, pixels in zip(samples, batch["targets"], batch["pixel_values"])
             ]
-            colour_loss = colour_aux.loss(out.query_states, out.matched_indices, colours)
+            colour_loss = colour_aux.loss(read, out.matched_indices, colours)
             if colour_loss is not None:
+                key = "loss_colour_adversary" if adversary else "loss_colour"
                 total = total + colour_weight * colour_loss
-                parts["loss_colour"] = parts.get("loss_colour", 0.0) + float(colour_loss.detach())
+                parts[key] = parts.get(key, 0.0) + float(colour_loss.detach())
         if model.mask_decoder.attribute_scores():
             for key, value in attribute_losses(out, samples, batch, model.config).items():
                 weight = (attribute_weights or {}).get(key.split("_")[1], 0.0)
