@@ -15,6 +15,7 @@ from ..visual_prompts import box_mask
 from . import postprocess as post
 from .inputs import Region
 from .predictor import Candidates, EncodedImage
+from .prompted_parts import keep_prompted_parts
 from .results import SegmentationResult
 
 # Visual prompts and tracking choose among the mask tokens by region score x mask quality (the release) plus a
@@ -164,12 +165,17 @@ def region_answer(
     prompt_overlap_weight: float,
     task: str = "interactive",
     frame_index: int | None = None,
+    keep_parts: bool = True,
 ) -> SegmentationResult:
     """One mask per visual prompt; a box or mask prompt prefers the candidate that fills it
-    (``prompt_overlap_weight``; 0 = by score alone, as the release)."""
+    (``prompt_overlap_weight``; 0 = by score alone, as the release); ``keep_parts``: each mask keeps only the
+    parts its prompt points at (``prompted_parts``; False = the release)."""
     priors = [prompt_extent(region, candidates.image) for region in regions]
     chosen, scores = region_choices(candidates, regions, priors, [prompt_overlap_weight] * len(regions))
-    masks = candidates.to_original(candidates.mask_logits[chosen])
+    logits = candidates.mask_logits[chosen]
+    if keep_parts:
+        logits = torch.stack([keep_prompted_parts(m, r, candidates.image) for m, r in zip(logits, regions)])
+    masks = candidates.to_original(logits)
     labels = [f"region {r + 1}" for r in range(len(regions))]
     return SegmentationResult(
         task,

@@ -43,8 +43,11 @@ class HyperSegPipeline:
         track_match_classes: bool = False,
         track_hold_iou: float | None = TRACK_HOLD_IOU,
         naming_samples: int = NAMING_SAMPLES,
+        keep_prompted_parts: bool = True,
     ) -> None:
         # track_match_classes: video instances join a track only of their own top class (video.py, TrackBank)
+        # keep_prompted_parts: a visual prompt's mask keeps only the parts its click, scribble or box points at,
+        # and a tracked object's only the parts that touch its mask on the frame before (prompted_parts.py)
         # track_hold_iou: in referring video, a frame's mask that continues the last answer (IoU at least this)
         # answers below the no-match threshold; None: every frame refuses alone
         for name, weight in (
@@ -60,6 +63,7 @@ class HyperSegPipeline:
             raise ValueError("track_hold_iou must be None (every frame refuses alone) or in (0, 1]")
         self.track_hold_iou = track_hold_iou
         self.naming_samples = check_samples(naming_samples, "naming_samples")
+        self.keep_prompted_parts = bool(keep_prompted_parts)
         self.predictor = HyperSegPredictor(
             loaded, wording=wording, chunk_size=chunk_size, max_pixels=max_pixels, max_new_tokens=max_new_tokens
         )
@@ -233,7 +237,9 @@ class HyperSegPipeline:
         for region in regions:  # before encoding: a bad click costs nothing
             region.validate(image.size)
         candidates = self.predictor.predict(regions=regions, image=self.encode(image))
-        return answers.region_answer(candidates, regions, self.prompt_overlap_weight)
+        return answers.region_answer(
+            candidates, regions, self.prompt_overlap_weight, keep_parts=self.keep_prompted_parts
+        )
 
     # ------------------------------------------------------------------ video
     def video_session(self, video, max_frames: int | None = None) -> VideoSession:
@@ -245,6 +251,7 @@ class HyperSegPipeline:
             tracking_overlap_weight=self.tracking_overlap_weight,
             prompt_overlap_weight=self.prompt_overlap_weight,
             max_frames=max_frames,
+            keep_parts=self.keep_prompted_parts,
         )
 
     def track_stream(self, video, regions: Sequence[Region] | Region) -> Iterator[SegmentationResult]:

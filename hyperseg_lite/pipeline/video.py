@@ -31,6 +31,7 @@ from .answers import (
 )
 from .inputs import Region
 from .predictor import HyperSegPredictor
+from .prompted_parts import keep_prompted_parts
 from .results import SegmentationResult
 from .video_frames import VideoFrames, frames_of
 
@@ -57,8 +58,10 @@ class VideoSession:
         prompt_overlap_weight: float = PROMPT_OVERLAP_WEIGHT,
         max_frames: int | None = None,
         task: str = "video_object",
+        keep_parts: bool = True,
     ) -> None:
         self.predictor = predictor
+        self.keep_parts = keep_parts  # prompted_parts.py: prompted frames as images; later ones by the frame before
         self.frames = frames_of(video, max_frames)
         self.tracking_overlap_weight = tracking_overlap_weight
         self.prompt_overlap_weight = prompt_overlap_weight
@@ -143,6 +146,15 @@ class VideoSession:
                         weights.append(self.tracking_overlap_weight)
                 chosen, scores = region_choices(candidates, [region_of[o] for o in active], priors, weights)
                 logits = candidates.mask_logits[chosen]
+                if self.keep_parts:
+                    logits = torch.stack(
+                        [
+                            keep_prompted_parts(m, region_of[o], image)
+                            if o in fresh
+                            else keep_prompted_parts(m, None, image, previous=previous[o])
+                            for m, o in zip(logits, active)
+                        ]
+                    )
                 masks = candidates.to_original(logits)
                 for o, mask in zip(active, logits > 0):
                     previous[o] = mask
