@@ -31,7 +31,10 @@ def test_object_tracking_from_first_frame_prompts(pipe):
     assert all(r.masks.shape == (2, 36, 52) and list(r.ids) == [1, 2] for r in results)
 
 
-def test_tracking_starts_from_a_box_prompt_and_then_follows_its_own_masks(pipe, monkeypatch):
+@pytest.mark.parametrize("keep_parts", [False, True], ids=["whole-masks", "prompted-parts"])
+def test_tracking_starts_from_a_box_prompt_and_then_follows_its_own_masks(pipe, monkeypatch, keep_parts):
+    """Each later frame's prior is the mask the frame before answered: the chosen one (the release), or its parts
+    that the prompt or the track points at (``keep_prompted_parts``), never more."""
     from hyperseg_lite.pipeline import postprocess as post
 
     seen = []
@@ -43,6 +46,7 @@ def test_tracking_starts_from_a_box_prompt_and_then_follows_its_own_masks(pipe, 
         return best, score
 
     monkeypatch.setattr(post, "region_choice", spy)
+    monkeypatch.setattr(pipe, "keep_prompted_parts", keep_parts)
     pipe.track(clip(3), [Region(box=[2, 2, 20, 30]), Region(points=[[40, 10]])])
     box_first, click_first = seen[0], seen[1]
     prior = box_first[1]  # the box, at the working resolution: 18 x 28 of the 52 x 36 frame, top left
@@ -51,7 +55,11 @@ def test_tracking_starts_from_a_box_prompt_and_then_follows_its_own_masks(pipe, 
     assert click_first[1] is None  # a click says where the object is, not its extent: no first-frame prior
     for frame in (1, 2):  # every later frame starts from what the frame before chose, region by region
         for region in (0, 1):
-            assert torch.equal(seen[2 * frame + region][1], seen[2 * (frame - 1) + region][2])
+            prior, chosen_before = seen[2 * frame + region][1], seen[2 * (frame - 1) + region][2]
+            if keep_parts:
+                assert not (prior & ~chosen_before).any()
+            else:
+                assert torch.equal(prior, chosen_before)
 
 
 def test_referring_and_reasoning_video(pipe):
