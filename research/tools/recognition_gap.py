@@ -15,9 +15,9 @@ A high oracle mIoU with a low chosen mIoU, or well-covered segments with chance-
 masks are there and the prompt scores (``loss_cls``, the features they read) are what fails.
 
 * interactive: one click per object (the evaluation's interior-most pixel): the pipeline's mask against the best
-  any mask token reached, how often the best token has the highest region score, and for the objects no token
-  covers (best IoU < 0.5) what that best mask is: low precision with high recall is a merge with its neighbours,
-  the reverse a fragment.
+  any mask token reached (each kept to the parts the click touches when the pipeline keeps them), how often the
+  best token has the highest region score, and for the objects no token covers (best IoU < 0.5) what that best
+  mask is: low precision with high recall is a merge with its neighbours, the reverse a fragment.
 
 Referring samples without a target measure the other half of recognition, knowing that nothing matches: the
 AUC of the answer's score (the one the no-match threshold reads) between real and no-target expressions, 0.5
@@ -39,6 +39,7 @@ from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor, Region
 from hyperseg_lite.pipeline import postprocess as post
 from hyperseg_lite.pipeline.answers import region_answer
+from hyperseg_lite.pipeline.prompted_parts import keep_prompted_parts
 
 REFERRING_TASKS = ("referring", "reasoning")
 CLASS_TASKS = ("semantic", "panoptic")
@@ -133,10 +134,15 @@ def measure_clicks(pipe: HyperSegPipeline, world: World, samples: int) -> dict:
         for truth in sample.masks:
             click = Region(points=[interior_click(truth)])
             candidates = predictor.predict(regions=[click], image=image)
-            masks = candidates.to_original()
+            logits = candidates.mask_logits
+            if pipe.keep_prompted_parts:  # every token's mask as the pipeline would answer it
+                logits = torch.stack([keep_prompted_parts(m, click, candidates.image) for m in logits])
+            masks = candidates.to_original(logits)
             ious = _ious(masks, truth)
             best = int(ious.argmax())
-            answer = region_answer(candidates, [click], pipe.prompt_overlap_weight).masks[0]  # pipe.interactive's
+            answer = region_answer(  # pipe.interactive's
+                candidates, [click], pipe.prompt_overlap_weight, keep_parts=pipe.keep_prompted_parts
+            ).masks[0]
             chosen.append(float(_ious(answer[None], truth)[0]))
             oracle.append(float(ious[best]))
             ranked_first.append(int(candidates.scores[:, 0].argmax()) == best)
