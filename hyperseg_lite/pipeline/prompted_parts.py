@@ -1,12 +1,12 @@
 """Keep the parts of a visual prompt's mask that the prompt points at.
 
 The decoder's mask for one click often also covers look-alikes elsewhere in the image: another pentagon of the
-same colour, a second crescent. On val seed 0 (one click, 190 objects) the chosen masks had 628 false-positive
-pixels per object against 193 missed. A click or a scribble says *which* object, and a box says *where* it is,
-so after the choice the mask keeps only:
+same colour, a second crescent. On val seed 0 (one click, 76 objects of 40 images) the chosen masks had 628
+false-positive pixels per object against 193 missed. A click or a scribble says *which* object, and a box says
+*where* it is, so after the choice the mask keeps only:
 
-- clicks and scribbles: its connected parts that a positive click or a scribble point touches (click each part
-  of an object an occluder splits);
+- clicks and scribbles: its connected parts that a positive click or the scribble's stroke touches (click each
+  part of an object an occluder splits);
 - boxes: what lies inside the box;
 - tracking (a video frame after the prompt's): its parts that touch the object's mask on the frame before;
 - a drawn mask: everything (the mask prompt is the object, any part of the answer may be right).
