@@ -9,6 +9,7 @@ so neither imports the other back.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -91,3 +92,12 @@ def load_ours(folder: Path, precision: str, device_map) -> tuple[HyperSegForSegm
     tokenizer = AutoTokenizer.from_pretrained(folder)
     add_seg_token(tokenizer)
     return model, tokenizer
+
+
+def update_config(folder: str | os.PathLike, values: dict) -> None:
+    """Set these keys of a checkpoint folder's ``config.json`` (settings picked on val after training: thresholds,
+    edge refinement), leaving the rest as training wrote it."""
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text())
+    config.update(values)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

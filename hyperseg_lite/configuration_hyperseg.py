@@ -153,6 +153,11 @@ class HyperSegConfig(PreTrainedConfig):
     semantic_threshold: float = 0.5  # semantic mode: pixels whose best class evidence is below it stay unlabelled
     segment_threshold: float = 0.5  # instance / panoptic / video instances: weaker candidate segments are dropped
     referring_threshold: float = 0.5  # referring / reasoning, images and videos: a weaker best mask is "no match"
+    # mask edges moved onto the image's own edges by a colour guided filter (pipeline/edge_refinement.py): its window
+    # side in pixels at the working size and its eps, picked on the val split per checkpoint; 0 = off, the release's
+    # masks (what the converter writes)
+    edge_refinement_size: int = 0
+    edge_refinement_eps: float = 1e-3
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)

@@ -28,8 +28,14 @@ from hyperseg_lite.training.shape_auxiliary import SHAPE_HEAD_FILE
 
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-# picked per checkpoint (tools/class_threshold.py); may differ
-PER_WEIGHTS_KEYS = ("semantic_threshold", "segment_threshold", "referring_threshold")
+# picked per checkpoint (tools/class_threshold.py, the edge refinement on val); may differ
+PER_WEIGHTS_KEYS = (
+    "semantic_threshold",
+    "segment_threshold",
+    "referring_threshold",
+    "edge_refinement_size",
+    "edge_refinement_eps",
+)
 # written by whichever transformers saved the folder (requirements.txt allows any 5.x): not the architecture
 METADATA_KEYS = ("transformers_version",)
 

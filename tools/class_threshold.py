@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hyperseg_lite.checkpoints import update_config
 from hyperseg_lite.data.world import World
 from hyperseg_lite.evaluation.mask_metrics import IoUAccumulator
 from hyperseg_lite.evaluation.tasks import evaluate_panoptic, evaluate_semantic
@@ -172,11 +173,8 @@ def main(argv=None) -> dict:
 
 def write_thresholds(checkpoint: Path, values: dict[str, float]) -> None:
     """Set these keys of ``config.json``, leaving the rest as training wrote it."""
-    path = checkpoint / "config.json"
-    config = json.loads(path.read_text())
-    config.update(values)
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {values} to {path}")
+    update_config(checkpoint, values)
+    print(f"wrote {values} to {checkpoint / 'config.json'}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import torch
 
 from ..visual_prompts import box_mask
 from . import postprocess as post
+from .edge_refinement import EdgeRefinement
 from .inputs import Region
 from .predictor import Candidates, EncodedImage
 from .prompted_parts import keep_prompted_parts
@@ -29,11 +30,20 @@ PROMPT_OVERLAP_WEIGHT = 10.0
 TRACK_HOLD_IOU = 0.5
 
 
-def class_segments(candidates: Candidates, mode: str, stuff: set[str], threshold: float) -> list[post.Segment]:
-    """Candidates of a class prompt -> the segments of ``mode`` (semantic / instance / panoptic)."""
+def class_segments(
+    candidates: Candidates, mode: str, stuff: set[str], threshold: float, edges: EdgeRefinement | None = None
+) -> list[post.Segment]:
+    """Candidates of a class prompt -> the segments of ``mode`` (semantic / instance / panoptic); ``edges``: their
+    masks' edges moved onto the image's."""
     logits, probs, names = candidates.mask_logits, candidates.scores, candidates.prompts
+    refine = None
+    if edges is not None:
+
+        def refine(maps: torch.Tensor) -> torch.Tensor:
+            return edges.maps(maps, candidates.image)
+
     if mode == "semantic":
-        label_map = post.semantic_inference(logits, probs, threshold)
+        label_map = post.semantic_inference(logits, probs, threshold, refine)
         quality = post.mask_quality(logits)
         return [
             post.Segment(-1, k, float((probs[:, k] * quality).max()), label_map == k)
@@ -41,8 +51,8 @@ def class_segments(candidates: Candidates, mode: str, stuff: set[str], threshold
             if (label_map == k).any()
         ]
     if mode == "instance":
-        return post.instance_inference(logits, probs, threshold)
-    return post.panoptic_inference(logits, probs, [n in stuff for n in names], threshold)
+        return post.instance_inference(logits, probs, threshold, refine=refine)
+    return post.panoptic_inference(logits, probs, [n in stuff for n in names], threshold, refine=refine)
 
 
 def segment_masks(segments: Sequence[post.Segment], candidates: Candidates) -> np.ndarray:
@@ -62,10 +72,11 @@ def class_answer(
     threshold: float,
     answer: str | None = None,
     frame_index: int | None = None,
+    edges: EdgeRefinement | None = None,
 ) -> SegmentationResult:
     """Candidate masks + scores -> the requested kind of class segmentation; names found nowhere -> ``absent``."""
     names = candidates.prompts
-    segments = class_segments(candidates, mode, stuff, threshold)
+    segments = class_segments(candidates, mode, stuff, threshold, edges)
     masks = segment_masks(segments, candidates)
     keep = [i for i in range(len(segments)) if masks[i].any()]
     segments = [segments[i] for i in keep]
@@ -93,15 +104,19 @@ def referring_answer(
     previous: torch.Tensor | None = None,
     previous_weight: float = 0.0,
     hold_iou: float | None = None,
+    edges: EdgeRefinement | None = None,
 ) -> tuple[SegmentationResult, torch.Tensor | None]:
     """The result, and its mask at the working resolution (None when nothing answers), which a video's next
     frame continues; ``previous``: in a video, that mask from the frame before, if any. ``hold_iou``: a mask
     that continues it (IoU at least this) answers even below ``threshold``: the clip's object was found
-    already, and a frame whose score dips does not drop it (None: every frame decides alone)."""
+    already, and a frame whose score dips does not drop it (None: every frame decides alone). ``edges``: the
+    mask's edges moved onto the image's."""
     image, text = candidates.image, candidates.prompts[0]
-    logits = candidates.mask_logits
-    best, score = post.referring_choice(logits, candidates.scores[:, :1], previous, previous_weight)
-    mask = logits[best : best + 1] > 0
+    best, score = post.referring_choice(candidates.mask_logits, candidates.scores[:, :1], previous, previous_weight)
+    chosen = candidates.mask_logits[best : best + 1]
+    if edges is not None:
+        chosen = edges.logits(chosen, image)
+    mask = chosen > 0
     # the overlap is only worked out for a score under the threshold, the one case the hold decides
     refused = score < threshold and not (
         hold_iou is not None
@@ -115,7 +130,7 @@ def referring_answer(
     return SegmentationResult(
         task,
         text,
-        image.to_original(logits[best : best + 1]),
+        image.to_original(chosen),
         [text],
         np.array([score], dtype=np.float32),
         np.array([1]),
@@ -159,6 +174,27 @@ def region_choices(
     return chosen, scores
 
 
+def prompted_masks(
+    candidates: Candidates,
+    chosen: Sequence[int],
+    regions: Sequence[Region | None],
+    previous: Sequence[torch.Tensor | None],
+    keep_parts: bool,
+    edges: EdgeRefinement | None,
+) -> torch.Tensor:
+    """The chosen candidates' logits (R, h, w), each keeping the parts its prompt points at (``keep_parts``: its
+    ``regions[r]``, or on a tracked frame the parts touching ``previous[r]``, the mask on the frame before), then
+    with edges on the image's (``edges``)."""
+    logits = candidates.mask_logits[chosen]
+    if keep_parts:
+        logits = torch.stack(
+            [keep_prompted_parts(m, r, candidates.image, previous=p) for m, r, p in zip(logits, regions, previous)]
+        )
+    if edges is not None:
+        logits = edges.logits(logits, candidates.image)
+    return logits
+
+
 def region_answer(
     candidates: Candidates,
     regions: Sequence[Region],
@@ -166,15 +202,15 @@ def region_answer(
     task: str = "interactive",
     frame_index: int | None = None,
     keep_parts: bool = True,
+    edges: EdgeRefinement | None = None,
 ) -> SegmentationResult:
     """One mask per visual prompt; a box or mask prompt prefers the candidate that fills it
     (``prompt_overlap_weight``; 0 = by score alone, as the release); ``keep_parts``: each mask keeps only the
-    parts its prompt points at (``prompted_parts``; False = the release)."""
+    parts its prompt points at (``prompted_parts``; False = the release); ``edges``: then its edges move onto the
+    image's."""
     priors = [prompt_extent(region, candidates.image) for region in regions]
     chosen, scores = region_choices(candidates, regions, priors, [prompt_overlap_weight] * len(regions))
-    logits = candidates.mask_logits[chosen]
-    if keep_parts:
-        logits = torch.stack([keep_prompted_parts(m, r, candidates.image) for m, r in zip(logits, regions)])
+    logits = prompted_masks(candidates, chosen, regions, [None] * len(regions), keep_parts, edges)
     masks = candidates.to_original(logits)
     labels = [f"region {r + 1}" for r in range(len(regions))]
     return SegmentationResult(

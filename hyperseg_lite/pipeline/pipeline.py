@@ -17,6 +17,7 @@ from .. import prompts as P
 from ..loading import LoadedModel, load_model
 from . import answers
 from .answers import PROMPT_OVERLAP_WEIGHT, TRACK_HOLD_IOU, TRACKING_OVERLAP_WEIGHT
+from .edge_refinement import EdgeRefinement
 from .inputs import MAX_CLASSES, MAX_IMAGE_PIXELS, MAX_VIDEO_FRAMES, Region, check_class_names, check_samples
 from .predictor import DEFAULT_MAX_NEW_TOKENS, EncodedImage, HyperSegPredictor
 from .results import SegmentationResult
@@ -44,10 +45,13 @@ class HyperSegPipeline:
         track_hold_iou: float | None = TRACK_HOLD_IOU,
         naming_samples: int = NAMING_SAMPLES,
         keep_prompted_parts: bool = True,
+        refine_edges: bool = True,
     ) -> None:
         # track_match_classes: video instances join a track only of their own top class (video.py, TrackBank)
         # keep_prompted_parts: a visual prompt's mask keeps only the parts its click, scribble or box points at,
         # and a tracked object's only the parts that touch its mask on the frame before (prompted_parts.py)
+        # refine_edges: every mask's edges move onto the image's own (edge_refinement.py), with the window and eps
+        # the checkpoint's config gives (edge_refinement_size 0: not for this checkpoint, as the release)
         # track_hold_iou: in referring video, a frame's mask that continues the last answer (IoU at least this)
         # answers below the no-match threshold; None: every frame refuses alone
         for name, weight in (
@@ -64,6 +68,7 @@ class HyperSegPipeline:
         self.track_hold_iou = track_hold_iou
         self.naming_samples = check_samples(naming_samples, "naming_samples")
         self.keep_prompted_parts = bool(keep_prompted_parts)
+        self.refine_edges = bool(refine_edges)
         self.predictor = HyperSegPredictor(
             loaded, wording=wording, chunk_size=chunk_size, max_pixels=max_pixels, max_new_tokens=max_new_tokens
         )
@@ -180,7 +185,13 @@ class HyperSegPipeline:
                 )
         names = check_class_names(class_names, self.processor.check_text)
         candidates = self.predictor.predict(class_names=names, mode=mode, image=image, chunk_size=chunk_size)
-        return answers.class_answer(candidates, mode, set(stuff), threshold, answer)
+        return answers.class_answer(candidates, mode, set(stuff), threshold, answer, edges=self.edge_refinement)
+
+    @property
+    def edge_refinement(self) -> EdgeRefinement | None:
+        """The edge refinement the masks get: the checkpoint's settings, None where it has none or
+        ``refine_edges`` is off."""
+        return EdgeRefinement.from_config(self.model.config) if self.refine_edges else None
 
     def class_threshold(self, mode: str, threshold: float | None = None) -> float:
         """The score threshold of a class prompt in ``mode``: ``threshold`` if given, else the checkpoint's own.
@@ -224,7 +235,7 @@ class HyperSegPipeline:
         else:
             candidates = self.predictor.predict(question=text, image=image)
         answer = self.predictor.explain(text, image) if explain else None
-        return answers.referring_answer(candidates, task, threshold, answer)[0]
+        return answers.referring_answer(candidates, task, threshold, answer, edges=self.edge_refinement)[0]
 
     # ------------------------------------------------------------------ visual prompts
     @torch.inference_mode()
@@ -238,7 +249,11 @@ class HyperSegPipeline:
             region.validate(image.size)
         candidates = self.predictor.predict(regions=regions, image=self.encode(image))
         return answers.region_answer(
-            candidates, regions, self.prompt_overlap_weight, keep_parts=self.keep_prompted_parts
+            candidates,
+            regions,
+            self.prompt_overlap_weight,
+            keep_parts=self.keep_prompted_parts,
+            edges=self.edge_refinement,
         )
 
     # ------------------------------------------------------------------ video
@@ -252,6 +267,7 @@ class HyperSegPipeline:
             prompt_overlap_weight=self.prompt_overlap_weight,
             max_frames=max_frames,
             keep_parts=self.keep_prompted_parts,
+            edges=self.edge_refinement,
         )
 
     def track_stream(self, video, regions: Sequence[Region] | Region) -> Iterator[SegmentationResult]:
@@ -301,7 +317,14 @@ class HyperSegPipeline:
         frames = frames_of(video, max_frames)
         try:
             yield from referring_frames(
-                self.predictor, frames, text, reasoning, threshold, self.tracking_overlap_weight, self.track_hold_iou
+                self.predictor,
+                frames,
+                text,
+                reasoning,
+                threshold,
+                self.tracking_overlap_weight,
+                self.track_hold_iou,
+                self.edge_refinement,
             )
         finally:
             frames.close()
@@ -340,7 +363,12 @@ class HyperSegPipeline:
         frames = frames_of(video, max_frames)
         try:
             yield from instance_frames(
-                self.predictor, frames, names, threshold, TrackBank(match_similarity, max_missed, match_classes)
+                self.predictor,
+                frames,
+                names,
+                threshold,
+                TrackBank(match_similarity, max_missed, match_classes),
+                self.edge_refinement,
             )
         finally:
             frames.close()

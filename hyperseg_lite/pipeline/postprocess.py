@@ -2,10 +2,14 @@
 
 All functions take one prompt's outputs at the working resolution: ``mask_logits`` (Q, h, w) and
 ``probs`` (Q, K) = sigmoid of the prompt logits. They return indices and scores, never touch the model.
+``refine`` (class modes): a function applied to the soft maps each rule reads its masks from (mask probabilities,
+class evidence), (N, h, w) -> (N, h, w): the pipeline's edge refinement (``edge_refinement.py``); None = the
+release's rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,8 +52,15 @@ class Segment:
     mask: torch.Tensor  # (h, w) bool at the working resolution
 
 
+Refine = Callable[[torch.Tensor], torch.Tensor]
+
+
 def instance_inference(
-    mask_logits: torch.Tensor, probs: torch.Tensor, threshold: float, max_instances: int = 100
+    mask_logits: torch.Tensor,
+    probs: torch.Tensor,
+    threshold: float,
+    max_instances: int = 100,
+    refine: Refine | None = None,
 ) -> list[Segment]:
     """Mask2Former instance inference with sigmoid scores: top (query, class) pairs above ``threshold``."""
     num_queries, num_classes = probs.shape
@@ -69,12 +80,23 @@ def instance_inference(
         if mask.any():
             used.add(query)
             segments.append(Segment(query, label, score, mask))
+    if refine is not None and segments:
+        refined = refine(mask_logits[[s.query for s in segments]].sigmoid()) >= 0.5
+        for segment, mask in zip(segments, refined):
+            segment.mask = mask
+        segments = [s for s in segments if s.mask.any()]
     return segments
 
 
-def semantic_inference(mask_logits: torch.Tensor, probs: torch.Tensor, threshold: float) -> torch.Tensor:
+def semantic_inference(
+    mask_logits: torch.Tensor, probs: torch.Tensor, threshold: float, refine: Refine | None = None
+) -> torch.Tensor:
     """Per-pixel class = argmax_k sum_q p(k | q) * p(pixel | q); -1 where the best evidence < ``threshold``."""
     evidence = torch.einsum("qk,qhw->khw", probs, mask_logits.sigmoid())
+    if refine is not None:  # only classes that reach the threshold somewhere can label a pixel
+        live = evidence.flatten(1).amax(dim=1) >= threshold
+        if live.any():
+            evidence[live] = refine(evidence[live])
     best, label = evidence.max(dim=0)
     label[best < threshold] = -1
     return label
@@ -86,6 +108,7 @@ def panoptic_inference(
     is_stuff: list[bool],
     threshold: float,
     overlap_threshold: float = 0.8,
+    refine: Refine | None = None,
 ) -> list[Segment]:
     """Mask2Former panoptic inference: each pixel goes to the most confident kept query; stuff merged per class."""
     scores, labels = probs.max(dim=1)
@@ -94,6 +117,8 @@ def panoptic_inference(
         return []
     kept_queries = torch.nonzero(keep).flatten()
     mask_probs = mask_logits[kept_queries].sigmoid()
+    if refine is not None:
+        mask_probs = refine(mask_probs)
     owner = (scores[kept_queries, None, None] * mask_probs).argmax(dim=0)
     segments: list[Segment] = []
     stuff_index: dict[int, int] = {}

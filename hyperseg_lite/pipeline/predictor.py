@@ -93,6 +93,13 @@ class EncodedImage:
         values = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None] - 0.5
         return F.interpolate(values, size=self.working_size, mode="bilinear", align_corners=False)[0, 0] > 0
 
+    def working_guide(self) -> torch.Tensor:
+        """The image at the working size, (3, h, w) float in [0, 1]: what edge refinement follows."""
+        pixels = torch.from_numpy(np.ascontiguousarray(self.pixels)).permute(2, 0, 1)[None].float() / 255
+        if tuple(pixels.shape[-2:]) != self.working_size:
+            pixels = F.interpolate(pixels, size=self.working_size, mode="bilinear", align_corners=False, antialias=True)
+        return pixels[0]
+
     def working_points(self, points: np.ndarray) -> np.ndarray:
         """(n, 2) (x, y) pixels of the image -> the same points at the working size."""
         height, width = self.size

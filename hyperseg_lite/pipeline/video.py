@@ -25,13 +25,14 @@ from .answers import (
     TRACKING_OVERLAP_WEIGHT,
     class_segments,
     prompt_extent,
+    prompted_masks,
     referring_answer,
     region_choices,
     segment_masks,
 )
+from .edge_refinement import EdgeRefinement
 from .inputs import Region
 from .predictor import HyperSegPredictor
-from .prompted_parts import keep_prompted_parts
 from .results import SegmentationResult
 from .video_frames import VideoFrames, frames_of
 
@@ -59,9 +60,11 @@ class VideoSession:
         max_frames: int | None = None,
         task: str = "video_object",
         keep_parts: bool = True,
+        edges: EdgeRefinement | None = None,
     ) -> None:
         self.predictor = predictor
         self.keep_parts = keep_parts  # prompted_parts.py: prompted frames as images; later ones by the frame before
+        self.edges = edges  # edge_refinement.py: each mask's edges on the frame's own
         self.frames = frames_of(video, max_frames)
         self.tracking_overlap_weight = tracking_overlap_weight
         self.prompt_overlap_weight = prompt_overlap_weight
@@ -145,16 +148,14 @@ class VideoSession:
                         priors.append(previous[o])
                         weights.append(self.tracking_overlap_weight)
                 chosen, scores = region_choices(candidates, [region_of[o] for o in active], priors, weights)
-                logits = candidates.mask_logits[chosen]
-                if self.keep_parts:
-                    logits = torch.stack(
-                        [
-                            keep_prompted_parts(m, region_of[o], image)
-                            if o in fresh
-                            else keep_prompted_parts(m, None, image, previous=previous[o])
-                            for m, o in zip(logits, active)
-                        ]
-                    )
+                logits = prompted_masks(  # a prompted frame keeps what its prompt points at, later ones the track
+                    candidates,
+                    chosen,
+                    [region_of[o] if o in fresh else None for o in active],
+                    [None if o in fresh else previous[o] for o in active],
+                    self.keep_parts,
+                    self.edges,
+                )
                 masks = candidates.to_original(logits)
                 for o, mask in zip(active, logits > 0):
                     previous[o] = mask
@@ -186,6 +187,7 @@ def referring_frames(
     threshold: float,
     tracking_overlap_weight: float,
     hold_iou: float | None = None,
+    edges: EdgeRefinement | None = None,
 ) -> Iterator[SegmentationResult]:
     """An expression (or question) over a clip -> one result per frame; each frame prefers the candidate that
     continues the mask answered on the frame before (``tracking_overlap_weight``; 0 = each frame alone), and
@@ -212,12 +214,18 @@ def referring_frames(
                 previous=previous,
                 previous_weight=tracking_overlap_weight,
                 hold_iou=hold_iou,
+                edges=edges,
             )
             yield result
 
 
 def instance_frames(
-    predictor: HyperSegPredictor, frames: VideoFrames, names: list[str], threshold: float, tracks: TrackBank
+    predictor: HyperSegPredictor,
+    frames: VideoFrames,
+    names: list[str],
+    threshold: float,
+    tracks: TrackBank,
+    edges: EdgeRefinement | None = None,
 ) -> Iterator[SegmentationResult]:
     """A class list over a clip -> instances per frame, with track ids from ``tracks``."""
     state = TemporalState()
@@ -228,7 +236,7 @@ def instance_frames(
                 class_names=names, mode="instance", image=image, state=state, video=True, chunk_size=len(names)
             )
             state = candidates.temporal_state.detach()
-            segments = class_segments(candidates, "instance", set(), threshold)
+            segments = class_segments(candidates, "instance", set(), threshold, edges)
             ids, labels = tracks.assign(
                 [candidates.embeddings[s.query] for s in segments], [candidates.scores[s.query] for s in segments]
             )
