@@ -20,6 +20,7 @@ CALLS = [
     "interactive, 2nd click on the encoded image",
     "video object tracking, per frame",
     "referring video, per frame",
+    "video instances (8 classes), per frame",
 ]
 
 

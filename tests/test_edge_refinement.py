@@ -123,3 +123,22 @@ def test_the_val_tool_scores_each_setting_and_writes_the_best_into_the_checkpoin
     assert "| size | eps | interactive mIoU_click |" in capsys.readouterr().out
     config = load_model(checkpoint).model.config
     assert config.edge_refinement_size == best["size"] == report["best"]["edge_refinement_size"]
+
+
+def test_naming_is_confirmed_on_the_decoders_own_masks(pipes, monkeypatch):
+    """Refinement moves edges; which names segmentation confirms stays what the decoder's masks say, even where
+    refinement would take a class's every pixel away (here: all of them)."""
+    refining, release = pipes
+    monkeypatch.setattr(EdgeRefinement, "maps", lambda self, maps, image: torch.zeros_like(maps))
+    image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    names = ["star", "ring", "sky", "circle"]
+    assert not refining.segment_classes(image, names, mode="semantic", threshold=1e-6).labels
+    confirmed = release.confirm_class_names(image, names, threshold=1e-6)
+    assert confirmed and refining.confirm_class_names(image, names, threshold=1e-6) == confirmed
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 300), (33, 34), (513, 7)])
+def test_images_smaller_than_the_window_are_refined_too(height, width):
+    maps = torch.rand(3, height, width)
+    out = refine_maps(maps, torch.rand(3, height, width), 33, 1e-4)
+    assert out.shape == maps.shape and torch.isfinite(out).all()

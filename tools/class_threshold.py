@@ -45,7 +45,8 @@ REFERRING_CANDIDATES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0
 
 
 class ReplayingPipeline:
-    """Answers ``segment_classes`` like the pipeline at a fixed threshold, running the model once per input.
+    """Answers ``segment_classes`` like the pipeline at a fixed threshold (with its edge refinement), running the
+    model once per input.
 
     The evaluation loops only call ``segment_classes``; caching the candidate masks and scores by image and
     class list lets every threshold be scored on the same model outputs in a fraction of the time.
@@ -62,7 +63,7 @@ class ReplayingPipeline:
         if key not in self.cache:
             names = check_class_names(class_names, self.pipe.processor.check_text)
             self.cache[key] = self.predictor.predict(class_names=names, mode=mode, image=self.predictor.encode(image))
-        return class_answer(self.cache[key], mode, set(stuff), self.threshold)
+        return class_answer(self.cache[key], mode, set(stuff), self.threshold, edges=self.pipe.edge_refinement)
 
 
 @torch.inference_mode()

@@ -137,11 +137,17 @@ def measure_clicks(pipe: HyperSegPipeline, world: World, samples: int) -> dict:
             logits = candidates.mask_logits
             if pipe.keep_prompted_parts:  # every token's mask as the pipeline would answer it
                 logits = torch.stack([keep_prompted_parts(m, click, candidates.image) for m in logits])
+            if pipe.edge_refinement is not None:
+                logits = pipe.edge_refinement.logits(logits, candidates.image)
             masks = candidates.to_original(logits)
             ious = _ious(masks, truth)
             best = int(ious.argmax())
             answer = region_answer(  # pipe.interactive's
-                candidates, [click], pipe.prompt_overlap_weight, keep_parts=pipe.keep_prompted_parts
+                candidates,
+                [click],
+                pipe.prompt_overlap_weight,
+                keep_parts=pipe.keep_prompted_parts,
+                edges=pipe.edge_refinement,
             ).masks[0]
             chosen.append(float(_ious(answer[None], truth)[0]))
             oracle.append(float(ious[best]))
