@@ -46,7 +46,7 @@ def test_a_coarse_mask_moves_onto_the_objects_outline():
     guide, square = square_scene()
     probabilities = coarse(square, shift=2)
     before = iou(probabilities[0] > 0.5, square)
-    after = iou(refine_maps(probabilities, guide, 9, 1e-3)[0] > 0.5, square)
+    after = iou(refine_maps(probabilities, guide, 17, 1e-3)[0] > 0.5, square)
     assert before < 0.9
     assert after > 0.97
 
@@ -62,9 +62,9 @@ def test_masks_of_one_image_are_refined_alike_whether_given_together_or_alone():
 def test_refined_logits_keep_their_sign_convention():
     guide, square = square_scene()
     logits = torch.logit(coarse(square, 2).clamp(0.01, 0.99))
-    refined = refine_logits(logits, guide, 9, 1e-3)
+    refined = refine_logits(logits, guide, 17, 1e-3)
     assert torch.isfinite(refined).all()
-    assert torch.equal(refined > 0, refine_maps(logits.sigmoid(), guide, 9, 1e-3) > 0.5)
+    assert torch.equal(refined > 0, refine_maps(logits.sigmoid(), guide, 17, 1e-3) > 0.5)
     assert iou(refined[0] > 0, square) > 0.97
 
 
