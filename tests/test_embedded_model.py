@@ -15,7 +15,7 @@ from hyperseg_lite import load_model
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 
 # Measured on exactly these samples (test split, seed 0, 8-frame clips) with the shipped weights (`lite2`) and the
-# pipeline's defaults: referring cIoU 0.613, semantic mIoU 0.839, interactive one-click mIoU 0.940, box mIoU 0.947,
+# pipeline's defaults: referring cIoU 0.613, semantic mIoU 0.838, interactive one-click mIoU 0.940, box mIoU 0.947,
 # vos J&F 0.973, video instance AP 0.788 (4 clips swing: the full 20 clips of the model card give 0.55-0.67), and
 # 0.944 of the 124 out-of-world expressions answered with no match. With the decoder's own edges (the pipeline's
 # refine_edges=False) 0.577, 0.780, 0.872, 0.879, 0.925 and 0.754: the semantic, click and box bars sit between
