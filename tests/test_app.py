@@ -485,7 +485,7 @@ def test_text_tabs_in_a_browser_with_the_answer_in_colour(browser_page, shots):
 
 
 @needs_browser
-def test_interactive_tab_drawn_prompts_and_image_switch(browser_page, shots):
+def test_interactive_tab_in_a_browser_drawn_prompts_and_image_switch(browser_page, shots):
     page = browser_page
     size = image_size(EXAMPLE)
     page.get_by_role("tab", name="Interactive").click()
@@ -525,7 +525,7 @@ def test_interactive_tab_drawn_prompts_and_image_switch(browser_page, shots):
 
 
 @needs_browser
-def test_video_tab_two_objects_on_a_later_frame(browser_page, shots):
+def test_video_tab_in_a_browser_two_objects_on_a_later_frame(browser_page, shots):
     page = browser_page
     page.get_by_role("tab", name="Video").click()
     upload(page, "video-input", VIDEO)
