@@ -6,7 +6,7 @@ filter (He, Sun and Tang, "Guided Image Filtering", ECCV 2010) makes the probabi
 of the image's colour, so where the colour changes the mask can change, and where it does not the mask stays flat:
 edges move onto the object's own outline. It is post-processing only (no weights), off in the release's settings
 (``config.edge_refinement_size = 0``) and on for the embedded model, whose window and ``eps`` were picked on the
-val split (model card, "Mask edges").
+val split (``tools/edge_refinement.py``; docs/research/choices.md, "Mask edges on the image's edges").
 
 kornia's ``guided_blur`` does the filtering: one guide (the image at the working size) for all of a prompt's masks,
 which it takes as the channels of one input, so the guide's statistics are worked out once, and its fast form
