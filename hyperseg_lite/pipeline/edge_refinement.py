@@ -82,7 +82,7 @@ class EdgeRefinement:
     def from_config(cls, config) -> EdgeRefinement | None:
         """A checkpoint's own settings (``edge_refinement_size`` / ``edge_refinement_eps``); None where its size is
         0 (the release's masks)."""
-        size = int(getattr(config, "edge_refinement_size", 0))
+        size = int(config.edge_refinement_size)
         return cls(size, float(config.edge_refinement_eps)) if size else None
 
     def window(self, image: EncodedImage) -> int:
