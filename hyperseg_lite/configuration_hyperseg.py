@@ -84,6 +84,10 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     # default (the pyramid's fine stages hold colour, not shape: shape probe 0.19 / 0.35 against 0.82)
     category_attributes: int = 0
     category_attribute_features: str = "pixel_decoder"
+    # not in the release (False = off, and for converted checkpoints): a question that asks for the objects of
+    # another's colour ("the same colour as the ring") is answered by comparing the masks' colours
+    # (modeling/relation_scores.py); needs both attribute groups on
+    colour_relation: bool = False
 
 
 class HyperSegConfig(PreTrainedConfig):

@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> Path:
                 {
                     "colour": getattr(args, "colour_attribute_weight", 0.0),
                     "category": getattr(args, "category_attribute_weight", 0.0),
+                    "colour_relation": 1.0,  # its text head's only loss (modeling/relation_scores.py)
                 },
             )
             optimizer.zero_grad(set_to_none=True)

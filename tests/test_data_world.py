@@ -99,19 +99,23 @@ def test_relations_and_positions_mean_what_they_say():
 
 def test_reasoning_answers_are_true():
     rng = np.random.default_rng(3)
-    produced = 0
+    produced = relations = 0
     for _ in range(40):
         scene = generate_scene(rng)
         for generator in GENERATORS:
             result = generator(scene, rng)
             if result is None:
                 continue
-            question, answer, found = result
+            question, answer, found, anchor = result
             produced += 1
             assert found and question.strip() and "because" in answer
             for obj in found:
                 assert obj.category in answer or obj.colour in answer
-    assert produced > 40
+            if anchor is not None:  # a colour relation: the anchor is named and shares the answer's colour
+                assert anchor.category in question and anchor not in found
+                assert all(obj.colour == anchor.colour for obj in found)
+                relations += 1
+    assert produced > 40 and relations > 0
 
 
 def test_compositional_split_holds_out_pairs():

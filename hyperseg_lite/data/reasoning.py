@@ -1,18 +1,27 @@
 """Reasoning questions: answering needs a fact about shapes or a step of inference, not a class name.
 
-Each generator returns (question, answer text, target objects) or None when the scene does not support it;
-the answer names the target and says why (used for the text loss and shown in the app).
+Each generator returns a :class:`Question` (question, answer text, target objects, and for a question that
+relates its answer to another object, that anchor) or None when the scene does not support it; the answer names
+the target and says why (used for the text loss and shown in the app).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from .scene import Scene, SceneObject
 
-Question = tuple[str, str, list[SceneObject]]
+
+class Question(NamedTuple):
+    question: str
+    answer: str
+    found: list[SceneObject]
+    # the object the answer shares its colour with ("what shape is the same colour as the ring?"): what the
+    # colour relation scores learn to find (modeling/relation_scores.py); None for the other questions
+    colour_anchor: SceneObject | None = None
 
 
 def _name(obj: SceneObject) -> str:
@@ -23,14 +32,16 @@ def no_corners(scene: Scene, rng) -> Question | None:
     found = [o for o in scene.objects if o.facts.corners == 0]
     if len(found) != 1:
         return None
-    return "which object has no corners?", f"{_name(found[0]).capitalize()}, because its outline is smooth.", found
+    return Question(
+        "which object has no corners?", f"{_name(found[0]).capitalize()}, because its outline is smooth.", found
+    )
 
 
 def has_hole(scene: Scene, rng) -> Question | None:
     found = [o for o in scene.objects if o.facts.has_hole]
     if len(found) != 1:
         return None
-    return (
+    return Question(
         "segment the shape that has a hole in it",
         f"{_name(found[0]).capitalize()}, because a ring is hollow.",
         found,
@@ -45,7 +56,7 @@ def largest_roller(scene: Scene, rng) -> Question | None:
     if len(radii) > 1 and radii[0] < radii[1] * 1.2:
         return None
     best = max(rollers, key=lambda o: o.radius)
-    return (
+    return Question(
         "the largest thing that could roll",
         f"{_name(best).capitalize()}, because it is round and the biggest of the round shapes.",
         [best],
@@ -57,7 +68,7 @@ def most_corners(scene: Scene, rng) -> Question | None:
     if len(counts) < 2 or counts[0] == counts[1]:
         return None
     best = max(scene.objects, key=lambda o: o.facts.corners)
-    return (
+    return Question(
         "the object with the most corners",
         f"{_name(best).capitalize()}, because it has {best.facts.corners} corners, more than any other shape here.",
         [best],
@@ -74,11 +85,12 @@ def same_colour_as(scene: Scene, rng) -> Question | None:
         mates = [o for o in scene.objects if o is not anchor and o.colour == anchor.colour]
         if mates:
             names = " and ".join(sorted({f"the {m.category}" for m in mates}))
-            return (
+            return Question(
                 f"what shape is the same colour as the {anchor.category}?",
                 f"{names.capitalize()}, because {'they are' if len(mates) > 1 else 'it is'} {anchor.colour} "
                 f"like the {anchor.category}.",
                 mates,
+                colour_anchor=anchor,
             )
     return None
 
@@ -87,7 +99,7 @@ def pointy(scene: Scene, rng) -> Question | None:
     found = [o for o in scene.objects if o.category in ("star", "arrow")]
     if len(found) != 1:
         return None
-    return (
+    return Question(
         "which shape looks like it could point at something or shine in the night sky?",
         f"{_name(found[0]).capitalize()}, because {'stars shine' if found[0].category == 'star' else 'arrows point'}.",
         found,

@@ -65,6 +65,9 @@ class Sample:
     stated_colour: str | None = None  # referring tasks: the colour the expression states for its target, if any
     # referring tasks: the category it states for its target, if any (OUT_OF_WORLD: a thing outside the world)
     stated_category: str | None = None
+    # reasoning questions that relate their answer to another object by colour ("what shape is the same colour as
+    # the ring?"): that object's category; what the colour relation scores' text head learns to read
+    colour_anchor_category: str | None = None
 
 
 class World:
@@ -242,15 +245,16 @@ class World:
         question = reasoning_question(scene, rng)
         if question is None:
             return None
-        text, answer, found = question
+        found = question.found
         return Sample(
             "reasoning",
             image=scene.image,
-            expression=text,
-            answer=answer,
+            expression=question.question,
+            answer=question.answer,
             masks=union(found, self.size)[None],
             labels=np.zeros(1, np.int64),
             instance_ids=np.array([found[0].instance_id]),
+            colour_anchor_category=question.colour_anchor.category if question.colour_anchor else None,
         )
 
     # ------------------------------------------------------------------ visual prompts

@@ -43,6 +43,7 @@ from .mask_pooling import MaskPooledFeatures, masked_mean
 from .mask_shape import MaskShapeEncoder
 from .mlp import MLP
 from .position_encoding import sine_position_embedding
+from .relation_scores import RELATION_GROUP, ColourRelationScores
 
 
 def _xavier_matrices(module: nn.Module) -> None:
@@ -150,12 +151,13 @@ class MaskDecoder(nn.Module):
         mask_pooled_source: str = "pixel_decoder",
         attribute_groups: dict[str, tuple[int, int, str]] | None = None,
         attribute_text_dim: int = 0,
+        colour_relation: bool = False,
     ) -> None:
         """``mask_pooled_dim``: channels of the mask-pooled scores' features (0: off); ``attribute_groups``: the
         attribute scores that are on, name ("colour" / "category") -> (number of values, channels of the features
         their mask head averages, their source), over the LLM's ``attribute_text_dim``-wide hidden states (the
         decoder width when 0). Each source: "pixel_decoder" (``mask_features``) or "pyramid" (``fine_features``
-        given to :meth:`forward`)."""
+        given to :meth:`forward`). ``colour_relation``: the colour relation scores (needs both groups)."""
         super().__init__()
         self.seg_concat = seg_concat
         self.hidden_dim = hidden_dim
@@ -195,6 +197,10 @@ class MaskDecoder(nn.Module):
         self.attribute_sources: dict[str, str] = {}
         for group, (num_values, in_dim, source) in (attribute_groups or {}).items():
             self.enable_attributes(group, in_dim, num_values, attribute_text_dim or hidden_dim, source)
+        # not in the release: "the same colour as the ring" compares the masks' colours (relation_scores.py)
+        self.colour_relation: ColourRelationScores | None = None
+        if colour_relation:
+            self.enable_colour_relation(attribute_text_dim or hidden_dim)
 
     def enable_mask_shape(self) -> None:
         """Add the mask-shape embedding to trained weights; it starts at zero, so no output changes until trained."""
@@ -233,6 +239,16 @@ class MaskDecoder(nn.Module):
             reference = self.CLASS_proj.layers[0].weight
             module = AttributeScores(in_dim, self.hidden_dim, num_values, text_dim, outside=group == "category")
             setattr(self, f"{group}_attributes", module.to(device=reference.device, dtype=reference.dtype))
+
+    def enable_colour_relation(self, text_dim: int) -> None:
+        """Add the colour relation scores to trained weights (kept if already there); they start at "no
+        relation", so no answer changes until their text head is trained."""
+        if self.colour_attributes is None or self.category_attributes is None:
+            raise ValueError("the colour relation scores need the colour and category attribute scores")
+        if self.colour_relation is None:
+            reference = self.CLASS_proj.layers[0].weight
+            module = ColourRelationScores(text_dim, self.category_attributes.num_values)
+            self.colour_relation = module.to(device=reference.device, dtype=reference.dtype)
 
     def enable_seg_concat(self) -> None:
         """Switch trained weights to the concat path: its positions start as the trained queries' (the referring
@@ -284,8 +300,18 @@ class MaskDecoder(nn.Module):
             compatibility = sum(
                 groups[group].compatibility(attribute_logits[group].detach(), text.detach())
                 for group, text in refer_attribute_logits.items()
+                if group in groups
             )
             refer_logits = AttributeScores.combine(refer_logits, compatibility)
+            relation = refer_attribute_logits.get(RELATION_GROUP)
+            if relation is not None and self.colour_relation is not None:
+                refer_logits = self.colour_relation.combine(
+                    refer_logits,
+                    masks.detach(),
+                    attribute_logits["colour"].detach(),
+                    attribute_logits["category"].detach(),
+                    relation.detach(),
+                )
         class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
         region_logits = torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions) if regions is not None else None
         attn_mask = None

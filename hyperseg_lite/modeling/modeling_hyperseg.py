@@ -39,6 +39,7 @@ from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
 from .prompt_layout import PROMPT_KINDS, PromptLayout
 from .pyramid_backbone import PyramidBackbone
 from .region_pooling import pool_regions
+from .relation_scores import RELATION_GROUP
 from .temporal_adapter import TemporalState, aggregate_prompts
 from .vision_tower import GlobalVisionTower
 
@@ -150,6 +151,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 if getattr(dec, f"{group}_attributes", 0)
             },
             attribute_text_dim=llm_hidden,
+            colour_relation=getattr(dec, "colour_relation", False),
         )
         # not in the release: the region prompts' fine features (config.region_fine_features), added to what the
         # global tower pools; its last layer starts at zero
@@ -477,6 +479,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 group: heads.text_logits(hidden, refer_mask)
                 for group, heads in self.mask_decoder.attribute_scores().items()
             }
+            if self.mask_decoder.colour_relation is not None:
+                refer_attributes[RELATION_GROUP] = self.mask_decoder.colour_relation.text_logits(hidden, refer_mask)
         decoded = self.mask_decoder(
             image_features.multi_scale_features,
             image_features.mask_features,

@@ -205,6 +205,14 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "expression's category",
     )
     add(
+        "--colour-relation",
+        action="store_true",
+        default=False,
+        help="turn on decoder_config.colour_relation: a question for the objects of another's colour ('the same "
+        "colour as the ring') is answered by comparing the masks' colours (needs both attribute groups; "
+        "hyperseg_lite/modeling/relation_scores.py)",
+    )
+    add(
         "--freeze-vision",
         action="store_true",
         default=False,

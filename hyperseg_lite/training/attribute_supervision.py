@@ -11,6 +11,10 @@ plain score to read colour words. So each head has its own target, per attribute
   ``stated_category``, which the world's queries record), "none" when it states none (reasoning questions
   state none), and for the category "outside the world" for the out-of-world expressions.
 
+With the colour relation scores on (``modeling/relation_scores.py``), ``loss_colour_relation_text``: every
+expression says whether it asks for the objects of another's colour and names that anchor's category
+(``Sample.colour_anchor_category``, which the world's reasoning questions record).
+
 ``python -m hyperseg_lite.train --colour-attributes ... --category-attributes ...`` switches the groups on;
 ``--colour-attribute-weight`` / ``--category-attribute-weight`` weigh their losses.
 """
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 
 from ..data.out_of_world import OUT_OF_WORLD
 from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
+from ..modeling.relation_scores import RELATION_GROUP, relation_text_loss
 from .colour_auxiliary import matched_label_loss, target_colours
 from .shape_auxiliary import object_categories
 
@@ -45,6 +50,17 @@ def stated_labels(group: str, samples: list, kinds: list[str]) -> torch.Tensor:
         else:
             labels.append(values.index(stated))
     return torch.tensor(labels, dtype=torch.long)
+
+
+def relation_labels(samples: list, kinds: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per batch row: 1 when its expression asks for the objects of another's colour, 0 when not, -100 for rows
+    that score no expression; and the index of that anchor's category (-100 where none is stated)."""
+    relation, anchor = [], []
+    for sample, kind in zip(samples, kinds):
+        category = getattr(sample, "colour_anchor_category", None)
+        relation.append(-100 if kind != "refer" else int(category is not None))
+        anchor.append(CATEGORIES.index(category) if kind == "refer" and category is not None else -100)
+    return torch.tensor(relation, dtype=torch.long), torch.tensor(anchor, dtype=torch.long)
 
 
 def target_values(group: str, sample, target, pixel_values: torch.Tensor, config) -> torch.Tensor:
@@ -73,6 +89,11 @@ def attribute_losses(out, samples: list, batch: dict, config) -> dict[str, torch
         if mask_loss is not None:
             losses[f"loss_{group}_mask"] = mask_loss
     for group, text_logits in (out.refer_attribute_logits or {}).items():
+        if group == RELATION_GROUP:
+            relation, anchor = (t.to(text_logits.device) for t in relation_labels(samples, out.prompt_kind))
+            if (relation >= 0).any():
+                losses[f"loss_{group}_text"] = relation_text_loss(text_logits, relation, anchor)
+            continue
         labels = stated_labels(group, samples, out.prompt_kind).to(text_logits.device)
         if (labels >= 0).any():
             losses[f"loss_{group}_text"] = F.cross_entropy(text_logits[:, 0].float(), labels)

@@ -107,6 +107,9 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
             model.mask_decoder.enable_attributes(
                 group, model.attribute_dim(group), len(values), model.config.text_config.hidden_size, source
             )
+    if getattr(args, "colour_relation", False):
+        model.config.decoder_config.colour_relation = True
+        model.mask_decoder.enable_colour_relation(model.config.text_config.hidden_size)
     if args.freeze_vision and args.shape_loss_weight > 0 and model.mask_decoder.mask_shape is None:
         raise ValueError(
             "--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)"

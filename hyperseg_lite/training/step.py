@@ -79,7 +79,8 @@ def training_step(
                 parts[key] = parts.get(key, 0.0) + float(colour_loss.detach())
         if model.mask_decoder.attribute_scores():
             for key, value in attribute_losses(out, samples, batch, model.config).items():
-                weight = (attribute_weights or {}).get(key.split("_")[1], 0.0)
+                group = key.removeprefix("loss_").rsplit("_", 1)[0]  # loss_<group>_mask / loss_<group>_text
+                weight = (attribute_weights or {}).get(group, 0.0)
                 if weight > 0:
                     total = total + weight * value
                     parts[key] = parts.get(key, 0.0) + float(value.detach())
