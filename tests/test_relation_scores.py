@@ -6,11 +6,12 @@ and in tools/fit_colour_relation.py, and the switch is saved with the config."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 from helpers import load_tool, run_mixed
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
@@ -66,6 +67,14 @@ def test_without_the_relation_the_referring_score_is_kept():
     hidden, mask = torch.randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool)
     untrained = scores.combine(refer, masks, colours, categories, scores.text_logits(hidden, mask))
     assert torch.allclose(untrained.sigmoid(), refer.sigmoid(), atol=1e-3)
+
+
+def test_an_anchor_no_mask_found_leaves_the_answer_to_the_referring_score():
+    scores = ColourRelationScores(8, len(CATEGORIES))
+    masks, colours, categories = _scene()
+    refer = torch.tensor([[[3.0], [-3.0], [2.0], [4.0]]])
+    hidden = scores.combine(refer, masks, colours, categories, _text(True, "heart"))  # no token is a heart
+    assert torch.allclose(hidden.sigmoid(), refer.sigmoid(), atol=1e-3)
 
 
 def test_the_text_targets_are_the_relation_and_its_anchor_or_ignored():
@@ -149,13 +158,27 @@ def test_a_run_switches_it_on_and_its_text_head_learns(tmp_path):
     assert relation.relation_head.weight.abs().sum() > 0  # trained away from its zero start
 
 
+def _embedded_without_the_relation(folder):
+    """The embedded checkpoint as it was before its relation scores were fitted: what the tool starts from."""
+    folder.mkdir()
+    for path in EMBEDDED_CHECKPOINT.iterdir():
+        if path.is_file() and path.name != "model.safetensors":
+            shutil.copy2(path, folder / path.name)
+    state = load_file(EMBEDDED_CHECKPOINT / "model.safetensors")
+    kept = {key: value for key, value in state.items() if not key.startswith("mask_decoder.colour_relation.")}
+    save_file(kept, folder / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["decoder_config"]["colour_relation"] = False
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 def test_the_fit_tool_adds_only_the_relation_scores(tmp_path, capsys):
-    out = tmp_path / "fit"
+    base, out = _embedded_without_the_relation(tmp_path / "base"), tmp_path / "fit"
     report = load_tool("fit_colour_relation").main(
-        [str(EMBEDDED_CHECKPOINT), "--output", str(out)]
-        + ["--questions", "12", "--expressions", "3", "--check", "4", "--steps", "20"]
+        [str(base), "--output", str(out)] + ["--questions", "12", "--expressions", "3", "--check", "4", "--steps", "20"]
     )
-    old, new = load_file(EMBEDDED_CHECKPOINT / "model.safetensors"), load_file(out / "model.safetensors")
+    old, new = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
     assert all(old[key].equal(new[key]) for key in old)
     assert set(new) - set(old) and all(key.startswith("mask_decoder.colour_relation.") for key in set(new) - set(old))
     assert json.loads((out / "config.json").read_text())["decoder_config"]["colour_relation"] is True
@@ -165,4 +188,15 @@ def test_the_fit_tool_adds_only_the_relation_scores(tmp_path, capsys):
     fitted = HyperSegPipeline.from_pretrained(out).model.mask_decoder.colour_relation
     assert fitted.relation_head.weight.dtype.is_floating_point and fitted.relation_head.weight.abs().sum() > 0
     with pytest.raises(SystemExit):
-        load_tool("fit_colour_relation").main([str(EMBEDDED_CHECKPOINT), "--output", str(EMBEDDED_CHECKPOINT)])
+        load_tool("fit_colour_relation").main([str(base), "--output", str(base)])
+
+
+def test_the_shipped_checkpoint_reads_the_relation_off_its_questions():
+    """What makes the reasoning bar of test_embedded_model.py: the shipped head says which questions ask for
+    another's colour and names the anchor."""
+    pipe = HyperSegPipeline.from_pretrained()
+    head = pipe.model.mask_decoder.colour_relation
+    assert pipe.model.config.decoder_config.colour_relation and head is not None
+    examples = load_tool("fit_colour_relation").question_states(pipe, World("test", 0), "reasoning", 30)
+    accuracy = load_tool("fit_colour_relation").accuracy(head, examples)
+    assert accuracy["relation_questions"] >= 3 and accuracy["relation"] == 1.0 and accuracy["anchor"] == 1.0

@@ -27,10 +27,10 @@ from hyperseg_lite.data.vocabulary import CATEGORIES
 from hyperseg_lite.data.world import World
 from hyperseg_lite.modeling.relation_scores import ColourRelationScores, relation_text_loss
 from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.training.attribute_supervision import RELATION_FIT_REPORT_FILE
 
 RESUME_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.json")
 PREFIX = "mask_decoder.colour_relation."
-REPORT_FILE = "colour_relation_fit.json"
 
 
 @torch.inference_mode()
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     for key, tensor in head.state_dict().items():
         state[PREFIX + key] = tensor.to(dtype).contiguous()
     save_file(state, args.output / "model.safetensors", metadata={"format": "pt"})
-    (args.output / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    (args.output / RELATION_FIT_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     print(f"fitted the colour relation text head on {len(train)} train questions and expressions")
     print(f"  val: relation read right {report['val']['relation']:.3f}, anchor {report['val']['anchor']:.3f}")
     print(f"wrote {args.output}")

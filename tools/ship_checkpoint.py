@@ -2,10 +2,11 @@
 
     python tools/ship_checkpoint.py runs/lite2/checkpoint
 
-What ``load_model`` needs travels (weights, config, tokenizer), plus three optional files when the checkpoint has
+What ``load_model`` needs travels (weights, config, tokenizer), plus four optional files when the checkpoint has
 them: a subword tokenizer's ``words.txt`` (the vocabulary the real-word gate of ``evaluate`` counts), a ``lite``
 checkpoint's training-only shape head (6 KB), so that a new cycle can start from shipped weights with
-``train --init assets/hyperseg-lite --continue-shape-head``, and the report of ``tools/refit_category_head.py``.
+``train --init assets/hyperseg-lite --continue-shape-head``, and the reports of ``tools/refit_category_head.py``
+and ``tools/fit_colour_relation.py``.
 An optional file the checkpoint lacks is removed from the output: it belonged to other weights. Optimizer and
 scheduler state stay behind.
 The model card (``README.md`` there) is written by hand from ``python -m hyperseg_lite.evaluate`` runs.
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT, load_model
 from hyperseg_lite.subword_tokenizer import WORDS_FILE
+from hyperseg_lite.training.attribute_supervision import RELATION_FIT_REPORT_FILE
 from hyperseg_lite.training.colour_blind_category import REFIT_REPORT_FILE
 from hyperseg_lite.training.shape_auxiliary import SHAPE_HEAD_FILE
 
 FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
-OPTIONAL_FILES = (WORDS_FILE, SHAPE_HEAD_FILE, REFIT_REPORT_FILE)
+OPTIONAL_FILES = (WORDS_FILE, SHAPE_HEAD_FILE, REFIT_REPORT_FILE, RELATION_FIT_REPORT_FILE)
 MAX_BYTES = 60 * 1024 * 1024
 
 

@@ -31,6 +31,7 @@ from .colour_auxiliary import matched_label_loss, target_colours
 from .shape_auxiliary import object_categories
 
 VALUES = {"colour": COLOUR_NAMES, "category": CATEGORIES}
+RELATION_FIT_REPORT_FILE = "colour_relation_fit.json"  # tools/fit_colour_relation.py's report beside the weights
 
 
 def stated_labels(group: str, samples: list, kinds: list[str]) -> torch.Tensor:
