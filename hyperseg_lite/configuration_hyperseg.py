@@ -88,6 +88,10 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     # another's colour ("the same colour as the ring") is answered by comparing the masks' colours
     # (modeling/relation_scores.py); needs both attribute groups on
     colour_relation: bool = False
+    # not in the release (False = off, and for converted checkpoints): a question that ranks objects by a fact of
+    # their category ("the object with the most corners") picks the first-ranked category among the objects found
+    # (modeling/ranking_scores.py); needs the category attribute group on
+    category_ranking: bool = False
 
 
 class HyperSegConfig(PreTrainedConfig):

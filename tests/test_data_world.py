@@ -106,7 +106,7 @@ def test_reasoning_answers_are_true():
             result = generator(scene, rng)
             if result is None:
                 continue
-            question, answer, found, anchor = result
+            question, answer, found, anchor, ranked = result
             produced += 1
             assert found and question.strip() and "because" in answer
             for obj in found:
@@ -115,6 +115,8 @@ def test_reasoning_answers_are_true():
                 assert anchor.category in question and anchor not in found
                 assert all(obj.colour == anchor.colour for obj in found)
                 relations += 1
+            if ranked:  # a category ranking: the answer's category is the one present ranked first
+                assert len(found) == 1 and "most" in question
     assert produced > 40 and relations > 0
 
 

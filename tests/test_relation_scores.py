@@ -1,24 +1,20 @@
 """Colour relation scores (not in the release, modeling/relation_scores.py): "the same colour as the <anchor>"
 picks the other objects of the anchor's colour, an expression without the relation keeps its referring score,
 switching them on over trained weights changes no answer, the text head learns from its own targets in a run
-and in tools/fit_colour_relation.py, and the switch is saved with the config."""
+and in tools/fit_question_heads.py (tests/test_ranking_scores.py), and the switch is saved with the config."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
-from helpers import load_tool, run_mixed
-from safetensors.torch import load_file, save_file
+from helpers import run_mixed
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
 from hyperseg_lite.data.world import Sample, World
-from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.modeling.relation_scores import RELATION_GROUP, ColourRelationScores
-from hyperseg_lite.pipeline import HyperSegPipeline
 from hyperseg_lite.train import main
 from hyperseg_lite.training.attribute_supervision import relation_labels
 
@@ -156,47 +152,3 @@ def test_a_run_switches_it_on_and_its_text_head_learns(tmp_path):
     assert "loss_colour_relation_text" in (tmp_path / "a" / "log.csv").read_text()
     relation = load_model(run, precision="fp32", device_map="cpu").model.mask_decoder.colour_relation
     assert relation.relation_head.weight.abs().sum() > 0  # trained away from its zero start
-
-
-def _embedded_without_the_relation(folder):
-    """The embedded checkpoint as it was before its relation scores were fitted: what the tool starts from."""
-    folder.mkdir()
-    for path in EMBEDDED_CHECKPOINT.iterdir():
-        if path.is_file() and path.name != "model.safetensors":
-            shutil.copy2(path, folder / path.name)
-    state = load_file(EMBEDDED_CHECKPOINT / "model.safetensors")
-    kept = {key: value for key, value in state.items() if not key.startswith("mask_decoder.colour_relation.")}
-    save_file(kept, folder / "model.safetensors", metadata={"format": "pt"})
-    config = json.loads((folder / "config.json").read_text())
-    config["decoder_config"]["colour_relation"] = False
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
-def test_the_fit_tool_adds_only_the_relation_scores(tmp_path, capsys):
-    base, out = _embedded_without_the_relation(tmp_path / "base"), tmp_path / "fit"
-    report = load_tool("fit_colour_relation").main(
-        [str(base), "--output", str(out)] + ["--questions", "12", "--expressions", "3", "--check", "4", "--steps", "20"]
-    )
-    old, new = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
-    assert all(old[key].equal(new[key]) for key in old)
-    assert set(new) - set(old) and all(key.startswith("mask_decoder.colour_relation.") for key in set(new) - set(old))
-    assert json.loads((out / "config.json").read_text())["decoder_config"]["colour_relation"] is True
-    assert json.loads((out / "colour_relation_fit.json").read_text()) == report
-    assert report["train"]["questions"] == 15 and 0 <= report["val"]["relation"] <= 1
-    assert "relation read right" in capsys.readouterr().out
-    fitted = HyperSegPipeline.from_pretrained(out).model.mask_decoder.colour_relation
-    assert fitted.relation_head.weight.dtype.is_floating_point and fitted.relation_head.weight.abs().sum() > 0
-    with pytest.raises(SystemExit):
-        load_tool("fit_colour_relation").main([str(base), "--output", str(base)])
-
-
-def test_the_shipped_checkpoint_reads_the_relation_off_its_questions():
-    """What makes the reasoning bar of test_embedded_model.py: the shipped head says which questions ask for
-    another's colour and names the anchor."""
-    pipe = HyperSegPipeline.from_pretrained()
-    head = pipe.model.mask_decoder.colour_relation
-    assert pipe.model.config.decoder_config.colour_relation and head is not None
-    examples = load_tool("fit_colour_relation").question_states(pipe, World("test", 0), "reasoning", 30)
-    accuracy = load_tool("fit_colour_relation").accuracy(head, examples)
-    assert accuracy["relation_questions"] >= 3 and accuracy["relation"] == 1.0 and accuracy["anchor"] == 1.0

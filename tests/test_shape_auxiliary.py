@@ -338,14 +338,14 @@ def test_shipping_carries_the_shape_head_and_the_word_list_and_never_leaves_a_st
     assert torch.equal(load_file(out / SHAPE_HEAD_FILE)["classifier.weight"], head["classifier.weight"])
     (with_head / "words.txt").write_text("red\nstar\n")  # a subword tokenizer's vocabulary, for the real-word gate
     (with_head / "category_head_refit.json").write_text("{}\n")  # what tools/refit_category_head.py did
-    (with_head / "colour_relation_fit.json").write_text("{}\n")  # what tools/fit_colour_relation.py did
+    (with_head / "question_heads_fit.json").write_text("{}\n")  # what tools/fit_question_heads.py did
     ship.main([str(with_head), "--output", str(out)])
     assert (out / "words.txt").read_text() == "red\nstar\n"
     assert (out / "category_head_refit.json").read_text() == "{}\n"
-    assert (out / "colour_relation_fit.json").read_text() == "{}\n"
+    assert (out / "question_heads_fit.json").read_text() == "{}\n"
     ship.main([str(_tiny_checkpoint(tmp_path / "no_head", mask_shape=True)), "--output", str(out)])
     assert not (out / SHAPE_HEAD_FILE).exists()  # the old head belonged to other weights
     assert not (out / "words.txt").exists()  # ... and the old vocabulary to another tokenizer
     assert not (out / "category_head_refit.json").exists()  # ... and the refit report to another head
-    assert not (out / "colour_relation_fit.json").exists()
+    assert not (out / "question_heads_fit.json").exists()
     assert (out / "model.safetensors").is_file()

@@ -6,7 +6,7 @@ What ``load_model`` needs travels (weights, config, tokenizer), plus four option
 them: a subword tokenizer's ``words.txt`` (the vocabulary the real-word gate of ``evaluate`` counts), a ``lite``
 checkpoint's training-only shape head (6 KB), so that a new cycle can start from shipped weights with
 ``train --init assets/hyperseg-lite --continue-shape-head``, and the reports of ``tools/refit_category_head.py``
-and ``tools/fit_colour_relation.py``.
+and ``tools/fit_question_heads.py``.
 An optional file the checkpoint lacks is removed from the output: it belonged to other weights. Optimizer and
 scheduler state stay behind.
 The model card (``README.md`` there) is written by hand from ``python -m hyperseg_lite.evaluate`` runs.
@@ -20,12 +20,12 @@ from pathlib import Path
 
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT, load_model
 from hyperseg_lite.subword_tokenizer import WORDS_FILE
-from hyperseg_lite.training.attribute_supervision import RELATION_FIT_REPORT_FILE
+from hyperseg_lite.training.attribute_supervision import QUESTION_HEADS_REPORT_FILE
 from hyperseg_lite.training.colour_blind_category import REFIT_REPORT_FILE
 from hyperseg_lite.training.shape_auxiliary import SHAPE_HEAD_FILE
 
 FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
-OPTIONAL_FILES = (WORDS_FILE, SHAPE_HEAD_FILE, REFIT_REPORT_FILE, RELATION_FIT_REPORT_FILE)
+OPTIONAL_FILES = (WORDS_FILE, SHAPE_HEAD_FILE, REFIT_REPORT_FILE, QUESTION_HEADS_REPORT_FILE)
 MAX_BYTES = 60 * 1024 * 1024
 
 

@@ -22,6 +22,9 @@ class Question(NamedTuple):
     # the object the answer shares its colour with ("what shape is the same colour as the ring?"): what the
     # colour relation scores learn to find (modeling/relation_scores.py); None for the other questions
     colour_anchor: SceneObject | None = None
+    # the answer is the object whose category ranks first by a fact the question asks about ("the most corners"):
+    # what the category ranking scores learn (modeling/ranking_scores.py)
+    ranks_categories: bool = False
 
 
 def _name(obj: SceneObject) -> str:
@@ -72,6 +75,7 @@ def most_corners(scene: Scene, rng) -> Question | None:
         "the object with the most corners",
         f"{_name(best).capitalize()}, because it has {best.facts.corners} corners, more than any other shape here.",
         [best],
+        ranks_categories=True,
     )
 
 

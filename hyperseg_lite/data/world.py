@@ -68,6 +68,11 @@ class Sample:
     # reasoning questions that relate their answer to another object by colour ("what shape is the same colour as
     # the ring?"): that object's category; what the colour relation scores' text head learns to read
     colour_anchor_category: str | None = None
+    # reasoning questions whose answer is the object ranked first by a category fact ("the most corners"): its
+    # category, and the categories of the scene's objects it is ranked among; what the category ranking scores'
+    # text head learns
+    ranked_category: str | None = None
+    present_categories: list[str] | None = None
 
 
 class World:
@@ -255,6 +260,8 @@ class World:
             labels=np.zeros(1, np.int64),
             instance_ids=np.array([found[0].instance_id]),
             colour_anchor_category=question.colour_anchor.category if question.colour_anchor else None,
+            ranked_category=found[0].category if question.ranks_categories else None,
+            present_categories=sorted({o.category for o in scene.objects}),
         )
 
     # ------------------------------------------------------------------ visual prompts

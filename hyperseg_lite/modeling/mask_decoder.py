@@ -43,6 +43,7 @@ from .mask_pooling import MaskPooledFeatures, masked_mean
 from .mask_shape import MaskShapeEncoder
 from .mlp import MLP
 from .position_encoding import sine_position_embedding
+from .ranking_scores import RANKING_GROUP, CategoryRankingScores
 from .relation_scores import RELATION_GROUP, ColourRelationScores
 
 
@@ -152,12 +153,14 @@ class MaskDecoder(nn.Module):
         attribute_groups: dict[str, tuple[int, int, str]] | None = None,
         attribute_text_dim: int = 0,
         colour_relation: bool = False,
+        category_ranking: bool = False,
     ) -> None:
         """``mask_pooled_dim``: channels of the mask-pooled scores' features (0: off); ``attribute_groups``: the
         attribute scores that are on, name ("colour" / "category") -> (number of values, channels of the features
         their mask head averages, their source), over the LLM's ``attribute_text_dim``-wide hidden states (the
         decoder width when 0). Each source: "pixel_decoder" (``mask_features``) or "pyramid" (``fine_features``
-        given to :meth:`forward`). ``colour_relation``: the colour relation scores (needs both groups)."""
+        given to :meth:`forward`). ``colour_relation``: the colour relation scores (needs both groups);
+        ``category_ranking``: the category ranking scores (needs the category group)."""
         super().__init__()
         self.seg_concat = seg_concat
         self.hidden_dim = hidden_dim
@@ -201,6 +204,10 @@ class MaskDecoder(nn.Module):
         self.colour_relation: ColourRelationScores | None = None
         if colour_relation:
             self.enable_colour_relation(attribute_text_dim or hidden_dim)
+        # not in the release: "the object with the most corners" compares the objects found (ranking_scores.py)
+        self.category_ranking: CategoryRankingScores | None = None
+        if category_ranking:
+            self.enable_category_ranking(attribute_text_dim or hidden_dim)
 
     def enable_mask_shape(self) -> None:
         """Add the mask-shape embedding to trained weights; it starts at zero, so no output changes until trained."""
@@ -249,6 +256,16 @@ class MaskDecoder(nn.Module):
             reference = self.CLASS_proj.layers[0].weight
             module = ColourRelationScores(text_dim, self.category_attributes.num_values)
             self.colour_relation = module.to(device=reference.device, dtype=reference.dtype)
+
+    def enable_category_ranking(self, text_dim: int) -> None:
+        """Add the category ranking scores to trained weights (kept if already there); they start at "no
+        ranking", so no answer changes until their text head is trained."""
+        if self.category_attributes is None:
+            raise ValueError("the category ranking scores need the category attribute scores")
+        if self.category_ranking is None:
+            reference = self.CLASS_proj.layers[0].weight
+            module = CategoryRankingScores(text_dim, self.category_attributes.num_values)
+            self.category_ranking = module.to(device=reference.device, dtype=reference.dtype)
 
     def enable_seg_concat(self) -> None:
         """Switch trained weights to the concat path: its positions start as the trained queries' (the referring
@@ -311,6 +328,11 @@ class MaskDecoder(nn.Module):
                     attribute_logits["colour"].detach(),
                     attribute_logits["category"].detach(),
                     relation.detach(),
+                )
+            ranking = refer_attribute_logits.get(RANKING_GROUP)
+            if ranking is not None and self.category_ranking is not None:
+                refer_logits = self.category_ranking.combine(
+                    refer_logits, masks.detach(), attribute_logits["category"].detach(), ranking.detach()
                 )
         class_logits = torch.einsum("bqc,bkc->bqk", self.CLASS_proj(scored), classes) if classes is not None else None
         region_logits = torch.einsum("bqc,brc->bqr", self.REGION_proj(scored), regions) if regions is not None else None

@@ -38,6 +38,7 @@ from .prefix_cache import PrefixReuse
 from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
 from .prompt_layout import PROMPT_KINDS, PromptLayout
 from .pyramid_backbone import PyramidBackbone
+from .ranking_scores import RANKING_GROUP
 from .region_pooling import pool_regions
 from .relation_scores import RELATION_GROUP
 from .temporal_adapter import TemporalState, aggregate_prompts
@@ -152,6 +153,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             },
             attribute_text_dim=llm_hidden,
             colour_relation=getattr(dec, "colour_relation", False),
+            category_ranking=getattr(dec, "category_ranking", False),
         )
         # not in the release: the region prompts' fine features (config.region_fine_features), added to what the
         # global tower pools; its last layer starts at zero
@@ -481,6 +483,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             }
             if self.mask_decoder.colour_relation is not None:
                 refer_attributes[RELATION_GROUP] = self.mask_decoder.colour_relation.text_logits(hidden, refer_mask)
+            if self.mask_decoder.category_ranking is not None:
+                refer_attributes[RANKING_GROUP] = self.mask_decoder.category_ranking.text_logits(hidden, refer_mask)
         decoded = self.mask_decoder(
             image_features.multi_scale_features,
             image_features.mask_features,

@@ -25,7 +25,7 @@ Replacing the referring score where the relation is stated, not multiplying it, 
 probability chose right for gIoU 0.45 / 0.46, the relation score alone 0.53 / 0.51. Like the attribute scores,
 the text head learns only from its own targets (``training/attribute_supervision.py``), and nothing trains
 through the mixture. Its relation column starts at "no relation", so adding it to trained weights changes no
-answer until it is trained (``tools/fit_colour_relation.py`` fits it on frozen weights in minutes).
+answer until it is trained (``tools/fit_question_heads.py`` fits it on frozen weights in minutes).
 """
 
 from __future__ import annotations
@@ -42,6 +42,22 @@ MIN_AREA = 5e-4  # share of the mask grid a token must cover to count as an obje
 # 0.1 and 0.2 nothing; the app's example, whose anchor is hidden behind two others, scores 0.04)
 ANCHOR_FOUND = 0.2
 MIN_DISTANCE = 0.05  # centres closer than this (share of the side) are the same object, not an anchor and a mate
+
+
+def mask_geometry(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask logits (B, Q, h, w) -> objectness (B, Q): the mean probability inside the mask, 0 for one under
+    :data:`MIN_AREA`; and centres (B, Q, 2) as shares of the width / height."""
+    probs = masks.float().sigmoid()
+    inside = (probs > 0.5).float()
+    area = inside.flatten(2).sum(-1)
+    objectness = (probs * inside).flatten(2).sum(-1) / area.clamp(min=1)
+    objectness = objectness * (area >= MIN_AREA * masks.shape[-1] * masks.shape[-2])
+    h, w = masks.shape[-2:]
+    ys = (torch.arange(h, device=masks.device, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, device=masks.device, dtype=torch.float32) + 0.5) / w
+    weight = inside / area.clamp(min=1)[..., None, None]
+    centres = torch.stack([(weight.sum(-2) * xs).sum(-1), (weight.sum(-1) * ys).sum(-1)], -1)
+    return objectness, centres
 
 
 class ColourRelationScores(nn.Module):
@@ -74,21 +90,6 @@ class ColourRelationScores(nn.Module):
         """(B, R, 2 + categories) -> relation logits (B, R, 2), anchor category logits (B, R, categories)."""
         return text_logits[..., :2], text_logits[..., 2:]
 
-    @staticmethod
-    def mask_geometry(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask logits (B, Q, h, w) -> objectness (B, Q) and centres (B, Q, 2) as shares of the width / height."""
-        probs = masks.float().sigmoid()
-        inside = (probs > 0.5).float()
-        area = inside.flatten(2).sum(-1)
-        objectness = (probs * inside).flatten(2).sum(-1) / area.clamp(min=1)
-        objectness = objectness * (area >= MIN_AREA * masks.shape[-1] * masks.shape[-2])
-        h, w = masks.shape[-2:]
-        ys = (torch.arange(h, device=masks.device, dtype=torch.float32) + 0.5) / h
-        xs = (torch.arange(w, device=masks.device, dtype=torch.float32) + 0.5) / w
-        weight = inside / area.clamp(min=1)[..., None, None]
-        centres = torch.stack([(weight.sum(-2) * xs).sum(-1), (weight.sum(-1) * ys).sum(-1)], -1)
-        return objectness, centres
-
     def relation_probability(
         self, masks: torch.Tensor, colour_logits: torch.Tensor, category_logits: torch.Tensor, text_logits: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +98,7 @@ class ColourRelationScores(nn.Module):
         relation_logits, anchor_logits = self.split(text_logits.float())
         stated = relation_logits.softmax(-1)[..., 1]  # (B, R)
         anchor = anchor_logits.softmax(-1)  # (B, R, C)
-        objectness, centres = self.mask_geometry(masks)
+        objectness, centres = mask_geometry(masks)
         colour = colour_logits.float().softmax(-1)  # (B, Q, V)
         category = category_logits.float().softmax(-1)  # (B, Q, C)
         is_anchor = torch.einsum("bqc,brc->bqr", category, anchor)  # p(token's category is the anchor's)

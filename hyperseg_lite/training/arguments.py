@@ -213,6 +213,14 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "hyperseg_lite/modeling/relation_scores.py)",
     )
     add(
+        "--category-ranking",
+        action="store_true",
+        default=False,
+        help="turn on decoder_config.category_ranking: a question that ranks objects by a fact of their category "
+        "('the object with the most corners') picks the first-ranked category among the objects found (needs "
+        "--category-attributes; hyperseg_lite/modeling/ranking_scores.py)",
+    )
+    add(
         "--freeze-vision",
         action="store_true",
         default=False,

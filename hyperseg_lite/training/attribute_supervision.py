@@ -13,7 +13,10 @@ plain score to read colour words. So each head has its own target, per attribute
 
 With the colour relation scores on (``modeling/relation_scores.py``), ``loss_colour_relation_text``: every
 expression says whether it asks for the objects of another's colour and names that anchor's category
-(``Sample.colour_anchor_category``, which the world's reasoning questions record).
+(``Sample.colour_anchor_category``, which the world's reasoning questions record). With the category ranking
+scores on (``modeling/ranking_scores.py``), ``loss_category_ranking_text``: every expression says whether it ranks
+objects by a category fact, and where it does, its ranking picks the answer's category among those present
+(``Sample.ranked_category``, ``present_categories``).
 
 ``python -m hyperseg_lite.train --colour-attributes ... --category-attributes ...`` switches the groups on;
 ``--colour-attribute-weight`` / ``--category-attribute-weight`` weigh their losses.
@@ -26,12 +29,13 @@ import torch.nn.functional as F
 
 from ..data.out_of_world import OUT_OF_WORLD
 from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
+from ..modeling.ranking_scores import RANKING_GROUP, ranking_text_loss
 from ..modeling.relation_scores import RELATION_GROUP, relation_text_loss
 from .colour_auxiliary import matched_label_loss, target_colours
 from .shape_auxiliary import object_categories
 
 VALUES = {"colour": COLOUR_NAMES, "category": CATEGORIES}
-RELATION_FIT_REPORT_FILE = "colour_relation_fit.json"  # tools/fit_colour_relation.py's report beside the weights
+QUESTION_HEADS_REPORT_FILE = "question_heads_fit.json"  # tools/fit_question_heads.py's report beside the weights
 
 
 def stated_labels(group: str, samples: list, kinds: list[str]) -> torch.Tensor:
@@ -64,6 +68,20 @@ def relation_labels(samples: list, kinds: list[str]) -> tuple[torch.Tensor, torc
     return torch.tensor(relation, dtype=torch.long), torch.tensor(anchor, dtype=torch.long)
 
 
+def ranking_labels(samples: list, kinds: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per batch row: 1 when its expression ranks objects by a category fact, 0 when not, -100 for rows that score
+    no expression; the answer's category index where it ranks (-100 elsewhere); the categories present in its
+    scene (rows x categories, bool)."""
+    gate, answer, present = [], [], torch.zeros(len(samples), len(CATEGORIES), dtype=torch.bool)
+    for row, (sample, kind) in enumerate(zip(samples, kinds)):
+        category = getattr(sample, "ranked_category", None) if kind == "refer" else None
+        gate.append(-100 if kind != "refer" else int(category is not None))
+        answer.append(CATEGORIES.index(category) if category else -100)
+        for name in getattr(sample, "present_categories", None) or []:
+            present[row, CATEGORIES.index(name)] = True
+    return torch.tensor(gate, dtype=torch.long), torch.tensor(answer, dtype=torch.long), present
+
+
 def target_values(group: str, sample, target, pixel_values: torch.Tensor, config) -> torch.Tensor:
     """The ``group`` value index of each target object of one batch row (-1: unknown)."""
     if group == "colour":
@@ -90,6 +108,11 @@ def attribute_losses(out, samples: list, batch: dict, config) -> dict[str, torch
         if mask_loss is not None:
             losses[f"loss_{group}_mask"] = mask_loss
     for group, text_logits in (out.refer_attribute_logits or {}).items():
+        if group == RANKING_GROUP:
+            gate, answer, present = (t.to(text_logits.device) for t in ranking_labels(samples, out.prompt_kind))
+            if (gate >= 0).any():
+                losses[f"loss_{group}_text"] = ranking_text_loss(text_logits, gate, answer, present)
+            continue
         if group == RELATION_GROUP:
             relation, anchor = (t.to(text_logits.device) for t in relation_labels(samples, out.prompt_kind))
             if (relation >= 0).any():

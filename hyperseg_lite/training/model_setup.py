@@ -110,6 +110,9 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     if getattr(args, "colour_relation", False):
         model.config.decoder_config.colour_relation = True
         model.mask_decoder.enable_colour_relation(model.config.text_config.hidden_size)
+    if getattr(args, "category_ranking", False):
+        model.config.decoder_config.category_ranking = True
+        model.mask_decoder.enable_category_ranking(model.config.text_config.hidden_size)
     if args.freeze_vision and args.shape_loss_weight > 0 and model.mask_decoder.mask_shape is None:
         raise ValueError(
             "--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)"

@@ -1,0 +1,207 @@
+"""Category ranking scores (not in the release, modeling/ranking_scores.py) and tools/fit_question_heads.py: a
+ranking question picks the first-ranked category among the objects the masks found (what else is there decides),
+an expression without a ranking keeps its referring score, the text head learns in a run and in the fit tool, and
+the shipped checkpoint reads both question heads off test questions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from helpers import load_tool, run_mixed
+from safetensors.torch import load_file, save_file
+
+from hyperseg_lite import build_random_model, load_model
+from hyperseg_lite.data.vocabulary import CATEGORIES
+from hyperseg_lite.data.world import Sample, World
+from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
+from hyperseg_lite.modeling.ranking_scores import RANKING_GROUP, CategoryRankingScores
+from hyperseg_lite.pipeline import HyperSegPipeline
+from hyperseg_lite.train import main
+from hyperseg_lite.training.attribute_supervision import ranking_labels
+
+CORNERS = {"circle": 0, "square": 4, "hexagon": 6, "star": 10, "cross": 12}  # the ranking "most corners" learns
+
+
+def _one_hot(index: int, size: int, sharp: float = 30.0) -> torch.Tensor:
+    logits = torch.full((size,), -sharp)
+    logits[index] = sharp
+    return logits
+
+
+def _tokens(categories: list[str | None]):
+    """One mask token per entry on a 32 x 32 grid, side by side; None: a token that found nothing."""
+    masks = torch.full((1, len(categories), 32, 32), -20.0)
+    for k, name in enumerate(categories):
+        if name is not None:
+            masks[0, k, 2:8, 1 + 5 * k : 5 + 5 * k] = 20
+    logits = torch.stack([_one_hot(CATEGORIES.index(name or "circle"), len(CATEGORIES)) for name in categories])
+    return masks, logits[None]
+
+
+def _most_corners(ranks: bool = True) -> torch.Tensor:
+    ranking = torch.tensor([float(CORNERS.get(c, 0)) for c in CATEGORIES])
+    return torch.cat([_one_hot(int(ranks), 2), ranking])[None, None]
+
+
+def test_the_first_ranked_category_present_answers_whatever_else_is_there():
+    scores = CategoryRankingScores(8, len(CATEGORIES))
+    refer = torch.zeros(1, 5, 1)
+    masks, categories = _tokens(["hexagon", "square", "circle", None, "hexagon"])
+    picked = scores.combine(refer, masks, categories, _most_corners())[0, :, 0]
+    assert picked[0] > 5 and picked[4] > 5 and picked[1] < -1 and picked[2] < -5  # both hexagon tokens answer
+    assert picked[3] < -10  # a token that found nothing never does
+    masks, categories = _tokens(["hexagon", "square", "star", None, "circle"])  # a star is there: it ranks first
+    picked = scores.combine(refer, masks, categories, _most_corners())[0, :, 0]
+    assert int(picked.argmax()) == 2 and picked[0] < -1
+
+
+def test_without_a_ranking_the_referring_score_is_kept():
+    scores = CategoryRankingScores(8, len(CATEGORIES))
+    masks, categories = _tokens(["hexagon", "square", "star"])
+    refer = torch.tensor([[[3.0], [-3.0], [1.0]]])
+    kept = scores.combine(refer, masks, categories, _most_corners(ranks=False))
+    assert torch.allclose(kept.sigmoid(), refer.sigmoid(), atol=1e-3)
+    hidden, mask = torch.randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool)  # untrained: says "no ranking"
+    untrained = scores.combine(refer, masks, categories, scores.text_logits(hidden, mask))
+    assert torch.allclose(untrained.sigmoid(), refer.sigmoid(), atol=1e-3)
+
+
+def test_the_text_targets_are_the_gate_the_answer_category_and_the_categories_present():
+    samples = [
+        Sample(
+            "reasoning",
+            expression="the object with the most corners",
+            ranked_category="star",
+            present_categories=["circle", "star"],
+        ),
+        Sample("reasoning", expression="which object has no corners?", present_categories=["circle"]),
+        Sample("semantic", class_names=["star"]),
+    ]
+    gate, answer, present = ranking_labels(samples, ["refer", "refer", "class"])
+    assert gate.tolist() == [1, 0, -100]
+    assert answer.tolist() == [CATEGORIES.index("star"), -100, -100]
+    assert present[0].nonzero().flatten().tolist() == sorted([CATEGORIES.index("circle"), CATEGORIES.index("star")])
+
+
+def test_the_world_records_what_a_ranking_question_ranks():
+    world, found = World("val", 0), 0
+    for index in range(40):
+        sample = world.sample("reasoning", index)
+        assert sample.present_categories and set(sample.present_categories) <= set(CATEGORIES)
+        if sample.ranked_category is not None:
+            assert "most corners" in sample.expression and sample.ranked_category in sample.present_categories
+            assert sample.ranked_category in sample.answer
+            found += 1
+    assert found > 3
+
+
+def _with_category_attributes():
+    loaded = build_random_model("tiny", seed=0)
+    model = loaded.model.eval()
+    model.config.decoder_config.category_attributes = len(CATEGORIES)
+    model.mask_decoder.enable_attributes(
+        "category",
+        model.attribute_dim("category"),
+        len(CATEGORIES),
+        model.config.text_config.hidden_size,
+        model.attribute_source("category"),
+    )
+    return loaded
+
+
+def test_switched_on_over_trained_weights_no_answer_changes_and_it_survives_a_reload(tmp_path):
+    loaded = _with_category_attributes()
+    model, processor = loaded.model, loaded.processor
+    with torch.no_grad():
+        before = run_mixed(model, processor, ["refer", "class"])[0]
+    model.config.decoder_config.category_ranking = True
+    model.mask_decoder.enable_category_ranking(model.config.text_config.hidden_size)
+    with torch.no_grad():
+        after = run_mixed(model, processor, ["refer", "class"])[0]
+    assert torch.allclose(after.prompt_logits.sigmoid(), before.prompt_logits.sigmoid(), atol=1e-3)
+    assert after.refer_attribute_logits[RANKING_GROUP].shape[-1] == 2 + len(CATEGORIES)
+    with torch.no_grad():  # "trained": every expression ranks, and the referring scores move
+        model.mask_decoder.category_ranking.gate_head.bias.copy_(torch.tensor([-8.0, 8.0]))
+        changed = run_mixed(model, processor, ["refer", "class"])[0]
+    assert not torch.allclose(changed.prompt_logits[0], before.prompt_logits[0], atol=0.05)
+    assert torch.equal(changed.prompt_logits[1], before.prompt_logits[1])  # class scores untouched
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded.tokenizer.save_pretrained(tmp_path / "ckpt")
+    reloaded = load_model(tmp_path / "ckpt", precision="fp32", device_map="cpu").model
+    assert reloaded.config.decoder_config.category_ranking is True
+    with torch.no_grad():
+        assert torch.equal(run_mixed(reloaded, processor, ["refer", "class"])[0].prompt_logits, changed.prompt_logits)
+
+
+def test_the_ranking_needs_the_category_attribute_scores():
+    model = build_random_model("tiny", seed=0).model
+    with pytest.raises(ValueError, match="category attribute scores"):
+        model.mask_decoder.enable_category_ranking(model.config.text_config.hidden_size)
+
+
+def test_a_run_switches_it_on_and_its_text_head_learns(tmp_path):
+    run = main(
+        ["--preset", "tiny", "--steps", "3", "--batch-size", "2", "--lr", "1e-3", "--warmup", "0"]
+        + ["--category-attributes", "pixel_decoder", "--category-ranking"]
+        + ["--output", str(tmp_path / "a"), "--tasks", "reasoning"]
+    )
+    assert json.loads((run / "config.json").read_text())["decoder_config"]["category_ranking"] is True
+    assert "loss_category_ranking_text" in (tmp_path / "a" / "log.csv").read_text()
+    ranking = load_model(run, precision="fp32", device_map="cpu").model.mask_decoder.category_ranking
+    assert ranking.gate_head.weight.abs().sum() > 0  # trained away from its zero start
+
+
+HEAD_PREFIXES = ("mask_decoder.colour_relation.", "mask_decoder.category_ranking.")
+
+
+def _embedded_without_the_question_heads(folder):
+    """The embedded checkpoint as it was before its question heads were fitted: what the tool starts from."""
+    folder.mkdir()
+    for path in EMBEDDED_CHECKPOINT.iterdir():
+        if path.is_file() and path.name != "model.safetensors":
+            shutil.copy2(path, folder / path.name)
+    state = load_file(EMBEDDED_CHECKPOINT / "model.safetensors")
+    kept = {key: value for key, value in state.items() if not key.startswith(HEAD_PREFIXES)}
+    save_file(kept, folder / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["decoder_config"] |= {"colour_relation": False, "category_ranking": False}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_the_fit_tool_adds_only_the_question_heads(tmp_path, capsys):
+    base, out = _embedded_without_the_question_heads(tmp_path / "base"), tmp_path / "fit"
+    report = load_tool("fit_question_heads").main(
+        [str(base), "--output", str(out)] + ["--questions", "12", "--expressions", "3", "--check", "4", "--steps", "20"]
+    )
+    old, new = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
+    assert all(old[key].equal(new[key]) for key in old)
+    added = set(new) - set(old)
+    assert {prefix for prefix in HEAD_PREFIXES if any(key.startswith(prefix) for key in added)} == set(HEAD_PREFIXES)
+    assert all(key.startswith(HEAD_PREFIXES) for key in added)
+    decoder_config = json.loads((out / "config.json").read_text())["decoder_config"]
+    assert decoder_config["colour_relation"] is True and decoder_config["category_ranking"] is True
+    assert json.loads((out / "question_heads_fit.json").read_text()) == report
+    assert report["train_questions"] == 15 and set(report["heads"]) == {"colour_relation", "category_ranking"}
+    assert "gate read right" in capsys.readouterr().out
+    fitted = HyperSegPipeline.from_pretrained(out).model.mask_decoder
+    for head in (fitted.colour_relation.relation_head, fitted.category_ranking.gate_head):
+        assert head.weight.dtype.is_floating_point and head.weight.abs().sum() > 0
+    with pytest.raises(SystemExit):
+        load_tool("fit_question_heads").main([str(base), "--output", str(base)])
+
+
+def test_the_shipped_checkpoint_reads_its_questions():
+    """What makes the reasoning bar of test_embedded_model.py: the shipped heads say which questions ask for
+    another's colour (and name the anchor) and which rank by corners (and rank the answer's category first)."""
+    tool = load_tool("fit_question_heads")
+    pipe = HyperSegPipeline.from_pretrained()
+    questions = tool.question_states(pipe, World("test", 0), "reasoning", 30)
+    for name in ("colour_relation", "category_ranking"):
+        assert getattr(pipe.model.config.decoder_config, name)
+        result = tool.accuracy(name, getattr(pipe.model.mask_decoder, name), questions)
+        assert result["applies_to"] >= 3 and result["gate"] == 1.0, (name, result)
+        assert result["value"] >= (1.0 if name == "colour_relation" else 0.8), (name, result)
