@@ -1,24 +1,19 @@
-"""Category ranking scores (not in the release, modeling/ranking_scores.py) and tools/fit_question_heads.py: a
-ranking question picks the first-ranked category among the objects the masks found (what else is there decides),
-an expression without a ranking keeps its referring score, the text head learns in a run and in the fit tool, and
-the shipped checkpoint reads both question heads off test questions."""
+"""Category ranking scores (not in the release, modeling/ranking_scores.py; measured and not shipped): a ranking
+question picks the first-ranked category among the objects the masks found (what else is there decides), an
+expression without a ranking keeps its referring score, and the text head learns in a run."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
-from helpers import load_tool, run_mixed
-from safetensors.torch import load_file, save_file
+from helpers import run_mixed
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data.vocabulary import CATEGORIES
 from hyperseg_lite.data.world import Sample, World
-from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.modeling.ranking_scores import RANKING_GROUP, CategoryRankingScores
-from hyperseg_lite.pipeline import HyperSegPipeline
 from hyperseg_lite.train import main
 from hyperseg_lite.training.attribute_supervision import ranking_labels
 
@@ -152,56 +147,3 @@ def test_a_run_switches_it_on_and_its_text_head_learns(tmp_path):
     assert "loss_category_ranking_text" in (tmp_path / "a" / "log.csv").read_text()
     ranking = load_model(run, precision="fp32", device_map="cpu").model.mask_decoder.category_ranking
     assert ranking.gate_head.weight.abs().sum() > 0  # trained away from its zero start
-
-
-HEAD_PREFIXES = ("mask_decoder.colour_relation.", "mask_decoder.category_ranking.")
-
-
-def _embedded_without_the_question_heads(folder):
-    """The embedded checkpoint as it was before its question heads were fitted: what the tool starts from."""
-    folder.mkdir()
-    for path in EMBEDDED_CHECKPOINT.iterdir():
-        if path.is_file() and path.name != "model.safetensors":
-            shutil.copy2(path, folder / path.name)
-    state = load_file(EMBEDDED_CHECKPOINT / "model.safetensors")
-    kept = {key: value for key, value in state.items() if not key.startswith(HEAD_PREFIXES)}
-    save_file(kept, folder / "model.safetensors", metadata={"format": "pt"})
-    config = json.loads((folder / "config.json").read_text())
-    config["decoder_config"] |= {"colour_relation": False, "category_ranking": False}
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
-def test_the_fit_tool_adds_only_the_question_heads(tmp_path, capsys):
-    base, out = _embedded_without_the_question_heads(tmp_path / "base"), tmp_path / "fit"
-    report = load_tool("fit_question_heads").main(
-        [str(base), "--output", str(out)] + ["--questions", "12", "--expressions", "3", "--check", "4", "--steps", "20"]
-    )
-    old, new = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
-    assert all(old[key].equal(new[key]) for key in old)
-    added = set(new) - set(old)
-    assert {prefix for prefix in HEAD_PREFIXES if any(key.startswith(prefix) for key in added)} == set(HEAD_PREFIXES)
-    assert all(key.startswith(HEAD_PREFIXES) for key in added)
-    decoder_config = json.loads((out / "config.json").read_text())["decoder_config"]
-    assert decoder_config["colour_relation"] is True and decoder_config["category_ranking"] is True
-    assert json.loads((out / "question_heads_fit.json").read_text()) == report
-    assert report["train_questions"] == 15 and set(report["heads"]) == {"colour_relation", "category_ranking"}
-    assert "gate read right" in capsys.readouterr().out
-    fitted = HyperSegPipeline.from_pretrained(out).model.mask_decoder
-    for head in (fitted.colour_relation.relation_head, fitted.category_ranking.gate_head):
-        assert head.weight.dtype.is_floating_point and head.weight.abs().sum() > 0
-    with pytest.raises(SystemExit):
-        load_tool("fit_question_heads").main([str(base), "--output", str(base)])
-
-
-def test_the_shipped_checkpoint_reads_its_questions():
-    """What makes the reasoning bar of test_embedded_model.py: the shipped heads say which questions ask for
-    another's colour (and name the anchor) and which rank by corners (and rank the answer's category first)."""
-    tool = load_tool("fit_question_heads")
-    pipe = HyperSegPipeline.from_pretrained()
-    questions = tool.question_states(pipe, World("test", 0), "reasoning", 30)
-    for name in ("colour_relation", "category_ranking"):
-        assert getattr(pipe.model.config.decoder_config, name)
-        result = tool.accuracy(name, getattr(pipe.model.mask_decoder, name), questions)
-        assert result["applies_to"] >= 3 and result["gate"] == 1.0, (name, result)
-        assert result["value"] >= (1.0 if name == "colour_relation" else 0.8), (name, result)

@@ -73,6 +73,16 @@ def test_an_anchor_no_mask_found_leaves_the_answer_to_the_referring_score():
     assert torch.allclose(hidden.sigmoid(), refer.sigmoid(), atol=1e-3)
 
 
+def test_an_expression_about_a_thing_outside_the_world_gets_no_relation_answer():
+    scores = ColourRelationScores(8, len(CATEGORIES))
+    masks, colours, categories = _scene()
+    refer = torch.full((1, 4, 1), -12.0)  # the referring score already found nothing
+    vetoed = scores.combine(refer, masks, colours, categories, _text(True, "ring"), outside=torch.ones(1, 1, 1))
+    assert (vetoed.sigmoid() < 1e-4).all()  # "a toothbrush" read as a relation still finds nothing
+    allowed = scores.combine(refer, masks, colours, categories, _text(True, "ring"), outside=torch.zeros(1, 1, 1))
+    assert float(allowed[0, 1, 0]) > 2
+
+
 def test_the_text_targets_are_the_relation_and_its_anchor_or_ignored():
     samples = [
         Sample("reasoning", expression="what shape is the same colour as the ring?", colour_anchor_category="ring"),

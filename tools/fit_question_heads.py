@@ -8,7 +8,8 @@ scores, ``hyperseg_lite/modeling/relation_scores.py``) and "the object with the 
 ranking scores, ``modeling/ranking_scores.py``). Both compare the mask tokens' own colours and categories, which the
 attribute heads already name; only their text heads are new. A text head reads the LLM's hidden states of the
 question, so it is fitted here on those of train-split reasoning questions and referring expressions (which ask
-neither), the rest of the model fixed: the losses a training run gives them (``training/attribute_supervision.py``),
+neither; their no-target ones all from outside the world, which no head may read as its own), the rest of the
+model fixed: the losses a training run gives them (``training/attribute_supervision.py``),
 in minutes on a CPU. Every other tensor is copied unchanged; ``decoder_config.colour_relation`` /
 ``category_ranking`` are set. Before writing, it reports how often each head reads val questions right, kept in
 ``question_heads_fit.json`` beside the weights.
@@ -26,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hyperseg_lite import prompts as P
-from hyperseg_lite.data.world import World
+from hyperseg_lite.data.world import NO_TARGET_RATE, World
 from hyperseg_lite.modeling.ranking_scores import ranking_text_loss
 from hyperseg_lite.modeling.relation_scores import relation_text_loss
 from hyperseg_lite.pipeline import HyperSegPipeline
@@ -131,9 +132,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
+    parser.add_argument(
+        "--heads", nargs="+", choices=HEADS, default=["colour_relation"], help="the embedded model ships the relation"
+    )
     parser.add_argument("--questions", type=int, default=600, help="train-split reasoning questions")
-    parser.add_argument("--expressions", type=int, default=150, help="train-split referring expressions")
+    parser.add_argument("--expressions", type=int, default=300, help="train-split referring expressions")
     parser.add_argument("--check", type=int, default=200, help="val reasoning questions of the report")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
@@ -149,9 +152,11 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"{args.checkpoint}: {error}")
     size = pipe.model.config.image_size
     train_world = World("train", args.seed, image_size=size)
+    # every no-target expression from outside the world ("a toothbrush"): text the heads must not read as theirs
+    expressions = World("train", args.seed, image_size=size, out_of_world_rate=NO_TARGET_RATE)
     train = joined(
         question_states(pipe, train_world, "reasoning", args.questions),
-        question_states(pipe, train_world, "referring", args.expressions),
+        question_states(pipe, expressions, "referring", args.expressions),
     )
     check = question_states(pipe, World("val", args.seed, image_size=size), "reasoning", args.check)
     report = {"checkpoint": str(args.checkpoint), "train_questions": len(train.samples), "steps": args.steps}

@@ -64,6 +64,13 @@ class AttributeScores(nn.Module):
     def outside_index(self) -> int | None:
         return self.num_values + 1 if self.outside else None
 
+    def outside_probability(self, text_logits: torch.Tensor) -> torch.Tensor:
+        """(B, R, columns) -> (B, R): the probability that the expression names a thing outside the world (0 for a
+        group without that column)."""
+        if self.outside_index is None:
+            return torch.zeros(text_logits.shape[:-1], device=text_logits.device)
+        return text_logits.float().softmax(-1)[..., self.outside_index]
+
     def mask_logits(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, Q, in_dim) -> (B, Q, num_values): the value of each mask token's object."""
         return self.mask_head(pooled.to(self.text_head.weight.dtype))

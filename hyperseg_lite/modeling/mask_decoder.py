@@ -328,6 +328,9 @@ class MaskDecoder(nn.Module):
                     attribute_logits["colour"].detach(),
                     attribute_logits["category"].detach(),
                     relation.detach(),
+                    outside=groups["category"]
+                    .outside_probability(refer_attribute_logits["category"])[:, None]
+                    .detach(),
                 )
             ranking = refer_attribute_logits.get(RANKING_GROUP)
             if ranking is not None and self.category_ranking is not None:

@@ -18,7 +18,8 @@ referring models do (MAttNet, Yu et al. 2018), the relation is scored explicitly
   category);
 - the answer's probability is the mixture (1 - w) x the referring probability + w x that, where w is p(relation)
   scaled down when no token covers the anchor (an object hidden behind others): then there is nothing to compare
-  with, and the referring score answers.
+  with, and the referring score answers.  An expression the category attribute scores read as a thing outside the world ("a toothbrush") gets no relation
+  answer either: the same veto the referring score has.
 
 Replacing the referring score where the relation is stated, not multiplying it, is measured: on val seeds 0 / 1
 (the model's own heads, the relation and anchor read off the question by rule) the product with the referring
@@ -119,10 +120,14 @@ class ColourRelationScores(nn.Module):
         colour_logits: torch.Tensor,
         category_logits: torch.Tensor,
         text_logits: torch.Tensor,
+        outside: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Referring logits (B, Q, R) -> the logits of the mixture of the referring probability and the relation's
-        answer, weighted by p(relation stated)."""
+        answer, weighted by p(relation stated). ``outside`` (B, 1, R): the probability that the expression names a
+        thing outside the world (the category attribute scores' text head), which no relation answers either."""
         answer, stated = self.relation_probability(masks, colour_logits, category_logits, text_logits)
+        if outside is not None:
+            answer = answer * (1 - outside.float())
         probability = (1 - stated) * refer_logits.float().sigmoid() + stated * answer
         probability = probability.clamp(1e-6, 1 - 1e-6)
         return torch.logit(probability).to(refer_logits.dtype)
