@@ -18,8 +18,8 @@ referring models do (MAttNet, Yu et al. 2018), the relation is scored explicitly
   category);
 - the answer's probability is the mixture (1 - w) x the referring probability + w x that, where w is p(relation)
   scaled down when no token covers the anchor (an object hidden behind others): then there is nothing to compare
-  with, and the referring score answers.  An expression the category attribute scores read as a thing outside the world ("a toothbrush") gets no relation
-  answer either: the same veto the referring score has.
+  with, and the referring score answers. An expression the category attribute scores read as a thing outside the
+  world ("a toothbrush") gets no relation answer either: the same veto the referring score has.
 
 Replacing the referring score where the relation is stated, not multiplying it, is measured: on val seeds 0 / 1
 (the model's own heads, the relation and anchor read off the question by rule) the product with the referring
