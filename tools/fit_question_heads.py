@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -41,13 +40,11 @@ RESUME_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_
 HEADS = ("colour_relation", "category_ranking")
 
 
-@dataclass
 class Questions:
     """The expression tokens' hidden states (N, L, D), their mask (N, L), and the samples they came from."""
 
-    hidden: torch.Tensor
-    mask: torch.Tensor
-    samples: list
+    def __init__(self, hidden: torch.Tensor, mask: torch.Tensor, samples: list) -> None:
+        self.hidden, self.mask, self.samples = hidden, mask, samples
 
     def labels(self, head: str, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         samples = self.samples if rows is None else [self.samples[int(r)] for r in rows]
