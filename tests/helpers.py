@@ -133,3 +133,54 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def with_attribute_groups(*groups: str, seed: int = 0):
+    """A random tiny model (eval mode) with these attribute score groups ("colour", "category") switched on."""
+    from hyperseg_lite import build_random_model
+    from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
+
+    loaded = build_random_model("tiny", seed=seed)
+    for group in groups:
+        enable_attribute_group(loaded.model.eval(), group, {"colour": COLOUR_NAMES, "category": CATEGORIES}[group])
+    return loaded
+
+
+def enable_attribute_group(model, group: str, values) -> None:
+    """Switch the ``group`` attribute scores on over a model's weights, as ``train --<group>-attributes`` does."""
+    setattr(model.config.decoder_config, f"{group}_attributes", len(values))
+    model.mask_decoder.enable_attributes(
+        group,
+        model.attribute_dim(group),
+        len(values),
+        model.config.text_config.hidden_size,
+        model.attribute_source(group),
+    )
+
+
+def check_question_head_switch(tmp_path, loaded, name: str, group: str, gate: str) -> None:
+    """Switching the question head ``name`` ("colour_relation" / "category_ranking") on over trained weights moves
+    no answer; once its ``gate`` layer says "asked", the referring scores move and the class scores do not; the
+    switch and the head survive a save and reload. ``group``: its key among the expression's text logits."""
+    from hyperseg_lite import load_model
+
+    model, processor = loaded.model, loaded.processor
+    with torch.no_grad():
+        before = run_mixed(model, processor, ["refer", "class"])[0]
+    setattr(model.config.decoder_config, name, True)
+    getattr(model.mask_decoder, f"enable_{name}")(model.config.text_config.hidden_size)
+    with torch.no_grad():
+        after = run_mixed(model, processor, ["refer", "class"])[0]
+    assert torch.allclose(after.prompt_logits.sigmoid(), before.prompt_logits.sigmoid(), atol=1e-3)
+    assert group in after.refer_attribute_logits
+    with torch.no_grad():  # "trained": every expression asks it, and the referring scores move
+        getattr(getattr(model.mask_decoder, name), gate).bias.copy_(torch.tensor([-8.0, 8.0]))
+        changed = run_mixed(model, processor, ["refer", "class"])[0]
+    assert not torch.allclose(changed.prompt_logits[0], before.prompt_logits[0], atol=0.05)
+    assert torch.equal(changed.prompt_logits[1], before.prompt_logits[1])  # class scores untouched
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded.tokenizer.save_pretrained(tmp_path / "ckpt")
+    reloaded = load_model(tmp_path / "ckpt", precision="fp32", device_map="cpu").model
+    assert getattr(reloaded.config.decoder_config, name) is True
+    with torch.no_grad():
+        assert torch.equal(run_mixed(reloaded, processor, ["refer", "class"])[0].prompt_logits, changed.prompt_logits)

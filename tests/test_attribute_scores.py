@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from helpers import load_tool, run_mixed
+from helpers import enable_attribute_group, load_tool, run_mixed
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data.out_of_world import OUT_OF_WORLD
@@ -64,17 +64,6 @@ def test_a_category_outside_the_world_leaves_every_mask_without_a_score():
     assert int(says_star.argmax()) == star
 
 
-def _enable(model, group: str, values) -> None:
-    setattr(model.config.decoder_config, f"{group}_attributes", len(values))
-    model.mask_decoder.enable_attributes(
-        group,
-        model.attribute_dim(group),
-        len(values),
-        model.config.text_config.hidden_size,
-        model.attribute_source(group),
-    )
-
-
 def _run(model, processor, kinds):
     with torch.no_grad():
         return run_mixed(model, processor, kinds)[0]
@@ -85,8 +74,8 @@ def test_switched_on_over_trained_weights_the_scores_barely_move_and_it_survives
     model, processor = loaded.model.eval(), loaded.processor
     kinds = ["refer", "class", "region"]
     before = _run(model, processor, kinds)
-    _enable(model, "colour", COLOUR_NAMES)
-    _enable(model, "category", CATEGORIES)
+    enable_attribute_group(model, "colour", COLOUR_NAMES)
+    enable_attribute_group(model, "category", CATEGORIES)
     after = _run(model, processor, kinds)
     assert torch.equal(before.pred_masks, after.pred_masks)  # the masks never read it
     refer_row = before.prompt_logits[0, :, 0].sigmoid()
@@ -166,8 +155,8 @@ def test_a_run_switches_them_on_and_every_head_learns(tmp_path):
 
 def test_the_attribute_tool_reports_what_the_heads_say(tmp_path):
     loaded = build_random_model("tiny", seed=0)
-    _enable(loaded.model, "colour", COLOUR_NAMES)
-    _enable(loaded.model, "category", CATEGORIES)
+    enable_attribute_group(loaded.model, "colour", COLOUR_NAMES)
+    enable_attribute_group(loaded.model, "category", CATEGORIES)
     loaded.model.save_pretrained(tmp_path / "ckpt")
     loaded.tokenizer.save_pretrained(tmp_path / "ckpt")
     report = load_tool("attribute_recognition").main(["--checkpoint", str(tmp_path / "ckpt"), "--scenes", "2"])

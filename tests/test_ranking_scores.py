@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from helpers import run_mixed
+from helpers import check_question_head_switch, with_attribute_groups
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data.vocabulary import CATEGORIES
@@ -93,42 +93,9 @@ def test_the_world_records_what_a_ranking_question_ranks():
     assert found > 3
 
 
-def _with_category_attributes():
-    loaded = build_random_model("tiny", seed=0)
-    model = loaded.model.eval()
-    model.config.decoder_config.category_attributes = len(CATEGORIES)
-    model.mask_decoder.enable_attributes(
-        "category",
-        model.attribute_dim("category"),
-        len(CATEGORIES),
-        model.config.text_config.hidden_size,
-        model.attribute_source("category"),
-    )
-    return loaded
-
-
 def test_switched_on_over_trained_weights_no_answer_changes_and_it_survives_a_reload(tmp_path):
-    loaded = _with_category_attributes()
-    model, processor = loaded.model, loaded.processor
-    with torch.no_grad():
-        before = run_mixed(model, processor, ["refer", "class"])[0]
-    model.config.decoder_config.category_ranking = True
-    model.mask_decoder.enable_category_ranking(model.config.text_config.hidden_size)
-    with torch.no_grad():
-        after = run_mixed(model, processor, ["refer", "class"])[0]
-    assert torch.allclose(after.prompt_logits.sigmoid(), before.prompt_logits.sigmoid(), atol=1e-3)
-    assert after.refer_attribute_logits[RANKING_GROUP].shape[-1] == 2 + len(CATEGORIES)
-    with torch.no_grad():  # "trained": every expression ranks, and the referring scores move
-        model.mask_decoder.category_ranking.gate_head.bias.copy_(torch.tensor([-8.0, 8.0]))
-        changed = run_mixed(model, processor, ["refer", "class"])[0]
-    assert not torch.allclose(changed.prompt_logits[0], before.prompt_logits[0], atol=0.05)
-    assert torch.equal(changed.prompt_logits[1], before.prompt_logits[1])  # class scores untouched
-    model.save_pretrained(tmp_path / "ckpt")
-    loaded.tokenizer.save_pretrained(tmp_path / "ckpt")
-    reloaded = load_model(tmp_path / "ckpt", precision="fp32", device_map="cpu").model
-    assert reloaded.config.decoder_config.category_ranking is True
-    with torch.no_grad():
-        assert torch.equal(run_mixed(reloaded, processor, ["refer", "class"])[0].prompt_logits, changed.prompt_logits)
+    loaded = with_attribute_groups("category")
+    check_question_head_switch(tmp_path, loaded, "category_ranking", RANKING_GROUP, gate="gate_head")
 
 
 def test_the_ranking_needs_the_category_attribute_scores():

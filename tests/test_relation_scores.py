@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from helpers import run_mixed
+from helpers import check_question_head_switch, with_attribute_groups
 
 from hyperseg_lite import build_random_model, load_model
 from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
@@ -107,43 +107,9 @@ def test_the_world_records_the_anchor_of_each_colour_relation_question():
     assert found > 3
 
 
-def _with_attributes(seed: int = 0):
-    loaded = build_random_model("tiny", seed=seed)
-    model = loaded.model.eval()
-    for group, values in (("colour", COLOUR_NAMES), ("category", CATEGORIES)):
-        setattr(model.config.decoder_config, f"{group}_attributes", len(values))
-        model.mask_decoder.enable_attributes(
-            group,
-            model.attribute_dim(group),
-            len(values),
-            model.config.text_config.hidden_size,
-            model.attribute_source(group),
-        )
-    return loaded
-
-
 def test_switched_on_over_trained_weights_no_answer_changes_and_it_survives_a_reload(tmp_path):
-    loaded = _with_attributes()
-    model, processor = loaded.model, loaded.processor
-    with torch.no_grad():
-        before = run_mixed(model, processor, ["refer", "class"])[0]
-    model.config.decoder_config.colour_relation = True
-    model.mask_decoder.enable_colour_relation(model.config.text_config.hidden_size)
-    with torch.no_grad():
-        after = run_mixed(model, processor, ["refer", "class"])[0]
-    assert torch.allclose(after.prompt_logits.sigmoid(), before.prompt_logits.sigmoid(), atol=1e-3)
-    assert after.refer_attribute_logits[RELATION_GROUP].shape[-1] == 2 + len(CATEGORIES)
-    with torch.no_grad():  # "trained": every expression asks for the relation, and the referring scores move
-        model.mask_decoder.colour_relation.relation_head.bias.copy_(torch.tensor([-8.0, 8.0]))
-        changed = run_mixed(model, processor, ["refer", "class"])[0]
-    assert not torch.allclose(changed.prompt_logits[0], before.prompt_logits[0], atol=0.05)
-    assert torch.equal(changed.prompt_logits[1], before.prompt_logits[1])  # class scores untouched
-    model.save_pretrained(tmp_path / "ckpt")
-    loaded.tokenizer.save_pretrained(tmp_path / "ckpt")
-    reloaded = load_model(tmp_path / "ckpt", precision="fp32", device_map="cpu").model
-    assert reloaded.config.decoder_config.colour_relation is True
-    with torch.no_grad():
-        assert torch.equal(run_mixed(reloaded, processor, ["refer", "class"])[0].prompt_logits, changed.prompt_logits)
+    loaded = with_attribute_groups("colour", "category")
+    check_question_head_switch(tmp_path, loaded, "colour_relation", RELATION_GROUP, gate="relation_head")
 
 
 def test_the_relation_needs_both_attribute_groups():

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .relation_scores import mask_geometry
+from .relation_scores import mask_geometry, mix, pool_question
 
 RANKING_GROUP = "category_ranking"  # its key among the expression's attribute text logits
 NO_RANKING_BIAS = 8.0  # initial logit gap of "no ranking": p(ranking) ~ 3e-4, answers unchanged until trained
@@ -53,10 +53,7 @@ class CategoryRankingScores(nn.Module):
     def text_logits(self, hidden: torch.Tensor, expression_mask: torch.Tensor) -> torch.Tensor:
         """LLM hidden states (B, L, D) and the expression's tokens (B, L) -> (B, 1, 2 + categories): the gate
         logits (no ranking, ranking), then the ranking's logit per category."""
-        tokens = self.text_norm(hidden.to(self.gate_head.weight.dtype))
-        scores = self.text_attention(tokens).float()  # (B, L, 2)
-        scores = scores.masked_fill(~expression_mask.bool()[..., None], -1e4)
-        pooled = torch.einsum("blk,blh->bkh", scores.softmax(1).to(tokens.dtype), tokens)  # (B, 2, D)
+        pooled = pool_question(self.text_norm, self.text_attention, hidden, expression_mask)  # (B, 2, D)
         return torch.cat([self.gate_head(pooled[:, 0]), self.ranking_head(pooled[:, 1])], -1)[:, None]
 
     @staticmethod
@@ -84,8 +81,7 @@ class CategoryRankingScores(nn.Module):
         """Referring logits (B, Q, R) -> the logits of the mixture of the referring probability and the ranking's
         answer, weighted by p(ranking stated)."""
         answer, stated = self.ranking_probability(masks, category_logits, text_logits)
-        probability = (1 - stated) * refer_logits.float().sigmoid() + stated * answer
-        return torch.logit(probability.clamp(1e-6, 1 - 1e-6)).to(refer_logits.dtype)
+        return mix(refer_logits, stated, answer)
 
 
 def ranking_text_loss(

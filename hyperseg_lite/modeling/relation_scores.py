@@ -61,6 +61,23 @@ def mask_geometry(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return objectness, centres
 
 
+def pool_question(
+    norm: nn.LayerNorm, attention: nn.Linear, hidden: torch.Tensor, expression_mask: torch.Tensor
+) -> torch.Tensor:
+    """LLM hidden states (B, L, D) of a prompt and its expression's tokens (B, L) -> (B, K, D): one attention-pooled
+    summary of the expression per output of ``attention`` (what a question head reads: which tokens say the
+    relation or ranking, which name its value)."""
+    tokens = norm(hidden.to(attention.weight.dtype))
+    scores = attention(tokens).float().masked_fill(~expression_mask.bool()[..., None], -1e4)  # (B, L, K)
+    return torch.einsum("blk,blh->bkh", scores.softmax(1).to(tokens.dtype), tokens)
+
+
+def mix(refer_logits: torch.Tensor, stated: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """The logits of (1 - stated) x sigmoid(``refer_logits``) + stated x ``answer`` (probabilities, (B, Q, R))."""
+    probability = (1 - stated) * refer_logits.float().sigmoid() + stated * answer
+    return torch.logit(probability.clamp(1e-6, 1 - 1e-6)).to(refer_logits.dtype)
+
+
 class ColourRelationScores(nn.Module):
     """The text head and the scoring of the colour relation over ``num_categories`` anchor categories."""
 
@@ -80,10 +97,7 @@ class ColourRelationScores(nn.Module):
     def text_logits(self, hidden: torch.Tensor, expression_mask: torch.Tensor) -> torch.Tensor:
         """LLM hidden states (B, L, D) and the expression's tokens (B, L) -> (B, 1, 2 + categories): the relation
         logits (none, same colour as), then the anchor's category logits."""
-        tokens = self.text_norm(hidden.to(self.relation_head.weight.dtype))
-        scores = self.text_attention(tokens).float()  # (B, L, 2)
-        scores = scores.masked_fill(~expression_mask.bool()[..., None], -1e4)
-        pooled = torch.einsum("blk,blh->bkh", scores.softmax(1).to(tokens.dtype), tokens)  # (B, 2, D)
+        pooled = pool_question(self.text_norm, self.text_attention, hidden, expression_mask)  # (B, 2, D)
         return torch.cat([self.relation_head(pooled[:, 0]), self.anchor_head(pooled[:, 1])], -1)[:, None]
 
     @staticmethod
@@ -128,9 +142,7 @@ class ColourRelationScores(nn.Module):
         answer, stated = self.relation_probability(masks, colour_logits, category_logits, text_logits)
         if outside is not None:
             answer = answer * (1 - outside.float())
-        probability = (1 - stated) * refer_logits.float().sigmoid() + stated * answer
-        probability = probability.clamp(1e-6, 1 - 1e-6)
-        return torch.logit(probability).to(refer_logits.dtype)
+        return mix(refer_logits, stated, answer)
 
 
 def relation_text_loss(
