@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .relation_scores import mask_geometry, mix, pool_question
+from .question_heads import gated_heads, mask_geometry, mix, pool_question, split_gate
 
 RANKING_GROUP = "category_ranking"  # its key among the expression's attribute text logits
 NO_RANKING_BIAS = 8.0  # initial logit gap of "no ranking": p(ranking) ~ 3e-4, answers unchanged until trained
@@ -39,16 +39,10 @@ class CategoryRankingScores(nn.Module):
 
     def __init__(self, text_dim: int, num_categories: int) -> None:
         super().__init__()
-        self.num_categories = num_categories
         self.text_norm = nn.LayerNorm(text_dim)
         self.text_attention = nn.Linear(text_dim, 2)  # which tokens say "ranked by", which say by what
-        self.gate_head = nn.Linear(text_dim, 2)  # no ranking, ranking
-        self.ranking_head = nn.Linear(text_dim, num_categories)
-        for head in (self.gate_head, self.ranking_head):
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
-        with torch.no_grad():
-            self.gate_head.bias[0] = NO_RANKING_BIAS
+        # no ranking / ranking; the ranking's logit per category
+        self.gate_head, self.ranking_head = gated_heads(text_dim, num_categories, NO_RANKING_BIAS)
 
     def text_logits(self, hidden: torch.Tensor, expression_mask: torch.Tensor) -> torch.Tensor:
         """LLM hidden states (B, L, D) and the expression's tokens (B, L) -> (B, 1, 2 + categories): the gate
@@ -56,10 +50,7 @@ class CategoryRankingScores(nn.Module):
         pooled = pool_question(self.text_norm, self.text_attention, hidden, expression_mask)  # (B, 2, D)
         return torch.cat([self.gate_head(pooled[:, 0]), self.ranking_head(pooled[:, 1])], -1)[:, None]
 
-    @staticmethod
-    def split(text_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, R, 2 + categories) -> gate logits (B, R, 2), ranking logits (B, R, categories)."""
-        return text_logits[..., :2], text_logits[..., 2:]
+    split = staticmethod(split_gate)  # -> gate logits (B, R, 2), ranking logits (B, R, categories)
 
     def ranking_probability(
         self, masks: torch.Tensor, category_logits: torch.Tensor, text_logits: torch.Tensor
