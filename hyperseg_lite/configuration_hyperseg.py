@@ -161,6 +161,10 @@ class HyperSegConfig(PreTrainedConfig):
     semantic_threshold: float = 0.5  # semantic mode: pixels whose best class evidence is below it stay unlabelled
     segment_threshold: float = 0.5  # instance / panoptic / video instances: weaker candidate segments are dropped
     referring_threshold: float = 0.5  # referring / reasoning, images and videos: a weaker best mask is "no match"
+    # not in HyperSeg: a referring expression's answer is the union of every mask token scoring at least this (with
+    # the best one), so "all red objects" is drawn one object per token (pipeline/postprocess.referring_union);
+    # 0 = the best token alone, as the release (what the converter writes)
+    referring_union_threshold: float = 0.0
     # mask edges moved onto the image's own edges by a colour guided filter (pipeline/edge_refinement.py): its window
     # side in pixels at the working size and its eps, picked on the val split per checkpoint; 0 = off, the release's
     # masks (what the converter writes)

@@ -50,6 +50,18 @@ def test_referring_replay_equals_the_pipeline_at_each_threshold(tool):
     assert report[-1]["no_target_accuracy"] == 1.0 and report[-1]["target_accuracy"] == 0.0  # 1.0 refuses all
 
 
+def test_union_replay_equals_the_pipeline_at_each_union_threshold(tool):
+    """The union sweep scores what ``pipe.refer`` scores with ``referring_union_threshold`` set to each value."""
+    pipe = HyperSegPipeline(build_random_model("tiny", seed=0))
+    pipe.model.config.referring_threshold = 0.0  # the random model's scores are low: every expression answers
+    world = World("val", 0, image_size=pipe.model.config.image_size)
+    report = tool.union_sweep(pipe, world, 6, candidates=(0.0, 0.2, 0.9))
+    for row in report:
+        pipe.model.config.referring_union_threshold = row["threshold"]
+        expected = evaluate_referring(pipe, world, 6)
+        assert row["cIoU"] == pytest.approx(expected["cIoU"]) and row["gIoU"] == pytest.approx(expected["gIoU"])
+
+
 def test_prints_a_table_and_writes_the_best_values_into_the_checkpoint(tool, tmp_path, capsys):
     checkpoint = tmp_path / "checkpoint"
     shutil.copytree(EMBEDDED_CHECKPOINT, checkpoint, ignore=shutil.ignore_patterns("*.png", "*.csv", "*.md"))

@@ -289,6 +289,31 @@ def test_a_tracked_referring_object_is_held_through_a_frame_whose_score_dips():
     assert answer(previous, None).no_match  # every frame alone: the threshold decides
 
 
+def test_an_expression_naming_several_objects_is_answered_with_every_confident_token():
+    """"All red objects": each object comes from its own mask token; with ``union_threshold`` every token scoring
+    at least that joins the best one's mask, a weaker token does not, and the score stays the best token's. 0 is
+    the release: the best token alone."""
+    from types import SimpleNamespace
+
+    from hyperseg_lite.pipeline.answers import referring_answer
+
+    logits = torch.full((3, 10, 10), -5.0)
+    logits[0, :4, :4] = 5.0  # the best token: one red object
+    logits[1, 6:, 6:] = 5.0  # the other red object
+    logits[2, :4, 6:] = 5.0  # a blue one
+    image = SimpleNamespace(size=(10, 10), notices=[], to_original=lambda m: (m > 0).numpy())
+    candidates = SimpleNamespace(
+        image=image, prompts=["all red objects"], mask_logits=logits, scores=torch.tensor([[0.95], [0.8], [0.2]])
+    )
+    release = referring_answer(candidates, "referring", 0.3)[0]
+    assert release.masks[0].sum() == 16
+    union = referring_answer(candidates, "referring", 0.3, union_threshold=0.6)[0]
+    assert union.masks.shape[0] == 1 and union.masks[0].sum() == 32
+    assert union.masks[0, 8, 8] and not union.masks[0, 2, 8]
+    assert union.scores[0] == pytest.approx(release.scores[0])
+    assert referring_answer(candidates, "referring", 0.99, union_threshold=0.6)[0].no_match  # the best decides
+
+
 def test_the_hold_must_be_an_iou_or_none(tiny):
     with pytest.raises(ValueError, match="track_hold_iou"):
         HyperSegPipeline(tiny, track_hold_iou=0.0)

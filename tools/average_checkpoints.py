@@ -33,6 +33,7 @@ PER_WEIGHTS_KEYS = (
     "semantic_threshold",
     "segment_threshold",
     "referring_threshold",
+    "referring_union_threshold",
     "edge_refinement_size",
     "edge_refinement_eps",
 )

@@ -1,7 +1,9 @@
-"""Pick a checkpoint's score thresholds on the val split: class prompts and the referring no-match threshold.
+"""Pick a checkpoint's score thresholds on the val split: class prompts, the referring no-match threshold and
+the referring union threshold.
 
     python tools/class_threshold.py --checkpoint runs/lite/checkpoint --samples 100 --write
     python tools/class_threshold.py --checkpoint C --kinds referring --write      # the referring threshold alone
+    python tools/class_threshold.py --checkpoint C --kinds union --samples 200 --write   # the union threshold alone
 
 Class prompts drop weak evidence: in semantic mode a pixel whose best class evidence sum_q p(k|q) p(pixel|q) is
 below ``config.semantic_threshold`` stays unlabelled, in instance / panoptic mode a candidate segment scoring below
@@ -13,7 +15,9 @@ replays each candidate threshold on the kept outputs through the evaluation's ow
 the ones ``hyperseg_lite.evaluate`` would print), and prints a table per prompt kind: semantic mIoU, PQ, and
 for referring cIoU, gIoU, no-target and target accuracy. The referring pick maximises gIoU, the mean per-sample
 IoU in which a refusal of a no-target expression counts 1 and of a real one 0, so refusals and found targets
-weigh alike. Val only: the test split stays unseen until the thresholds are written into the checkpoint's config
+weigh alike. The union threshold (``config.referring_union_threshold``: every other mask token scoring at least
+it joins the answer, for expressions naming several objects; 0 = the best token alone) is replayed on the same
+candidates at the checkpoint's no-match threshold and picked by cIoU, ties to the lower. Val only: the test split stays unseen until the thresholds are written into the checkpoint's config
 (``--write``: its ``config.json`` gets the best values, which ``tools/ship_checkpoint.py`` then carries into
 ``assets/``).
 """
@@ -34,7 +38,7 @@ from hyperseg_lite.evaluation.mask_metrics import IoUAccumulator
 from hyperseg_lite.evaluation.tasks import evaluate_panoptic, evaluate_semantic
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
 from hyperseg_lite.pipeline import Candidates, HyperSegPipeline, HyperSegPredictor
-from hyperseg_lite.pipeline.answers import class_answer
+from hyperseg_lite.pipeline.answers import class_answer, referring_answer
 from hyperseg_lite.pipeline.inputs import check_class_names
 
 CANDIDATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
@@ -42,6 +46,7 @@ CANDIDATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 
 # looks free there; a checkpoint picked at 0.05 that way refused 0.61-0.73 of the test split's out-of-world
 # expressions, against 0.82-0.83 at 0.30 (docs/research/embedded-v2.md)
 REFERRING_CANDIDATES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+UNION_CANDIDATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 class ReplayingPipeline:
@@ -113,6 +118,31 @@ def referring_sweep(
     return report
 
 
+@torch.inference_mode()
+def union_sweep(pipe: HyperSegPipeline, world: World, samples: int, candidates=UNION_CANDIDATES) -> list[dict]:
+    """[{threshold, cIoU, gIoU}] over union ``candidates``: each val expression's candidates are predicted once
+    and answered by ``referring_answer`` at each union threshold, as ``pipe.refer`` would with it configured."""
+    predictor = HyperSegPredictor(pipe)
+    threshold = pipe.referring_threshold()
+    asked = []
+    for index in range(samples):
+        sample = world.sample("referring", index)
+        text = pipe.processor.check_text(sample.expression, "expression")
+        candidates_of = predictor.predict(expression=text, image=predictor.encode(sample.image))
+        truth = sample.masks.any(0) if len(sample.masks) else np.zeros(sample.image.shape[:2], dtype=bool)
+        asked.append((candidates_of, truth))
+    report = []
+    for union in candidates:
+        scores = IoUAccumulator()
+        for candidates_of, truth in asked:
+            result = referring_answer(
+                candidates_of, "referring", threshold, edges=pipe.edge_refinement, union_threshold=union
+            )[0]
+            scores.add(result.union() if len(result) else np.zeros_like(truth), truth)
+        report.append({"threshold": union, "cIoU": scores.ciou, "gIoU": scores.giou})
+    return report
+
+
 def best(rows: list[dict], metric: str) -> float:
     return max(rows, key=lambda r: r[metric])["threshold"]
 
@@ -127,11 +157,15 @@ def main(argv=None) -> dict:
         "--referring-candidates", type=float, nargs="+", default=REFERRING_CANDIDATES, help="no-match thresholds"
     )
     parser.add_argument(
+        "--union-candidates", type=float, nargs="+", default=UNION_CANDIDATES, help="union thresholds (0 = off)"
+    )
+    parser.add_argument(
         "--kinds",
         nargs="+",
-        choices=("class", "referring"),
+        choices=("class", "referring", "union"),
         default=("class", "referring"),
-        help="which thresholds to pick (and --write): the class prompts' two, the referring one, or all",
+        help="which thresholds to pick (and --write): the class prompts' two, the referring no-match one, the "
+        "referring union one (after the no-match one, at the checkpoint's value)",
     )
     parser.add_argument("--json", default=None)
     parser.add_argument("--write", action="store_true", help="store the best values in the checkpoint's config.json")
@@ -163,6 +197,14 @@ def main(argv=None) -> dict:
                 f"{row['no_target_accuracy']:.3f} | {row['target_accuracy']:.3f} |"
             )
         report["best"]["referring_threshold"] = best(report["referring"], "gIoU")
+    if "union" in args.kinds:
+        if "referring" in report["best"]:  # the union is replayed at the no-match threshold just picked
+            config.referring_threshold = report["best"]["referring_threshold"]
+        report["union"] = union_sweep(pipe, world, args.samples, tuple(args.union_candidates))
+        print("| union threshold | referring cIoU | gIoU |\n|---|---|---|")
+        for row in report["union"]:
+            print(f"| {row['threshold']:.2f} | {row['cIoU']:.3f} | {row['gIoU']:.3f} |")
+        report["best"]["referring_union_threshold"] = best(report["union"], "cIoU")
     print(f"best on val: {report['best']}")
     if args.json:
         with open(args.json, "w") as f:

@@ -105,15 +105,19 @@ def referring_answer(
     previous_weight: float = 0.0,
     hold_iou: float | None = None,
     edges: EdgeRefinement | None = None,
+    union_threshold: float = 0.0,
 ) -> tuple[SegmentationResult, torch.Tensor | None]:
     """The result, and its mask at the working resolution (None when nothing answers), which a video's next
     frame continues; ``previous``: in a video, that mask from the frame before, if any. ``hold_iou``: a mask
     that continues it (IoU at least this) answers even below ``threshold``: the clip's object was found
     already, and a frame whose score dips does not drop it (None: every frame decides alone). ``edges``: the
-    mask's edges moved onto the image's."""
+    mask's edges moved onto the image's. ``union_threshold``: every other query scoring at least this joins the
+    answer's mask (``post.referring_union``; 0: the best query alone, as the release); the score stays the
+    best query's."""
     image, text = candidates.image, candidates.prompts[0]
     best, score = post.referring_choice(candidates.mask_logits, candidates.scores[:, :1], previous, previous_weight)
-    chosen = candidates.mask_logits[best : best + 1]
+    queries = post.referring_union(candidates.mask_logits, candidates.scores[:, :1], best, union_threshold)
+    chosen = candidates.mask_logits[queries].amax(dim=0, keepdim=True)
     if edges is not None:
         chosen = edges.logits(chosen, image)
     mask = chosen > 0

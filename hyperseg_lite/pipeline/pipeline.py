@@ -239,7 +239,10 @@ class HyperSegPipeline:
         else:
             candidates = self.predictor.predict(question=text, image=image)
         answer = self.predictor.explain(text, image) if explain else None
-        return answers.referring_answer(candidates, task, threshold, answer, edges=self.edge_refinement)[0]
+        union = self.model.config.referring_union_threshold if task == "referring" else 0.0
+        return answers.referring_answer(
+            candidates, task, threshold, answer, edges=self.edge_refinement, union_threshold=union
+        )[0]
 
     # ------------------------------------------------------------------ visual prompts
     @torch.inference_mode()

@@ -44,6 +44,18 @@ def referring_choice(
     return best, float(scores[best])
 
 
+def referring_union(mask_logits: torch.Tensor, probs: torch.Tensor, best: int, threshold: float) -> list[int]:
+    """The queries whose masks make up the answer: ``best`` and every other query scoring at least ``threshold``
+    (score as :func:`referring_choice`). An expression such as "all red objects" names several objects, which the
+    decoder proposes one per query; HyperSeg answers with the best query alone (``threshold`` <= 0 or above
+    every other score), which then has to draw them all in one mask."""
+    if threshold <= 0:
+        return [best]
+    scores = probs[:, 0] * mask_quality(mask_logits)
+    others = [q for q in torch.nonzero(scores >= threshold).flatten().tolist() if q != best]
+    return [best, *others]
+
+
 @dataclass
 class Segment:
     query: int
