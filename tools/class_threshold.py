@@ -17,9 +17,9 @@ for referring cIoU, gIoU, no-target and target accuracy. The referring pick maxi
 IoU in which a refusal of a no-target expression counts 1 and of a real one 0, so refusals and found targets
 weigh alike. The union threshold (``config.referring_union_threshold``: every other mask token scoring at least
 it joins the answer, for expressions naming several objects; 0 = the best token alone) is replayed on the same
-candidates at the checkpoint's no-match threshold and picked by cIoU, ties to the lower. Val only: the test split stays unseen until the thresholds are written into the checkpoint's config
-(``--write``: its ``config.json`` gets the best values, which ``tools/ship_checkpoint.py`` then carries into
-``assets/``).
+candidates at the checkpoint's no-match threshold and picked by cIoU, ties to the lower. Val only: the test split
+stays unseen until the thresholds are written into the checkpoint's config (``--write``: its ``config.json`` gets
+the best values, which ``tools/ship_checkpoint.py`` then carries into ``assets/``).
 """
 
 from __future__ import annotations
