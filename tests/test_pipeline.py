@@ -290,9 +290,9 @@ def test_a_tracked_referring_object_is_held_through_a_frame_whose_score_dips():
 
 
 def test_an_expression_naming_several_objects_is_answered_with_every_confident_token():
-    """ "All red objects": each object comes from its own mask token; with ``union_threshold`` every token scoring
-    at least that joins the best one's mask, a weaker token does not, and the score stays the best token's. 0 is
-    the release: the best token alone."""
+    """An expression such as "all red objects": each object comes from its own mask token; with ``union_threshold``
+    every token scoring at least that joins the best one's mask, a weaker token does not, and the score stays the
+    best token's. 0 is the release: the best token alone."""
     from types import SimpleNamespace
 
     from hyperseg_lite.pipeline.answers import referring_answer
