@@ -34,6 +34,34 @@ def test_referring_and_reasoning_shapes(pipe, size):
     assert reasoning.masks.shape[1:] == size and isinstance(reasoning.answer, str)
 
 
+def test_an_explained_answer_names_what_its_mask_shows():
+    """With both attribute heads the explanation opens with the colour and category they read from the chosen mask,
+    and the LLM explains from there; switched off, or on a model without the heads (the release), the LLM names
+    its object freely; a refused question gets no opening."""
+    from helpers import with_attribute_groups
+
+    from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
+    from hyperseg_lite.pipeline.answers import answer_opening
+
+    image, question = picture(64, 64), "which object could roll?"
+    named = HyperSegPipeline(with_attribute_groups("colour", "category"))
+    candidates = named.predictor.predict(question=question, image=named.encode(image))
+    best, _ = post.referring_choice(candidates.mask_logits, candidates.scores[:, :1])
+    colour = COLOUR_NAMES[int(candidates.attributes["colour"][best].argmax())]
+    category = CATEGORIES[int(candidates.attributes["category"][best].argmax())]
+    assert answer_opening(candidates) == f"The {colour} {category}"
+    assert candidates.attributes["colour"].shape == (len(candidates), len(COLOUR_NAMES))
+    assert named.reason(image, question, explain=True, threshold=0.0).answer.startswith(f"The {colour} {category}")
+    free = named.predictor.explain(question, named.encode(image))
+    named.name_answer_from_mask = False
+    assert named.reason(image, question, explain=True, threshold=0.0).answer == free
+    named.name_answer_from_mask = True
+    assert named.reason(image, question, explain=True, threshold=1.0).answer == free  # no match: nothing to name
+    plain = HyperSegPipeline(build_random_model("tiny", seed=0))
+    candidates = plain.predictor.predict(question=question, image=plain.encode(image))
+    assert candidates.attributes == {} and answer_opening(candidates) == ""
+
+
 def test_no_target_expression_is_an_explicit_no_match(pipe):
     result = pipe.refer(picture(40, 50), "the purple elephant", threshold=1.0)
     assert result.no_match and result.masks.shape == (0, 40, 50) and result.union().shape == (40, 50)

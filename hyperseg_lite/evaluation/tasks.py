@@ -72,17 +72,36 @@ def evaluate_referring(pipe, world: World, n: int) -> dict[str, float]:
 
 
 def evaluate_explanations(pipe, world: World, n: int = EXPLANATIONS, vocabulary: set[str] | None = None) -> dict:
-    """The real-word gate: the share of the words in the model's explanations of ``n`` reasoning questions that
-    are real words (in the subword tokenizer's training vocabulary, ``words.txt``). Empty when no vocabulary is
-    known for the model's tokenizer and none is given."""
+    """The explanations of ``n`` reasoning questions as the pipeline answers them (``pipe.reason(...,
+    explain=True)``): the real-word gate, the share of their words that are real words (in the subword tokenizer's
+    training vocabulary, ``words.txt``), and the share that name the right object (:func:`names_answer`). Empty
+    when no vocabulary is known for the model's tokenizer and none is given."""
     vocabulary = vocabulary if vocabulary is not None else tokenizer_words(pipe.tokenizer)
     if vocabulary is None:
         return {}
-    answers = []
+    answers, named = [], []
     for index in range(n):
-        sample = world.sample("reasoning", index)  # the explanation alone: no mask is decoded for it
-        answers.append(pipe.predictor.explain(sample.expression, pipe.encode(sample.image)))
-    return {"explanation_real_words": real_word_fraction(answers, vocabulary), "explanations": n}
+        sample = world.sample("reasoning", index)
+        answer = pipe.reason(sample.image, sample.expression, explain=True).answer or ""
+        answers.append(answer)
+        named.append(names_answer(answer, sample.answer or ""))
+    return {
+        "explanation_real_words": real_word_fraction(answers, vocabulary),
+        "explanation_names_answer": float(np.mean(named)) if named else float("nan"),
+        "explanations": n,
+    }
+
+
+def names_answer(answer: str, truth: str) -> bool:
+    """Whether an explanation's opening (up to its first comma) names the object of the true one's: every word of
+    the truth's opening but "the" / "and" is in it ("The white cross" names "The white cross"; "The black crescent"
+    names "The crescent", whose truth states no colour)."""
+
+    def opening(text: str) -> set[str]:
+        return set(text.split(",")[0].lower().split()) - {"the", "and"}
+
+    wanted = opening(truth)
+    return bool(wanted) and wanted <= opening(answer)
 
 
 def evaluate_reasoning(pipe, world: World, n: int) -> dict[str, float]:

@@ -46,12 +46,16 @@ class HyperSegPipeline:
         naming_samples: int = NAMING_SAMPLES,
         keep_prompted_parts: bool = True,
         refine_edges: bool = True,
+        name_answer_from_mask: bool = True,
     ) -> None:
         # track_match_classes: video instances join a track only of their own top class (video.py, TrackBank)
         # keep_prompted_parts: a visual prompt's mask keeps only the parts its click, scribble or box points at,
         # and a tracked object's only the parts that touch its mask on the frame before (prompted_parts.py)
         # refine_edges: every mask's edges move onto the image's own (edge_refinement.py), with the window and eps
         # the checkpoint's config gives (edge_refinement_size 0: not for this checkpoint, as the release)
+        # name_answer_from_mask: an explained reasoning answer starts with the colour and category the attribute
+        # heads read from the chosen mask, and the LLM explains from there, so the text names what the mask shows
+        # (models without both attribute heads, the release among them: the LLM names it freely)
         # track_hold_iou: in referring video, a frame's mask that continues the last answer (IoU at least this)
         # answers below the no-match threshold; None: every frame refuses alone
         for name, weight in (
@@ -69,6 +73,7 @@ class HyperSegPipeline:
         self.naming_samples = check_samples(naming_samples, "naming_samples")
         self.keep_prompted_parts = bool(keep_prompted_parts)
         self.refine_edges = bool(refine_edges)
+        self.name_answer_from_mask = bool(name_answer_from_mask)
         self.predictor = HyperSegPredictor(
             loaded, wording=wording, chunk_size=chunk_size, max_pixels=max_pixels, max_new_tokens=max_new_tokens
         )
@@ -238,11 +243,15 @@ class HyperSegPipeline:
             candidates = self.predictor.predict(expression=text, image=image)
         else:
             candidates = self.predictor.predict(question=text, image=image)
-        answer = self.predictor.explain(text, image) if explain else None
         union = self.model.config.referring_union_threshold if task == "referring" else 0.0
-        return answers.referring_answer(
-            candidates, task, threshold, answer, edges=self.edge_refinement, union_threshold=union
+        result = answers.referring_answer(
+            candidates, task, threshold, edges=self.edge_refinement, union_threshold=union
         )[0]
+        if explain:
+            named = self.name_answer_from_mask and not result.no_match
+            opening = answers.answer_opening(candidates) if named else ""
+            result.answer = self.predictor.explain(text, image, opening)
+        return result
 
     # ------------------------------------------------------------------ visual prompts
     @torch.inference_mode()

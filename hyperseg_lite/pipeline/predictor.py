@@ -115,7 +115,9 @@ class Candidates:
     split into several prompts gives ``rows x queries`` candidates); ``scores`` (C, K) the sigmoid of each
     candidate's score against each prompt column (class names, the expression, or each region); ``prompts``
     names the K columns; ``embeddings`` (C, D) instance embeddings (video instances match tracks on them);
-    ``temporal_state`` what the next video frame continues (None when not asked in video mode).
+    ``temporal_state`` what the next video frame continues (None when not asked in video mode); ``attributes``
+    what the attribute mask heads read from each candidate's own mask, per group that is on ("colour",
+    "category"): (C, values) probabilities (empty for a model without them).
     """
 
     mask_logits: torch.Tensor
@@ -124,6 +126,7 @@ class Candidates:
     prompts: list[str]
     image: EncodedImage
     temporal_state: TemporalState | None = None
+    attributes: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.mask_logits.shape[0])
@@ -326,6 +329,10 @@ class HyperSegPredictor:
             scores.append(probs)
             logits.append(image.working_logits(out.pred_masks[row]))
             embeddings.append(out.instance_embeddings[row].float())
+        attributes = {
+            group: values[: len(columns)].flatten(0, 1).float().softmax(-1)
+            for group, values in (out.attribute_logits or {}).items()
+        }
         return Candidates(
             torch.cat(logits),
             torch.cat(scores),
@@ -333,6 +340,7 @@ class HyperSegPredictor:
             prompts,
             image,
             out.temporal_state if video else None,
+            attributes,
         )
 
     def _segment(self, features: ImageFeatures, encoded: list, region_masks, state, region_features, prefix_owner=None):
@@ -384,10 +392,15 @@ class HyperSegPredictor:
         return self.generate_texts(P.describe_prompt(self.wording), image=image, samples=samples, seed=seed)
 
     @torch.inference_mode()
-    def explain(self, question: str, image: EncodedImage | None = None) -> str:
-        """The LLM's explanation of a reasoning answer, continuing after its mask token."""
-        conversation = P.referring_prompt("reasoning_explain", self.wording)
-        return self.generate(conversation, image=image, with_answer=True, expression=question)
+    def explain(self, question: str, image: EncodedImage | None = None, opening: str = "") -> str:
+        """The LLM's explanation of a reasoning answer, continuing after its mask token; with ``opening`` (the
+        answer's first words, e.g. the object the chosen mask shows) the LLM goes on from those words, and the
+        explanation starts with them."""
+        conversation = P.referring_prompt("reasoning_explain", self.wording, explanation=opening)
+        continuation = self.generate(conversation, image=image, with_answer=True, expression=question)
+        if not opening:
+            return continuation
+        return opening + ("" if continuation[:1] in (",", ".", "") else " ") + continuation
 
     @torch.inference_mode()
     def generate(
