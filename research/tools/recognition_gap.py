@@ -5,8 +5,9 @@
 HyperSeg's decoder proposes one mask per mask token; recognition then scores every mask token against the
 prompt embeddings (dot products, HER). This separates the two halves for every sample that has a target:
 
-* referring / reasoning: IoU of the mask the pipeline chooses (highest score) against the best IoU any mask
-  token reached (the oracle choice), and how often the oracle token was ranked first;
+* referring / reasoning: IoU of the mask the pipeline chooses (highest score; for an expression, with every other
+  token over the checkpoint's ``referring_union_threshold``) against the best IoU any one mask token (or that answer)
+  reached (the oracle choice), and how often the oracle token was ranked first;
 * class prompts (semantic, panoptic): for every ground-truth segment the mask token that covers it best, its
   IoU, and whether its highest-scoring listed class is the true one (top-1), things and stuff apart; chance
   is one over the number of listed names of the same kind (a model that only tells things from stuff).
@@ -75,10 +76,14 @@ def measure_referring(pipe: HyperSegPipeline, world: World, task: str, samples: 
             refusal_scores.append(score)
             continue
         target_scores.append(score)
-        ious = _ious(candidates.to_original(), sample.masks.any(0))
+        truth = sample.masks.any(0)
+        masks = candidates.to_original()
+        ious = _ious(masks, truth)
         by_score = torch.argsort(probs[:, 0], descending=True).cpu().numpy()
-        chosen.append(float(ious[best]))
-        oracle.append(float(ious.max()))
+        union = pipe.model.config.referring_union_threshold if task == "referring" else 0.0
+        answer = masks[post.referring_union(logits, probs, best, union)].any(0)  # what the pipeline answers with
+        chosen.append(float(_ious(answer[None], truth)[0]))
+        oracle.append(max(float(ious.max()), chosen[-1]))  # a union of tokens can beat every single one
         ranks.append(int(np.flatnonzero(by_score == int(ious.argmax()))[0]))
     return {
         "task": task,
