@@ -121,26 +121,22 @@ def referring_sweep(
 @torch.inference_mode()
 def union_sweep(pipe: HyperSegPipeline, world: World, samples: int, candidates=UNION_CANDIDATES) -> list[dict]:
     """[{threshold, cIoU, gIoU}] over union ``candidates``: each val expression's candidates are predicted once
-    and answered by ``referring_answer`` at each union threshold, as ``pipe.refer`` would with it configured."""
+    and answered by ``referring_answer`` at each union threshold, as ``pipe.refer`` would with it configured (each
+    sample's answers are scored at once, so no image's features are kept)."""
     predictor = HyperSegPredictor(pipe)
     threshold = pipe.referring_threshold()
-    asked = []
+    scores = {union: IoUAccumulator() for union in candidates}
     for index in range(samples):
         sample = world.sample("referring", index)
         text = pipe.processor.check_text(sample.expression, "expression")
-        candidates_of = predictor.predict(expression=text, image=predictor.encode(sample.image))
+        predicted = predictor.predict(expression=text, image=predictor.encode(sample.image))
         truth = sample.masks.any(0) if len(sample.masks) else np.zeros(sample.image.shape[:2], dtype=bool)
-        asked.append((candidates_of, truth))
-    report = []
-    for union in candidates:
-        scores = IoUAccumulator()
-        for candidates_of, truth in asked:
+        for union, accumulator in scores.items():
             result = referring_answer(
-                candidates_of, "referring", threshold, edges=pipe.edge_refinement, union_threshold=union
+                predicted, "referring", threshold, edges=pipe.edge_refinement, union_threshold=union
             )[0]
-            scores.add(result.union() if len(result) else np.zeros_like(truth), truth)
-        report.append({"threshold": union, "cIoU": scores.ciou, "gIoU": scores.giou})
-    return report
+            accumulator.add(result.union() if len(result) else np.zeros_like(truth), truth)
+    return [{"threshold": union, "cIoU": a.ciou, "gIoU": a.giou} for union, a in scores.items()]
 
 
 def best(rows: list[dict], metric: str) -> float:
