@@ -303,6 +303,20 @@ def test_stage_two_starts_from_stage_one_with_the_subword_tokenizer_and_frozen_e
     assert all(torch.equal(after[k], stage1[k]) for k in pyramid if "running_" in k)
     assert all(torch.equal(after[k], v) for k, v in stage1.items() if k.startswith("global_vision.encoder."))
 
+    # --init with --init-vision: trained weights read new stage-1 encoders (a warm start of stage 2)
+    warm = train(
+        ["--init", str(tuned), "--init-vision", str(vision / "checkpoint"), "--freeze-encoders", "--lr", "1e-5"]
+        + ["--tasks", "referring", "--steps", "1", "--batch-size", "1", "--workers", "0", "--save-every", "1"]
+        + ["--output", str(tmp_path / "warm")]
+    )
+    swapped = load_model(warm, precision="fp32", device_map="cpu")
+    state = swapped.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in stage1.items())  # the encoders are stage 1's, not tuned's
+    assert any(not torch.equal(after[k], stage1[k]) for k in pyramid)
+    llm = [k for k in state if k.startswith("llm.") and k.endswith(".weight")]
+    assert llm and all(torch.allclose(state[k], after[k], atol=1e-3) for k in llm)  # the rest is tuned's
+    assert len(swapped.tokenizer) == 270
+
     # --pixel-decoder-lr-scale 0: the pixel decoder stays as it came while the parts after it learn
     held = train(
         ["--init", str(run / "checkpoint"), "--freeze-encoders", "--pixel-decoder-lr-scale", "0", "--lr", "1e-2"]

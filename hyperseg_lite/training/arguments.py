@@ -235,7 +235,8 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "--init-vision",
         type=Path,
         help="a new run's image encoders from a stage-1 checkpoint (python -m hyperseg_lite.pretrain_vision), "
-        "and its pixel decoder where stage 1 trained one (--pixel-decoder-weight)",
+        "and its pixel decoder where stage 1 trained one (--pixel-decoder-weight); with --init they replace the "
+        "encoders of those weights, whose LLM, projectors and mask decoder then learn to read the new ones",
     )
     add(
         "--freeze-encoders",
@@ -336,8 +337,8 @@ def parse_arguments(argv: list[str] | None = None, description: str | None = Non
         parser.error("--colour-attribute-weight must be positive (nothing else trains the colour attribute heads)")
     if args.category_attribute_weight <= 0:
         parser.error("--category-attribute-weight must be positive (nothing else trains the category attribute heads)")
-    if args.resume is None and (args.tokenizer is not None or args.init_vision is not None) and args.init is not None:
-        parser.error("--tokenizer and --init-vision set up a new model from --preset; --init weights bring their own")
+    if args.resume is None and args.tokenizer is not None and args.init is not None:
+        parser.error("--tokenizer sets up a new model from --preset; --init weights bring their own")
     if not 0 <= args.out_of_world_rate <= 0.15:
         parser.error("--out-of-world-rate must be between 0 and 0.15 (the share of no-target referring samples)")
     if not 0 <= args.colour_contrast_rate <= 1:
