@@ -125,10 +125,12 @@ def test_explanations_are_english_words_that_name_the_masked_object(pipe):
     """The reasoning answer, asked to explain, is made of real words (the byte-level `lite` wrote "the bikest of
     the roungape shaperpe"): the real-word gate of the model card on a few questions. And it names the object its
     mask shows: on these 10 questions 0.5 name the right one, 0.1 when the LLM names it freely (the pipeline's
-    name_answer_from_mask=False), so the bar guards naming from the mask."""
+    name_answer_from_mask=False), so the bar guards naming from the mask. And its reason does not contradict what
+    it names: 0.9 give the true reason, 0.6 when the LLM may use any word after the opening."""
     from hyperseg_lite.data.world import World
     from hyperseg_lite.evaluation.tasks import evaluate_explanations
 
     metrics = evaluate_explanations(pipe, World("test", 0, image_size=pipe.model.config.image_size), 10)
     assert metrics["explanation_real_words"] >= 0.95
     assert metrics["explanation_names_answer"] >= 0.3
+    assert metrics["explanation_gives_reason"] >= 0.75

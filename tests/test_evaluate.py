@@ -9,7 +9,7 @@ import pytest
 
 from hyperseg_lite.evaluation.coco_ap import MaskAP, stack_clip
 from hyperseg_lite.evaluation.mask_metrics import IoUAccumulator, boundary_f_measure, jaccard
-from hyperseg_lite.evaluation.tasks import interior_click, tight_box
+from hyperseg_lite.evaluation.tasks import gives_reason, interior_click, names_answer, tight_box
 
 
 def square(y, x, side=10, size=40):
@@ -41,6 +41,15 @@ def test_ciou_giou_and_no_target_accuracy():
     assert acc.ciou == pytest.approx(150 / 350)
     assert acc.giou == pytest.approx((1 + 1 / 3 + 1 + 0) / 4)
     assert acc.no_target_accuracy == 0.5
+
+
+def test_an_explanation_is_judged_by_the_object_it_names_and_the_reason_it_gives():
+    truth = "The ring and the star, because they are red like the cross."
+    assert names_answer("The red ring and the star, because it is blue.", truth)
+    assert not names_answer("The red ring, because it is red like the cross.", truth)  # the star is not named
+    assert gives_reason("The red ring, because it is red like the cross.", truth)  # "it is" for "they are"
+    assert not gives_reason("The red ring, because it is red like the heart.", truth)
+    assert not gives_reason("The red ring.", truth) and not gives_reason("The star, because.", "The star.")
 
 
 def test_mask_ap_perfect_half_and_empty():

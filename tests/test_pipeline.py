@@ -41,7 +41,7 @@ def test_an_explained_answer_names_what_its_mask_shows():
     from helpers import with_attribute_groups
 
     from hyperseg_lite.data.vocabulary import CATEGORIES, COLOUR_NAMES
-    from hyperseg_lite.pipeline.answers import answer_opening
+    from hyperseg_lite.pipeline.openings import answer_opening
 
     image, question = picture(64, 64), "which object could roll?"
     named = HyperSegPipeline(with_attribute_groups("colour", "category"))
@@ -49,7 +49,7 @@ def test_an_explained_answer_names_what_its_mask_shows():
     best, _ = post.referring_choice(candidates.mask_logits, candidates.scores[:, :1])
     colour = COLOUR_NAMES[int(candidates.attributes["colour"][best].argmax())]
     category = CATEGORIES[int(candidates.attributes["category"][best].argmax())]
-    assert answer_opening(candidates) == f"The {colour} {category}"
+    assert answer_opening(candidates).text == f"The {colour} {category}"
     assert candidates.attributes["colour"].shape == (len(candidates), len(COLOUR_NAMES))
     assert named.reason(image, question, explain=True, threshold=0.0).answer.startswith(f"The {colour} {category}")
     free = named.predictor.explain(question, named.encode(image))
@@ -59,7 +59,58 @@ def test_an_explained_answer_names_what_its_mask_shows():
     assert named.reason(image, question, explain=True, threshold=1.0).answer == free  # no match: nothing to name
     plain = HyperSegPipeline(build_random_model("tiny", seed=0))
     candidates = plain.predictor.predict(question=question, image=plain.encode(image))
-    assert candidates.attributes == {} and answer_opening(candidates) == ""
+    assert candidates.attributes == {} and answer_opening(candidates) is None
+
+
+def test_an_explanation_never_contradicts_its_opening():
+    """After "The red star" the LLM may not say another colour, another category than the question's, or another
+    corner count; where the ban leaves it wandering, the answer is the opening alone."""
+    from hyperseg_lite.pipeline.openings import Opening
+
+    star = Opening("red", "star")
+    relation = star.contradicting_words("what shape is the same colour as the cross?")
+    assert "blue" in relation and "red" not in relation  # the answer's own colour only
+    assert "cross" not in relation and "star" in relation and "hearts" in relation  # "like the cross", no other
+    assert {"12", "6", "sky"} <= set(relation) and "10" not in relation  # a star's 10 corners; no background
+    assert "star" not in star.contradicting_words("the object with the most corners")  # names none: its own
+    assert "crosses" in star.contradicting_words("which object has no corners?")
+    assert star.prompt == "The red star,"  # it goes on with the reason, adding no object the mask does not show
+    good = "The red star, because it has 10 corners, more than any other shape here."
+    assert star.complete(good) == good
+    for wandering in (
+        "The red star, because it is red like the like the cross.",
+        "The red star, because it is red like the.",
+        "The red star, because it\nSure, the segmentation result is",
+        "The red star, ring, ring, ring.",
+        "The red star, because it has. It has.",
+    ):
+        assert star.complete(wandering) == "The red star."
+
+
+def test_an_explained_answer_keeps_out_the_words_that_would_contradict_it():
+    """The pipeline hands the opening's contradicting words to the generator as banned token sequences (both ways a
+    word can be spelled after a space), and the answer it returns holds none of them."""
+    from helpers import with_attribute_groups
+
+    from hyperseg_lite.pipeline.openings import answer_opening
+
+    image, question = picture(64, 64), "what shape is the same colour as the cross?"
+    named = HyperSegPipeline(with_attribute_groups("colour", "category"), max_new_tokens=8)
+    opening = answer_opening(named.predictor.predict(question=question, image=named.encode(image)))
+    banned = named.predictor.word_sequences(["blue"])
+    assert {named.tokenizer.decode(ids) for ids in banned} == {" blue"} and len(banned) <= 2  # one way in bytes
+    seen = {}
+    generate = named.model.generate_text
+
+    def recording(*args, **kwargs):
+        seen.update(kwargs)
+        return generate(*args, **kwargs)
+
+    named.model.generate_text = recording
+    answer = named.reason(image, question, explain=True, threshold=0.0).answer
+    assert seen["bad_words_ids"] == named.predictor.word_sequences(opening.contradicting_words(question))
+    assert answer.startswith(opening.text)
+    assert not set(answer[len(opening.text) :].lower().split()) & set(opening.contradicting_words(question))
 
 
 def test_no_target_expression_is_an_explicit_no_match(pipe):

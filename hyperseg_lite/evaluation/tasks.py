@@ -79,15 +79,17 @@ def evaluate_explanations(pipe, world: World, n: int = EXPLANATIONS, vocabulary:
     vocabulary = vocabulary if vocabulary is not None else tokenizer_words(pipe.tokenizer)
     if vocabulary is None:
         return {}
-    answers, named = [], []
+    answers, named, reasons = [], [], []
     for index in range(n):
         sample = world.sample("reasoning", index)
         answer = pipe.reason(sample.image, sample.expression, explain=True).answer or ""
         answers.append(answer)
         named.append(names_answer(answer, sample.answer or ""))
+        reasons.append(gives_reason(answer, sample.answer or ""))
     return {
         "explanation_real_words": real_word_fraction(answers, vocabulary),
         "explanation_names_answer": float(np.mean(named)) if named else float("nan"),
+        "explanation_gives_reason": float(np.mean(reasons)) if reasons else float("nan"),
         "explanations": n,
     }
 
@@ -102,6 +104,19 @@ def names_answer(answer: str, truth: str) -> bool:
 
     wanted = opening(truth)
     return bool(wanted) and wanted <= opening(answer)
+
+
+def gives_reason(answer: str, truth: str) -> bool:
+    """Whether an explanation gives the true one's reason (what follows its first comma): every word of it but
+    the pronoun and verb that follow the answer's number ("it is" / "they are") ("because it is red like the
+    star" gives "because they are red like the star")."""
+
+    def reason(text: str) -> set[str]:
+        rest = text.partition(",")[2]
+        return set(rest.lower().replace(",", " ").replace(".", " ").split()) - {"it", "is", "they", "are"}
+
+    wanted = reason(truth)
+    return bool(wanted) and wanted <= reason(answer)
 
 
 def evaluate_reasoning(pipe, world: World, n: int) -> dict[str, float]:

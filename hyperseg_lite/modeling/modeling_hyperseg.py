@@ -631,11 +631,14 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         region_masks: Sequence[torch.Tensor] | None = None,
         vocabulary_size: int | None = None,
         samples: int = 0,
+        bad_words_ids: list[list[int]] | None = None,
     ) -> torch.Tensor:
         """Greedy answer text (names of what is seen, explanations); prompts must be left padded.
 
         ``samples`` > 0: that many answers per prompt sampled instead (temperature 1, top 50 tokens), rows
         ``i * samples`` to ``(i + 1) * samples - 1`` answering prompt ``i``; they draw on torch's random state.
+
+        ``bad_words_ids``: token sequences never to generate (transformers' ``bad_words_ids``).
 
         ``vocabulary_size`` (the tokenizer's length) keeps generation inside the real vocabulary: the embedding
         rows beyond it exist only as padding. A documented difference: the release keeps its 51,200-row ``lm_head``
@@ -663,4 +666,5 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             eos_token_id=eos_token_id,
             pad_token_id=pad_token_id,
             suppress_tokens=suppress,
+            bad_words_ids=bad_words_ids or None,
         )

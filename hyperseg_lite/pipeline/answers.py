@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
 from ..visual_prompts import box_mask
 from . import postprocess as post
 from .edge_refinement import EdgeRefinement
@@ -143,21 +142,6 @@ def referring_answer(
         notices=image.notices,
         frame_index=frame_index,
     ), mask[0]
-
-
-def answer_opening(candidates: Candidates) -> str:
-    """What the chosen mask shows, as an answer's first words ("The white cross"): the colour and category the
-    attribute mask heads read from the best candidate's own mask, in the world's vocabulary. "" for a model
-    without both heads (the release), whose explanation then names its object freely."""
-    colours, categories = candidates.attributes.get("colour"), candidates.attributes.get("category")
-    if colours is None or categories is None:
-        return ""
-    if colours.shape[-1] != len(COLOUR_NAMES) or categories.shape[-1] != len(CATEGORIES):
-        return ""  # heads trained on another vocabulary
-    best, _ = post.referring_choice(candidates.mask_logits, candidates.scores[:, :1])
-    colour = COLOUR_NAMES[int(colours[best].argmax())]
-    category = CATEGORIES[int(categories[best].argmax())]
-    return f"The {colour} {category}"
 
 
 def prompt_extent(region: Region, image: EncodedImage) -> torch.Tensor | None:

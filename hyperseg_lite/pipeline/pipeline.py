@@ -19,6 +19,7 @@ from . import answers
 from .answers import PROMPT_OVERLAP_WEIGHT, TRACK_HOLD_IOU, TRACKING_OVERLAP_WEIGHT
 from .edge_refinement import EdgeRefinement
 from .inputs import MAX_CLASSES, MAX_IMAGE_PIXELS, MAX_VIDEO_FRAMES, Region, check_class_names, check_samples
+from .openings import answer_opening
 from .predictor import DEFAULT_MAX_NEW_TOKENS, EncodedImage, HyperSegPredictor
 from .results import SegmentationResult
 from .video import MAX_VIDEO_CLASSES, TrackBank, VideoSession, instance_frames, referring_frames
@@ -249,8 +250,12 @@ class HyperSegPipeline:
         )[0]
         if explain:
             named = self.name_answer_from_mask and not result.no_match
-            opening = answers.answer_opening(candidates) if named else ""
-            result.answer = self.predictor.explain(text, image, opening)
+            opening = answer_opening(candidates) if named else None
+            if opening is None:
+                result.answer = self.predictor.explain(text, image)
+            else:
+                avoid = opening.contradicting_words(text)
+                result.answer = opening.complete(self.predictor.explain(text, image, opening.prompt, avoid_words=avoid))
         return result
 
     # ------------------------------------------------------------------ visual prompts

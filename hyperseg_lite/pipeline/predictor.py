@@ -392,15 +392,29 @@ class HyperSegPredictor:
         return self.generate_texts(P.describe_prompt(self.wording), image=image, samples=samples, seed=seed)
 
     @torch.inference_mode()
-    def explain(self, question: str, image: EncodedImage | None = None, opening: str = "") -> str:
+    def explain(
+        self, question: str, image: EncodedImage | None = None, opening: str = "", avoid_words: Sequence[str] = ()
+    ) -> str:
         """The LLM's explanation of a reasoning answer, continuing after its mask token; with ``opening`` (the
         answer's first words, e.g. the object the chosen mask shows) the LLM goes on from those words, and the
-        explanation starts with them."""
+        explanation starts with them; ``avoid_words`` are kept out of what it adds (as whole words after a space)."""
         conversation = P.referring_prompt("reasoning_explain", self.wording, explanation=opening)
-        continuation = self.generate(conversation, image=image, with_answer=True, expression=question)
+        banned = self.word_sequences(avoid_words) or None
+        continuation = self.generate_texts(
+            conversation, image=image, with_answer=True, expression=question, bad_words_ids=banned
+        )[0]
         if not opening:
             return continuation
         return opening + ("" if continuation[:1] in (",", ".", "") else " ") + continuation
+
+    def word_sequences(self, words: Sequence[str]) -> list[list[int]]:
+        """The token sequences that spell each word after a space: as the tokenizer would write it, and as a space
+        token followed by the word's own tokens (the way round a ban that a byte-fallback tokenizer leaves)."""
+        encode = self.tokenizer.encode
+        space = encode(" ", add_special_tokens=False)
+        spelled = {tuple(encode(" " + w, add_special_tokens=False)) for w in words}
+        spelled |= {tuple(space + encode(w, add_special_tokens=False)) for w in words}
+        return sorted(list(s) for s in spelled)
 
     @torch.inference_mode()
     def generate(
@@ -422,9 +436,10 @@ class HyperSegPredictor:
         expression: str | None = None,
         samples: int = 0,
         seed: int = 0,
+        bad_words_ids: list[list[int]] | None = None,
     ) -> list[str]:
         """Text answers to ``conversation``: the greedy one (``samples`` 0), or ``samples`` answers sampled with
-        ``seed`` (the caller's random state kept)."""
+        ``seed`` (the caller's random state kept); ``bad_words_ids``: token sequences never generated."""
         samples = check_samples(samples)
         image = self._image(image)
         encoded = self.processor.encode(conversation, expression=expression, with_answer=with_answer, close_turn=False)
@@ -441,5 +456,6 @@ class HyperSegPredictor:
                 pad_token_id=self.tokenizer.pad_token_id,
                 vocabulary_size=len(self.tokenizer),
                 samples=samples,
+                bad_words_ids=bad_words_ids,
             )
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in generated]
