@@ -74,6 +74,8 @@ def test_an_explanation_never_contradicts_its_opening():
     assert {"12", "6", "sky"} <= set(relation) and "10" not in relation  # a star's 10 corners; no background
     assert "star" not in star.contradicting_words("the object with the most corners")  # names none: its own
     assert "crosses" in star.contradicting_words("which object has no corners?")
+    assert {"round", "hollow", "smooth"} <= set(relation)  # a star neither rolls nor is hollow nor smooth
+    assert not {"round", "hollow", "smooth"} & set(Opening("blue", "ring").contradicting_words("which is hollow?"))
     assert star.prompt == "The red star,"  # it goes on with the reason, adding no object the mask does not show
     good = "The red star, because it has 10 corners, more than any other shape here."
     assert star.complete(good) == good

@@ -46,13 +46,18 @@ class Opening(NamedTuple):
     def contradicting_words(self, question: str) -> list[str]:
         """Words the continuation of this opening must not use: the other colours; every category but those the
         question names (the object it relates the answer to, "like the star") or, where it names none, this one
-        ("a ring is hollow"), with their plurals; the corner counts of other categories; the background's classes."""
+        ("a ring is hollow"), with their plurals; the corner counts of other categories; "round", "hollow" or
+        "smooth" where the category is not; the background's classes."""
         named = set(_words(question))
         colours = [c for c in COLOUR_NAMES if c != self.colour]
         allowed = {c for c in CATEGORIES if c in named or _plural(c) in named} or {self.category}
         categories = [c for c in CATEGORIES if c not in allowed]
-        corners = {str(c.corners) for c in CATEGORY_TABLE.values()} - {str(CATEGORY_TABLE[self.category].corners)}
-        return colours + categories + [_plural(c) for c in categories] + sorted(corners, key=int) + list(STUFF_NAMES)
+        facts = CATEGORY_TABLE[self.category]
+        corners = {str(c.corners) for c in CATEGORY_TABLE.values()} - {str(facts.corners)}
+        properties = [w for w, holds in (("round", facts.can_roll), ("hollow", facts.has_hole)) if not holds]
+        properties += ["smooth"] if facts.corners else []
+        named_facts = colours + categories + [_plural(c) for c in categories] + sorted(corners, key=int) + properties
+        return named_facts + list(STUFF_NAMES)
 
     def complete(self, explanation: str) -> str:
         """``explanation`` (this opening and the LLM's continuation) where the continuation reads as one sentence
