@@ -33,9 +33,13 @@ from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 
 
 def _probe(features: list[np.ndarray], labels: list[int]) -> float:
-    return float(
-        cross_val_score(LogisticRegression(max_iter=3000), np.asarray(features), np.asarray(labels), cv=5).mean()
-    )
+    """5-fold accuracy of a linear probe; fewer folds where no class has five members (a short run), NaN with none
+    of two."""
+    folds = min(5, int(np.bincount(labels).max()))
+    if folds < 2:
+        return float("nan")
+    model = LogisticRegression(max_iter=3000)
+    return float(cross_val_score(model, np.asarray(features), np.asarray(labels), cv=folds).mean())
 
 
 @torch.inference_mode()
