@@ -92,6 +92,10 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     # their category ("the object with the most corners") picks the first-ranked category among the objects found
     # (modeling/ranking_scores.py); needs the category attribute group on
     category_ranking: bool = False
+    # not in the release (False = off, and for converted checkpoints): a referring expression is answered with the
+    # union of the tokens over config.referring_union_threshold only where it names several objects
+    # (modeling/plurality_scores.py)
+    plurality: bool = False
 
 
 class HyperSegConfig(PreTrainedConfig):

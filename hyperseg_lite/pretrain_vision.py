@@ -26,7 +26,12 @@ every pixel draws the object's mask (mean IoU; ``decoder_instance_below_half``, 
 merged with a neighbour or split). ``--instance-loss-weight`` trains ``mask_features`` for exactly that (the head:
 ``InstanceQueryHead``); measured, it raises the probe but slows stage 2 (docs/research/embedded-v2.md), so it is
 off in the recipe. ``--init-encoders`` starts from an earlier stage-1 run's encoders (and its pyramid heads);
-``--freeze-encoders`` then trains the pixel decoder alone on them.
+``--freeze-encoders`` then trains the pixel decoder alone on them. ``--colour-blind-weight`` adds the colour-blind
+shape term (``training/colour_blind_shapes.py``), against colour vetoing shapes in colours never seen with them;
+measured, it did not move those (docs/research/embedded-v2.md), so it is off in the recipe. Every evaluation also
+reports ``held_out_pair_acc`` and ``train_pair_acc``: on compositional scenes, the share of each object's pixels the
+dense head names with its category, for category-colour pairs training never showed and for the train pairs beside
+them (``decoder_`` for the ``mask_features`` head).
 Output folder: ``args.json`` (the run's switches), ``log.csv``, ``eval.csv`` and ``checkpoint/``
 (``encoders.safetensors`` with the model's own parameter names, the heads, optimizer state and step).
 """
@@ -57,6 +62,7 @@ from .modeling.pyramid_backbone import PyramidBackbone
 from .modeling.vision_tower import GlobalVisionTower, tower_width
 from .processing_hyperseg import HyperSegProcessor
 from .tokenization import build_byte_tokenizer
+from .training.colour_blind_shapes import FrozenBatchStatistics, PairAccuracy, colour_blind_loss, follow_weight, grey
 from .training.vision_heads import (
     DensePyramidHead,
     InstanceQueryHead,
@@ -134,11 +140,18 @@ def build_config(preset: str, pyramid: str | None, global_tower: str | None) -> 
     return HyperSegConfig.from_preset(preset, **overrides)
 
 
-def to_tensors(processor: HyperSegProcessor, items: list[DenseTargets], flip: np.ndarray | None = None):
-    """Images through the model's own preprocessing (as at inference), targets as tensors; optional h-flips."""
+def to_tensors(
+    processor: HyperSegProcessor,
+    items: list[DenseTargets],
+    flip: np.ndarray | None = None,
+    grey_rng: np.random.Generator | None = None,
+):
+    """Images through the model's own preprocessing (as at inference), targets as tensors; optional h-flips;
+    with ``grey_rng`` the images without colour (:func:`~.training.colour_blind_shapes.grey`)."""
     pixels, globals_, classes, colours, outline = [], [], [], [], []
     for row, item in enumerate(items):
-        arrays = [item.image, item.classes, item.colours, item.outline]
+        image = item.image if grey_rng is None else grey(item.image, item.segments, grey_rng)
+        arrays = [image, item.classes, item.colours, item.outline]
         if flip is not None and flip[row]:
             arrays = [np.ascontiguousarray(a[:, ::-1]) for a in arrays]
         prepared = processor.prepare_image(torch.from_numpy(arrays[0]))
@@ -294,6 +307,24 @@ class _DenseScore:
 
 
 @torch.no_grad()
+def pair_metrics(encoders, heads, processor, items) -> dict[str, float]:
+    """On compositional scenes: how often the dense heads name the category of objects whose category-colour pair
+    training never showed, against the train pairs beside them (``training/colour_blind_shapes.py``)."""
+    pyramid_score, decoder_score = PairAccuracy(), PairAccuracy()
+    for start in range(0, len(items), 16):
+        chunk = items[start : start + 16]
+        pixels, *_ = to_tensors(processor, chunk)
+        pyramid = encoders.pyramid(pixels)
+        pyramid_score.add(heads["dense"](pyramid), chunk)
+        if encoders.pixel_decoder is not None:
+            decoder_score.add(heads["mask_features"](encoders.pixel_decoder(pyramid)[0]), chunk)
+    return {
+        **pyramid_score.result(),
+        **(decoder_score.result("decoder_") if encoders.pixel_decoder is not None else {}),
+    }
+
+
+@torch.no_grad()
 def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
     """Val thing / stuff mIoU and colour accuracy of the dense head (and of the ``mask_features`` head, prefixed
     ``decoder_``, when stage 1 trains the pixel decoder); class / colour accuracy of the token head."""
@@ -407,6 +438,7 @@ SWITCHES = (
     "instance_loss_weight",
     "init_encoders",
     "freeze_encoders",
+    "colour_blind_weight",
 )
 # runs started before a switch existed had it off
 SWITCH_DEFAULTS_OF_OLDER_RUNS = {
@@ -416,6 +448,7 @@ SWITCH_DEFAULTS_OF_OLDER_RUNS = {
     "instance_loss_weight": 0.0,
     "init_encoders": None,
     "freeze_encoders": False,
+    "colour_blind_weight": 0.0,
 }
 
 
@@ -482,6 +515,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="hold the encoders fixed and train the pixel decoder alone (needs --init-encoders and "
         "--pixel-decoder-weight; the encoders' own losses are off)",
     )
+    parser.add_argument(
+        "--colour-blind-weight",
+        type=float,
+        default=0.0,
+        help="the colour-blind shape term at this weight: the pyramid's dense head also learns the classes of each "
+        "batch in grey, and the colour image's class distribution follows the grey one's, so that colour does not "
+        "veto a shape in a colour never seen with it (0: off, as in the recipe: measured, it did not help; "
+        "training/colour_blind_shapes.py)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.freeze_encoders and (args.init_encoders is None or args.pixel_decoder_weight <= 0):
@@ -491,8 +533,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     if args.instance_loss_weight > 0 and args.pixel_decoder_weight <= 0:
         parser.error("--instance-loss-weight trains the pixel decoder's mask features: give --pixel-decoder-weight")
-    if args.freeze_encoders and (args.object_loss_weight > 0 or args.deep_colour_loss_weight > 0):
-        parser.error("--freeze-encoders: the object and deep colour losses would train the frozen pyramid")
+    if args.freeze_encoders and (
+        args.object_loss_weight > 0 or args.deep_colour_loss_weight > 0 or args.colour_blind_weight > 0
+    ):
+        parser.error(
+            "--freeze-encoders: the object, deep colour and colour-blind losses would train the frozen pyramid"
+        )
     if args.resume is not None:
         saved = {**SWITCH_DEFAULTS_OF_OLDER_RUNS, **json.loads((args.resume / "args.json").read_text())}
         given = {k: getattr(args, k) for k in SWITCHES if k != "steps" and getattr(args, k) != parser.get_default(k)}
@@ -564,6 +610,7 @@ def main(argv: list[str] | None = None) -> dict:
     world = World("train", args.seed, image_size=config.image_size)
     pool = ScenePool(world, size=args.pool_size, refresh=args.pool_refresh, start=max(0, next_scene - args.pool_size))
     val_items = fixed_scenes("val", 4242, args.eval_scenes, config.image_size)
+    pair_items = fixed_scenes("compositional", 4242, args.eval_scenes, config.image_size)
     probe_items = fixed_scenes("train", 4242, args.probe_scenes, config.image_size)
 
     def set_train() -> None:
@@ -576,6 +623,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = {
             "step": step,
             **dense_metrics(encoders, heads, processor, val_items),
+            **pair_metrics(encoders, heads, processor, pair_items),
             **object_probes(encoders, processor, probe_items, val_items),
             **(
                 instance_probe(encoders, processor, probe_items, val_items)
@@ -615,7 +663,16 @@ def main(argv: list[str] | None = None) -> dict:
             losses = {}
         else:
             pyramid = encoders.pyramid(pixels)
-            losses = dense_losses(heads["dense"](pyramid), classes, colours, outline)
+            dense = heads["dense"](pyramid)
+            losses = dense_losses(dense, classes, colours, outline)
+            if args.colour_blind_weight > 0:
+                grey_pixels = to_tensors(processor, items, flip, grey_rng=rng)[0]
+                with FrozenBatchStatistics(encoders.pyramid):
+                    grey_dense = heads["dense"](encoders.pyramid(grey_pixels))
+                follow = follow_weight(step)
+                losses["colour_blind"] = args.colour_blind_weight * colour_blind_loss(
+                    dense, grey_dense, classes, follow
+                )
         if args.object_loss_weight > 0:
             logits = heads["objects"](mask_pool(pyramid, masks))
             losses["object"] = (

@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> Path:
                     "category": getattr(args, "category_attribute_weight", 0.0),
                     "colour_relation": 1.0,  # its text head's only loss (modeling/relation_scores.py)
                     "category_ranking": 1.0,  # the same (modeling/ranking_scores.py)
+                    "plurality": 1.0,  # the same (modeling/plurality_scores.py)
                 },
             )
             optimizer.zero_grad(set_to_none=True)

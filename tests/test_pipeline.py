@@ -355,7 +355,9 @@ def test_a_tracked_referring_object_is_held_through_a_frame_whose_score_dips():
     logits = torch.full((1, 10, 10), -5.0)
     logits[0, 5:, 5:] = 5.0
     image = SimpleNamespace(size=(10, 10), notices=[], to_original=lambda m: (m > 0).numpy())
-    dipped = SimpleNamespace(image=image, prompts=["the red star"], mask_logits=logits, scores=torch.tensor([[0.3]]))
+    dipped = SimpleNamespace(
+        image=image, prompts=["the red star"], mask_logits=logits, scores=torch.tensor([[0.3]]), several=None
+    )
     previous = torch.zeros(10, 10, dtype=torch.bool)
     previous[6:, 5:] = True  # IoU 0.8 with the candidate
     elsewhere = torch.zeros(10, 10, dtype=torch.bool)
@@ -384,7 +386,11 @@ def test_an_expression_naming_several_objects_is_answered_with_every_confident_t
     logits[2, :4, 6:] = 5.0  # a blue one
     image = SimpleNamespace(size=(10, 10), notices=[], to_original=lambda m: (m > 0).numpy())
     candidates = SimpleNamespace(
-        image=image, prompts=["all red objects"], mask_logits=logits, scores=torch.tensor([[0.95], [0.8], [0.2]])
+        image=image,
+        prompts=["all red objects"],
+        mask_logits=logits,
+        scores=torch.tensor([[0.95], [0.8], [0.2]]),
+        several=None,  # a model without the plurality head
     )
     release = referring_answer(candidates, "referring", 0.3)[0]
     assert release.masks[0].sum() == 16
@@ -393,6 +399,11 @@ def test_an_expression_naming_several_objects_is_answered_with_every_confident_t
     assert union.masks[0, 8, 8] and not union.masks[0, 2, 8]
     assert union.scores[0] == pytest.approx(release.scores[0])
     assert referring_answer(candidates, "referring", 0.99, union_threshold=0.6)[0].no_match  # the best decides
+    # with the plurality head (modeling/plurality_scores.py) only an expression it reads as naming several is
+    candidates.several = 0.9
+    assert referring_answer(candidates, "referring", 0.3, union_threshold=0.6)[0].masks[0].sum() == 32
+    candidates.several = 0.1  # "the red object at the top" where two red objects are: the best token alone
+    assert referring_answer(candidates, "referring", 0.3, union_threshold=0.6)[0].masks[0].sum() == 16
 
 
 def test_the_hold_must_be_an_iou_or_none(tiny):

@@ -1,12 +1,16 @@
-"""Add the question heads (colour relation, category ranking) to a checkpoint and fit them on its frozen LLM.
+"""Add the question heads (colour relation, category ranking, plurality) to a checkpoint and fit them on its
+frozen LLM.
 
     python tools/fit_question_heads.py assets/hyperseg-lite --output runs/lite-questions
+    python tools/fit_question_heads.py C --output OUT --heads colour_relation plurality
 
 Why: two kinds of reasoning question name no property of their answer, and the one referring score, which scores
 each mask token alone, answers them worst: "what shape is the same colour as the ring?" (the colour relation
 scores, ``hyperseg_lite/modeling/relation_scores.py``) and "the object with the most corners" (the category
 ranking scores, ``modeling/ranking_scores.py``). Both compare the mask tokens' own colours and categories, which the
-attribute heads already name; only their text heads are new. A text head reads the LLM's hidden states of the
+attribute heads already name; only their text heads are new. The plurality head (``modeling/plurality_scores.py``)
+reads whether a referring expression names several objects, so that only those are answered with the union of
+their tokens. A text head reads the LLM's hidden states of the
 question, so it is fitted here on those of train-split reasoning questions and referring expressions (which ask
 neither; their no-target ones all from outside the world, which no head may read as its own), the rest of the
 model fixed: the losses a training run gives them (``training/attribute_supervision.py``),
@@ -27,17 +31,19 @@ from safetensors.torch import load_file, save_file
 
 from hyperseg_lite import prompts as P
 from hyperseg_lite.data.world import NO_TARGET_RATE, World
+from hyperseg_lite.modeling.plurality_scores import plurality_text_loss
 from hyperseg_lite.modeling.ranking_scores import ranking_text_loss
 from hyperseg_lite.modeling.relation_scores import relation_text_loss
 from hyperseg_lite.pipeline import HyperSegPipeline
 from hyperseg_lite.training.attribute_supervision import (
     QUESTION_HEADS_REPORT_FILE,
+    plurality_labels,
     ranking_labels,
     relation_labels,
 )
 
 RESUME_STATE = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.json")
-HEADS = ("colour_relation", "category_ranking")
+HEADS = ("colour_relation", "category_ranking", "plurality")
 
 
 class Questions:
@@ -49,6 +55,8 @@ class Questions:
     def labels(self, head: str, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         samples = self.samples if rows is None else [self.samples[int(r)] for r in rows]
         kinds = ["refer"] * len(samples)
+        if head == "plurality":
+            return (plurality_labels(samples, kinds),)
         return relation_labels(samples, kinds) if head == "colour_relation" else ranking_labels(samples, kinds)
 
 
@@ -93,15 +101,26 @@ def joined(*parts: Questions) -> Questions:
 def head_loss(head_name: str, module, questions: Questions, rows: torch.Tensor) -> torch.Tensor:
     logits = module.text_logits(questions.hidden[rows], questions.mask[rows])
     labels = questions.labels(head_name, rows)
-    return relation_text_loss(logits, *labels) if head_name == "colour_relation" else ranking_text_loss(logits, *labels)
+    loss = {
+        "colour_relation": relation_text_loss,
+        "category_ranking": ranking_text_loss,
+        "plurality": plurality_text_loss,
+    }
+    return loss[head_name](logits, *labels)
 
 
 @torch.no_grad()
 def accuracy(head_name: str, module, questions: Questions) -> dict[str, float]:
     """Share of questions whose gate is read right, and of the questions it applies to whose anchor (relation)
-    or first-ranked present category (ranking) is."""
-    gate_logits, values = module.split(module.text_logits(questions.hidden, questions.mask)[:, 0])
+    or first-ranked present category (ranking) is; the plurality head is a gate alone (one object or several),
+    read on the expressions that have one."""
     labels = questions.labels(head_name)
+    if head_name == "plurality":
+        logits, known = module.text_logits(questions.hidden, questions.mask)[:, 0], labels[0] >= 0
+        right = (logits.argmax(-1) == labels[0])[known]
+        several = int((labels[0] == 1).sum())
+        return {"gate": float(right.float().mean()), "value": 0.0, "questions": int(known.sum()), "applies_to": several}
+    gate_logits, values = module.split(module.text_logits(questions.hidden, questions.mask)[:, 0])
     gate, target = labels[0], labels[1]
     if head_name == "category_ranking":
         values = values.masked_fill(~labels[2], -1e4)  # ranked among the categories present
@@ -155,14 +174,18 @@ def main(argv: list[str] | None = None) -> dict:
         question_states(pipe, train_world, "reasoning", args.questions),
         question_states(pipe, expressions, "referring", args.expressions),
     )
-    check = question_states(pipe, World("val", args.seed, image_size=size), "reasoning", args.check)
+    val = World("val", args.seed, image_size=size)
+    check = question_states(pipe, val, "reasoning", args.check)
+    # the plurality head is checked on expressions: reasoning questions have no plurality label
+    check_expressions = question_states(pipe, val, "referring", args.check) if "plurality" in args.heads else None
     report = {"checkpoint": str(args.checkpoint), "train_questions": len(train.samples), "steps": args.steps}
     report |= {"seed": args.seed, "heads": {}}
     torch.manual_seed(args.seed)
     for name in args.heads:
         module = getattr(decoder, name).float()
         fit(name, module, train, args.steps, args.seed)
-        report["heads"][name] = {"train": accuracy(name, module, train), "val": accuracy(name, module, check)}
+        held_out = check_expressions if name == "plurality" else check
+        report["heads"][name] = {"train": accuracy(name, module, train), "val": accuracy(name, module, held_out)}
 
     args.output.mkdir(parents=True, exist_ok=True)
     for path in args.checkpoint.iterdir():
@@ -177,6 +200,10 @@ def main(argv: list[str] | None = None) -> dict:
         for key, tensor in getattr(decoder, name).state_dict().items():
             state[f"mask_decoder.{name}.{key}"] = tensor.to(dtype).contiguous()
     save_file(state, args.output / "model.safetensors", metadata={"format": "pt"})
+    earlier = args.checkpoint / QUESTION_HEADS_REPORT_FILE  # the fits of heads kept as they were stay reported
+    if earlier.exists():
+        kept = json.loads(earlier.read_text()).get("heads", {})
+        report["heads"] = {name: fit for name, fit in kept.items() if name not in report["heads"]} | report["heads"]
     (args.output / QUESTION_HEADS_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     print(f"fitted {', '.join(args.heads)} on {len(train.samples)} train questions and expressions")
     for name, result in report["heads"].items():

@@ -73,6 +73,9 @@ class Sample:
     # text head learns
     ranked_category: str | None = None
     present_categories: list[str] | None = None
+    # referring expressions built from a query: whether it names several objects ("all red objects"); what the
+    # plurality head learns (None: not known, as for the out-of-world expressions)
+    names_several: bool | None = None
 
 
 class World:
@@ -196,7 +199,7 @@ class World:
                 expression = out_of_world_expression(rng)
                 return self._no_target_sample(scene, expression, stated_colour(expression), OUT_OF_WORLD)
             query = no_target(scene, rng, self.pairs)
-            return self._no_target_sample(scene, query.text(), query.colour, query.category)
+            return self._no_target_sample(scene, query.text(), query.colour, query.category, query.plural)
         if roll < 0.3:
             query = multi_target(scene, rng)
             if query is None:
@@ -213,7 +216,12 @@ class World:
         return self._referring_sample(scene, query)
 
     def _no_target_sample(
-        self, scene: Scene, expression: str, colour: str | None = None, category: str | None = None
+        self,
+        scene: Scene,
+        expression: str,
+        colour: str | None = None,
+        category: str | None = None,
+        several: bool | None = None,
     ) -> Sample:
         return Sample(
             "referring",
@@ -222,6 +230,7 @@ class World:
             no_target=True,
             stated_colour=colour,
             stated_category=category,
+            names_several=several,
             masks=np.zeros((0, *self.size), bool),
             labels=np.zeros(0, np.int64),
             instance_ids=np.zeros(0, np.int64),
@@ -231,7 +240,11 @@ class World:
         """The referring sample of ``query`` on ``scene``; ``no_target``: it names nothing here."""
         found = evaluate(query, scene)
         if no_target:
-            return None if found else self._no_target_sample(scene, query.text(), query.colour, query.category)
+            return (
+                None
+                if found
+                else self._no_target_sample(scene, query.text(), query.colour, query.category, query.plural)
+            )
         if not found:
             return None
         return Sample(
@@ -240,6 +253,7 @@ class World:
             expression=query.text(),
             stated_colour=query.colour,
             stated_category=query.category,
+            names_several=query.plural,
             masks=union(found, self.size)[None],
             labels=np.zeros(1, np.int64),
             instance_ids=np.array([found[0].instance_id]),

@@ -42,6 +42,7 @@ from .attribute_scores import ATTRIBUTE_GROUPS, AttributeScores
 from .mask_pooling import MaskPooledFeatures, masked_mean
 from .mask_shape import MaskShapeEncoder
 from .mlp import MLP
+from .plurality_scores import PluralityHead
 from .position_encoding import sine_position_embedding
 from .ranking_scores import RANKING_GROUP, CategoryRankingScores
 from .relation_scores import RELATION_GROUP, ColourRelationScores
@@ -154,13 +155,15 @@ class MaskDecoder(nn.Module):
         attribute_text_dim: int = 0,
         colour_relation: bool = False,
         category_ranking: bool = False,
+        plurality: bool = False,
     ) -> None:
         """``mask_pooled_dim``: channels of the mask-pooled scores' features (0: off); ``attribute_groups``: the
         attribute scores that are on, name ("colour" / "category") -> (number of values, channels of the features
         their mask head averages, their source), over the LLM's ``attribute_text_dim``-wide hidden states (the
         decoder width when 0). Each source: "pixel_decoder" (``mask_features``) or "pyramid" (``fine_features``
         given to :meth:`forward`). ``colour_relation``: the colour relation scores (needs both groups);
-        ``category_ranking``: the category ranking scores (needs the category group)."""
+        ``category_ranking``: the category ranking scores (needs the category group); ``plurality``: the text
+        head that reads whether an expression names several objects (read by the pipeline alone)."""
         super().__init__()
         self.seg_concat = seg_concat
         self.hidden_dim = hidden_dim
@@ -208,6 +211,10 @@ class MaskDecoder(nn.Module):
         self.category_ranking: CategoryRankingScores | None = None
         if category_ranking:
             self.enable_category_ranking(attribute_text_dim or hidden_dim)
+        # not in the release: "all red objects" names several objects, "the red star" one (plurality_scores.py)
+        self.plurality: PluralityHead | None = None
+        if plurality:
+            self.enable_plurality(attribute_text_dim or hidden_dim)
 
     def enable_mask_shape(self) -> None:
         """Add the mask-shape embedding to trained weights; it starts at zero, so no output changes until trained."""
@@ -267,6 +274,13 @@ class MaskDecoder(nn.Module):
             module = CategoryRankingScores(text_dim, self.category_attributes.num_values)
             self.category_ranking = module.to(device=reference.device, dtype=reference.dtype)
 
+    def enable_plurality(self, text_dim: int) -> None:
+        """Add the plurality head to trained weights (kept if already there); it starts at "one object", so no
+        expression is answered with a union until it is trained."""
+        if self.plurality is None:
+            reference = self.CLASS_proj.layers[0].weight
+            self.plurality = PluralityHead(text_dim).to(device=reference.device, dtype=reference.dtype)
+
     def enable_seg_concat(self) -> None:
         """Switch trained weights to the concat path: its positions start as the trained queries' (the referring
         row at zero), so the masks change only as far as the referring row's attention does, then train."""
@@ -314,12 +328,13 @@ class MaskDecoder(nn.Module):
         if refer is not None and refer_attribute_logits:
             # the heads learn from their own targets only (training/attribute_supervision.py): trained through this
             # product as well, the referring loss pulled the text head to "no colour" (docs/research/embedded-v2.md)
-            compatibility = sum(
+            compatibilities = [
                 groups[group].compatibility(attribute_logits[group].detach(), text.detach())
                 for group, text in refer_attribute_logits.items()
-                if group in groups
-            )
-            refer_logits = AttributeScores.combine(refer_logits, compatibility)
+                if group in groups  # the question heads' text logits are read below, or by the pipeline
+            ]
+            if compatibilities:
+                refer_logits = AttributeScores.combine(refer_logits, sum(compatibilities))
             relation = refer_attribute_logits.get(RELATION_GROUP)
             if relation is not None and self.colour_relation is not None:
                 refer_logits = self.colour_relation.combine(

@@ -34,6 +34,7 @@ from .mask_pooling import MaskPooledFeatures
 from .matcher import HungarianMatcher
 from .perceiver import FineGrainedVisualPerceiver
 from .pixel_decoder import PixelDecoder
+from .plurality_scores import PLURALITY_GROUP
 from .prefix_cache import PrefixReuse
 from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
 from .prompt_layout import PROMPT_KINDS, PromptLayout
@@ -154,6 +155,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             attribute_text_dim=llm_hidden,
             colour_relation=getattr(dec, "colour_relation", False),
             category_ranking=getattr(dec, "category_ranking", False),
+            plurality=getattr(dec, "plurality", False),
         )
         # not in the release: the region prompts' fine features (config.region_fine_features), added to what the
         # global tower pools; its last layer starts at zero
@@ -485,6 +487,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
                 refer_attributes[RELATION_GROUP] = self.mask_decoder.colour_relation.text_logits(hidden, refer_mask)
             if self.mask_decoder.category_ranking is not None:
                 refer_attributes[RANKING_GROUP] = self.mask_decoder.category_ranking.text_logits(hidden, refer_mask)
+            if self.mask_decoder.plurality is not None:
+                refer_attributes[PLURALITY_GROUP] = self.mask_decoder.plurality.text_logits(hidden, refer_mask)
         decoded = self.mask_decoder(
             image_features.multi_scale_features,
             image_features.mask_features,

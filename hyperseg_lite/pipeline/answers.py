@@ -25,6 +25,7 @@ from .results import SegmentationResult
 # split (model card, "Choosing the mask of a visual prompt")
 TRACKING_OVERLAP_WEIGHT = 2.0
 PROMPT_OVERLAP_WEIGHT = 10.0
+SEVERAL = 0.5  # p(several objects) from which an expression is answered with the union of its tokens
 # Referring video: a frame's mask that continues the last answer (IoU at least this) answers below the no-match
 # threshold, so the no-match decision is made where the object is found, not again on every frame
 TRACK_HOLD_IOU = 0.5
@@ -113,8 +114,11 @@ def referring_answer(
     already, and a frame whose score dips does not drop it (None: every frame decides alone). ``edges``: the
     mask's edges moved onto the image's. ``union_threshold``: every other query scoring at least this joins the
     answer's mask (``post.referring_union``; 0: the best query alone, as the release); the score stays the
-    best query's."""
+    best query's. A model with the plurality head unions only where it reads the expression as naming several
+    objects (``candidates.several`` at least one half; ``modeling/plurality_scores.py``)."""
     image, text = candidates.image, candidates.prompts[0]
+    if candidates.several is not None and candidates.several < SEVERAL:
+        union_threshold = 0.0
     best, score = post.referring_choice(candidates.mask_logits, candidates.scores[:, :1], previous, previous_weight)
     queries = post.referring_union(candidates.mask_logits, candidates.scores[:, :1], best, union_threshold)
     chosen = candidates.mask_logits[queries].amax(dim=0, keepdim=True)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .. import prompts as P
 from ..loading import LoadedModel
 from ..modeling.modeling_hyperseg import ImageFeatures
+from ..modeling.plurality_scores import PLURALITY_GROUP, PluralityHead
 from ..modeling.prefix_cache import PrefixCache, PrefixReuse
 from ..modeling.prompt_layout import PromptLayout
 from ..modeling.temporal_adapter import TemporalState
@@ -117,7 +118,8 @@ class Candidates:
     names the K columns; ``embeddings`` (C, D) instance embeddings (video instances match tracks on them);
     ``temporal_state`` what the next video frame continues (None when not asked in video mode); ``attributes``
     what the attribute mask heads read from each candidate's own mask, per group that is on ("colour",
-    "category"): (C, values) probabilities (empty for a model without them).
+    "category"): (C, values) probabilities (empty for a model without them); ``several`` the probability that
+    the expression names several objects (None without the plurality head, or for other prompts).
     """
 
     mask_logits: torch.Tensor
@@ -127,6 +129,7 @@ class Candidates:
     image: EncodedImage
     temporal_state: TemporalState | None = None
     attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    several: float | None = None
 
     def __len__(self) -> int:
         return int(self.mask_logits.shape[0])
@@ -134,6 +137,12 @@ class Candidates:
     def to_original(self, masks: torch.Tensor | None = None) -> np.ndarray:
         """Candidate masks (all of them by default) at the original image size, (N, H, W) bool."""
         return self.image.to_original(self.mask_logits if masks is None else masks)
+
+
+def several_objects(out) -> float | None:
+    """p(the expression names several objects) from the model's plurality head, None where it has none."""
+    logits = (out.refer_attribute_logits or {}).get(PLURALITY_GROUP)
+    return None if logits is None else float(PluralityHead.several_probability(logits)[0, 0])
 
 
 class HyperSegPredictor:
@@ -341,6 +350,7 @@ class HyperSegPredictor:
             image,
             out.temporal_state if video else None,
             attributes,
+            several_objects(out),
         )
 
     def _segment(self, features: ImageFeatures, encoded: list, region_masks, state, region_features, prefix_owner=None):

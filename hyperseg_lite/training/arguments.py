@@ -221,6 +221,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
         "--category-attributes; hyperseg_lite/modeling/ranking_scores.py)",
     )
     add(
+        "--plurality",
+        action="store_true",
+        default=False,
+        help="turn on decoder_config.plurality: a head reads whether an expression names several objects, and only "
+        "those are answered with the union of their tokens (hyperseg_lite/modeling/plurality_scores.py)",
+    )
+    add(
         "--freeze-vision",
         action="store_true",
         default=False,

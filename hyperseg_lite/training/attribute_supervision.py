@@ -16,7 +16,8 @@ expression says whether it asks for the objects of another's colour and names th
 (``Sample.colour_anchor_category``, which the world's reasoning questions record). With the category ranking
 scores on (``modeling/ranking_scores.py``), ``loss_category_ranking_text``: every expression says whether it ranks
 objects by a category fact, and where it does, its ranking picks the answer's category among those present
-(``Sample.ranked_category``, ``present_categories``).
+(``Sample.ranked_category``, ``present_categories``). With the plurality head on (``modeling/plurality_scores.py``),
+``loss_plurality_text``: every referring expression says whether it names several objects (``Sample.names_several``).
 
 ``python -m hyperseg_lite.train --colour-attributes ... --category-attributes ...`` switches the groups on;
 ``--colour-attribute-weight`` / ``--category-attribute-weight`` weigh their losses.
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 
 from ..data.out_of_world import OUT_OF_WORLD
 from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
+from ..modeling.plurality_scores import PLURALITY_GROUP, plurality_text_loss
 from ..modeling.ranking_scores import RANKING_GROUP, ranking_text_loss
 from ..modeling.relation_scores import RELATION_GROUP, relation_text_loss
 from .colour_auxiliary import matched_label_loss, target_colours
@@ -82,6 +84,16 @@ def ranking_labels(samples: list, kinds: list[str]) -> tuple[torch.Tensor, torch
     return torch.tensor(gate, dtype=torch.long), torch.tensor(answer, dtype=torch.long), present
 
 
+def plurality_labels(samples: list, kinds: list[str]) -> torch.Tensor:
+    """Per batch row: 1 when its expression names several objects, 0 when one, -100 where unknown (rows that
+    score no expression, the out-of-world expressions; reasoning questions are answered by one token)."""
+    labels = []
+    for sample, kind in zip(samples, kinds):
+        several = getattr(sample, "names_several", None) if sample.task == "referring" else None
+        labels.append(-100 if kind != "refer" or several is None else int(several))
+    return torch.tensor(labels, dtype=torch.long)
+
+
 def target_values(group: str, sample, target, pixel_values: torch.Tensor, config) -> torch.Tensor:
     """The ``group`` value index of each target object of one batch row (-1: unknown)."""
     if group == "colour":
@@ -108,6 +120,11 @@ def attribute_losses(out, samples: list, batch: dict, config) -> dict[str, torch
         if mask_loss is not None:
             losses[f"loss_{group}_mask"] = mask_loss
     for group, text_logits in (out.refer_attribute_logits or {}).items():
+        if group == PLURALITY_GROUP:
+            labels = plurality_labels(samples, out.prompt_kind).to(text_logits.device)
+            if (labels >= 0).any():
+                losses[f"loss_{group}_text"] = plurality_text_loss(text_logits, labels)
+            continue
         if group == RANKING_GROUP:
             gate, answer, present = (t.to(text_logits.device) for t in ranking_labels(samples, out.prompt_kind))
             if (gate >= 0).any():

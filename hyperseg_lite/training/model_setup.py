@@ -113,6 +113,9 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     if getattr(args, "category_ranking", False):
         model.config.decoder_config.category_ranking = True
         model.mask_decoder.enable_category_ranking(model.config.text_config.hidden_size)
+    if getattr(args, "plurality", False):
+        model.config.decoder_config.plurality = True
+        model.mask_decoder.enable_plurality(model.config.text_config.hidden_size)
     if args.freeze_vision and args.shape_loss_weight > 0 and model.mask_decoder.mask_shape is None:
         raise ValueError(
             "--freeze-vision: the shape loss would train the frozen backbone (it has no mask-shape embedding)"

@@ -77,7 +77,7 @@ def training_step(
                 key = "loss_colour_adversary" if adversary else "loss_colour"
                 total = total + colour_weight * colour_loss
                 parts[key] = parts.get(key, 0.0) + float(colour_loss.detach())
-        if model.mask_decoder.attribute_scores():
+        if model.mask_decoder.attribute_scores() or model.mask_decoder.plurality is not None:
             for key, value in attribute_losses(out, samples, batch, model.config).items():
                 group = key.removeprefix("loss_").rsplit("_", 1)[0]  # loss_<group>_mask / loss_<group>_text
                 weight = (attribute_weights or {}).get(group, 0.0)
