@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .question_heads import pool_question
+from .question_heads import closed_gate, pool_question
 
 PLURALITY_GROUP = "plurality"  # its key among the expression's attribute text logits
 ONE_OBJECT_BIAS = 8.0  # initial logit gap of "one object": p(several) ~ 3e-4 until the head is fitted
@@ -35,11 +35,7 @@ class PluralityHead(nn.Module):
         super().__init__()
         self.text_norm = nn.LayerNorm(text_dim)
         self.text_attention = nn.Linear(text_dim, 1)  # which tokens say how many ("all", a plural noun)
-        self.head = nn.Linear(text_dim, 2)  # one object, several
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-        with torch.no_grad():
-            self.head.bias[0] = ONE_OBJECT_BIAS
+        self.head = closed_gate(text_dim, ONE_OBJECT_BIAS)  # one object, several
 
     def text_logits(self, hidden: torch.Tensor, expression_mask: torch.Tensor) -> torch.Tensor:
         """LLM hidden states (B, L, D) and the expression's tokens (B, L) -> (B, 1, 2): one object, several."""

@@ -43,15 +43,23 @@ def mix(refer_logits: torch.Tensor, stated: torch.Tensor, answer: torch.Tensor) 
     return torch.logit(probability.clamp(1e-6, 1 - 1e-6)).to(refer_logits.dtype)
 
 
+def closed_gate(text_dim: int, closed_bias: float) -> nn.Linear:
+    """A gate (closed, open) at zero but for its "closed" bias: added to trained weights, it reads every text as
+    closed until it is trained."""
+    gate = nn.Linear(text_dim, 2)
+    nn.init.zeros_(gate.weight)
+    nn.init.zeros_(gate.bias)
+    with torch.no_grad():
+        gate.bias[0] = closed_bias
+    return gate
+
+
 def gated_heads(text_dim: int, num_values: int, closed_bias: float) -> tuple[nn.Linear, nn.Linear]:
     """The gate (closed, open) and value heads, at zero but for the gate's "closed" bias: added to trained weights,
     a head changes no answer until it is trained."""
-    gate, values = nn.Linear(text_dim, 2), nn.Linear(text_dim, num_values)
-    for head in (gate, values):
-        nn.init.zeros_(head.weight)
-        nn.init.zeros_(head.bias)
-    with torch.no_grad():
-        gate.bias[0] = closed_bias
+    gate, values = closed_gate(text_dim, closed_bias), nn.Linear(text_dim, num_values)
+    nn.init.zeros_(values.weight)
+    nn.init.zeros_(values.bias)
     return gate, values
 
 
