@@ -114,6 +114,9 @@ class HyperSegConfig(PreTrainedConfig):
     pyramid_config: dict | PreTrainedConfig | None = None
     perceiver_config: dict | PreTrainedConfig | None = None
     decoder_config: dict | PreTrainedConfig | None = None
+    # not in the release (None = one stream, every preset's default and the converter's): a small colour stream
+    # beside the pyramid, whose own stream then reads brightness alone (modeling/two_stream_pyramid.py)
+    pyramid_colour_config: dict | None = None
 
     preset: str = "custom"
     # --- inputs ---
@@ -367,12 +370,12 @@ def _3b() -> dict[str, Any]:
 
 
 def conv_encoder_config(
-    kind: str, widths: list[int], depths: list[int], image_size: int, backbone: bool = True
+    kind: str, widths: list[int], depths: list[int], image_size: int, backbone: bool = True, num_channels: int = 3
 ) -> dict[str, Any]:
     """A ResNet (BatchNorm, basic blocks) or ConvNeXt (LayerNorm) config at small sizes, from transformers.
 
     ``backbone=True`` asks for all stages as feature maps (the pyramid); otherwise it is a global tower read
-    through its hidden states."""
+    through its hidden states. ``num_channels=1``: a stream that reads one grey channel."""
     if kind == "resnet":
         config = dict(
             model_type="resnet",
@@ -393,6 +396,7 @@ def conv_encoder_config(
     else:
         raise ValueError(f"unknown convolutional encoder {kind!r}; choose resnet or convnext")
     config["image_size"] = image_size
+    config["num_channels"] = num_channels
     if backbone:
         config["out_features"] = [f"stage{i + 1}" for i in range(len(widths))]
     return config

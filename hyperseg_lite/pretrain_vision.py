@@ -31,8 +31,14 @@ shape term (``training/colour_blind_shapes.py``), against colour vetoing shapes 
 measured, it did not move those (docs/research/embedded-v2.md), so it is off in the recipe. Every evaluation also
 reports ``held_out_pair_acc`` and ``train_pair_acc``: on compositional scenes, the share of each object's pixels the
 dense head names with its category, for category-colour pairs training never showed and for the train pairs beside
-them (``decoder_`` for the ``mask_features`` head).
-Output folder: ``args.json`` (the run's switches), ``log.csv``, ``eval.csv`` and ``checkpoint/``
+them (``decoder_`` for the ``mask_features`` head); and ``first_placed_acc``, the same share for the val scenes'
+objects placed first, the fair control of the held-out pairs (placed first in their scenes, so the most covered).
+``--pyramid two_stream`` trains a two-stream pyramid (``modeling/two_stream_pyramid.py``): its shape stream reads
+the batch with every segment at a random brightness and alone gives the thing classes' logits
+(``TwoStreamDenseHead``) and the object loss; its evaluations add ``shape_stream_probe``, the shape probe on that
+stream's channels alone.
+Output folder: ``args.json`` (the run's switches), ``config.json`` (the encoders' shapes, which
+``--init-encoders`` and ``train --init-vision`` build from), ``log.csv``, ``eval.csv`` and ``checkpoint/``
 (``encoders.safetensors`` with the model's own parameter names, the heads, optimizer state and step).
 """
 
@@ -58,24 +64,27 @@ from transformers import get_cosine_schedule_with_warmup
 from .configuration_hyperseg import HyperSegConfig, conv_encoder_config
 from .data.world import World
 from .modeling.pixel_decoder import PixelDecoder
-from .modeling.pyramid_backbone import PyramidBackbone
+from .modeling.two_stream_pyramid import build_pyramid
 from .modeling.vision_tower import GlobalVisionTower, tower_width
 from .processing_hyperseg import HyperSegProcessor
 from .tokenization import build_byte_tokenizer
 from .training.colour_blind_shapes import FrozenBatchStatistics, PairAccuracy, colour_blind_loss, follow_weight, grey
 from .training.vision_heads import (
+    NUM_THINGS,
     DensePyramidHead,
     InstanceQueryHead,
     LevelObjectHeads,
     MaskFeatureHead,
     ObjectHead,
     TokenHead,
+    TwoStreamDenseHead,
     cell_labels,
     dense_losses,
     instance_ious,
     instance_losses,
     instance_targets,
     mask_pool,
+    shape_levels,
     split_dense,
     token_losses,
 )
@@ -85,7 +94,6 @@ ENCODERS_FILE = "encoders.safetensors"
 HEADS_FILE = "heads.safetensors"
 PROBE_GATE = 0.90  # linear-probe accuracy of the shape category on val objects
 THING_MIOU_GATE = 0.80  # dense head, val
-NUM_THINGS = 12
 DEEP_LEVELS = slice(2, 4)  # the stride-16 and -32 stages
 DECODER_LEVEL_STRIDES = (32, 16, 8)  # the pixel decoder's attended levels, in its order
 # encoder choices for the A/B (lite-sized); the preset's own choice is used when none is given
@@ -95,7 +103,11 @@ PYRAMIDS = {
     # deeper where the maps are small (strides 16, 32): +1.8 M parameters, 18% more time; at 8,000 steps thing mIoU
     # +1.6 and shape probe +0.5 over "resnet" (docs/research/embedded-v2.md, "A deeper pyramid for stage 1")
     "resnet_deep": conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 4, 3], image_size=256),
+    # the ResNet reading brightness alone, beside a small colour stream (COLOUR_STREAMS): the categories cannot be
+    # told from colour, so colour cannot veto one never seen in it (modeling/two_stream_pyramid.py)
+    "two_stream": conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 2, 2], image_size=256, num_channels=1),
 }
+COLOUR_STREAMS = {"two_stream": conv_encoder_config("resnet", [16, 32, 32, 64], [1, 1, 1, 1], image_size=256)}
 GLOBAL_TOWERS = {
     "siglip": None,  # lite's small SigLIP ViT, taken from that preset
     "resnet": conv_encoder_config("resnet", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
@@ -109,7 +121,7 @@ class ImageEncoders(nn.Module):
 
     def __init__(self, config: HyperSegConfig, pixel_decoder: bool = False) -> None:
         super().__init__()
-        self.pyramid = PyramidBackbone(config.pyramid_config)
+        self.pyramid = build_pyramid(config)
         self.global_vision = GlobalVisionTower(
             config.vision_config, config.llm_hidden_size, config.vision_feature_layer
         )
@@ -126,10 +138,24 @@ class ImageEncoders(nn.Module):
         }
 
 
-def build_config(preset: str, pyramid: str | None, global_tower: str | None) -> HyperSegConfig:
-    overrides = {}
+def encoders_of_run(checkpoint: str | Path) -> dict:
+    """The encoder fields of the config a stage-1 run saved beside ``checkpoint`` (none for runs older than the
+    file), so that a later stage (``--init-encoders``, ``train --init-vision``) builds encoders of its shapes."""
+    path = Path(checkpoint).parent / "config.json"
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    fields = ("pyramid_config", "pyramid_colour_config", "vision_config", "vision_feature_layer")
+    return {name: saved[name] for name in fields if name in saved}
+
+
+def build_config(
+    preset: str, pyramid: str | None, global_tower: str | None, init_encoders: str | None = None
+) -> HyperSegConfig:
+    overrides = encoders_of_run(init_encoders) if init_encoders is not None else {}
     if pyramid is not None:
         overrides["pyramid_config"] = PYRAMIDS[pyramid]
+        overrides["pyramid_colour_config"] = COLOUR_STREAMS.get(pyramid)
     if global_tower is not None:
         if global_tower == "siglip":
             overrides["vision_config"] = HyperSegConfig.from_preset("lite").vision_config.to_dict()
@@ -231,6 +257,11 @@ def object_probes(encoders, processor, train_items, val_items) -> dict[str, floa
         "shape_probe": _probe(x_train, shapes_train, x_val, shapes_val),
         "deep_colour_probe": _probe(x_train[:, deep], colours_train, x_val[:, deep], colours_val),
     }
+    shape_channels = getattr(encoders.pyramid, "shape_channels", None)
+    if shape_channels is not None:  # a two-stream pyramid: the same probe on the shape stream's columns alone
+        starts = np.cumsum([0, *channels[:-1]])
+        columns = np.concatenate([np.arange(start, start + c) for start, c in zip(starts, shape_channels)])
+        probes["shape_stream_probe"] = _probe(x_train[:, columns], shapes_train, x_val[:, columns], shapes_val)
     for level in f_train:
         probes[f"decoder_shape_probe_{level}"] = _probe(f_train[level], shapes_train, f_val[level], shapes_val)
         probes[f"decoder_colour_probe_{level}"] = _probe(f_train[level], colours_train, f_val[level], colours_val)
@@ -318,22 +349,25 @@ def pair_metrics(encoders, heads, processor, items) -> dict[str, float]:
         pyramid_score.add(heads["dense"](pyramid), chunk)
         if encoders.pixel_decoder is not None:
             decoder_score.add(heads["mask_features"](encoders.pixel_decoder(pyramid)[0]), chunk)
-    return {
+    pairs = {
         **pyramid_score.result(),
         **(decoder_score.result("decoder_") if encoders.pixel_decoder is not None else {}),
     }
+    return {k: v for k, v in pairs.items() if "pair_acc" in k}  # the first-placed control is on val scenes
 
 
 @torch.no_grad()
 def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
     """Val thing / stuff mIoU and colour accuracy of the dense head (and of the ``mask_features`` head, prefixed
     ``decoder_``, when stage 1 trains the pixel decoder); class / colour accuracy of the token head."""
-    pyramid_score, decoder_score = _DenseScore(), _DenseScore()
+    pyramid_score, decoder_score, first_placed = _DenseScore(), _DenseScore(), PairAccuracy()
     token_hits = token_colour_hits = token_total = 0
     for start in range(0, len(items), 16):
         pixels, global_pixels, classes, colours, _ = to_tensors(processor, items[start : start + 16])
         pyramid = encoders.pyramid(pixels)
-        pyramid_score.add(heads["dense"](pyramid), classes, colours)
+        dense = heads["dense"](pyramid)
+        pyramid_score.add(dense, classes, colours)
+        first_placed.add(dense, items[start : start + 16])
         if encoders.pixel_decoder is not None:
             decoder_score.add(heads["mask_features"](encoders.pixel_decoder(pyramid)[0]), classes, colours)
         token_logits = heads["tokens"](encoders.global_vision.encode(global_pixels))
@@ -345,6 +379,7 @@ def dense_metrics(encoders, heads, processor, items) -> dict[str, float]:
         token_total += cell_classes.numel()
     return {
         **pyramid_score.result(),
+        "first_placed_acc": first_placed.result()["first_placed_acc"],
         "token_class_acc": token_hits / max(token_total, 1),
         "token_colour_acc": token_colour_hits / max(token_total, 1),
         **(decoder_score.result("decoder_") if encoders.pixel_decoder is not None else {}),
@@ -539,6 +574,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(
             "--freeze-encoders: the object, deep colour and colour-blind losses would train the frozen pyramid"
         )
+    if args.colour_blind_weight > 0 and args.pyramid == "two_stream":
+        parser.error("--colour-blind-weight: a two-stream pyramid's shape stream is colour-blind already")
     if args.resume is not None:
         saved = {**SWITCH_DEFAULTS_OF_OLDER_RUNS, **json.loads((args.resume / "args.json").read_text())}
         given = {k: getattr(args, k) for k in SWITCHES if k != "steps" and getattr(args, k) != parser.get_default(k)}
@@ -557,14 +594,20 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    config = build_config(args.preset, args.pyramid, args.global_tower)
+    config = build_config(args.preset, args.pyramid, args.global_tower, args.init_encoders)
     processor = HyperSegProcessor(build_byte_tokenizer(), config)  # images only: any tokenizer will do
     encoders = ImageEncoders(config, pixel_decoder=args.pixel_decoder_weight > 0)
-    heads = nn.ModuleDict(
-        {"dense": DensePyramidHead(encoders.pyramid.channels), "tokens": TokenHead(tower_width(config.vision_config))}
+    two_stream = config.pyramid_colour_config is not None
+    dense_head = (
+        TwoStreamDenseHead(encoders.pyramid.channels, encoders.pyramid.shape_channels)
+        if two_stream
+        else DensePyramidHead(encoders.pyramid.channels)
     )
-    if args.object_loss_weight > 0:
-        heads["objects"] = ObjectHead(encoders.pyramid.channels, NUM_THINGS)
+    heads = nn.ModuleDict({"dense": dense_head, "tokens": TokenHead(tower_width(config.vision_config))})
+    if args.object_loss_weight > 0:  # on a two-stream pyramid, from the shape stream alone
+        heads["objects"] = ObjectHead(
+            getattr(encoders.pyramid, "shape_channels", encoders.pyramid.channels), NUM_THINGS
+        )
     if args.deep_colour_loss_weight > 0:
         heads["deep_colours"] = ObjectHead(encoders.pyramid.channels[DEEP_LEVELS], NUM_COLOURS - 1)
     if encoders.pixel_decoder is not None:
@@ -598,8 +641,9 @@ def main(argv: list[str] | None = None) -> dict:
         start, next_scene = state["step"], state["next_scene"]
     else:
         (args.output / "args.json").write_text(json.dumps({k: getattr(args, k) for k in SWITCHES}, indent=1))
+        config.to_json_file(str(args.output / "config.json"))  # the encoders' shapes, for stage 2
     print(
-        f"stage 1: pyramid {config.pyramid_config.model_type} "
+        f"stage 1: pyramid {config.pyramid_config.model_type}{' + colour stream' if two_stream else ''} "
         f"({sum(p.numel() for p in encoders.pyramid.parameters()) / 1e6:.2f} M), global tower "
         f"{config.vision_config.model_type} "
         f"({sum(p.numel() for p in encoders.global_vision.encoder.parameters()) / 1e6:.2f} M, "
@@ -654,6 +698,8 @@ def main(argv: list[str] | None = None) -> dict:
         items = pool.batch(rng, args.batch_size)
         flip = rng.random(len(items)) < 0.5
         pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, flip)
+        # a two-stream pyramid's shape stream learns from the batch with every segment at a random brightness
+        shape_pixels = to_tensors(processor, items, flip, grey_rng=rng)[0] if two_stream else None
         if per_object_losses:  # each object's mask, category and colour, once per step
             masks, categories = object_masks(items, flip)
             colours_of_objects = object_colours(items)
@@ -662,7 +708,7 @@ def main(argv: list[str] | None = None) -> dict:
                 pyramid = encoders.pyramid(pixels)
             losses = {}
         else:
-            pyramid = encoders.pyramid(pixels)
+            pyramid = encoders.pyramid(pixels) if shape_pixels is None else encoders.pyramid(pixels, shape_pixels)
             dense = heads["dense"](pyramid)
             losses = dense_losses(dense, classes, colours, outline)
             if args.colour_blind_weight > 0:
@@ -674,7 +720,7 @@ def main(argv: list[str] | None = None) -> dict:
                     dense, grey_dense, classes, follow
                 )
         if args.object_loss_weight > 0:
-            logits = heads["objects"](mask_pool(pyramid, masks))
+            logits = heads["objects"](mask_pool(shape_levels(encoders.pyramid, pyramid), masks))
             losses["object"] = (
                 args.object_loss_weight * F.cross_entropy(logits, categories) if len(categories) else logits.sum() * 0
             )

@@ -92,6 +92,18 @@ def test_pair_accuracy_tells_held_out_pairs_from_train_pairs():
     result = score.result("x_")
     assert result["x_train_pair_acc"] == 1.0
     assert result["x_held_out_pair_acc"] == pytest.approx(0.25)
+    assert np.isnan(result["x_first_placed_acc"])  # the held-out object was placed first: no control here
+    swapped = DenseTargets(
+        item.image,
+        item.classes,
+        item.colours,
+        item.outline,
+        1 - item.segments,
+        item.object_categories[::-1].copy(),
+        item.object_colours[::-1].copy(),
+    )
+    score.add(logits, [swapped])  # the train pair placed first now
+    assert score.result()["first_placed_acc"] == 1.0
 
 
 def test_stage_one_runs_the_colour_blind_term_and_reports_held_out_pairs(tmp_path):

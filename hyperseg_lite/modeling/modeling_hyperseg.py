@@ -38,11 +38,11 @@ from .plurality_scores import PLURALITY_GROUP
 from .prefix_cache import PrefixReuse
 from .prompt_assembly import assemble_inputs_embeds, position_ids_from_mask
 from .prompt_layout import PROMPT_KINDS, PromptLayout
-from .pyramid_backbone import PyramidBackbone
 from .ranking_scores import RANKING_GROUP
 from .region_pooling import pool_regions
 from .relation_scores import RELATION_GROUP
 from .temporal_adapter import TemporalState, aggregate_prompts
+from .two_stream_pyramid import build_pyramid
 from .vision_tower import GlobalVisionTower
 
 
@@ -119,7 +119,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         per = config.perceiver_config
         self.llm = AutoModelForCausalLM.from_config(config.text_config)
         self.global_vision = GlobalVisionTower(config.vision_config, llm_hidden, config.vision_feature_layer)
-        self.pyramid = PyramidBackbone(config.pyramid_config)
+        self.pyramid = build_pyramid(config)
         self.perceiver = FineGrainedVisualPerceiver(
             in_channels=self.pyramid.channels,
             num_latents=per.num_latents,
@@ -164,7 +164,14 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         self._no_split_modules = list(
             dict.fromkeys(
                 list(getattr(self.llm, "_no_split_modules", None) or [])
-                + ["GlobalVisionTower", "PyramidBackbone", "FineGrainedVisualPerceiver", "PixelDecoder", "MaskDecoder"]
+                + [
+                    "GlobalVisionTower",
+                    "PyramidBackbone",
+                    "TwoStreamPyramid",
+                    "FineGrainedVisualPerceiver",
+                    "PixelDecoder",
+                    "MaskDecoder",
+                ]
             )
         )
         self.post_init()

@@ -7,15 +7,18 @@ heads) learn at ``--new-parts-lr-scale`` times the rate of the rest.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from transformers import get_cosine_schedule_with_warmup
 
+from ..configuration_hyperseg import HyperSegConfig
 from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
 from ..loading import LoadedModel, build_random_model, load_model
-from ..pretrain_vision import load_encoders
+from ..modeling.modeling_hyperseg import HyperSegForSegmentation
+from ..pretrain_vision import encoders_of_run, load_encoders
+from ..processing_hyperseg import HyperSegProcessor
 from .checkpoints import checkpoint_step, last_checkpoint
 from .colour_auxiliary import QueryColourAuxiliary, load_colour_head
 from .shape_auxiliary import SHAPE_HEAD_FILE, MaskShapeAuxiliary, ShapeAuxiliary, load_shape_head
@@ -47,6 +50,30 @@ def freeze_encoders(model: torch.nn.Module, train_pyramid: bool = False) -> None
     model.global_vision.encoder.requires_grad_(False).eval()
 
 
+def _as_dict(value) -> dict | None:
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def with_encoders_of(loaded: LoadedModel, stage_one: Path) -> tuple[LoadedModel, list[str]]:
+    """``--init`` weights rebuilt around a stage-1 run's encoders where their shapes differ (a two-stream pyramid
+    under a one-stream model): every trained parameter whose name and shape still fit is kept; the others (what
+    reads the pyramid's channels: the perceiver's and pixel decoder's input maps, the pyramid-pooled heads) start
+    fresh, and their names are returned. Unchanged where the run's encoders are the model's own."""
+    fields = encoders_of_run(stage_one)
+    config = loaded.model.config
+    if all(_as_dict(getattr(config, name)) == _as_dict(value) for name, value in fields.items()):
+        return loaded, []
+    new_config = HyperSegConfig.from_dict({**config.to_dict(), **fields})
+    model = HyperSegForSegmentation(new_config).eval()
+    own = model.state_dict()
+    trained = loaded.model.state_dict()
+    kept = {k: v for k, v in trained.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(kept, strict=False)
+    fresh = sorted(k for k in own if k not in kept)
+    processor = HyperSegProcessor(loaded.tokenizer, new_config)
+    return replace(loaded, model=model, processor=processor), fresh
+
+
 @dataclass
 class TrainingSetup:
     """What the loop trains: the model, the optional shape and colour heads, and the step it starts from."""
@@ -71,10 +98,14 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     elif args.init is not None:
         loaded = load_model(args.init, precision="fp32", device_map="cpu")
     else:
-        loaded = build_random_model(args.preset, seed=args.seed, tokenizer=getattr(args, "tokenizer", None))
-    model = loaded.model
+        encoders = encoders_of_run(args.init_vision) if getattr(args, "init_vision", None) is not None else {}
+        loaded = build_random_model(args.preset, seed=args.seed, tokenizer=getattr(args, "tokenizer", None), **encoders)
     if getattr(args, "init_vision", None) is not None:
-        load_encoders(model, args.init_vision)
+        loaded, fresh = with_encoders_of(loaded, args.init_vision)
+        if fresh:
+            print(f"--init-vision: {len(fresh)} parameters that read the new encoders start fresh", flush=True)
+        load_encoders(loaded.model, args.init_vision)
+    model = loaded.model
     presence_weight = getattr(args, "presence_loss_weight", None)
     if args.class_weight is not None:
         model.config.loss_class_weight = args.class_weight

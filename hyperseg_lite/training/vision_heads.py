@@ -11,6 +11,9 @@ With ``--pixel-decoder-weight`` stage 1 trains the model's own pixel decoder too
 pretrained Mask2Former pixel decoder): a linear layer labels every pixel of its ``mask_features`` (what each mask
 is a dot product with), and one linear layer per attended level names each object's shape and colour from its
 mask-pooled feature (what the mask decoder's queries gather).
+
+On a two-stream pyramid (``modeling/two_stream_pyramid.py``) the thing classes come from the shape stream's
+channels alone (:class:`TwoStreamDenseHead`), so that no head learns colour as evidence about a category.
 """
 
 from __future__ import annotations
@@ -19,20 +22,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.vocabulary import CATEGORIES
 from ..modeling.losses import point_bce_loss, point_dice_loss
 from .vision_targets import NUM_CLASSES, NUM_COLOURS
 
 OUTPUTS = NUM_CLASSES + NUM_COLOURS + 1  # classes, colours, outline
+NUM_THINGS = len(CATEGORIES)  # the first classes; the rest are stuff
+
+
+def shape_levels(pyramid: nn.Module, levels: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The shape stream's channels of each level on a two-stream pyramid; every channel on a single one."""
+    channels = getattr(pyramid, "shape_channels", None)
+    return levels if channels is None else [level[:, :c] for level, c in zip(levels, channels)]
 
 
 class DensePyramidHead(nn.Module):
     """FPN over the four pyramid stages -> (B, OUTPUTS, S/4, S/4) logits."""
 
-    def __init__(self, channels: list[int], width: int = 64) -> None:
+    def __init__(self, channels: list[int], width: int = 64, outputs: int = OUTPUTS) -> None:
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
         self.smooth = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(8, width), nn.ReLU())
-        self.out = nn.Conv2d(width, OUTPUTS, 1)
+        self.out = nn.Conv2d(width, outputs, 1)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         top = self.lateral[-1](features[-1])
@@ -40,6 +51,22 @@ class DensePyramidHead(nn.Module):
             lateral = self.lateral[level](features[level])
             top = F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=False) + lateral
         return self.out(self.smooth(top))
+
+
+class TwoStreamDenseHead(nn.Module):
+    """:class:`DensePyramidHead`'s outputs on a two-stream pyramid: the thing classes' logits from an FPN on the
+    shape channels alone, the stuff classes', the colours' and the outline's from one on every channel. Colour can
+    raise stuff against all things alike, never one category against another."""
+
+    def __init__(self, channels: list[int], shape_channels: list[int], width: int = 64) -> None:
+        super().__init__()
+        self.shape_channels = list(shape_channels)
+        self.shapes = DensePyramidHead(self.shape_channels, width, outputs=NUM_THINGS)
+        self.rest = DensePyramidHead(channels, width, outputs=OUTPUTS - NUM_THINGS)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        shapes = self.shapes([level[:, :c] for level, c in zip(features, self.shape_channels)])
+        return torch.cat([shapes, self.rest(features)], 1)
 
 
 class TokenHead(nn.Module):
