@@ -68,7 +68,14 @@ from .modeling.two_stream_pyramid import build_pyramid
 from .modeling.vision_tower import GlobalVisionTower, tower_width
 from .processing_hyperseg import HyperSegProcessor
 from .tokenization import build_byte_tokenizer
-from .training.colour_blind_shapes import FrozenBatchStatistics, PairAccuracy, colour_blind_loss, follow_weight, grey
+from .training.colour_blind_shapes import (
+    FrozenBatchStatistics,
+    PairAccuracy,
+    colour_blind_loss,
+    follow_weight,
+    grey,
+    recolour,
+)
 from .training.vision_heads import (
     NUM_THINGS,
     DensePyramidHead,
@@ -106,8 +113,11 @@ PYRAMIDS = {
     # the ResNet reading brightness alone, beside a small colour stream (COLOUR_STREAMS): the categories cannot be
     # told from colour, so colour cannot veto one never seen in it (modeling/two_stream_pyramid.py)
     "two_stream": conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 2, 2], image_size=256, num_channels=1),
+    # the same, its shape stream reading colour: in stage 1 every segment in a random colour (edges stay visible)
+    "two_stream_rgb": conv_encoder_config("resnet", [32, 64, 128, 256], [2, 2, 2, 2], image_size=256),
 }
-COLOUR_STREAMS = {"two_stream": conv_encoder_config("resnet", [16, 32, 32, 64], [1, 1, 1, 1], image_size=256)}
+COLOUR_STREAM = conv_encoder_config("resnet", [16, 32, 32, 64], [1, 1, 1, 1], image_size=256)
+COLOUR_STREAMS = {"two_stream": COLOUR_STREAM, "two_stream_rgb": COLOUR_STREAM}
 GLOBAL_TOWERS = {
     "siglip": None,  # lite's small SigLIP ViT, taken from that preset
     "resnet": conv_encoder_config("resnet", [32, 64, 128], [1, 2, 2], image_size=128, backbone=False),
@@ -171,12 +181,14 @@ def to_tensors(
     items: list[DenseTargets],
     flip: np.ndarray | None = None,
     grey_rng: np.random.Generator | None = None,
+    view=grey,
 ):
     """Images through the model's own preprocessing (as at inference), targets as tensors; optional h-flips;
-    with ``grey_rng`` the images without colour (:func:`~.training.colour_blind_shapes.grey`)."""
+    with ``grey_rng`` the images as ``view`` draws them at random (:func:`~.training.colour_blind_shapes.grey`:
+    without colour; ``recolour``: every segment in a random colour)."""
     pixels, globals_, classes, colours, outline = [], [], [], [], []
     for row, item in enumerate(items):
-        image = item.image if grey_rng is None else grey(item.image, item.segments, grey_rng)
+        image = item.image if grey_rng is None else view(item.image, item.segments, grey_rng)
         arrays = [image, item.classes, item.colours, item.outline]
         if flip is not None and flip[row]:
             arrays = [np.ascontiguousarray(a[:, ::-1]) for a in arrays]
@@ -574,7 +586,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(
             "--freeze-encoders: the object, deep colour and colour-blind losses would train the frozen pyramid"
         )
-    if args.colour_blind_weight > 0 and args.pyramid == "two_stream":
+    if args.colour_blind_weight > 0 and (args.pyramid or "").startswith("two_stream"):
         parser.error("--colour-blind-weight: a two-stream pyramid's shape stream is colour-blind already")
     if args.resume is not None:
         saved = {**SWITCH_DEFAULTS_OF_OLDER_RUNS, **json.loads((args.resume / "args.json").read_text())}
@@ -598,6 +610,8 @@ def main(argv: list[str] | None = None) -> dict:
     processor = HyperSegProcessor(build_byte_tokenizer(), config)  # images only: any tokenizer will do
     encoders = ImageEncoders(config, pixel_decoder=args.pixel_decoder_weight > 0)
     two_stream = config.pyramid_colour_config is not None
+    # what a two-stream pyramid's shape stream learns from: the batch in grey or every segment in a random colour
+    shape_view = recolour if getattr(config.pyramid_config, "num_channels", 3) == 3 else grey
     dense_head = (
         TwoStreamDenseHead(encoders.pyramid.channels, encoders.pyramid.shape_channels)
         if two_stream
@@ -699,7 +713,7 @@ def main(argv: list[str] | None = None) -> dict:
         flip = rng.random(len(items)) < 0.5
         pixels, global_pixels, classes, colours, outline = to_tensors(processor, items, flip)
         # a two-stream pyramid's shape stream learns from the batch with every segment at a random brightness
-        shape_pixels = to_tensors(processor, items, flip, grey_rng=rng)[0] if two_stream else None
+        shape_pixels = to_tensors(processor, items, flip, grey_rng=rng, view=shape_view)[0] if two_stream else None
         if per_object_losses:  # each object's mask, category and colour, once per step
             masks, categories = object_masks(items, flip)
             colours_of_objects = object_colours(items)

@@ -141,3 +141,39 @@ def test_a_warm_start_takes_the_two_stream_encoders_under_trained_one_stream_wei
         k.startswith(("llm.", "mask_decoder.")) for k in before
     )
     assert with_encoders_of(adopted, vision / "checkpoint")[1] == []  # encoders already of the run's shapes
+
+
+def test_recolour_draws_each_segment_in_a_random_colour_and_keeps_its_texture():
+    import numpy as np
+
+    from hyperseg_lite.data.vocabulary import COLOURS
+    from hyperseg_lite.training.colour_blind_shapes import recolour
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[:] = COLOURS["blue"]
+    image[2:6, 2:6] = COLOURS["red"]
+    image[3, 3] = (np.array(COLOURS["red"]) * 0.5).astype(np.uint8)  # a darker texture pixel
+    segments = np.zeros((8, 8), np.int16)
+    segments[2:6, 2:6] = 1
+    outs = [recolour(image, segments, np.random.default_rng(seed)) for seed in range(30)]
+    for out in outs:
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert len(np.unique(out[segments == 0], axis=0)) == 1  # a flat segment stays flat
+        assert out[3, 3].sum() < out[2, 2].sum()  # the texture's darker pixel stays darker
+    hues = np.array([out[2, 2].astype(int) for out in outs])
+    assert (hues.max(0) - hues.min(0) > 120).all()  # every channel of the object's colour is drawn at random
+
+
+def test_a_shape_stream_of_three_channels_reads_the_image_itself():
+    rgb_shapes = conv_encoder_config("resnet", [8, 16, 16, 32], [1, 1, 1, 1], image_size=64)
+    model = build_random_model("tiny2", pyramid_config=rgb_shapes, pyramid_colour_config=TINY_COLOURS).model.eval()
+    orange = _normalised((200.0, 100.0, 50.0), model.config)
+    luma = sum(w * c for w, c in zip(LUMINANCE, (200.0, 100.0, 50.0)))
+    teal = _normalised((50.0, 150.0, (luma - LUMINANCE[0] * 50.0 - LUMINANCE[1] * 150.0) / LUMINANCE[2]), model.config)
+    with torch.no_grad():
+        a, b, replaced = model.pyramid(orange), model.pyramid(teal), model.pyramid(orange, teal)
+    shapes = model.pyramid.shape_channels[0]
+    assert not torch.allclose(a[0][:, :shapes], b[0][:, :shapes], atol=1e-4)  # colour reaches this stream
+    assert torch.allclose(replaced[0][:, :shapes], b[0][:, :shapes]) and torch.allclose(
+        replaced[0][:, shapes:], a[0][:, shapes:]
+    )

@@ -27,8 +27,9 @@ class TwoStreamPyramid(nn.Module):
         self, shape_config: PreTrainedConfig, colour_config: PreTrainedConfig, pixel_std: tuple[float, ...]
     ) -> None:
         super().__init__()
-        if getattr(shape_config, "num_channels", 1) != 1:
-            raise ValueError("the shape stream reads one grey channel: give its config num_channels=1")
+        # one channel: the stream reads the luminance; three: the image itself (stage 1 then shows it every segment
+        # in a random colour, ``training/colour_blind_shapes.recolour``)
+        self.shape_reads_colour = getattr(shape_config, "num_channels", 3) == 3
         self.shape = PyramidBackbone(shape_config)
         self.colour = PyramidBackbone(colour_config)
         # normalised pixels n_c = (x_c - mean_c) / std_c, so sum_c luma_c std_c n_c is the luminance less a constant
@@ -50,8 +51,10 @@ class TwoStreamPyramid(nn.Module):
     def forward(self, pixel_values: torch.Tensor, shape_pixel_values: torch.Tensor | None = None) -> list[torch.Tensor]:
         """(B, 3, S, S) -> 4 levels (B, C_shape + C_colour, ...). ``shape_pixel_values`` (stage 1: the batch with
         every segment at a random brightness) replaces the image the shape stream reads; by default the image."""
-        grey = self.luminance(pixel_values if shape_pixel_values is None else shape_pixel_values)
-        return [torch.cat(maps, 1) for maps in zip(self.shape(grey), self.colour(pixel_values))]
+        shape_input = pixel_values if shape_pixel_values is None else shape_pixel_values
+        if not self.shape_reads_colour:
+            shape_input = self.luminance(shape_input)
+        return [torch.cat(maps, 1) for maps in zip(self.shape(shape_input), self.colour(pixel_values))]
 
 
 def build_pyramid(config) -> nn.Module:

@@ -51,6 +51,23 @@ def grey(image: np.ndarray, segments: np.ndarray, rng: np.random.Generator) -> n
     return np.repeat(np.clip(out + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
 
 
+def recolour(image: np.ndarray, segments: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) uint8 and its segment ids (H, W) -> every segment in a colour drawn uniformly from the RGB cube,
+    its texture kept (each channel's deviation from the segment's mean, contrast scaled at random).
+
+    For a shape stream that reads colour (``pyramid_config.num_channels == 3``): colour then says nothing of a
+    category, as brightness says nothing in :func:`grey`, while neighbouring segments keep an edge between them
+    far more often than at two random brightnesses."""
+    pixels = image.astype(np.float32)
+    out = np.empty_like(pixels)
+    for segment in np.unique(segments):
+        inside = segments == segment
+        values = pixels[inside]
+        colour, contrast = rng.uniform(20.0, 235.0, 3), rng.uniform(*GREY_CONTRAST)
+        out[inside] = colour + contrast * (values - values.mean(0))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def colour_blind_loss(
     colour_logits: torch.Tensor,
     grey_logits: torch.Tensor,
