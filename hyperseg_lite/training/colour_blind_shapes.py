@@ -26,11 +26,12 @@ from torch import nn
 
 from ..data.vocabulary import CATEGORIES, COLOUR_NAMES
 from ..data.world import HELD_OUT_PAIRS
+from ..modeling.two_stream_pyramid import LUMINANCE as PYRAMID_LUMINANCE
 from .vision_heads import split_dense
 from .vision_targets import DenseTargets
 
 FOLLOW_RAMP_STEPS = 500  # steps over which the colour side comes to follow the grey one (grey CE starts at 5)
-LUMINANCE = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's "L" mode
+LUMINANCE = np.array(PYRAMID_LUMINANCE, np.float32)  # ITU-R BT.601, as PIL's "L" mode
 GREY_LEVELS = (30.0, 225.0)  # a segment's brightness in grey, drawn anew for every segment and step
 GREY_CONTRAST = (0.5, 1.5)  # its texture's contrast, likewise
 

@@ -33,7 +33,12 @@ NUM_THINGS = len(CATEGORIES)  # the first classes; the rest are stuff
 def shape_levels(pyramid: nn.Module, levels: list[torch.Tensor]) -> list[torch.Tensor]:
     """The shape stream's channels of each level on a two-stream pyramid; every channel on a single one."""
     channels = getattr(pyramid, "shape_channels", None)
-    return levels if channels is None else [level[:, :c] for level, c in zip(levels, channels)]
+    return levels if channels is None else first_channels(levels, channels)
+
+
+def first_channels(levels: list[torch.Tensor], channels: list[int]) -> list[torch.Tensor]:
+    """Each level's first ``channels[i]`` channels (a two-stream pyramid's shape stream)."""
+    return [level[:, :c] for level, c in zip(levels, channels)]
 
 
 class DensePyramidHead(nn.Module):
@@ -65,7 +70,7 @@ class TwoStreamDenseHead(nn.Module):
         self.rest = DensePyramidHead(channels, width, outputs=OUTPUTS - NUM_THINGS)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        shapes = self.shapes([level[:, :c] for level, c in zip(features, self.shape_channels)])
+        shapes = self.shapes(first_channels(features, self.shape_channels))
         return torch.cat([shapes, self.rest(features)], 1)
 
 
