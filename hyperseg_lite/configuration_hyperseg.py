@@ -81,7 +81,8 @@ class HyperSegDecoderConfig(PreTrainedConfig):
     colour_attribute_features: str = "pyramid"
     # the same for the category the expression states (0 = off; else the number of shape categories), whose text
     # head can also say "a thing outside the world", which no mask has; its mask head reads "pixel_decoder" by
-    # default (the pyramid's fine stages hold colour, not shape: shape probe 0.19 / 0.35 against 0.82)
+    # default (the pyramid's fine stages hold colour, not shape: shape probe 0.19 / 0.35 against 0.82); with a
+    # two-stream pyramid "shape_stream" reads its shape channels of every stage, which colour cannot sway
     category_attributes: int = 0
     category_attribute_features: str = "pixel_decoder"
     # not in the release (False = off, and for converted checkpoints): a question that asks for the objects of

@@ -87,3 +87,41 @@ def test_refit_refuses_bad_arguments_in_one_sentence(extra, message, capsys):
     with pytest.raises(SystemExit):
         load_tool("refit_category_head").main([str(EMBEDDED_CHECKPOINT), *extra])
     assert message in capsys.readouterr().err
+
+
+def test_refit_moves_the_head_onto_a_two_stream_pyramids_shape_stream(tmp_path):
+    from hyperseg_lite import build_random_model
+    from hyperseg_lite.configuration_hyperseg import conv_encoder_config
+    from hyperseg_lite.loading import load_model
+
+    shapes = conv_encoder_config("resnet", [8, 16, 16, 32], [1, 1, 1, 1], image_size=64)
+    colours = conv_encoder_config("resnet", [4, 4, 8, 8], [1, 1, 1, 1], image_size=64)
+    loaded = build_random_model("tiny2", pyramid_config=shapes, pyramid_colour_config=colours)
+    model = loaded.model
+    model.config.decoder_config.category_attributes = 12
+    model.config.decoder_config.category_attribute_features = "pixel_decoder"
+    model.mask_decoder.enable_attributes(
+        "category", model.attribute_dim("category"), 12, model.config.text_config.hidden_size, "pixel_decoder"
+    )
+    model.save_pretrained(tmp_path / "two")
+    loaded.tokenizer.save_pretrained(tmp_path / "two")
+    out = tmp_path / "refit"
+    report = load_tool("refit_category_head").main(
+        [str(tmp_path / "two"), "--output", str(out), "--source", "shape_stream", "--colour-adversary", "0"]
+        + ["--train-scenes", "3", "--check-scenes", "2", "--steps", "5", "--min-iou", "0"]  # random masks
+    )
+    assert (report["source_before"], report["source"]) == ("pixel_decoder", "shape_stream")
+    again = load_model(out, precision="fp32", device_map="cpu").model
+    assert again.mask_decoder.attribute_sources["category"] == "shape_stream"
+    assert again.mask_decoder.category_attributes.mask_head[1].in_features == sum(again.pyramid.shape_channels)
+    old, new = load_file(tmp_path / "two" / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = {key for key in old if not old[key].equal(new[key])}
+    assert changed and all(key.startswith("mask_decoder.category_attributes.mask_head.") for key in changed)
+
+
+def test_refit_onto_the_shape_stream_needs_a_two_stream_pyramid(capsys):
+    with pytest.raises(SystemExit):
+        load_tool("refit_category_head").main(
+            [str(EMBEDDED_CHECKPOINT), "--output", "elsewhere", "--source", "shape_stream"]
+        )
+    assert "two-stream pyramid" in capsys.readouterr().err

@@ -177,3 +177,61 @@ def test_a_shape_stream_of_three_channels_reads_the_image_itself():
     assert torch.allclose(replaced[0][:, :shapes], b[0][:, :shapes]) and torch.allclose(
         replaced[0][:, shapes:], a[0][:, shapes:]
     )
+
+
+def _with_category_scores(model, source: str):
+    """Turn the category attribute scores on, their mask head reading ``source`` (as ``train`` does)."""
+    model.config.decoder_config.category_attributes = 12
+    model.config.decoder_config.category_attribute_features = source
+    model.mask_decoder.enable_attributes(
+        "category", model.attribute_dim("category"), 12, model.config.text_config.hidden_size, source
+    )
+    return model
+
+
+def test_category_scores_on_the_shape_stream_read_no_colour_stream_channel(tmp_path):
+    from hyperseg_lite.loading import load_model
+
+    loaded = _tiny_two_stream()
+    model = _with_category_scores(loaded.model, "shape_stream").eval()
+    assert model.attribute_dim("category") == sum(model.pyramid.shape_channels)
+    pixels = _normalised((200.0, 100.0, 50.0), model.config)
+    global_size = model.config.vision_config.image_size
+    global_pixels = torch.zeros(1, 3, global_size, global_size)
+    with torch.no_grad():
+        before = model.encode_images(pixels, global_pixels).pooled_features["shape_stream"]
+        for p in model.pyramid.colour.parameters():
+            p.add_(torch.randn_like(p))  # another colour stream
+        after = model.encode_images(pixels, global_pixels)
+    assert before.shape[1] == sum(model.pyramid.shape_channels)
+    assert before.shape[-2:] == after.mask_features.shape[-2:]
+    assert torch.equal(before, after.pooled_features["shape_stream"])
+    out, _, _ = run_mixed(model, loaded.processor, ["referring", "class", "region"])
+    assert torch.isfinite(out.pred_masks).all()
+    model.save_pretrained(tmp_path)
+    loaded.tokenizer.save_pretrained(tmp_path)
+    again = load_model(tmp_path, precision="fp32", device_map="cpu").model
+    assert again.mask_decoder.attribute_sources["category"] == "shape_stream"
+    assert torch.equal(
+        again.state_dict()["mask_decoder.category_attributes.mask_head.1.weight"],
+        model.state_dict()["mask_decoder.category_attributes.mask_head.1.weight"],
+    )
+
+
+def test_moving_the_category_scores_to_the_shape_stream_keeps_their_text_head():
+    model = _with_category_scores(_tiny_two_stream().model, "pixel_decoder")
+    heads = model.mask_decoder.category_attributes
+    text_before = {k: v.clone() for k, v in heads.state_dict().items() if not k.startswith("mask_head.")}
+    _with_category_scores(model, "shape_stream")
+    assert model.mask_decoder.category_attributes is heads
+    assert heads.mask_head[1].in_features == sum(model.pyramid.shape_channels)
+    assert all(torch.equal(heads.state_dict()[k], v) for k, v in text_before.items())
+    assert "shape_stream" in model.mask_decoder.pooled_sources()
+
+
+def test_shape_stream_features_need_a_two_stream_pyramid():
+    import pytest
+
+    model = build_random_model("tiny2").model
+    with pytest.raises(ValueError, match="two-stream"):
+        model.pooled_dim("shape_stream")

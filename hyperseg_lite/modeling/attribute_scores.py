@@ -45,9 +45,7 @@ class AttributeScores(nn.Module):
         super().__init__()
         self.num_values = num_values
         self.outside = outside
-        self.mask_head = nn.Sequential(
-            nn.LayerNorm(in_dim), nn.Linear(in_dim, dim), nn.GELU(), nn.Linear(dim, num_values)
-        )
+        self.mask_head = self.new_mask_head(in_dim, dim, num_values)
         self.text_norm = nn.LayerNorm(text_dim)
         self.text_attention = nn.Linear(text_dim, 1)  # which tokens name the target's value
         self.text_head = nn.Linear(text_dim, num_values + 1 + int(outside))
@@ -55,6 +53,11 @@ class AttributeScores(nn.Module):
         with torch.no_grad():
             self.text_head.bias.zero_()
             self.text_head.bias[num_values] = NONE_STATED_BIAS
+
+    @staticmethod
+    def new_mask_head(in_dim: int, dim: int, num_values: int) -> nn.Sequential:
+        """The mask side: LayerNorm, Linear, GELU, Linear over ``in_dim``-channel mask-pooled features."""
+        return nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, dim), nn.GELU(), nn.Linear(dim, num_values))
 
     @property
     def none_index(self) -> int:

@@ -160,9 +160,9 @@ class MaskDecoder(nn.Module):
         """``mask_pooled_dim``: channels of the mask-pooled scores' features (0: off); ``attribute_groups``: the
         attribute scores that are on, name ("colour" / "category") -> (number of values, channels of the features
         their mask head averages, their source), over the LLM's ``attribute_text_dim``-wide hidden states (the
-        decoder width when 0). Each source: "pixel_decoder" (``mask_features``) or "pyramid" (``fine_features``
-        given to :meth:`forward`). ``colour_relation``: the colour relation scores (needs both groups);
-        ``category_ranking``: the category ranking scores (needs the category group); ``plurality``: the text
+        decoder width when 0). Each source: "pixel_decoder" (``mask_features``), or "pyramid" / "shape_stream"
+        (``pooled_features`` given to :meth:`forward`). ``colour_relation``: the colour relation scores (needs both
+        groups); ``category_ranking``: the category ranking scores (needs the category group); ``plurality``: the text
         head that reads whether an expression names several objects (read by the pipeline alone)."""
         super().__init__()
         self.seg_concat = seg_concat
@@ -223,7 +223,7 @@ class MaskDecoder(nn.Module):
             self.mask_shape = MaskShapeEncoder(self.hidden_dim).to(device=reference.device, dtype=reference.dtype)
 
     def pooled_sources(self) -> set[str]:
-        """What the mask-pooled modules that are on average: "pixel_decoder" and / or "pyramid"."""
+        """The sources (``mask_pooling.POOLED_SOURCES``) the mask-pooled modules that are on average."""
         sources = {self.mask_pooled_source} if self.mask_pooled is not None else set()
         return sources | {self.attribute_sources[group] for group in self.attribute_scores()}
 
@@ -245,9 +245,16 @@ class MaskDecoder(nn.Module):
     def enable_attributes(self, group: str, in_dim: int, num_values: int, text_dim: int, source: str) -> None:
         """Add the ``group`` ("colour" or "category") attribute scores over ``in_dim``-channel mask-pooled features
         (kept if already there); they start at "none stated", so the scores hardly change until trained. The
-        category group's text head can also say "outside the world"."""
+        category group's text head can also say "outside the world". Already there with another ``source``: the
+        trained text head is kept and the mask head starts fresh on the new source's features."""
         if group not in ATTRIBUTE_GROUPS:
             raise ValueError(f"attribute groups are {ATTRIBUTE_GROUPS}, got {group!r}")
+        existing = getattr(self, f"{group}_attributes")
+        if existing is not None and self.attribute_sources[group] != source:
+            self.attribute_sources[group] = source
+            reference = existing.text_head.weight
+            head = AttributeScores.new_mask_head(in_dim, self.hidden_dim, existing.num_values)
+            existing.mask_head = head.to(device=reference.device, dtype=reference.dtype)
         if getattr(self, f"{group}_attributes") is None:
             self.attribute_sources[group] = source
             reference = self.CLASS_proj.layers[0].weight
@@ -299,7 +306,7 @@ class MaskDecoder(nn.Module):
         refer: torch.Tensor | None,
         classes: torch.Tensor | None,
         regions: torch.Tensor | None,
-        fine_features: torch.Tensor | None = None,
+        pooled_features: dict[str, torch.Tensor] | None = None,
         refer_attribute_logits: dict[str, torch.Tensor] | None = None,
     ) -> _Prediction:
         """The release's ``forward_prediction_heads`` on (Q, B, C) states; attn_size None skips the mask."""
@@ -311,9 +318,9 @@ class MaskDecoder(nn.Module):
 
         def pool(source: str) -> torch.Tensor:
             if source not in pooled:
-                features = mask_features if source == "pixel_decoder" else fine_features
+                features = mask_features if source == "pixel_decoder" else (pooled_features or {}).get(source)
                 if features is None:
-                    raise ValueError(f"{source!r} features to pool were not given (fine_features)")
+                    raise ValueError(f"{source!r} features to pool were not given (pooled_features)")
                 pooled[source] = masked_mean(masks, features)
             return pooled[source]
 
@@ -373,7 +380,7 @@ class MaskDecoder(nn.Module):
         predict_boxes: bool = False,
         return_intermediate_masks: bool = False,
         score_every_layer: bool = True,
-        fine_features: torch.Tensor | None = None,
+        pooled_features: dict[str, torch.Tensor] | None = None,
         refer_attribute_logits: dict[str, torch.Tensor] | None = None,
     ) -> MaskDecoderOutput:
         """multi_scale_features: the pixel decoder's 3 maps (B, C, H_l, W_l), lowest resolution first;
@@ -382,9 +389,10 @@ class MaskDecoder(nn.Module):
 
         ``score_every_layer=False`` scores the prompts after the last layer only (the earlier layers' scores
         feed only the auxiliary losses; their ``aux_outputs`` logits are then None): same masks and final
-        scores, less work at inference. ``fine_features`` (B, C, H/4, W/4): the pyramid's fine stages, for the
-        mask-pooled modules whose source is "pyramid". ``refer_attribute_logits``: per attribute group (B, 1, columns)
-        what each expression states (:meth:`AttributeScores.text_logits`), for the attribute scores."""
+        scores, less work at inference. ``pooled_features``: per source other than "pixel_decoder", the (B, C, H/4,
+        W/4) features the mask-pooled modules of that source average. ``refer_attribute_logits``: per attribute
+        group (B, 1, columns) what each expression states (:meth:`AttributeScores.text_logits`), for the attribute
+        scores."""
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(multi_scale_features)}")
         batch, num_queries, _ = queries.shape
@@ -403,7 +411,7 @@ class MaskDecoder(nn.Module):
 
         prompts = (refer_embeddings, class_embeddings, region_embeddings)
         first = prompts if score_every_layer else unscored
-        predictions = [self._predict(output, mask_features, sizes[0], *first, fine_features, refer_attribute_logits)]
+        predictions = [self._predict(output, mask_features, sizes[0], *first, pooled_features, refer_attribute_logits)]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             attn_mask = predictions[-1].attn_mask
@@ -423,7 +431,7 @@ class MaskDecoder(nn.Module):
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]  # the last mask is never used
             scored = prompts if last or score_every_layer else unscored
             predictions.append(
-                self._predict(output, mask_features, next_size, *scored, fine_features, refer_attribute_logits)
+                self._predict(output, mask_features, next_size, *scored, pooled_features, refer_attribute_logits)
             )
 
         aux = []

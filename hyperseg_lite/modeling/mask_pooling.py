@@ -15,7 +15,22 @@ changes no output until it is trained.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+# what a mask-pooled module may average: the pixel decoder's ``mask_features``; the pyramid's stride-4 and -8
+# stages; a two-stream pyramid's shape channels of every stage (blind to colour by how that stream is trained)
+POOLED_SOURCES = ("pixel_decoder", "pyramid", "shape_stream")
+
+
+def upsampled_concat(levels: list[torch.Tensor]) -> torch.Tensor:
+    """Feature maps, finest first -> one (B, sum C, h, w) map at the finest one's size (bilinear upsampling)."""
+    size = levels[0].shape[-2:]
+    return torch.cat(
+        [levels[0].float()]
+        + [F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False) for x in levels[1:]],
+        1,
+    )
 
 
 def masked_mean(mask_logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from .attribute_scores import ATTRIBUTE_GROUPS
 from .entity_recognition import HybridEntityRecognition, PromptEmbeddings, gather_fixed
 from .losses import HyperSegCriterion, SegmentationTarget, instance_contrastive_loss
 from .mask_decoder import MaskDecoder
-from .mask_pooling import MaskPooledFeatures
+from .mask_pooling import POOLED_SOURCES, MaskPooledFeatures, upsampled_concat
 from .matcher import HungarianMatcher
 from .perceiver import FineGrainedVisualPerceiver
 from .pixel_decoder import PixelDecoder
@@ -55,8 +55,9 @@ class ImageFeatures:
     global_tokens: torch.Tensor  # (B, N, H) projected global vision tokens
     fvp_tokens: torch.Tensor  # (B, P, H) Fine-grained Visual Perceiver tokens
     perceiver_attention: list[torch.Tensor] = field(default_factory=list)
-    # (B, C, S/4, S/4) the pyramid's stride-4 and -8 stages, when a mask-pooled module reads them
-    fine_features: torch.Tensor | None = None
+    # per mask-pooled source other than the pixel decoder ("pyramid", "shape_stream"): (B, C, S/4, S/4) features,
+    # present when a mask-pooled module reads them
+    pooled_features: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
@@ -72,7 +73,7 @@ class ImageFeatures:
             pick(self.global_tokens),
             pick(self.fvp_tokens),
             [pick(a) for a in self.perceiver_attention],
-            None if self.fine_features is None else pick(self.fine_features),
+            {source: pick(t) for source, t in self.pooled_features.items()},
         )
 
 
@@ -211,13 +212,16 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         return self.llm.base_model if hasattr(self.llm, "base_model") else self.llm.model
 
     def pooled_dim(self, source: str) -> int:
-        """Channels of the features a mask-pooled module averages: "pixel_decoder" (its ``mask_features``) or
-        "pyramid" (the backbone's stride-4 and -8 stages)."""
+        """Channels of the features a mask-pooled module averages (one of ``POOLED_SOURCES``)."""
         if source == "pyramid":
             return sum(self.pyramid.channels[:2])
         if source == "pixel_decoder":
             return self.config.decoder_config.mask_dim
-        raise ValueError(f"mask-pooled features must be 'pixel_decoder' or 'pyramid', got {source!r}")
+        if source == "shape_stream":
+            if not hasattr(self.pyramid, "shape_channels"):
+                raise ValueError("'shape_stream' features need a two-stream pyramid (config.pyramid_colour_config)")
+            return sum(self.pyramid.shape_channels)
+        raise ValueError(f"mask-pooled features must be one of {POOLED_SOURCES}, got {source!r}")
 
     def mask_pooled_dim(self) -> int:
         """Channels of what the mask-pooled scores average (``decoder_config.mask_pooled_features``)."""
@@ -231,13 +235,20 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         """Channels of what the ``group`` ("colour" / "category") attribute scores average."""
         return self.pooled_dim(self.attribute_source(group))
 
-    def _fine_features(self, pyramid: list[torch.Tensor]) -> torch.Tensor | None:
-        """The pyramid's stride-4 stage and its stride-8 stage upsampled to it, if a mask-pooled module reads them."""
-        if "pyramid" not in self.mask_decoder.pooled_sources():
-            return None
-        fine, coarse = pyramid[0], pyramid[1]
-        coarse = F.interpolate(coarse.float(), size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.cat([fine.float(), coarse], 1).to(self._vision_dtype())
+    def _pooled_features(self, pyramid: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the mask-pooled modules that are on read besides the pixel decoder, at stride 4: "pyramid", the
+        stride-4 stage and the stride-8 stage upsampled to it; "shape_stream", a two-stream pyramid's shape channels
+        of all four stages, upsampled to stride 4 (what stage 1 named each object's shape from, and blind to colour
+        by construction of that stream's training)."""
+        sources = self.mask_decoder.pooled_sources()
+        out = {}
+        if "pyramid" in sources:
+            out["pyramid"] = upsampled_concat(pyramid[:2])
+        if "shape_stream" in sources:
+            out["shape_stream"] = upsampled_concat(
+                [level[:, :c] for level, c in zip(pyramid, self.pyramid.shape_channels)]
+            )
+        return {source: t.to(self._vision_dtype()) for source, t in out.items()}
 
     def _vision_dtype(self) -> torch.dtype:
         return self.pixel_decoder.mask_features.weight.dtype
@@ -258,8 +269,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             latents = temporal_state.latents
         fvp_tokens, attention = self.perceiver(pyramid, latents, return_attention=return_attention)
         global_tokens = self.global_vision(global_pixel_values)
-        fine = self._fine_features(pyramid)
-        return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention, fine)
+        pooled = self._pooled_features(pyramid)
+        return ImageFeatures(mask_features, list(multi_scale), global_tokens, fvp_tokens, attention, pooled)
 
     def enable_region_fine_features(self) -> None:
         """Add the region prompts' fine features to trained weights (kept if already there); its last layer
@@ -505,7 +516,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
             region_embeddings=prompts.regions if use["region"] else None,
             return_intermediate_masks=return_intermediate_masks,
             score_every_layer=aux_scores,
-            fine_features=image_features.fine_features,
+            pooled_features=image_features.pooled_features,
             refer_attribute_logits=refer_attributes,
         )
         logits, valid = self._unify(decoded.refer_logits, decoded.class_logits, decoded.region_logits, prompts)

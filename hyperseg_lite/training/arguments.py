@@ -191,11 +191,13 @@ def build_parser(description: str | None = None, only_given: bool = False) -> ar
     )
     add(
         "--category-attributes",
-        choices=("pyramid", "pixel_decoder"),
+        choices=("pyramid", "pixel_decoder", "shape_stream"),
         default=None,
         help="turn on decoder_config.category_attributes, the same for the shape category the expression states "
         "(its text head can also say 'a thing outside the world', which no mask has), its mask head reading the "
-        "pyramid's stride-4 and -8 stages or the pixel decoder's mask_features under each mask",
+        "pyramid's stride-4 and -8 stages, the pixel decoder's mask_features, or a two-stream pyramid's shape "
+        "channels of every stage (blind to colour) under each mask; on weights that have them from another source "
+        "the text head is kept and the mask head starts fresh",
     )
     add(
         "--category-attribute-weight",

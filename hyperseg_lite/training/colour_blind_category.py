@@ -93,6 +93,18 @@ def collect_category_examples(predictor, world, scenes: int, min_iou: float = 0.
     )
 
 
+def move_category_head(model, source: str) -> None:
+    """Point the category attribute scores' mask head at ``source``'s features (``mask_pooling.POOLED_SOURCES``):
+    a fresh head of the new width, the trained text head kept, the config rewritten. ValueError when the model has
+    no such features (``shape_stream`` needs a two-stream pyramid)."""
+    heads = model.mask_decoder.attribute_scores().get("category")
+    if heads is None:
+        raise ValueError("the model has no category attribute scores (decoder_config.category_attributes is 0)")
+    width = model.pooled_dim(source)
+    model.config.decoder_config.category_attribute_features = source
+    model.mask_decoder.enable_attributes("category", width, heads.num_values, heads.text_head.in_features, source)
+
+
 def fresh_head_like(mask_head: nn.Sequential, seed: int) -> nn.Sequential:
     """A newly initialised head of ``mask_head``'s shape (LayerNorm, Linear, GELU, Linear), float32."""
     norm, first, _, last = mask_head

@@ -2,6 +2,7 @@
 
     python research/tools/category_head_probe.py --checkpoint assets/hyperseg-lite --train-scenes 2400 --scenes 300 \\
         --adversary-weights 1 3 --cache features.npz
+    python research/tools/category_head_probe.py --checkpoint runs/warm --source shape_stream   # a two-stream pyramid
 
 The category attribute scores' mask head (``modeling/attribute_scores.py``) names each mask token's category from
 the features pooled under its mask. On the compositional split it names the category of held-out pairs far less
@@ -36,6 +37,7 @@ from torch import nn
 
 from hyperseg_lite.data.world import World
 from hyperseg_lite.loading import EMBEDDED_CHECKPOINT
+from hyperseg_lite.modeling.mask_pooling import POOLED_SOURCES
 from hyperseg_lite.pipeline import HyperSegPipeline, HyperSegPredictor
 from hyperseg_lite.training.colour_blind_category import (
     CategoryExamples,
@@ -43,6 +45,7 @@ from hyperseg_lite.training.colour_blind_category import (
     collect_category_examples,
     fit_category_head,
     fresh_head_like,
+    move_category_head,
 )
 
 
@@ -111,25 +114,43 @@ def main(argv=None) -> dict:
     parser.add_argument("--adversary-weights", type=float, nargs="+", default=[1.0])
     parser.add_argument("--cache", default=None, help="an .npz to keep the collected features in (reused if there)")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--source",
+        choices=POOLED_SOURCES,
+        default=None,
+        help="refit heads on these features instead of the checkpoint's own (shape_stream: a two-stream "
+        "pyramid's shape channels); the checkpoint's head is then not reported",
+    )
     args = parser.parse_args(argv)
     pipe = HyperSegPipeline.from_pretrained(args.checkpoint)
     predictor = HyperSegPredictor(pipe)
+    shipped = pipe.model.mask_decoder.attribute_scores()["category"].mask_head.float()
+    moved = args.source not in (None, pipe.model.mask_decoder.attribute_sources["category"])
+    if moved:
+        move_category_head(pipe.model, args.source)
     size = pipe.model.config.image_size
     data = load_or_collect(predictor, args, size)
     train = data["train"]
     held = data["compositional"].held_out_pairs()
-    shipped = pipe.model.mask_decoder.attribute_scores()["category"].mask_head.float()
+    template = pipe.model.mask_decoder.attribute_scores()["category"].mask_head.float()  # the source's width
     report = {
+        "source": pipe.model.mask_decoder.attribute_sources["category"],
         "objects": {"train": len(train), "val": len(data["val"]), "held_out": len(held)},
-        "shipped": {"val": category_accuracy(shipped, data["val"]), "held_out": category_accuracy(shipped, held)},
     }
+    if not moved:
+        report["shipped"] = {
+            "val": category_accuracy(shipped, data["val"]),
+            "held_out": category_accuracy(shipped, held),
+        }
     variants = {"plain": (0.0, "fresh", None)}
     for weight in args.adversary_weights:
         variants[f"colour adversary x {weight:g}"] = (weight, "fresh", None)
         variants[f"colour adversary x {weight:g}, from the shipped head"] = (weight, "checkpoint", None)
     variants["colour nullspace"] = (0.0, "fresh", nullspace(train.features, train.colour, rounds=4))
     for name, (adversary, start, projection) in variants.items():
-        head = fresh_head_like(shipped, args.seed)
+        if start == "checkpoint" and moved:
+            continue  # the checkpoint's head reads other features
+        head = fresh_head_like(template, args.seed)
         if start == "checkpoint":
             head.load_state_dict(shipped.state_dict())
         fit_category_head(head, projected(train, projection), adversary, steps=args.steps, seed=args.seed)
@@ -141,11 +162,12 @@ def main(argv=None) -> dict:
                 head, projected(train, projection), projected(data["val"], projection)
             ),
         }
-    print(f"{args.checkpoint}; objects {report['objects']}")
+    print(f"{args.checkpoint}, features {report['source']}; objects {report['objects']}")
     print("| category mask head | train | val | held-out pairs (compositional) | colour read from its hidden layer |")
     print("|---|---|---|---|---|")
-    print(f"| shipped | - | {report['shipped']['val']:.3f} | {report['shipped']['held_out']:.3f} | - |")
-    for name in variants:
+    if "shipped" in report:
+        print(f"| shipped | - | {report['shipped']['val']:.3f} | {report['shipped']['held_out']:.3f} | - |")
+    for name in (name for name in variants if name in report):
         r = report[name]
         print(
             f"| refit, {name} | {r['train']:.3f} | {r['val']:.3f} | {r['held_out']:.3f} | "
