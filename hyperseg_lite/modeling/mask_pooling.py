@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # what a mask-pooled module may average: the pixel decoder's ``mask_features``; the pyramid's stride-4 and -8
-# stages; a two-stream pyramid's shape channels of every stage (blind to colour by how that stream is trained)
+# stages; a two-stream pyramid's shape channels of every stage (that stream learns from images whose colours
+# say nothing of the category)
 POOLED_SOURCES = ("pixel_decoder", "pyramid", "shape_stream")
 
 

@@ -238,8 +238,8 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
     def _pooled_features(self, pyramid: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """What the mask-pooled modules that are on read besides the pixel decoder, at stride 4: "pyramid", the
         stride-4 stage and the stride-8 stage upsampled to it; "shape_stream", a two-stream pyramid's shape channels
-        of all four stages, upsampled to stride 4 (what stage 1 named each object's shape from, and blind to colour
-        by construction of that stream's training)."""
+        of all four stages, upsampled to stride 4 (what stage 1 names each object's shape from; that stream learns
+        from images whose colours say nothing of the category)."""
         sources = self.mask_decoder.pooled_sources()
         out = {}
         if "pyramid" in sources:
