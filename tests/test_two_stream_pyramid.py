@@ -122,10 +122,11 @@ def test_a_warm_start_takes_the_two_stream_encoders_under_trained_one_stream_wei
     run = train(
         ["--init", str(tmp_path / "shipped"), "--init-vision", str(vision / "checkpoint"), "--freeze-encoders"]
         + ["--tasks", "referring", "--steps", "1", "--batch-size", "1", "--workers", "0", "--save-every", "1"]
-        + ["--output", str(tmp_path / "warm")]
+        + ["--category-attributes", "shape_stream", "--output", str(tmp_path / "warm")]
     )
     warm = load_model(run, precision="fp32", device_map="cpu").model
     assert isinstance(warm.pyramid, TwoStreamPyramid)
+    assert warm.mask_decoder.attribute_sources["category"] == "shape_stream"  # trained on the shape stream
     state, before = warm.state_dict(), trained.model.state_dict()
     stage1 = load_file(str(vision / "checkpoint" / ENCODERS_FILE))
     assert all(torch.equal(state[k], v) for k, v in stage1.items())  # the new encoders, as pretrained
