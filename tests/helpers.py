@@ -148,14 +148,7 @@ def with_attribute_groups(*groups: str, seed: int = 0):
 
 def enable_attribute_group(model, group: str, values) -> None:
     """Switch the ``group`` attribute scores on over a model's weights, as ``train --<group>-attributes`` does."""
-    setattr(model.config.decoder_config, f"{group}_attributes", len(values))
-    model.mask_decoder.enable_attributes(
-        group,
-        model.attribute_dim(group),
-        len(values),
-        model.config.text_config.hidden_size,
-        model.attribute_source(group),
-    )
+    model.enable_attribute_scores(group, len(values), model.attribute_source(group))
 
 
 def check_question_head_switch(tmp_path, loaded, name: str, group: str, gate: str) -> None:

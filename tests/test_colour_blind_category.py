@@ -98,11 +98,7 @@ def test_refit_moves_the_head_onto_a_two_stream_pyramids_shape_stream(tmp_path):
     colours = conv_encoder_config("resnet", [4, 4, 8, 8], [1, 1, 1, 1], image_size=64)
     loaded = build_random_model("tiny2", pyramid_config=shapes, pyramid_colour_config=colours)
     model = loaded.model
-    model.config.decoder_config.category_attributes = 12
-    model.config.decoder_config.category_attribute_features = "pixel_decoder"
-    model.mask_decoder.enable_attributes(
-        "category", model.attribute_dim("category"), 12, model.config.text_config.hidden_size, "pixel_decoder"
-    )
+    model.enable_attribute_scores("category", 12, "pixel_decoder")
     model.save_pretrained(tmp_path / "two")
     loaded.tokenizer.save_pretrained(tmp_path / "two")
     out = tmp_path / "refit"

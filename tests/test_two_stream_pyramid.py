@@ -182,11 +182,7 @@ def test_a_shape_stream_of_three_channels_reads_the_image_itself():
 
 def _with_category_scores(model, source: str):
     """Turn the category attribute scores on, their mask head reading ``source`` (as ``train`` does)."""
-    model.config.decoder_config.category_attributes = 12
-    model.config.decoder_config.category_attribute_features = source
-    model.mask_decoder.enable_attributes(
-        "category", model.attribute_dim("category"), 12, model.config.text_config.hidden_size, source
-    )
+    model.enable_attribute_scores("category", 12, source)
     return model
 
 

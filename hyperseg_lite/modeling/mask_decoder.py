@@ -255,7 +255,7 @@ class MaskDecoder(nn.Module):
             reference = existing.text_head.weight
             head = AttributeScores.new_mask_head(in_dim, self.hidden_dim, existing.num_values)
             existing.mask_head = head.to(device=reference.device, dtype=reference.dtype)
-        if getattr(self, f"{group}_attributes") is None:
+        elif existing is None:
             self.attribute_sources[group] = source
             reference = self.CLASS_proj.layers[0].weight
             module = AttributeScores(in_dim, self.hidden_dim, num_values, text_dim, outside=group == "category")

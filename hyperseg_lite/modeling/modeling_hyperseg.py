@@ -42,7 +42,7 @@ from .ranking_scores import RANKING_GROUP
 from .region_pooling import pool_regions
 from .relation_scores import RELATION_GROUP
 from .temporal_adapter import TemporalState, aggregate_prompts
-from .two_stream_pyramid import build_pyramid
+from .two_stream_pyramid import build_pyramid, first_channels
 from .vision_tower import GlobalVisionTower
 
 
@@ -235,6 +235,15 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         """Channels of what the ``group`` ("colour" / "category") attribute scores average."""
         return self.pooled_dim(self.attribute_source(group))
 
+    def enable_attribute_scores(self, group: str, num_values: int, source: str) -> None:
+        """Turn the ``group`` attribute scores on over ``source``'s features, or move trained ones there (text head
+        kept, mask head fresh), with the config in step. ValueError, before anything changes, when the model has no
+        such features."""
+        width = self.pooled_dim(source)
+        setattr(self.config.decoder_config, f"{group}_attributes", num_values)
+        setattr(self.config.decoder_config, f"{group}_attribute_features", source)
+        self.mask_decoder.enable_attributes(group, width, num_values, self.config.text_config.hidden_size, source)
+
     def _pooled_features(self, pyramid: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """What the mask-pooled modules that are on read besides the pixel decoder, at stride 4: "pyramid", the
         stride-4 stage and the stride-8 stage upsampled to it; "shape_stream", a two-stream pyramid's shape channels
@@ -245,9 +254,7 @@ class HyperSegForSegmentation(HyperSegPreTrainedModel):
         if "pyramid" in sources:
             out["pyramid"] = upsampled_concat(pyramid[:2])
         if "shape_stream" in sources:
-            out["shape_stream"] = upsampled_concat(
-                [level[:, :c] for level, c in zip(pyramid, self.pyramid.shape_channels)]
-            )
+            out["shape_stream"] = upsampled_concat(first_channels(pyramid, self.pyramid.shape_channels))
         return {source: t.to(self._vision_dtype()) for source, t in out.items()}
 
     def _vision_dtype(self) -> torch.dtype:

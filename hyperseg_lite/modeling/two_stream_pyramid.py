@@ -57,6 +57,11 @@ class TwoStreamPyramid(nn.Module):
         return [torch.cat(maps, 1) for maps in zip(self.shape(shape_input), self.colour(pixel_values))]
 
 
+def first_channels(levels: list[torch.Tensor], channels: list[int]) -> list[torch.Tensor]:
+    """Each level's first ``channels[i]`` channels (a two-stream pyramid's shape stream)."""
+    return [level[:, :c] for level, c in zip(levels, channels)]
+
+
 def build_pyramid(config) -> nn.Module:
     """The pyramid a :class:`~..configuration_hyperseg.HyperSegConfig` asks for: one stream (every preset by
     default, the release's Swin-B), or two when ``pyramid_colour_config`` is set."""

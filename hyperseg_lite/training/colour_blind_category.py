@@ -100,9 +100,7 @@ def move_category_head(model, source: str) -> None:
     heads = model.mask_decoder.attribute_scores().get("category")
     if heads is None:
         raise ValueError("the model has no category attribute scores (decoder_config.category_attributes is 0)")
-    width = model.pooled_dim(source)
-    model.config.decoder_config.category_attribute_features = source
-    model.mask_decoder.enable_attributes("category", width, heads.num_values, heads.text_head.in_features, source)
+    model.enable_attribute_scores("category", heads.num_values, source)
 
 
 def fresh_head_like(mask_head: nn.Sequential, seed: int) -> nn.Sequential:

@@ -133,11 +133,7 @@ def prepare_model(args: argparse.Namespace, device) -> TrainingSetup:
     for group, values in (("colour", COLOUR_NAMES), ("category", CATEGORIES)):
         source = getattr(args, f"{group}_attributes", None)
         if source:
-            setattr(model.config.decoder_config, f"{group}_attributes", len(values))
-            setattr(model.config.decoder_config, f"{group}_attribute_features", source)
-            model.mask_decoder.enable_attributes(
-                group, model.attribute_dim(group), len(values), model.config.text_config.hidden_size, source
-            )
+            model.enable_attribute_scores(group, len(values), source)
     if getattr(args, "colour_relation", False):
         model.config.decoder_config.colour_relation = True
         model.mask_decoder.enable_colour_relation(model.config.text_config.hidden_size)

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..data.vocabulary import CATEGORIES
 from ..modeling.losses import point_bce_loss, point_dice_loss
+from ..modeling.two_stream_pyramid import first_channels
 from .vision_targets import NUM_CLASSES, NUM_COLOURS
 
 OUTPUTS = NUM_CLASSES + NUM_COLOURS + 1  # classes, colours, outline
@@ -34,11 +35,6 @@ def shape_levels(pyramid: nn.Module, levels: list[torch.Tensor]) -> list[torch.T
     """The shape stream's channels of each level on a two-stream pyramid; every channel on a single one."""
     channels = getattr(pyramid, "shape_channels", None)
     return levels if channels is None else first_channels(levels, channels)
-
-
-def first_channels(levels: list[torch.Tensor], channels: list[int]) -> list[torch.Tensor]:
-    """Each level's first ``channels[i]`` channels (a two-stream pyramid's shape stream)."""
-    return [level[:, :c] for level, c in zip(levels, channels)]
 
 
 class DensePyramidHead(nn.Module):
